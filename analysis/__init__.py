@@ -1,0 +1,1 @@
+"""Turn samples and trajectories into measurements; load results; draw figures."""

@@ -1,0 +1,1 @@
+"""Theory: pure float64 math on numbers and arrays (no sampling, no files)."""

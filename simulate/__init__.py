@@ -1,0 +1,1 @@
+"""Make things happen: data models, scores, networks, samplers, sweeps and the CLI."""

@@ -1,0 +1,233 @@
+"""Data models: high-dimensional training sets drawn reproducibly from an explicit seed.
+
+Every sampler returns a `DataSample` whose `.x` is a torch tensor of shape (n, d) and which carries
+what analysis needs: the population mean and covariance (for the exact population score), the
+orthonormal basis of the coordinates the data was built in, the block index of each basis
+direction (linear manifolds) and class labels (mixtures).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from .device import resolve_device, resolve_dtype
+
+__all__ = [
+    "DataSample",
+    "isotropic_gaussian",
+    "spectrum_gaussian",
+    "linear_manifold",
+    "gaussian_mixture",
+    "random_orthonormal_basis",
+    "make_data",
+    "DATA_MODELS",
+]
+
+
+@dataclass
+class DataSample:
+    """A training set with the facts of the law it came from.
+
+    x:          (n, d) torch tensor of samples.
+    mean, cov:  population mean (d,) and covariance (d, d) in float64 numpy (None when the law is
+                not Gaussian, e.g. normalized manifolds or mixtures).
+    basis:      (d, d) orthonormal matrix; column i is direction i of the construction.
+    block:      (d,) int array, block index of each basis direction (-1 for the normal space).
+    block_stds: std of each block, in block order.
+    labels:     (n,) int64 tensor of class labels, or None.
+    params:     the arguments that rebuild the sample (provenance), seed included.
+    """
+
+    x: torch.Tensor
+    mean: np.ndarray | None
+    cov: np.ndarray | None
+    basis: np.ndarray
+    block: np.ndarray
+    block_stds: list[float]
+    labels: torch.Tensor | None = None
+    params: dict = field(default_factory=dict)
+
+    @property
+    def n(self) -> int:
+        return self.x.shape[0]
+
+    @property
+    def d(self) -> int:
+        return self.x.shape[1]
+
+    def block_basis(self, b: int) -> np.ndarray:
+        """(d, k_b) orthonormal basis of block b (b = -1: the normal space)."""
+        return self.basis[:, self.block == b]
+
+    def variances(self) -> np.ndarray:
+        """Population variance along each basis direction (float64)."""
+        if self.cov is not None:
+            return np.einsum("ij,ik,kj->j", self.basis, self.cov, self.basis)
+        stds = np.array([self.block_stds[b] if b >= 0 else self.params.get("normal_std", 0.0)
+                         for b in self.block])
+        return stds**2
+
+
+def _check_n_d(n, d):
+    for name, v in (("n", n), ("d", d)):
+        if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
+            raise ValueError(f"{name} must be a positive integer, got {v!r}")
+
+
+def _rng(seed) -> np.random.Generator:
+    if not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    return np.random.default_rng(int(seed))
+
+
+def random_orthonormal_basis(d: int, rng: np.random.Generator) -> np.ndarray:
+    """Haar-random orthogonal matrix (QR of a Gaussian matrix with sign correction)."""
+    q, r = np.linalg.qr(rng.standard_normal((d, d)))
+    return q * np.sign(np.diag(r))
+
+
+def _to_torch(arr: np.ndarray, dtype, device) -> torch.Tensor:
+    return torch.as_tensor(arr, dtype=resolve_dtype(dtype), device=resolve_device(device))
+
+
+def isotropic_gaussian(n: int, d: int, variance: float = 1.0, seed: int = 0, *,
+                       dtype="float64", device="cpu") -> DataSample:
+    """n points of N(0, variance I_d)."""
+    _check_n_d(n, d)
+    if not np.isfinite(variance) or variance <= 0:
+        raise ValueError(f"variance must be positive, got {variance!r}")
+    rng = _rng(seed)
+    x = np.sqrt(variance) * rng.standard_normal((n, d))
+    return DataSample(
+        x=_to_torch(x, dtype, device), mean=np.zeros(d), cov=variance * np.eye(d),
+        basis=np.eye(d), block=np.zeros(d, dtype=int), block_stds=[float(np.sqrt(variance))],
+        params={"model": "isotropic_gaussian", "n": n, "d": d, "variance": variance, "seed": seed},
+    )
+
+
+def spectrum_gaussian(n: int, variances, seed: int = 0, *, rotate: bool = True,
+                      dtype="float64", device="cpu") -> DataSample:
+    """n points of N(0, C), C = U diag(variances) U^T with U Haar-random (identity if not rotate)."""
+    var = np.asarray(variances, dtype=np.float64)
+    if var.ndim != 1 or var.size == 0:
+        raise ValueError(f"variances must be a non-empty 1-D list, got shape {var.shape}")
+    if np.any(~np.isfinite(var)) or np.any(var <= 0):
+        raise ValueError(f"variances must be positive and finite, got min {var.min():g}")
+    d = var.size
+    _check_n_d(n, d)
+    rng = _rng(seed)
+    basis = random_orthonormal_basis(d, rng) if rotate else np.eye(d)
+    z = rng.standard_normal((n, d)) * np.sqrt(var)
+    x = z @ basis.T
+    # one block per distinct variance, in decreasing order
+    uniq = sorted(set(var.tolist()), reverse=True)
+    block = np.array([uniq.index(v) for v in var])
+    return DataSample(
+        x=_to_torch(x, dtype, device), mean=np.zeros(d), cov=(basis * var) @ basis.T,
+        basis=basis, block=block, block_stds=[float(np.sqrt(v)) for v in uniq],
+        params={"model": "spectrum_gaussian", "n": n, "variances": var.tolist(),
+                "rotate": rotate, "seed": seed},
+    )
+
+
+def _check_blocks(blocks, d):
+    out = []
+    for i, blk in enumerate(blocks):
+        try:
+            k, s = blk
+        except (TypeError, ValueError):
+            raise ValueError(f"block {i} must be a (dim, std) pair, got {blk!r}") from None
+        if not isinstance(k, (int, np.integer)) or k < 1:
+            raise ValueError(f"block {i}: dim must be a positive integer, got {k!r}")
+        if not np.isfinite(s) or s <= 0:
+            raise ValueError(f"block {i}: std must be positive, got {s!r}")
+        out.append((int(k), float(s)))
+    if not out:
+        raise ValueError("blocks must contain at least one (dim, std) pair")
+    total = sum(k for k, _ in out)
+    if total > d:
+        raise ValueError(f"blocks span {total} dimensions, more than d = {d}")
+    return out
+
+
+def linear_manifold(n: int, d: int, blocks, normal_std: float = 0.0, normalize: bool = False,
+                    seed: int = 0, *, dtype="float64", device="cpu") -> DataSample:
+    """Linear manifold of tangent blocks [ALD24]: y = sum_b sum_{i in b} s_b z_i e_i + normal noise.
+
+    `blocks` is a list of (dim, std); the directions e_i are the columns of a Haar-random basis, the
+    first sum(dim) spanning the tangent space, the rest the normal space with std `normal_std`.
+    normalize=True rescales every point to the radius sqrt(sum_i s_i^2) (the mean norm), which
+    removes the fluctuations of |y|^2 ([ALD24] g = 0 case) while keeping the variance along
+    tangent direction i close to s_i^2.
+    """
+    _check_n_d(n, d)
+    blks = _check_blocks(blocks, d)
+    if not np.isfinite(normal_std) or normal_std < 0:
+        raise ValueError(f"normal_std must be >= 0, got {normal_std!r}")
+    rng = _rng(seed)
+    basis = random_orthonormal_basis(d, rng)
+    stds = np.full(d, float(normal_std))
+    block = np.full(d, -1, dtype=int)
+    start = 0
+    for b, (k, s) in enumerate(blks):
+        stds[start:start + k] = s
+        block[start:start + k] = b
+        start += k
+    z = rng.standard_normal((n, d)) * stds
+    if normalize:
+        radius = np.sqrt(np.sum(stds**2))
+        z *= radius / np.linalg.norm(z, axis=1, keepdims=True)
+    x = z @ basis.T
+    cov = None if normalize else (basis * stds**2) @ basis.T
+    return DataSample(
+        x=_to_torch(x, dtype, device), mean=None if normalize else np.zeros(d), cov=cov,
+        basis=basis, block=block, block_stds=[s for _, s in blks],
+        params={"model": "linear_manifold", "n": n, "d": d, "blocks": [list(b) for b in blks],
+                "normal_std": normal_std, "normalize": normalize, "seed": seed},
+    )
+
+
+def gaussian_mixture(n: int, d: int, norm_m: float | None = None, spread: float = 1.0,
+                     seed: int = 0, *, dtype="float64", device="cpu") -> DataSample:
+    """Two classes at +m and -m with isotropic spread [BBDM24]: y = ±m + spread z, |m|^2 = d by
+    default; m along a random unit direction (basis column 0); labels 0 (for +m) and 1 (for -m),
+    each drawn with probability 1/2."""
+    _check_n_d(n, d)
+    if not np.isfinite(spread) or spread <= 0:
+        raise ValueError(f"spread must be positive, got {spread!r}")
+    norm_m = float(np.sqrt(d)) if norm_m is None else float(norm_m)
+    if not np.isfinite(norm_m) or norm_m <= 0:
+        raise ValueError(f"norm_m must be positive, got {norm_m!r}")
+    rng = _rng(seed)
+    basis = random_orthonormal_basis(d, rng)
+    m = norm_m * basis[:, 0]
+    labels = rng.integers(0, 2, size=n)
+    sign = 1.0 - 2.0 * labels
+    x = sign[:, None] * m + spread * rng.standard_normal((n, d))
+    block = np.ones(d, dtype=int)
+    block[0] = 0
+    return DataSample(
+        x=_to_torch(x, dtype, device), mean=None, cov=None, basis=basis, block=block,
+        block_stds=[float(np.sqrt(norm_m**2 + spread**2)), spread],
+        labels=torch.as_tensor(labels, dtype=torch.int64, device=resolve_device(device)),
+        params={"model": "gaussian_mixture", "n": n, "d": d, "norm_m": norm_m, "spread": spread,
+                "seed": seed, "centers": m.tolist()},
+    )
+
+
+DATA_MODELS = {
+    "isotropic_gaussian": isotropic_gaussian,
+    "spectrum_gaussian": spectrum_gaussian,
+    "linear_manifold": linear_manifold,
+    "gaussian_mixture": gaussian_mixture,
+}
+
+
+def make_data(model: str, **params) -> DataSample:
+    """Draw a training set by model name with its parameters."""
+    if model not in DATA_MODELS:
+        raise ValueError(f"unknown data model {model!r}; choose one of {sorted(DATA_MODELS)}")
+    return DATA_MODELS[model](**params)

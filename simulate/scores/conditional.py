@@ -1,0 +1,86 @@
+"""Class-conditional scores: the score of the points of one class [GDPLLW23; SCIENCE.md sec. 2].
+
+With random labels and C classes each class holds about N / C points, so memorization appears as
+if the training set had N / C points.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .base import Score, check_batch
+from .empirical import EmpiricalScore
+
+__all__ = ["ConditionalScore", "ConditionalEmpiricalScore"]
+
+
+class ConditionalScore(Score):
+    """s(x, t | c): one score per class, built by `factory(train_points_of_class, schedule)`.
+
+    Call with `score(x, t, labels)` (labels a (B,) int tensor), or bind the labels of a batch with
+    `score.given(labels)` to get a plain `score(x, t)` for the samplers.
+    """
+
+    name = "conditional"
+
+    def __init__(self, train, labels, schedule, factory):
+        x = getattr(train, "x", train)
+        labels = torch.as_tensor(labels if labels is not None else getattr(train, "labels", None))
+        if labels.ndim != 1 or labels.shape[0] != x.shape[0]:
+            raise ValueError(f"labels must have shape ({x.shape[0]},), got {tuple(labels.shape)}")
+        self.classes = sorted(int(c) for c in torch.unique(labels))
+        self.per_class = {c: factory(x[labels.to(x.device) == c], schedule) for c in self.classes}
+        self.schedule = schedule
+        self.dim = x.shape[1]
+        self.counts = {c: int((labels == c).sum()) for c in self.classes}
+
+    def __call__(self, x, t, labels) -> torch.Tensor:
+        check_batch(x, self.dim)
+        labels = torch.as_tensor(labels, device=x.device)
+        if labels.shape != (x.shape[0],):
+            raise ValueError(f"labels must have shape ({x.shape[0]},), got {tuple(labels.shape)}")
+        unknown = set(int(c) for c in torch.unique(labels)) - set(self.classes)
+        if unknown:
+            raise ValueError(f"labels {sorted(unknown)} are not classes of the training set "
+                             f"{self.classes}")
+        out = torch.empty_like(x)
+        for c in self.classes:
+            sel = labels == c
+            if sel.any():
+                tc = t[sel] if isinstance(t, torch.Tensor) and t.ndim == 1 else t
+                out[sel] = self.per_class[c](x[sel], tc)
+        return out
+
+    def given(self, labels) -> Score:
+        """A plain score(x, t) with the class labels of the batch fixed."""
+        parent = self
+
+        class _Bound(Score):
+            name = f"{parent.name}|labels"
+            dim = parent.dim
+            schedule = parent.schedule
+
+            def __call__(self, x, t):
+                return parent(x, t, labels)
+
+            @property
+            def data_variance(self):
+                return parent.data_variance
+
+        return _Bound()
+
+    @property
+    def data_variance(self) -> float:
+        return float(sum(s.data_variance for s in self.per_class.values()) / len(self.per_class))
+
+    def describe(self) -> dict:
+        return {"score": self.name, "classes": self.classes, "counts": self.counts}
+
+
+class ConditionalEmpiricalScore(ConditionalScore):
+    """Empirical score of the training points with label c (a mixture over that class only)."""
+
+    name = "conditional_empirical"
+
+    def __init__(self, train, labels, schedule, chunk=None):
+        super().__init__(train, labels, schedule, lambda y, sch: EmpiricalScore(y, sch, chunk))

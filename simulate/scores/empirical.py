@@ -1,0 +1,197 @@
+"""Closed-form scores of the training set: empirical, Tikhonov, floor-normalized, smoothed.
+
+All share one streaming kernel (`kernel.mixture_stats`): weights w = softmax_n(l_n) with
+l_n = (m x.y_n - m^2 |y_n|^2 / 2) / v, v the kernel variance.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .base import Score, check_batch, time_coefficients
+from .kernel import MixtureStats, augment_keys, mixture_second_moment, mixture_stats
+
+__all__ = ["EmpiricalScore", "TikhonovScore", "FloorNormalizedScore", "SmoothedScore"]
+
+
+def _train_tensor(train) -> torch.Tensor:
+    x = getattr(train, "x", train)
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"train must be a (N, d) torch tensor or a DataSample, got {type(x).__name__}")
+    if x.ndim != 2 or x.shape[0] < 1:
+        raise ValueError(f"training set must have shape (N, d) with N >= 1, got {tuple(x.shape)}")
+    if x.dtype not in (torch.float32, torch.float64):
+        raise ValueError(f"training set must be float32 or float64, got {x.dtype}")
+    if not torch.isfinite(x).all():
+        raise ValueError("training set contains NaN or inf")
+    return x
+
+
+class EmpiricalScore(Score):
+    """Exact minimizer of denoising score matching on N training points [BDKOS25, BBDM24]:
+
+        s_N(x, t) = (m sum_n w_n y_n - x) / sigma^2,
+        w = softmax_n((m x.y_n - m^2 |y_n|^2 / 2) / sigma^2),
+
+    the score of the mixture P^e_t = (1/N) sum_n N(m y_n, sigma^2 I) (SCIENCE.md section 2).
+    After each call `last_stats` holds the kernel's (lse, weighted mean, nearest index) so that
+    observers can reuse the nearest training point of x / m without a second pass.
+    """
+
+    name = "empirical"
+
+    def __init__(self, train, schedule, chunk: int | None = None):
+        self.train = _train_tensor(train)
+        self.schedule = schedule
+        self.dim = self.train.shape[1]
+        self.chunk = chunk
+        self._keys = augment_keys(self.train)
+        self._keys_cache: dict = {}
+        self.last_stats: MixtureStats | None = None
+
+    # -- helpers -----------------------------------------------------------------------------
+    @property
+    def n_train(self) -> int:
+        return self.train.shape[0]
+
+    @property
+    def data_variance(self) -> float:
+        return float(self.train.var(dim=0, unbiased=False).mean()) if self.n_train > 1 else 1.0
+
+    def keys_for(self, x: torch.Tensor) -> torch.Tensor:
+        """The augmented keys in x's dtype and device (converted once, then cached)."""
+        if self._keys.dtype == x.dtype and self._keys.device == x.device:
+            return self._keys
+        key = (x.dtype, x.device)
+        if key not in self._keys_cache:
+            self._keys_cache[key] = self._keys.to(device=x.device, dtype=x.dtype)
+        return self._keys_cache[key]
+
+    def kernel_variance(self, m, s2):
+        """Variance v of the mixture components in the weights (sigma^2 here)."""
+        return s2
+
+    def stats(self, x: torch.Tensor, t) -> tuple[MixtureStats, object, object, object]:
+        """Run the streaming kernel: returns (stats, m, sigma^2, v)."""
+        check_batch(x, self.dim)
+        m, s2 = time_coefficients(self.schedule, t, x)
+        v = self.kernel_variance(m, s2)
+        st = mixture_stats(x, self.keys_for(x), m / v, -(m * m) / (2 * v), self.chunk)
+        self.last_stats = st
+        return st, m, s2, v
+
+    def score_denominator(self, s2, v):
+        return v
+
+    # -- interface ---------------------------------------------------------------------------
+    def __call__(self, x: torch.Tensor, t) -> torch.Tensor:
+        st, m, s2, v = self.stats(x, t)
+        return (m * st.mean - x) / self.score_denominator(s2, v)
+
+    def denoise(self, x: torch.Tensor, t) -> torch.Tensor:
+        """Posterior mean E[y | x_t = x] = sum_n w_n y_n (Tweedie)."""
+        st, *_ = self.stats(x, t)
+        return st.mean
+
+    def log_density(self, x: torch.Tensor, t) -> torch.Tensor:
+        """log P^e_t(x) = logsumexp_n(-|x - m y_n|^2 / 2v) - log N - (d/2) log(2 pi v)."""
+        st, m, s2, v = self.stats(x, t)
+        v_col = v if isinstance(v, torch.Tensor) else torch.full_like(st.lse[:, None], v)
+        v_col = v_col[:, 0]
+        return (st.lse - (x * x).sum(1) / (2 * v_col) - math.log(self.n_train)
+                - 0.5 * self.dim * torch.log(2 * math.pi * v_col))
+
+    def jacobian(self, x: torch.Tensor, t) -> torch.Tensor:
+        """Exact Jacobian grad_x s = ((m^2 / v) Cov_w(y) - I) / D, D the score's denominator
+        (sigma^2 for the plain empirical score; SCIENCE.md section 2). Computed in float64."""
+        x64 = check_batch(x, self.dim).to(torch.float64)
+        st, m, s2, v = self.stats(x64, t if not isinstance(t, torch.Tensor) else t.double())
+        keys = self.keys_for(x64)
+        second = mixture_second_moment(x64, keys, m / v, -(m * m) / (2 * v), st.lse, self.chunk)
+        cov = second - st.mean[:, :, None] * st.mean[:, None, :]
+        eye = torch.eye(self.dim, dtype=torch.float64, device=x.device)
+        scale = (m * m / v)
+        scale = scale[:, :, None] if isinstance(scale, torch.Tensor) else scale
+        den = self.score_denominator(s2, v)
+        den = den[:, :, None] if isinstance(den, torch.Tensor) else den
+        return ((scale * cov - eye) / den).to(x.dtype)
+
+    def describe(self) -> dict:
+        return {"score": self.name, "n_train": self.n_train}
+
+
+class TikhonovScore(EmpiricalScore):
+    """Tikhonov-regularized empirical score [BDKOS25]: the minimizer of
+    E|s - grad log p(x_t|x_0)|^2 + (c / sigma^2)|s|^2,  s_c = (m sum_n w_n y_n - x) / (sigma^2 + c),
+    with the unregularized weights w."""
+
+    name = "tikhonov"
+
+    def __init__(self, train, schedule, c: float, chunk: int | None = None):
+        if not (isinstance(c, (int, float)) and math.isfinite(c) and c >= 0):
+            raise ValueError(f"Tikhonov strength c must be >= 0, got {c!r}")
+        super().__init__(train, schedule, chunk)
+        self.c = float(c)
+
+    def score_denominator(self, s2, v):
+        return s2 + self.c
+
+    def describe(self) -> dict:
+        return {**super().describe(), "c": self.c}
+
+
+class SmoothedScore(EmpiricalScore):
+    """Smoothed closed-form score [SBS23]: the empirical score of training points blurred by
+    N(0, sigma_s^2 I): P_t = (1/N) sum_n N(m y_n, (sigma^2 + m^2 sigma_s^2) I), i.e. the weights and
+    denominator use v = sigma^2 + m^2 sigma_s^2 (tau -> tau + sigma_s^2 in data units)."""
+
+    name = "smoothed"
+
+    def __init__(self, train, schedule, smoothing_var: float, chunk: int | None = None):
+        if not (isinstance(smoothing_var, (int, float)) and math.isfinite(smoothing_var)
+                and smoothing_var >= 0):
+            raise ValueError(f"smoothing variance must be >= 0, got {smoothing_var!r}")
+        super().__init__(train, schedule, chunk)
+        self.smoothing_var = float(smoothing_var)
+
+    def kernel_variance(self, m, s2):
+        return s2 + m * m * self.smoothing_var
+
+    def describe(self) -> dict:
+        return {**super().describe(), "smoothing_var": self.smoothing_var}
+
+
+class FloorNormalizedScore(EmpiricalScore):
+    """Floor-normalized ("empirical Bayes") score [BDKOS25 code]:
+
+        w_n = exp(l_n) / max(sum_j exp(l_j), tau_floor),  l_n = -|x - m y_n|^2 / (2 sigma^2),
+        s(x, t) = sum_n w_n (m y_n - x) / sigma^2,
+
+    the gradient of log max(sum_j exp(l_j), tau_floor): equal to the empirical score where the
+    unnormalized mixture mass exceeds the floor, and shrunk towards 0 far from every training point.
+    Computed in the log domain.
+    """
+
+    name = "floor"
+
+    def __init__(self, train, schedule, tau_floor: float, chunk: int | None = None):
+        if not (isinstance(tau_floor, (int, float)) and math.isfinite(tau_floor) and tau_floor > 0):
+            raise ValueError(f"tau_floor must be > 0, got {tau_floor!r}")
+        super().__init__(train, schedule, chunk)
+        self.tau_floor = float(tau_floor)
+
+    def __call__(self, x: torch.Tensor, t) -> torch.Tensor:
+        st, m, s2, v = self.stats(x, t)
+        v_col = v[:, 0] if isinstance(v, torch.Tensor) else v
+        lse_abs = st.lse - (x * x).sum(1) / (2 * v_col)  # log sum_j exp(l_j), absolute logits
+        mass = torch.exp(lse_abs - torch.clamp(lse_abs, min=math.log(self.tau_floor)))
+        return mass[:, None] * (m * st.mean - x) / v
+
+    def jacobian(self, x, t):
+        raise NotImplementedError("floor-normalized score has no closed-form Jacobian here; "
+                                  "use analysis.dimensions with autograd")
+
+    def describe(self) -> dict:
+        return {**super().describe(), "tau_floor": self.tau_floor}
