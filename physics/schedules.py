@@ -83,6 +83,15 @@ class Schedule:
             )
         return arr
 
+    def _snap_time(self, t) -> np.ndarray:
+        """Snap round-off just outside [t_lo, t_hi] (from inverting tau) onto the bounds, then check."""
+        t = np.asarray(t, dtype=np.float64)
+        eps = 1e-9
+        t = np.where(np.abs(t - self.t_lo) <= eps * (1 + abs(self.t_lo)), self.t_lo, t)
+        if np.isfinite(self.t_hi):
+            t = np.where(np.abs(t - self.t_hi) <= eps * (1 + abs(self.t_hi)), self.t_hi, t)
+        return self.check_time(t)
+
     def check_tau(self, tau) -> np.ndarray:
         arr = _as_f64(tau)
         if np.any(arr < 0):
@@ -181,7 +190,7 @@ class LinearVP(Schedule):
             t = a / self.beta_min
         else:  # stable positive root 2a / (b + sqrt(b^2 + 4 k a))
             t = 2.0 * a / (self.beta_min + np.sqrt(self.beta_min**2 + 4.0 * k * a))
-        return self.check_time(t)
+        return self._snap_time(t)
 
     def to_dict(self):
         return {"name": self.name, "beta_min": self.beta_min, "beta_max": self.beta_max}
@@ -238,7 +247,7 @@ class GeometricVE(Schedule):
         tau = self.check_tau(tau)
         with np.errstate(divide="ignore"):
             t = (0.5 * np.log(tau) - math.log(self.sigma_min)) / self._log_ratio
-        return self.check_time(t)
+        return self._snap_time(t)
 
     def to_dict(self):
         return {

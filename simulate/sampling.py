@@ -92,8 +92,8 @@ def sample(score, schedule, n: int, method: str = "sde", steps: int = 200,
     score:   callable score(x, t) on (B, d) batches (any score of `simulate.scores`).
     method:  "sde" (Euler-Maruyama), "ode" (Heun, 2nd order), "rk45" (scipy adaptive, float64;
              for high-accuracy checks; observers see only the final state).
-    x_init:  starting batch; by default N(0, (m^2 v0 + sigma^2) I) at t_max with v0 the score's
-             data_variance (the exact forward marginal for isotropic data of variance v0).
+    x_init:  starting batch; by default `score.initial_sample` at t_max (exact forward marginal for
+             the population score, N(0, (m^2 v0 + sigma^2) I) with v0 the data variance otherwise).
     denoise_final: return the Tweedie posterior mean (x + sigma^2 s) / m at t_min.
     record:  number of recording steps spread over the grid (or "all", or a list of step indices).
     """
@@ -110,9 +110,11 @@ def sample(score, schedule, n: int, method: str = "sde", steps: int = 200,
     if x_init is None:
         if not isinstance(n, (int, np.integer)) or n < 1:
             raise ValueError(f"n must be a positive integer, got {n!r}")
-        m0, s20 = float(schedule.mean_scale(t_max)), float(schedule.noise_var(t_max))
-        std0 = math.sqrt(m0 * m0 * float(getattr(score, "data_variance", 1.0)) + s20)
-        x = std0 * torch.randn(n, dim, generator=gen, dtype=dt, device=dev)
+        if hasattr(score, "initial_sample"):
+            x = score.initial_sample(n, t_max, gen, dt, dev)
+        else:
+            m0, s20 = float(schedule.mean_scale(t_max)), float(schedule.noise_var(t_max))
+            x = math.sqrt(m0 * m0 + s20) * torch.randn(n, dim, generator=gen, dtype=dt, device=dev)
     else:
         if x_init.ndim != 2 or x_init.shape[1] != dim:
             raise ValueError(f"x_init must have shape (n, {dim}), got {tuple(x_init.shape)}")

@@ -66,6 +66,14 @@ class Score:
         """Mean per-coordinate variance of the data the score was built on (start of sampling)."""
         return 1.0
 
+    def initial_sample(self, n: int, t: float, gen: torch.Generator, dtype, device) -> torch.Tensor:
+        """Start of reverse sampling at time t: N(0, (m^2 v0 + sigma^2) I), v0 = data_variance
+        (the exact forward marginal for isotropic data of variance v0; near-exact once
+        m^2 v0 << sigma^2). Scores that know their marginal exactly override this."""
+        m, s2 = float(self.schedule.mean_scale(t)), float(self.schedule.noise_var(t))
+        std = (m * m * float(self.data_variance) + s2) ** 0.5
+        return std * torch.randn(n, self.dim, generator=gen, dtype=dtype, device=device)
+
     def describe(self) -> dict:
         """Parameters for provenance."""
         return {"score": self.name}

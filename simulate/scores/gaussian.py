@@ -84,6 +84,13 @@ class GaussianScore(Score):
         m, s2 = time_coefficients(self.schedule, t, x)
         return (x + s2 * self(x, t)) / m
 
+    def initial_sample(self, n, t, gen, dtype, device) -> torch.Tensor:
+        """Exact forward marginal N(m mu, m^2 C + sigma^2 I) at time t."""
+        m, s2 = float(self.schedule.mean_scale(t)), float(self.schedule.noise_var(t))
+        z = torch.randn(n, self.dim, generator=gen, dtype=dtype, device=device)
+        lam, u, mu = self._tensors(z)
+        return m * mu + (z * torch.sqrt(m * m * lam + s2)) @ u.T
+
     def describe(self) -> dict:
         return {"score": self.name, "d": self.dim}
 

@@ -1,0 +1,40 @@
+"""Reading results back: open a memphase HDF5 file with clear errors for missing, truncated,
+corrupt or foreign files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import xarray as xr
+
+__all__ = ["ResultFileError", "open_results"]
+
+
+class ResultFileError(ValueError):
+    """A results file that cannot be read as a memphase Dataset; the message names the file."""
+
+
+def open_results(path, chunks=None) -> xr.Dataset:
+    """Open a results file (HDF5, engine h5netcdf). `chunks` (e.g. {}) opens it lazily with Dask.
+
+    Raises ResultFileError naming the file when it is missing, is not HDF5 (truncated or corrupt),
+    or lacks the memphase provenance attributes (a foreign file).
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise ResultFileError(f"results file not found: {p}")
+    import h5py
+
+    try:
+        with h5py.File(p, "r"):
+            pass
+    except OSError as e:
+        raise ResultFileError(f"{p} is not a readable HDF5 file (truncated or corrupt?): {e}") from None
+    try:
+        ds = xr.open_dataset(p, engine="h5netcdf", chunks=chunks)
+    except Exception as e:  # h5netcdf/xarray raise many types for malformed files
+        raise ResultFileError(f"{p} is HDF5 but not a readable xarray Dataset: {e}") from None
+    if "memphase_version" not in ds.attrs:
+        ds.close()
+        raise ResultFileError(f"{p} is not a memphase results file (no provenance attributes)")
+    return ds

@@ -1,0 +1,171 @@
+"""Quickstart: memorization of isotropic Gaussian training sets by the empirical score.
+
+For each training-set size N (and seed), reverse-SDE samples from the empirical score and from the
+population score; records along each trajectory the nearest training point of x_t / m(t), its
+distance, and the measured collapse time t_hat_C (last change of that index [BBDM24]); at the end
+the memorization ratio [GDPLLW23] and the collapse fraction [BDKOS25]. Theory: the REM collapse
+time t_C of SCIENCE.md section 3 for the same (N, d).
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import xarray as xr
+
+from physics.critical import collapse_time
+from physics.schedules import make_schedule
+
+from ..config import Field
+from ..data import isotropic_gaussian
+from ..sampling import METHODS, sample
+from ..scores import make_score
+
+_pos = dict(check=lambda v: v > 0, rule="must be > 0")
+
+SCHEMA = {
+    "job": Field("str", choices=("quickstart",), help="experiment to run"),
+    "output": Field("str", "data/results/quickstart.h5", help="results file (HDF5)"),
+    "data": {
+        "d": Field("int", 16, check=lambda v: 1 <= v <= 4096, rule="1 <= d <= 4096",
+                   help="data dimension"),
+        "variance": Field("float", 1.0, **_pos, help="variance of the isotropic Gaussian"),
+    },
+    "grid": {
+        "n_train": Field("list[int]", [4, 16, 64, 256, 1024, 4096],
+                         check=lambda v: 2 <= v <= 10**7, rule="2 <= n_train <= 1e7",
+                         help="training-set sizes N"),
+        "score": Field("list[str]", ["empirical", "population"],
+                       choices=("empirical", "population", "linear"), help="scores compared"),
+        "seeds": Field("list[int]", [0], check=lambda v: v >= 0, rule="seeds must be >= 0",
+                       help="one training set and sampling noise per seed"),
+    },
+    "sampler": {
+        "method": Field("str", "sde", choices=METHODS[:2], help="sde (Euler-Maruyama) or ode (Heun)"),
+        "steps": Field("int", 200, check=lambda v: 1 <= v <= 100000, rule="1..100000"),
+        "n_samples": Field("int", 512, check=lambda v: 1 <= v <= 10**6, rule="1..1e6"),
+        "schedule": Field("str", "ou", choices=("ou", "linear_vp", "ve")),
+        "t_min_tau": Field("float", 1e-4, **_pos, help="smallest noise variance tau (data units)"),
+        "t_max_tau": Field("float", 1e3, **_pos, help="largest noise variance tau"),
+        "record": Field("int", 60, check=lambda v: v >= 2, rule="must be >= 2",
+                        help="recordings along each trajectory"),
+        "dtype": Field("str", "float64", choices=("float32", "float64")),
+        "device": Field("str", "cpu", help="cpu, cuda, cuda:N or auto"),
+    },
+    "measure": {
+        "collapse_tol": Field("float", 1e-2, **_pos, help="collapse-fraction distance tol"),
+        "ratio_threshold": Field("float", 1 / 3, check=lambda v: 0 < v <= 1, rule="in (0, 1]",
+                                 help="memorization-ratio threshold"),
+    },
+}
+
+
+def _schedule(cfg):
+    return make_schedule(cfg["sampler"]["schedule"])
+
+
+def _times(cfg):
+    sch = _schedule(cfg)
+    sp = cfg["sampler"]
+    if not sp["t_max_tau"] > sp["t_min_tau"]:
+        raise ValueError(f"sampler.t_max_tau ({sp['t_max_tau']}) must exceed t_min_tau "
+                         f"({sp['t_min_tau']})")
+    lo, hi = sch.tau_range() if np.isfinite(sch.t_hi) else (0.0, np.inf)
+    tau_max = min(sp["t_max_tau"], hi)
+    tau_min = max(sp["t_min_tau"], lo)
+    return float(sch.time_of_tau(tau_max)), float(sch.time_of_tau(tau_min))
+
+
+def cells(cfg) -> list[dict]:
+    g = cfg["grid"]
+    return [{"score": s, "n_train": n, "seed": seed}
+            for s, n, seed in itertools.product(g["score"], g["n_train"], g["seeds"])]
+
+
+def recording_steps(cfg) -> np.ndarray:
+    steps, rec = cfg["sampler"]["steps"], cfg["sampler"]["record"]
+    return np.unique(np.linspace(0, steps - 1, min(rec, steps)).round().astype(int))
+
+
+def run_cell(cfg, cell) -> dict:
+    from analysis.memorization import collapse_fraction, memorization_ratio
+    from analysis.observers import NearestTrainingPoint
+
+    sp, dc, ms = cfg["sampler"], cfg["data"], cfg["measure"]
+    sch = _schedule(cfg)
+    data = isotropic_gaussian(cell["n_train"], dc["d"], dc["variance"], seed=cell["seed"],
+                              dtype=sp["dtype"], device=sp["device"])
+    score = make_score(cell["score"], data, sch)
+    t_max, t_min = _times(cfg)
+    obs = NearestTrainingPoint(data)
+    x = sample(score, sch, sp["n_samples"], method=sp["method"], steps=sp["steps"], t_max=t_max,
+               t_min=t_min, seed=10_000 + cell["seed"], observers=[obs],
+               record=list(recording_steps(cfg)), dtype=sp["dtype"], device=sp["device"])
+    r = obs.result()
+    tc = r["collapse_time"]
+    return {
+        "memorization_ratio": memorization_ratio(x, data, ms["ratio_threshold"]),
+        "collapse_fraction": collapse_fraction(x, data, ms["collapse_tol"]),
+        "collapse_time_measured": float(np.mean(tc)),
+        "collapse_time_spread": float(np.std(tc)),
+        "nearest_distance": r["distance"].mean(axis=1),
+        "same_as_final": r["same_as_final"],
+        "time": r["t"],
+        "tau": r["tau"],
+    }
+
+
+def assemble(cfg, cell_list, results) -> xr.Dataset:
+    g = cfg["grid"]
+    shape = (len(g["score"]), len(g["n_train"]), len(g["seeds"]))
+    t_ref = next(r["time"] for r in results)
+    nt = len(t_ref)
+    scal = {k: np.full(shape, np.nan) for k in ("memorization_ratio", "collapse_fraction",
+                                                 "collapse_time_measured", "collapse_time_spread")}
+    traj = {k: np.full(shape + (nt,), np.nan) for k in ("nearest_distance", "same_as_final")}
+    for cell, res in zip(cell_list, results):
+        i = (g["score"].index(cell["score"]), g["n_train"].index(cell["n_train"]),
+             g["seeds"].index(cell["seed"]))
+        for k in scal:
+            scal[k][i] = res[k]
+        for k in traj:
+            traj[k][i] = res[k]
+    d = cfg["data"]["d"]
+    n = np.asarray(g["n_train"])
+    theory = collapse_time(n, np.full(d, cfg["data"]["variance"]), _schedule(cfg))
+    dims = ("score", "n_train", "seed")
+    ds = xr.Dataset(
+        {
+            "memorization_ratio": (dims, scal["memorization_ratio"], {
+                "units": "1", "long_name": "fraction of samples with |x-NN1|/|x-NN2| < threshold"}),
+            "collapse_fraction": (dims, scal["collapse_fraction"], {
+                "units": "1", "long_name": "fraction of samples within tol of a training point"}),
+            "collapse_time_measured": (dims, scal["collapse_time_measured"], {
+                "units": "schedule time", "long_name": "mean last change time of nearest training point"}),
+            "collapse_time_spread": (dims, scal["collapse_time_spread"], {
+                "units": "schedule time", "long_name": "std over trajectories of that time"}),
+            "nearest_distance": (dims + ("time",), traj["nearest_distance"], {
+                "units": "data units", "long_name": "mean distance of x_t/m(t) to nearest training point"}),
+            "same_as_final": (dims + ("time",), traj["same_as_final"], {
+                "units": "1", "long_name": "fraction whose nearest training point is already the final one"}),
+            "collapse_time_theory": (("n_train",), np.asarray(theory, float), {
+                "units": "schedule time", "long_name": "REM collapse time t_C (SCIENCE.md sec. 3)"}),
+        },
+        coords={
+            "score": ("score", list(g["score"]), {"long_name": "score function"}),
+            "n_train": ("n_train", n, {"units": "1", "long_name": "training-set size N"}),
+            "seed": ("seed", np.asarray(g["seeds"]), {"long_name": "random seed"}),
+            "time": ("time", t_ref, {"units": "schedule time", "long_name": "reverse-time recording"}),
+            "tau": ("time", next(r["tau"] for r in results), {
+                "units": "data variance", "long_name": "data-scale noise variance tau"}),
+            "alpha": ("n_train", np.log(n) / d, {"units": "1", "long_name": "alpha = log N / d"}),
+        },
+    )
+    return ds
+
+
+def plot(ds: xr.Dataset, path) -> None:
+    from analysis.plots import plot_quickstart
+
+    plot_quickstart(ds, path)
