@@ -58,3 +58,32 @@ def plot_quickstart(ds, path, formats=("png",)):
         ax[2].legend(fontsize=8)
     fig.tight_layout()
     return save(fig, path, formats)
+
+
+def plot_validation(ds, path, formats=("png",)):
+    """Measured vs predicted critical times (t_S by cloning, t_C by both estimators) with the
+    identity line and 95% CIs; failed checks in red."""
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    q = ds["quantity"].values
+    markers = {"t_S (cloning)": "o", "t_C (excess entropy)": "s", "t_C (last change)": "^"}
+    lim = [np.inf, -np.inf]
+    for name, mk in markers.items():
+        sel = q == name
+        if not sel.any():
+            continue
+        th, me = ds["theory"].values[sel], ds["measured"].values[sel]
+        lo, hi = ds["ci_low"].values[sel], ds["ci_high"].values[sel]
+        ok = ds["passed"].values[sel].astype(bool)
+        yerr = np.vstack([np.clip(me - lo, 0, None), np.clip(hi - me, 0, None)])
+        yerr = np.where(np.isfinite(yerr), yerr, 0)
+        ax.errorbar(th, me, yerr=yerr, fmt=mk, label=name, capsize=2)
+        ax.plot(th[~ok], me[~ok], mk, color="red", ms=11, mfc="none")
+        lim = [min(lim[0], th.min(), np.nanmin(me)), max(lim[1], th.max(), np.nanmax(me))]
+    if np.isfinite(lim).all():
+        pad = 0.05 * (lim[1] - lim[0] + 1e-9)
+        grid = np.array([lim[0] - pad, lim[1] + pad])
+        ax.plot(grid, grid, "k-", lw=0.8, label="measured = theory")
+        ax.fill_between(grid, 0.9 * grid, 1.1 * grid, color="0.85", label="±10%")
+    ax.set(xlabel="theory (OU time)", ylabel="measured (OU time)", title="critical times")
+    ax.legend(fontsize=8)
+    return save(fig, path, formats)

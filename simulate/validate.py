@@ -1,0 +1,235 @@
+"""`memphase validate`: theory side by side with measurement (SCIENCE.md sections 3-5).
+
+Checks, each a row `quantity | setting | theory | measured | 95% CI | rel. error | pass`:
+- published numbers (section 5) against the theory functions of `physics.critical`;
+- speciation time of the two-Gaussian mixture measured by cloning, against (1/2) ln d;
+- collapse time of isotropic Gaussian data measured by two estimators (the zero of the Monte-Carlo
+  excess entropy, and the last change of the nearest training point) against the REM condition;
+- the population score as a control: it never collapses onto training points.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import xarray as xr
+
+from physics import critical
+from physics.schedules import OrnsteinUhlenbeck
+
+__all__ = ["Check", "run_validation", "format_table", "to_dataset", "QUICK", "FULL"]
+
+
+@dataclass
+class Check:
+    quantity: str
+    setting: str
+    theory: float
+    measured: float
+    ci: tuple[float, float] = (math.nan, math.nan)
+    tolerance: float = 0.1          # relative (or absolute when `absolute`)
+    absolute: bool = False
+    note: str = ""
+
+    @property
+    def rel_error(self) -> float:
+        if self.theory == 0:
+            return abs(self.measured)
+        return (self.measured - self.theory) / abs(self.theory)
+
+    @property
+    def passed(self) -> bool:
+        err = abs(self.measured - self.theory) if self.absolute else abs(self.rel_error)
+        return bool(np.isfinite(self.measured) and err <= self.tolerance)
+
+
+@dataclass
+class Plan:
+    speciation_d: list = field(default_factory=list)
+    collapse: list = field(default_factory=list)      # (d, alpha)
+    n_traj: int = 200
+    steps: int = 120
+    n_fresh: int = 1500
+
+
+QUICK = Plan(speciation_d=[64, 256, 1024], collapse=[(64, 0.05), (64, 0.1), (128, 0.05), (256, 0.02)],
+             n_traj=200, steps=150, n_fresh=1500)
+FULL = Plan(speciation_d=[64, 256, 1024, 4096],
+            collapse=[(64, 0.05), (64, 0.1), (64, 0.15), (128, 0.03), (128, 0.05), (128, 0.075),
+                      (256, 0.02), (256, 0.035)],
+            n_traj=400, steps=300, n_fresh=4000)
+
+
+def published_checks() -> list[Check]:
+    """SCIENCE.md section 5 numbers against the theory functions (3 decimals)."""
+    out = []
+    for d, ts in [(256, 2.77), (1024, 3.47), (4096, 4.16), (16384, 4.85)]:
+        out.append(Check("t_S (1/2 ln d)", f"mixture d={d}", ts, float(critical.speciation_time_mixture(d)),
+                         tolerance=0.005, absolute=True, note="published [BBDM24], 2 decimals"))
+    for d, tc in [(256, 1.299), (1024, 1.978), (4096, 2.667)]:
+        out.append(Check("t_C (REM)", f"isotropic d={d} N=20000", tc,
+                         float(critical.collapse_time(20000, np.ones(d))), tolerance=5e-4,
+                         absolute=True, note="published, 3 decimals"))
+    taus = critical.block_collapse_tau(1000, [(2, 1.0), (5, 0.3)], normalized=True, rest_std=0.01, d=30)
+    out.append(Check("tau_c std-1 block", "[ALD24] d=30 N=1000", 0.072, float(taus[0]),
+                     tolerance=5e-4, absolute=True, note="published, 2 significant digits"))
+    out.append(Check("tau_c std-0.3 block", "[ALD24] d=30 N=1000", 0.0065, float(taus[1]),
+                     tolerance=5e-5, absolute=True, note="published, 2 significant digits"))
+    d = 16384
+    phi = float(critical.cloning_probability(0.5 * math.log(d), math.sqrt(d)))
+    out.append(Check("phi(t_S)", f"mixture d={d}", 0.7753, phi, tolerance=5e-3, absolute=True,
+                     note="theory curve at t_S"))
+    return out
+
+
+def _mixture_score(d, seed=0):
+    from simulate.data import gaussian_mixture
+    from simulate.scores import SmoothedScore
+
+    g = gaussian_mixture(2, d, seed=seed)
+    c = torch.tensor(g.params["centers"], dtype=torch.float64)
+    # population score of (1/2) N(+m, I) + (1/2) N(-m, I): the blurred two-point mixture [SBS23 form]
+    return SmoothedScore(torch.stack([c, -c]), OrnsteinUhlenbeck(), 1.0), c
+
+
+def speciation_checks(plan: Plan, seed: int = 0, progress=None) -> list[Check]:
+    from analysis.critical_times import class_label_fn, clone_agreement, crossing_time
+
+    out = []
+    for d in plan.speciation_d:
+        score, c = _mixture_score(d, seed)
+        t_s = float(critical.speciation_time_mixture(d))
+        times = t_s + np.linspace(-1.0, 1.0, 9)
+        r = clone_agreement(score, score.schedule, times, plan.n_traj, class_label_fn(c),
+                            steps=plan.steps // 2, seed=seed)
+        est = crossing_time(r["t"], r["phi"], 0.775)
+        rng = np.random.default_rng(seed)
+        boots = []
+        for _ in range(200):
+            idx = rng.integers(0, plan.n_traj, plan.n_traj)
+            boots.append(crossing_time(r["t"], r["per_traj"][:, idx].mean(1), 0.775))
+        lo, hi = np.nanquantile(boots, [0.025, 0.975])
+        out.append(Check("t_S (cloning)", f"mixture d={d}", t_s, est, (lo, hi), 0.1))
+        if progress:
+            progress(out[-1])
+    return out
+
+
+def collapse_checks(plan: Plan, seed: int = 0, progress=None) -> list[Check]:
+    from analysis.critical_times import (bootstrap_ci, collapse_time_last_change, crossing_time,
+                                         excess_entropy_mc)
+    from analysis.memorization import collapse_fraction
+    from simulate.data import isotropic_gaussian
+    from simulate.sampling import sample
+    from simulate.scores import EmpiricalScore, GaussianScore
+
+    ou = OrnsteinUhlenbeck()
+    out = []
+    for d, alpha in plan.collapse:
+        n = int(round(math.exp(alpha * d)))
+        t_c = float(critical.collapse_time(n, np.ones(d), ou))
+        setting = f"isotropic d={d} alpha={alpha:g} N={n}"
+        train = isotropic_gaussian(n, d, seed=seed)
+        fresh = isotropic_gaussian(plan.n_fresh, d, seed=seed + 7919)
+        score = EmpiricalScore(train, ou)
+        times = t_c * np.linspace(0.6, 1.5, 13)
+        f, se = excess_entropy_mc(score, fresh, times, seed=seed)
+        est = crossing_time(times, f, 0.0)
+        lo = crossing_time(times, f + 1.96 * se, 0.0)
+        hi = crossing_time(times, f - 1.96 * se, 0.0)
+        out.append(Check("t_C (excess entropy)", setting, t_c, est, (min(lo, hi), max(lo, hi)), 0.1))
+        mean, _, per = collapse_time_last_change(score, ou, train, plan.n_traj, steps=plan.steps,
+                                                 seed=seed)
+        _, clo, chi = bootstrap_ci(per, seed=seed)
+        out.append(Check("t_C (last change)", setting, t_c, mean, (float(clo), float(chi)), 0.1))
+        if progress:
+            progress(out[-2])
+            progress(out[-1])
+    # control: the population score never collapses (fraction of samples on a training point)
+    d, alpha = plan.collapse[0]
+    n = int(round(math.exp(alpha * d)))
+    train = isotropic_gaussian(n, d, seed=seed)
+    pop = GaussianScore(np.zeros(d), np.eye(d), ou)
+    x = sample(pop, ou, plan.n_traj, steps=plan.steps, seed=seed)
+    frac = collapse_fraction(x, train, tol=1e-2)
+    out.append(Check("collapse fraction (population score)", f"isotropic d={d} N={n}", 0.0, frac,
+                     tolerance=0.01, absolute=True, note="control: must not memorize"))
+    if progress:
+        progress(out[-1])
+    return out
+
+
+def run_validation(quick: bool = True, seed: int = 0, progress=None) -> list[Check]:
+    plan = QUICK if quick else FULL
+    checks = published_checks()
+    if progress:
+        for c in checks:
+            progress(c)
+    checks += speciation_checks(plan, seed, progress)
+    checks += collapse_checks(plan, seed, progress)
+    return checks
+
+
+HEADER = ("quantity", "setting", "theory", "measured", "95% CI", "rel. error", "pass")
+
+
+def format_row(c: Check) -> list[str]:
+    ci = "" if not np.all(np.isfinite(c.ci)) else f"[{c.ci[0]:.4g}, {c.ci[1]:.4g}]"
+    return [c.quantity, c.setting, f"{c.theory:.4g}", f"{c.measured:.4g}", ci,
+            f"{100 * c.rel_error:+.1f}%", "ok" if c.passed else "FAIL"]
+
+
+def format_table(checks: list[Check]) -> str:
+    rows = [list(HEADER)] + [format_row(c) for c in checks]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(HEADER))]
+    lines = [" | ".join(v.ljust(w) for v, w in zip(r, widths)) for r in rows]
+    lines.insert(1, "-+-".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def to_dataset(checks: list[Check]) -> xr.Dataset:
+    i = np.arange(len(checks))
+    return xr.Dataset(
+        {
+            "theory": ("check", [c.theory for c in checks], {"long_name": "theory prediction"}),
+            "measured": ("check", [c.measured for c in checks], {"long_name": "measured value"}),
+            "ci_low": ("check", [c.ci[0] for c in checks], {"long_name": "95% CI low"}),
+            "ci_high": ("check", [c.ci[1] for c in checks], {"long_name": "95% CI high"}),
+            "rel_error": ("check", [c.rel_error for c in checks], {"units": "1"}),
+            "tolerance": ("check", [c.tolerance for c in checks], {
+                "long_name": "tolerance (absolute where tolerance_is_absolute)"}),
+            "tolerance_is_absolute": ("check", np.array([c.absolute for c in checks], dtype=np.int8)),
+            "passed": ("check", np.array([c.passed for c in checks], dtype=np.int8)),
+        },
+        coords={"check": i, "quantity": ("check", [c.quantity for c in checks]),
+                "setting": ("check", [c.setting for c in checks]),
+                "note": ("check", [c.note for c in checks])},
+    )
+
+
+def validate_main(quick: bool, output, seed: int = 0, plot: bool = True) -> int:
+    """Run, print the table, write Dataset + figure; return 0 if every check passed, 1 if not."""
+    from .store import provenance, write_dataset
+
+    t0 = time.time()
+    checks = run_validation(quick, seed, progress=lambda c: print(
+        f"  {'ok  ' if c.passed else 'FAIL'} {c.quantity} [{c.setting}]", flush=True))
+    print(format_table(checks))
+    ds = to_dataset(checks)
+    ds.attrs.update(provenance(f"validate quick={quick}", [seed], job="validate", quick=int(quick),
+                               runtime_s=round(time.time() - t0, 1)))
+    write_dataset(ds, output)
+    print(f"results: {output}")
+    if plot:
+        from analysis.plots import plot_validation
+
+        png = plot_validation(ds, output.with_suffix(".png"))
+        print(f"figure:  {png[0]}")
+    failed = [c for c in checks if not c.passed]
+    print(f"validation: {len(checks) - len(failed)} of {len(checks)} checks within tolerance "
+          f"({time.time() - t0:.0f} s)")
+    return 0 if not failed else 1
