@@ -50,7 +50,7 @@ def provenance(config_text: str, seeds, **extra) -> dict:
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "host": platform.node(),
         "python": platform.python_version(),
-        "torch": torch.__version__,
+        "torch": str(torch.__version__),
         "numpy": np.__version__,
         "config": config_text,
         "seeds": json.dumps(list(seeds)),
