@@ -73,7 +73,7 @@ def plot_validation(ds, path, formats=("png",)):
             continue
         th, me = ds["theory"].values[sel], ds["measured"].values[sel]
         lo, hi = ds["ci_low"].values[sel], ds["ci_high"].values[sel]
-        ok = ds["passed"].values[sel].astype(bool)
+        ok = ds["within_tolerance"].values[sel].astype(bool)
         yerr = np.vstack([np.clip(me - lo, 0, None), np.clip(hi - me, 0, None)])
         yerr = np.where(np.isfinite(yerr), yerr, 0)
         ax.errorbar(th, me, yerr=yerr, fmt=mk, label=name, capsize=2)

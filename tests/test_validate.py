@@ -1,0 +1,39 @@
+"""`memphase validate --quick`: theory against measurement, end to end (about 30-60 s)."""
+
+import numpy as np
+import pytest
+
+from analysis.results import open_results
+from simulate.validate import Check, format_table, validate_main
+
+
+def test_check_gating_and_status():
+    ok = Check("q", "s", 1.0, 1.05, tolerance=0.1)
+    bad = Check("q", "s", 1.0, 1.2, tolerance=0.1)
+    info = Check("q", "s", 1.0, 1.2, tolerance=0.1, gated=False)
+    assert ok.passed and ok.status == "ok"
+    assert not bad.passed and bad.status == "FAIL"
+    assert info.passed and info.status == "bias"
+    assert Check("q", "s", 0.0, 0.005, tolerance=0.01, absolute=True).passed
+    assert not Check("q", "s", 1.0, float("nan")).passed
+    assert "FAIL" in format_table([ok, bad])
+
+
+def test_validate_quick_passes_and_writes_table(tmp_path, capsys):
+    out = tmp_path / "validate.h5"
+    assert validate_main(quick=True, output=out) == 0
+    text = capsys.readouterr().out
+    assert "quantity | setting" in text and "rel. error" in text
+    ds = open_results(out)
+    assert ds.sizes["check"] >= 20
+    gated = ds["gated"].values.astype(bool)
+    assert np.all(ds["passed"].values.astype(bool))
+    assert np.all(ds["within_tolerance"].values[gated].astype(bool))
+    q = ds["quantity"].values
+    for name in ("t_S (cloning)", "t_C (excess entropy)", "t_C (last change)"):
+        rows = ds.where(ds["quantity"] == name, drop=True)
+        assert rows.sizes["check"] >= 3, name
+        assert np.all(np.abs(rows["rel_error"].values[rows["gated"].values.astype(bool)]) <= 0.1)
+    assert (q == "bias trend t_C (last change)").sum() >= 1
+    assert out.with_suffix(".png").stat().st_size > 1000
+    ds.close()
