@@ -56,3 +56,18 @@ def test_cloning_follows_theory_limits():
     assert r["phi"][0] > 0.97
     assert abs(r["phi"][1] - 0.5) < 4 * 0.5 / math.sqrt(300)
     assert np.all(r["lo"] <= r["phi"]) and np.all(r["phi"] <= r["hi"])
+
+
+def test_collapse_cloning_with_empirical_and_population_scores():
+    """phi_C(t): clones split after collapse end on the same training point; split well before
+    collapse (t >> t_C) they pick independent points (phi_C ~ 1/N for the empirical score)."""
+    from analysis.critical_times import nearest_label_fn
+    from physics.critical import collapse_time
+
+    d, n = 16, 8
+    train = isotropic_gaussian(n, d, seed=2)
+    t_c = float(collapse_time(n, np.ones(d)))
+    score = EmpiricalScore(train, OU)
+    r = clone_agreement(score, OU, [0.2 * t_c, 5 * t_c], 200, nearest_label_fn(train), steps=60, seed=1)
+    assert r["phi"][0] > 0.95
+    assert r["phi"][1] < 1.0 / n + 4 * np.sqrt(1.0 / n / 200) + 0.05
