@@ -87,3 +87,43 @@ def plot_validation(ds, path, formats=("png",)):
     ax.set(xlabel="theory (OU time)", ylabel="measured (OU time)", title="critical times")
     ax.legend(fontsize=8)
     return save(fig, path, formats)
+
+
+def plot_geometric(ds, path, formats=("png",)):
+    """Per-block kept fraction and |Jacobian eigenvalue| vs tau (empirical score, each N) with the
+    [ALD24] critical taus and singular values; measured vs theory critical tau per block."""
+    score = "empirical" if "empirical" in ds["score"].values else str(ds["score"].values[0])
+    sel = ds.sel(score=score).isel(d=0, std_ratio=0).mean("seed")
+    fig, ax = plt.subplots(1, 3, figsize=(16, 4.4))
+    cmap = plt.get_cmap("viridis")
+    n = sel["n_train"].values
+    styles = {0: "-", 1: "--"}
+    for i, nn in enumerate(n):
+        col = cmap(i / max(len(n) - 1, 1))
+        for b, ls in styles.items():
+            s = sel.sel(n_train=nn, block=b)
+            ax[0].plot(sel["tau"], s["kept_fraction"], ls, color=col,
+                       label=f"N={nn} block {b}" if b == 0 or i == 0 else None)
+            th = float(s["critical_tau_theory"])
+            if np.isfinite(th):
+                ax[0].axvline(th, color=col, ls=":", lw=0.8)
+            ax[1].plot(sel["tau"], s["eigenvalue_abs"], ls, color=col)
+            ax[1].plot(sel["tau"], s["singular_value_theory"], ls, color=col, alpha=0.35, lw=3)
+    ax[0].set(xscale="log", xlabel="tau", ylabel="fraction of block kept",
+              title=f"{score} score: tangent dimensions (solid block 0, dashed block 1; dotted: [ALD24] tau_c)")
+    ax[0].title.set_fontsize(8)
+    ax[0].legend(fontsize=7)
+    ax[1].set(xscale="log", yscale="log", xlabel="tau", ylabel="|Jacobian eigenvalue| (data units)",
+              title="measured (thin) vs [ALD24] singular values (thick)")
+    for b, mk in ((0, "o"), (1, "s")):
+        th = sel["critical_tau_theory"].sel(block=b).values
+        me = sel["critical_tau"].sel(block=b).values
+        ax[2].loglog(th, me, mk, label=f"block {b}")
+    lims = np.array([np.nanmin(sel["critical_tau_theory"].values[..., 1:]),
+                     np.nanmax(sel["critical_tau_theory"].values[..., 1:])])
+    if np.all(np.isfinite(lims)):
+        ax[2].plot(lims, lims, "k-", lw=0.8, label="measured = theory")
+    ax[2].set(xlabel="[ALD24] tau_c", ylabel="measured tau_c", title="critical tau per block")
+    ax[2].legend(fontsize=8)
+    fig.tight_layout()
+    return save(fig, path, formats)

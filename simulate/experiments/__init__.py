@@ -10,7 +10,10 @@
 
 from importlib import import_module
 
-EXPERIMENTS = {"quickstart": "simulate.experiments.quickstart"}
+EXPERIMENTS = {
+    "quickstart": "simulate.experiments.quickstart",
+    "geometric": "simulate.experiments.geometric",
+}
 
 
 def get_experiment(name: str):
