@@ -7,7 +7,7 @@ from pathlib import Path
 
 import xarray as xr
 
-__all__ = ["ResultFileError", "open_results"]
+__all__ = ["ResultFileError", "open_results", "open_sweep"]
 
 
 class ResultFileError(ValueError):
@@ -26,10 +26,13 @@ def open_results(path, chunks=None) -> xr.Dataset:
     import h5py
 
     try:
-        with h5py.File(p, "r"):
-            pass
+        with h5py.File(p, "r") as f:
+            part = "memphase_part" in f.attrs
     except OSError as e:
         raise ResultFileError(f"{p} is not a readable HDF5 file (truncated or corrupt?): {e}") from None
+    if part:
+        raise ResultFileError(f"{p} is one shard's part file, not a results file; assemble the "
+                              f"parts with `memphase merge CONFIG`")
     try:
         ds = xr.open_dataset(p, engine="h5netcdf", chunks=chunks)
     except Exception as e:  # h5netcdf/xarray raise many types for malformed files
@@ -38,3 +41,9 @@ def open_results(path, chunks=None) -> xr.Dataset:
         ds.close()
         raise ResultFileError(f"{p} is not a memphase results file (no provenance attributes)")
     return ds
+
+
+def open_sweep(path) -> xr.Dataset:
+    """Open a sweep's results file lazily: every variable Dask-backed (one chunk per variable
+    as stored), read from disk only when computed. Same errors as `open_results`."""
+    return open_results(path, chunks={})

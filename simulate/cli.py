@@ -1,47 +1,135 @@
-"""The `memphase` command line.
+"""The `memphase` command line: run | sweep | merge | info.
 
-Errors in what the user gave (config, files, arguments) print one line `memphase: error: ...`
-and exit with status 2, never a traceback.
+Errors in what the user gave (config, files, arguments, a held lock, a changed config) print one
+line `memphase: error: ...` and exit with status 2, never a traceback. A sweep whose cells failed
+exits with status 1 after recording them; rerunning retries them.
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 
 from .config import ConfigError
 
 EXAMPLES = {
     "run": "memphase run data/configs/quickstart.toml",
+    "sweep": ("memphase sweep data/configs/quickstart.toml                      # in-process\n"
+              "  memphase sweep data/configs/quickstart.toml --backend local --workers 4\n"
+              "  memphase sweep data/configs/quickstart.toml --scheduler tcp://host:8786\n"
+              "  memphase sweep data/configs/quickstart.toml --shard $SLURM_ARRAY_TASK_ID/8"),
+    "merge": "memphase merge data/configs/quickstart.toml   # after all 8 shards finished",
+    "info": ("memphase info data/configs/quickstart.toml     # plan, estimates, progress\n"
+             "  memphase info data/results/quickstart.h5"),
 }
+
+
+def _print_outputs(out, plot):
+    print(f"results: {out}")
+    if plot and out.with_suffix(".png").exists():
+        print(f"figure:  {out.with_suffix('.png')}")
 
 
 def _cmd_run(args) -> int:
     from .runner import run_job
 
     out = run_job(args.config, output=args.output, progress=not args.quiet, plot=not args.no_plot)
-    print(f"results: {out}")
-    if not args.no_plot:
-        print(f"figure:  {out.with_suffix('.png')}")
+    _print_outputs(out, not args.no_plot)
+    return 0
+
+
+def _cmd_sweep(args) -> int:
+    from .sweep import describe, estimate_lines, load_sweep, run_sweep
+
+    if args.dry_run:
+        plan = load_sweep(args.config)
+        print("\n".join(describe(args.config) if args.config.endswith(".toml")
+                        else estimate_lines(plan)))
+        return 0
+    out = run_sweep(args.config, output=args.output, backend=args.backend, workers=args.workers,
+                    scheduler=args.scheduler, shard=args.shard, new=args.new,
+                    progress=not args.quiet, plot=not (args.no_plot or args.shard),
+                    threads=args.threads)
+    if args.shard:
+        print(f"part:    {out}")
+    else:
+        _print_outputs(out, not args.no_plot)
+    return 0
+
+
+def _cmd_merge(args) -> int:
+    from .sweep import merge_parts
+
+    out = merge_parts(args.config, output=args.output, progress=not args.quiet,
+                      plot=not args.no_plot)
+    _print_outputs(out, not args.no_plot)
+    return 0
+
+
+def _cmd_info(args) -> int:
+    from .sweep import describe
+
+    print("\n".join(describe(args.path)))
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .sweep import BACKENDS
+
+    raw = argparse.RawDescriptionHelpFormatter
     p = argparse.ArgumentParser(
-        prog="memphase",
+        prog="memphase", formatter_class=raw,
         description="Statistical physics of memorization in diffusion models.",
-        epilog="example: " + EXAMPLES["run"],
+        epilog="examples:\n  " + EXAMPLES["run"] + "\n  " + EXAMPLES["sweep"],
     )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def common(sp, what="results file (default: the config's 'output')"):
+        sp.add_argument("config", help="TOML job/sweep config")
+        sp.add_argument("--output", "-o", help=what)
+        sp.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+        sp.add_argument("--no-plot", action="store_true", help="skip the figure")
+
     r = sub.add_parser("run", help="run a job config in-process",
-                       description="Run every cell of a job config and write one HDF5 Dataset.",
-                       epilog="example: " + EXAMPLES["run"],
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
-    r.add_argument("config", help="TOML job config")
-    r.add_argument("--output", "-o", help="results file (default: the config's 'output')")
-    r.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
-    r.add_argument("--no-plot", action="store_true", help="skip the figure")
+                       description="Run every cell of a job config in this process and write one "
+                                   "HDF5 Dataset (an in-process sweep: interrupted runs resume).",
+                       epilog="example: " + EXAMPLES["run"], formatter_class=raw)
+    common(r)
     r.set_defaults(func=_cmd_run)
+
+    s = sub.add_parser(
+        "sweep", help="run a sweep (axes x params x seeds) on a backend, resumable",
+        formatter_class=raw,
+        description="Run every cell of a sweep config; each finished cell is checkpointed in "
+                    "<output>.cells/, so rerunning after a crash computes only the missing cells. "
+                    "The config's optional [sweep] table sets backend, workers, threads, slurm.",
+        epilog="examples:\n  " + EXAMPLES["sweep"])
+    common(s)
+    s.add_argument("--backend", choices=BACKENDS,
+                   help="inprocess | local (dask LocalCluster) | scheduler | slurm (dask-jobqueue)")
+    s.add_argument("--workers", type=int, help="local worker processes / SLURM jobs")
+    s.add_argument("--threads", type=int, help="torch threads per cell (0: torch default)")
+    s.add_argument("--scheduler", metavar="ADDR", help="use a running Dask scheduler tcp://host:port")
+    s.add_argument("--shard", metavar="I/N", help="run only cells i with i %% N == I and write "
+                   "<stem>.part-I-of-N.h5 (SLURM job arrays); then `memphase merge`")
+    s.add_argument("--new", action="store_true",
+                   help="discard a journal left by a different config instead of refusing")
+    s.add_argument("--dry-run", action="store_true", help="validate and print the plan only")
+    s.set_defaults(func=_cmd_sweep)
+
+    m = sub.add_parser("merge", help="assemble shard part files into the final Dataset",
+                       formatter_class=raw,
+                       description="Read <stem>.part-I-of-N.h5 for every I, check they come "
+                                   "from this config, write the final file atomically.",
+                       epilog="example: " + EXAMPLES["merge"])
+    common(m)
+    m.set_defaults(func=_cmd_merge)
+
+    i = sub.add_parser("info", help="describe a config (plan, estimate, progress) or a results file",
+                       formatter_class=raw, epilog="examples:\n  " + EXAMPLES["info"])
+    i.add_argument("path", help="TOML config, results .h5 or part file")
+    i.set_defaults(func=_cmd_info)
     return p
 
 
@@ -50,14 +138,30 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     from analysis.results import ResultFileError
 
+    from .sweep import SweepIncomplete
+
+    def _terminate(signum, frame):  # SLURM time limits and scancel send SIGTERM: unwind cleanly
+        raise KeyboardInterrupt
+
+    try:
+        old_term = signal.signal(signal.SIGTERM, _terminate)
+    except ValueError:  # not the main thread
+        old_term = None
     try:
         return args.func(args)
+    except SweepIncomplete as e:
+        print(f"memphase: {e}", file=sys.stderr)
+        return 1
     except (ConfigError, ResultFileError, ValueError, FileNotFoundError, PermissionError) as e:
         print(f"memphase: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("memphase: interrupted", file=sys.stderr)
+        print("memphase: interrupted; finished cells are kept, rerun the same command to resume",
+              file=sys.stderr)
         return 130
+    finally:
+        if old_term is not None:
+            signal.signal(signal.SIGTERM, old_term)
 
 
 if __name__ == "__main__":

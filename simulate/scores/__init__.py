@@ -9,17 +9,19 @@
 | GaussianScore              | -(m^2 C + sigma^2 I)^{-1} (x - m mu)  (population)               |
 | LinearScore                | GaussianScore with the empirical mean and covariance             |
 | ConditionalEmpiricalScore  | EmpiricalScore of the points of one class         [GDPLLW23]      |
+| LearnedScore               | -eps_theta(x/m, log tau) / sigma (DSM-trained network)            |
 """
 
 from .base import Score, time_coefficients
 from .conditional import ConditionalEmpiricalScore, ConditionalScore
 from .empirical import EmpiricalScore, FloorNormalizedScore, SmoothedScore, TikhonovScore
 from .gaussian import GaussianScore, LinearScore
+from .learned import LearnedScore
 
 __all__ = [
     "Score", "time_coefficients", "EmpiricalScore", "TikhonovScore", "FloorNormalizedScore",
     "SmoothedScore", "GaussianScore", "LinearScore", "ConditionalScore",
-    "ConditionalEmpiricalScore", "make_score", "SCORES",
+    "ConditionalEmpiricalScore", "LearnedScore", "make_score", "SCORES",
 ]
 
 SCORES = ("empirical", "tikhonov", "floor", "smoothed", "population", "linear")

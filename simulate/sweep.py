@@ -1,0 +1,839 @@
+"""Sweeps: run every cell of a job config (axes x fixed params x seeds) on a backend, crash-safe.
+
+A sweep config is a job config (see `simulate.experiments`): its [grid] lists are the axes, the
+other keys are fixed parameters, seeds are an axis. An optional [sweep] table says how to run it
+(backend, workers, threads, SLURM settings); it never changes the results, so it is not part of
+the config identity (`config_hash`).
+
+Workers compute, one writer stores. The driver process (the one running `memphase sweep`) is the
+only one that writes files:
+
+    <output>.lock       exclusive lock (pid, host): a second run on the same output is refused
+    <output>.cells/     journal: manifest.json plus one <cell key>.npz per finished cell, each
+                        written to a temporary name and renamed (a kill leaves no half cell);
+                        a failed cell leaves <cell key>.error.json and is retried on resume
+    <output>            the final Dataset, written atomically once every cell is done; the
+                        journal is then removed (the final file holds everything it held)
+
+After a kill at any moment, rerunning the same command loads the finished cells and computes the
+rest. The final Dataset is always assembled from the journal, so a resumed run and an
+uninterrupted one give equal Datasets. Sharded runs (`--shard I/N`, e.g. SLURM job arrays) write
+`<stem>.part-I-of-N.h5` instead; `merge` assembles the parts into the final file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import hashlib
+import json
+import os
+import re
+import shutil
+import socket
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .config import ConfigError, Field, load_toml, validate
+from .experiments import get_experiment
+
+__all__ = ["SweepError", "SweepIncomplete", "SweepPlan", "SWEEP_SCHEMA", "BACKENDS", "load_sweep",
+           "run_sweep", "merge_parts", "estimate_cell", "part_path", "parse_shard", "OutputLock",
+           "Journal", "describe"]
+
+BACKENDS = ("inprocess", "local", "scheduler", "slurm")
+
+SWEEP_SCHEMA = {
+    "backend": Field("str", "inprocess", choices=BACKENDS,
+                     help="inprocess, local (dask LocalCluster), scheduler (running Dask "
+                          "scheduler) or slurm (dask-jobqueue)"),
+    "workers": Field("int", 2, check=lambda v: 1 <= v <= 100000, rule="1 <= workers",
+                     help="worker processes (local) or SLURM jobs (slurm)"),
+    "threads": Field("int", 1, check=lambda v: v >= 0, rule="must be >= 0",
+                     help="torch threads per cell (0: torch's default); the same on every "
+                          "backend keeps results bit-identical"),
+    "scheduler": Field("str", "", help="address of a running Dask scheduler, tcp://host:port"),
+    "slurm": {
+        "queue": Field("str", "", help="partition (sbatch -p)"),
+        "account": Field("str", "", help="account (sbatch -A)"),
+        "walltime": Field("str", "01:00:00", help="per SLURM job, HH:MM:SS"),
+        "cores": Field("int", 1, check=lambda v: v >= 1, rule="must be >= 1",
+                       help="cores per SLURM job (one worker process each)"),
+        "memory": Field("str", "", help="per SLURM job, e.g. '8GB' (default: from the estimate)"),
+        "job_extra": Field("list[str]", [], help="extra #SBATCH directives"),
+    },
+}
+
+
+class SweepError(ValueError):
+    """A sweep that cannot start or continue (lock held, changed config, missing parts...)."""
+
+
+class SweepIncomplete(RuntimeError):
+    """Some cells failed; they are recorded in the journal and retried by the next run."""
+
+
+# ----------------------------------------------------------------------------- the plan
+
+
+@dataclass
+class SweepPlan:
+    """A validated sweep: experiment module, config, its text and hash, the cells, run options."""
+
+    exp: object
+    cfg: dict
+    text: str
+    opts: dict
+    cells: list
+    keys: list
+    config_hash: str
+    path: str = ""
+    axes: dict = field(default_factory=dict)
+
+    @property
+    def job(self) -> str:
+        return self.cfg["job"]
+
+
+def config_hash(cfg: dict) -> str:
+    """sha256 of the validated config without 'output' (where results go is not what they are)."""
+    ident = {k: v for k, v in cfg.items() if k != "output"}
+    return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def cell_key(cell: dict) -> str:
+    """Stable file-name key of one cell: its parameters hashed."""
+    return hashlib.sha256(json.dumps(cell, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def load_sweep(config_path) -> SweepPlan:
+    """Parse and validate a sweep/job config before anything runs. ConfigError names the file."""
+    raw, text = load_toml(config_path)
+    where = str(config_path)
+    if "job" not in raw:
+        raise ConfigError(f"{where}: missing required key 'job'")
+    raw = dict(raw)
+    sweep_raw = raw.pop("sweep", {})
+    try:
+        exp = get_experiment(raw["job"])
+    except ValueError as e:
+        raise ConfigError(f"{where}: {e}") from None
+    try:
+        cfg = validate(raw, exp.SCHEMA)
+        opts = validate(sweep_raw, SWEEP_SCHEMA, "sweep")
+    except ConfigError as e:
+        raise ConfigError(f"{where}: {e}") from None
+    opts["slurm"]["job_extra"] = [s for s in opts["slurm"]["job_extra"] if s]
+    try:
+        cells = exp.cells(cfg)
+    except ValueError as e:
+        raise ConfigError(f"{where}: {e}") from None
+    keys = [cell_key(c) for c in cells]
+    if len(set(keys)) != len(keys):
+        dup = next(c for c, k in zip(cells, keys) if keys.count(k) > 1)
+        raise ConfigError(f"{where}: cell {dup} appears twice; a [grid] list repeats a value")
+    axes = {k: v for k, v in cfg.get("grid", {}).items() if isinstance(v, list)}
+    return SweepPlan(exp, cfg, text, opts, cells, keys, config_hash(cfg), where, axes)
+
+
+# ----------------------------------------------------------------------------- estimates
+
+
+def _leaves(cfg: dict) -> dict:
+    out = {}
+    for k, v in cfg.items():
+        if isinstance(v, dict):
+            out.update(_leaves(v))
+        else:
+            out[k] = v
+    return out
+
+
+def estimate_cell(exp, cfg: dict, cell: dict) -> dict:
+    """{'memory_bytes', 'seconds'} for one cell: the experiment's own `estimate(cfg, cell)` if it
+    has one, else a rough count for a streaming empirical score: per step one (B, N) x (N, d+1)
+    softmax pass, O(steps B N d) flops at ~1 GFLOP/s per thread; memory the training set, the
+    samples and one (B, chunk) logits block (plus ~0.3 GB for the Python/torch process)."""
+    if hasattr(exp, "estimate"):
+        return dict(exp.estimate(cfg, cell))
+    p = _leaves(cfg)
+    p.update(cell)
+    d, n = int(p.get("d", 1)), int(p.get("n_train", 1))
+    b, steps, rec = int(p.get("n_samples", 1)), int(p.get("steps", 1)), int(p.get("record", 1))
+    item = 4 if p.get("dtype") == "float32" else 8
+    chunk = min(n, max(256, (1 << 22) // max(b, 1)))
+    mem = item * (3 * n * (d + 1) + 6 * b * d + 2 * b * chunk) + 8 * 2 * rec * b
+    flops = 4.0 * steps * b * n * (d + 1) + 3.0 * rec * b * n * d + 30.0 * steps * b * d
+    return {"memory_bytes": int(mem), "seconds": 1e-3 * steps + flops / 1e9}
+
+
+def _fmt_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return ""
+
+
+def _fmt_seconds(s: float) -> str:
+    if s < 60:
+        return f"{s:.2g} s"
+    if s < 3600:
+        return f"{s / 60:.1f} min"
+    return f"{s / 3600:.1f} h"
+
+
+def estimate_lines(plan: SweepPlan, cells=None) -> list[str]:
+    cells = plan.cells if cells is None else cells
+    if not cells:
+        return ["estimate: nothing to compute"]
+    est = [estimate_cell(plan.exp, plan.cfg, c) for c in cells]
+    mem = max(e["memory_bytes"] for e in est)
+    sec = [e["seconds"] for e in est]
+    return [f"estimate per cell: memory <= {_fmt_bytes(mem)} (+ ~0.3 GiB per worker process), "
+            f"time {_fmt_seconds(min(sec))} .. {_fmt_seconds(max(sec))} per thread (rough); "
+            f"total {_fmt_seconds(sum(sec))} of compute for {len(cells)} cells"]
+
+
+# ----------------------------------------------------------------------------- lock
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class OutputLock:
+    """Exclusive lock `<target>.lock` (created with O_EXCL, holding pid and host). A lock left by
+    a dead process on this host (kill -9) is stale and taken over; a live one is refused."""
+
+    def __init__(self, target):
+        self.target = Path(target)
+        self.path = self.target.with_name(self.target.name + ".lock")
+        self.held = False
+
+    def _stale(self) -> bool:
+        try:
+            info = json.loads(self.path.read_text())
+        except FileNotFoundError:
+            return True
+        except (OSError, ValueError):  # empty / half-written: killed between create and write
+            try:
+                return time.time() - self.path.stat().st_mtime > 10
+            except FileNotFoundError:
+                return True
+        if info.get("host") != socket.gethostname():
+            return False  # cannot check a process on another machine
+        return not _pid_alive(int(info.get("pid", -1)))
+
+    def acquire(self):
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        for _ in range(3):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                if self._stale():
+                    with contextlib.suppress(FileNotFoundError):
+                        self.path.unlink()
+                    continue
+                try:
+                    info = json.loads(self.path.read_text())
+                    who = f"pid {info.get('pid')} on {info.get('host')}"
+                except (OSError, ValueError):
+                    who = "another process"
+                raise SweepError(f"{self.target} is being written by another run ({who}); lock "
+                                 f"file {self.path} (delete it only if that run is dead)") from None
+            with os.fdopen(fd, "w") as fh:
+                json.dump({"pid": os.getpid(), "host": socket.gethostname(),
+                           "started": _now()}, fh)
+            self.held = True
+            return self
+        raise SweepError(f"could not take the lock {self.path}")
+
+    def release(self):
+        if self.held:
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()
+            self.held = False
+
+    def __enter__(self):
+        return self.acquire()
+
+    def __exit__(self, *exc):
+        self.release()
+
+
+# ----------------------------------------------------------------------------- journal
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _fsync_dir(path: Path):
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _atomic_write(path: Path, write):
+    """write(fh) into a temporary file beside `path`, fsync, rename over `path`."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+def _encode_result(result: dict) -> dict:
+    arrays = {}
+    for k, v in result.items():
+        if k.startswith("__"):
+            raise ValueError(f"run_cell result key {k!r} is reserved")
+        a = np.asarray(v)
+        if a.dtype.kind == "O":
+            raise ValueError(f"run_cell result {k!r} is not numeric or string data")
+        arrays[k] = a
+    return arrays
+
+
+def _decode_value(a: np.ndarray):
+    return a.item() if a.ndim == 0 else a
+
+
+class Journal:
+    """Per-cell checkpoints of one sweep target: `<target>.cells/` (see the module docstring)."""
+
+    def __init__(self, target, plan: SweepPlan):
+        self.dir = Path(target).with_name(Path(target).name + ".cells")
+        self.plan = plan
+        self.manifest = self.dir / "manifest.json"
+
+    def exists(self) -> bool:
+        return self.dir.is_dir()
+
+    def stored_hash(self):
+        try:
+            return json.loads(self.manifest.read_text())["config_hash"]
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, KeyError):
+            raise SweepError(f"journal manifest {self.manifest} is unreadable; rerun with --new "
+                             f"to discard the journal") from None
+
+    def open(self, new: bool = False):
+        if self.exists():
+            old = self.stored_hash()
+            if old is not None and old != self.plan.config_hash:
+                if not new:
+                    raise SweepError(f"{self.dir} holds cells of a different config (hash {old}, "
+                                     f"now {self.plan.config_hash}); refusing to resume; rerun "
+                                     f"with --new to discard them")
+                self.remove()
+        self.dir.mkdir(parents=True, exist_ok=True)
+        if not self.manifest.exists():
+            man = {"config_hash": self.plan.config_hash, "job": self.plan.job,
+                   "cells": len(self.plan.cells), "created": _now(), "config": self.plan.text}
+            _atomic_write(self.manifest, lambda fh: fh.write(json.dumps(man, indent=1).encode()))
+            _fsync_dir(self.dir)
+        return self
+
+    def _cell_path(self, key):
+        return self.dir / f"{key}.npz"
+
+    def _error_path(self, key):
+        return self.dir / f"{key}.error.json"
+
+    def done_keys(self) -> set:
+        if not self.exists():
+            return set()
+        return {p.name[:-4] for p in self.dir.glob("*.npz") if not p.name.startswith(".")}
+
+    def failures(self) -> dict:
+        out = {}
+        if self.exists():
+            for p in self.dir.glob("*.error.json"):
+                with contextlib.suppress(OSError, ValueError):
+                    out[p.name[: -len(".error.json")]] = json.loads(p.read_text())
+        return out
+
+    def record(self, key, cell, result, meta):
+        arrays = _encode_result(result)
+        arrays["__meta__"] = np.asarray(json.dumps({"cell": cell, "config_hash":
+                                                    self.plan.config_hash, **meta}))
+        _atomic_write(self._cell_path(key), lambda fh: np.savez(fh, **arrays))
+        with contextlib.suppress(FileNotFoundError):
+            self._error_path(key).unlink()
+
+    def record_failure(self, key, cell, error, tb, meta):
+        rec = {"cell": cell, "error": error, "traceback": tb, "time": _now(), **meta}
+        _atomic_write(self._error_path(key), lambda fh: fh.write(json.dumps(rec, indent=1).encode()))
+
+    def load(self, key):
+        """(result dict, meta dict) of a finished cell, or None if its file is unreadable (it is
+        then set aside as <key>.npz.corrupt and the cell counts as not done)."""
+        p = self._cell_path(key)
+        try:
+            with np.load(p, allow_pickle=False) as z:
+                data = {k: z[k] for k in z.files}
+            meta = json.loads(str(data.pop("__meta__")))
+            if meta.get("config_hash") != self.plan.config_hash:
+                raise ValueError("config hash mismatch")
+        except Exception as e:  # zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError
+            print(f"memphase: warning: journal cell {p} unreadable ({e}); recomputing it",
+                  file=sys.stderr)
+            with contextlib.suppress(OSError):
+                os.replace(p, p.with_name(p.name + ".corrupt"))
+            return None
+        return {k: _decode_value(v) for k, v in data.items()}, meta
+
+    def remove(self):
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+# ----------------------------------------------------------------------------- computing cells
+
+
+def compute_cell(job: str, cfg: dict, cell: dict, threads: int = 1):
+    """Run one cell anywhere (in-process or on a Dask worker); never raises for a cell error.
+
+    Returns ("ok", result, meta) or ("error", message, traceback, meta); meta has seconds, host.
+    """
+    import torch
+
+    old = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    t0 = time.perf_counter()
+    meta = {"host": socket.gethostname(), "pid": os.getpid()}
+    try:
+        result = get_experiment(job).run_cell(cfg, cell)
+        meta["seconds"] = round(time.perf_counter() - t0, 4)
+        return ("ok", result, meta)
+    except Exception as e:  # a cell's failure is data: it is recorded, not raised
+        meta["seconds"] = round(time.perf_counter() - t0, 4)
+        return ("error", f"{type(e).__name__}: {e}", traceback.format_exc(), meta)
+    finally:
+        if threads:
+            torch.set_num_threads(old)
+
+
+def _iter_inprocess(plan, todo):
+    for key, cell in todo:
+        yield key, cell, compute_cell(plan.job, plan.cfg, cell, plan.opts["threads"])
+
+
+def _iter_dask(client, plan, todo):
+    from distributed import as_completed
+
+    threads = plan.opts["threads"] or 1
+    futs = {}
+    for key, cell in todo:
+        fut = client.submit(compute_cell, plan.job, plan.cfg, cell, threads, pure=False)
+        futs[fut] = (key, cell)
+    for fut in as_completed(list(futs)):
+        key, cell = futs.pop(fut)
+        try:
+            out = fut.result()
+        except Exception as e:  # the worker died (KilledWorker), lost connection, ...
+            out = ("error", f"{type(e).__name__}: {e}", traceback.format_exc(), {"host": "?"})
+        fut.release()
+        yield key, cell, out
+
+
+@contextlib.contextmanager
+def dask_client(plan: SweepPlan, backend: str):
+    """A distributed.Client for the backend (closing what it started on exit)."""
+    import logging
+
+    from distributed import Client
+
+    opts = plan.opts
+    if backend == "local":
+        from distributed import LocalCluster
+
+        cluster = LocalCluster(n_workers=opts["workers"], threads_per_worker=1, processes=True,
+                               dashboard_address=None, silence_logs=logging.ERROR)
+        client = Client(cluster)
+    elif backend == "scheduler":
+        addr = opts["scheduler"]
+        if not addr:
+            raise SweepError("backend 'scheduler' needs an address: --scheduler tcp://host:port")
+        import dask
+
+        try:  # waits distributed.comm.timeouts.connect (dask config, default 30 s)
+            client = Client(addr, timeout=dask.config.get("distributed.comm.timeouts.connect"))
+        except (OSError, TimeoutError) as e:
+            raise SweepError(f"cannot reach the Dask scheduler at {addr}: {e}") from None
+        cluster = None
+    elif backend == "slurm":
+        cluster = make_slurm_cluster(plan)
+        cluster.scale(jobs=opts["workers"])
+        client = Client(cluster)
+    else:
+        raise SweepError(f"unknown backend {backend!r}; choose one of {list(BACKENDS)}")
+    try:
+        yield client
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def make_slurm_cluster(plan: SweepPlan):
+    """A dask-jobqueue SLURMCluster from [sweep.slurm]: each SLURM job runs `cores` worker
+    processes of one thread; memory defaults to 2x the largest cell estimate + 1 GB per worker."""
+    from dask_jobqueue import SLURMCluster
+
+    s = plan.opts["slurm"]
+    mem = s["memory"]
+    if not mem:
+        per = max(estimate_cell(plan.exp, plan.cfg, c)["memory_bytes"] for c in plan.cells)
+        mem = f"{int(np.ceil(s['cores'] * (2 * per / 1e9 + 1)))}GB"
+    kw = dict(cores=s["cores"], processes=s["cores"], memory=mem, walltime=s["walltime"],
+              job_extra_directives=list(s["job_extra"]))
+    if s["queue"]:
+        kw["queue"] = s["queue"]
+    if s["account"]:
+        kw["account"] = s["account"]
+    return SLURMCluster(**kw)
+
+
+# ----------------------------------------------------------------------------- shards and parts
+
+
+def parse_shard(spec):
+    """'I/N' -> (I, N) with 0 <= I < N (SLURM: --array=0-(N-1), --shard $SLURM_ARRAY_TASK_ID/N)."""
+    if spec is None:
+        return None
+    m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", str(spec))
+    if not m or not int(m[1]) < int(m[2]):
+        raise SweepError(f"--shard {spec!r} must be I/N with 0 <= I < N, e.g. 0/8")
+    return int(m[1]), int(m[2])
+
+
+def part_path(output, i: int, n: int) -> Path:
+    out = Path(output)
+    return out.with_name(f"{out.stem}.part-{i}-of-{n}{out.suffix or '.h5'}")
+
+
+def _write_part(path: Path, plan: SweepPlan, shard, items):
+    """One HDF5 part file (plain h5py): root attrs identify it; group cells/<key> per cell."""
+    import h5py
+
+    from .store import git_commit, package_version
+
+    def write(fh):
+        with h5py.File(fh, "w") as f:
+            f.attrs.update({"memphase_part": f"{shard[0]}/{shard[1]}", "config_hash":
+                            plan.config_hash, "config": plan.text, "job": plan.job,
+                            "memphase_version": package_version(), "git_commit": git_commit(),
+                            "created": _now(), "host": socket.gethostname()})
+            g = f.create_group("cells")
+            for key, cell, result, meta in items:
+                c = g.create_group(key)
+                c.attrs["cell"] = json.dumps(cell)
+                c.attrs["meta"] = json.dumps(meta)
+                for k, a in _encode_result(result).items():
+                    if a.dtype.kind == "U":
+                        c.create_dataset(k, data=a.astype(object), dtype=h5py.string_dtype())
+                    elif a.ndim:
+                        c.create_dataset(k, data=a, compression="gzip")
+                    else:
+                        c.create_dataset(k, data=a)
+
+    _atomic_write(path, write)
+
+
+def read_part(path, plan: SweepPlan | None = None) -> dict:
+    """{key: (result, meta)} of a part file; ResultFileError naming the file when it is missing,
+    corrupt, foreign, or (given a plan) made with a different config."""
+    import h5py
+
+    from analysis.results import ResultFileError
+
+    p = Path(path)
+    try:
+        f = h5py.File(p, "r")
+    except FileNotFoundError:
+        raise ResultFileError(f"part file not found: {p}") from None
+    except OSError as e:
+        raise ResultFileError(f"{p} is not a readable HDF5 file (truncated or corrupt?): {e}") from None
+    with f:
+        if "memphase_part" not in f.attrs or "cells" not in f:
+            raise ResultFileError(f"{p} is not a memphase sweep part file")
+        if plan is not None and f.attrs["config_hash"] != plan.config_hash:
+            raise ResultFileError(f"{p} was made with a different config "
+                                  f"(hash {f.attrs['config_hash']}, now {plan.config_hash})")
+        out = {}
+        try:
+            for key, g in f["cells"].items():
+                res = {}
+                for k, d in g.items():
+                    v = d[()]
+                    if isinstance(v, bytes):
+                        v = v.decode()
+                    elif isinstance(v, np.ndarray) and v.dtype.kind == "O":
+                        v = np.asarray([s.decode() if isinstance(s, bytes) else s for s in v])
+                    res[k] = _decode_value(np.asarray(v)) if not isinstance(v, str) else v
+                out[key] = (res, json.loads(g.attrs["meta"]))
+        except (OSError, KeyError, ValueError) as e:
+            raise ResultFileError(f"{p} is damaged: {e}") from None
+    return out
+
+
+# ----------------------------------------------------------------------------- driver
+
+
+def _existing_is_same(target: Path, plan: SweepPlan, part: bool) -> bool:
+    if part:
+        import h5py
+
+        from analysis.results import ResultFileError
+
+        try:
+            with h5py.File(target, "r") as f:
+                old = f.attrs.get("config_hash")
+        except OSError as e:
+            raise ResultFileError(f"{target} is not a readable HDF5 file (truncated or corrupt?): "
+                                  f"{e}") from None
+        return old == plan.config_hash
+    from analysis.results import open_results
+
+    with open_results(target) as old:
+        h = old.attrs.get("config_hash")
+        return h == plan.config_hash if h is not None else old.attrs.get("config") == plan.text
+
+
+def _assemble(plan, loaded, wall, backend):
+    from .store import provenance
+
+    results = [loaded[k][0] for k in plan.keys]
+    metas = [loaded[k][1] for k in plan.keys]
+    ds = plan.exp.assemble(plan.cfg, plan.cells, results)
+    secs = [float(m.get("seconds", 0.0)) for m in metas]
+    seeds = plan.cfg.get("grid", {}).get("seeds", [])
+    ds.attrs.update(provenance(
+        plan.text, seeds, job=plan.job, config_path=plan.path, config_hash=plan.config_hash,
+        cells=len(plan.cells), backend=backend, runtime_s=round(wall, 3),
+        cell_seconds_total=round(sum(secs), 3), cell_seconds_max=round(max(secs), 3),
+        hosts=sorted({m.get("host", "?") for m in metas})))
+    return ds
+
+
+def run_sweep(config_path, output=None, backend=None, workers=None, scheduler=None, shard=None,
+              new=False, progress=True, plot=True, threads=None) -> Path:
+    """Run (or resume) a sweep; return the path written (final file, or part file for a shard).
+
+    Refuses (SweepError / ConfigError) a held lock, a journal of another config without `new`,
+    or an existing final file of another config. Raises SweepIncomplete if cells failed.
+    """
+    plan = load_sweep(config_path)
+    if workers is not None:
+        plan.opts["workers"] = int(workers)
+    if threads is not None:
+        plan.opts["threads"] = int(threads)
+    if scheduler:
+        plan.opts["scheduler"] = scheduler
+        backend = backend or "scheduler"
+    backend = backend or plan.opts["backend"]
+    if backend not in BACKENDS:
+        raise SweepError(f"unknown backend {backend!r}; choose one of {list(BACKENDS)}")
+    shard = parse_shard(shard)
+    out = Path(output or plan.cfg["output"])
+    target = part_path(out, *shard) if shard else out
+    mine = [(k, c) for i, (k, c) in enumerate(zip(plan.keys, plan.cells))
+            if shard is None or i % shard[1] == shard[0]]
+
+    with OutputLock(target):
+        journal = Journal(target, plan)
+        if target.exists():
+            if not _existing_is_same(target, plan, part=bool(shard)):
+                raise SweepError(f"{target} exists and was made with a different config; choose "
+                                 f"another --output (finished results are never overwritten)")
+            if journal.exists() and journal.stored_hash() in (plan.config_hash, None):
+                journal.remove()  # killed after the final write, before the cleanup
+            return target
+        journal.open(new=new)
+        t0 = time.time()
+        loaded = {}
+        for k in journal.done_keys() & {k for k, _ in mine}:
+            got = journal.load(k)
+            if got is not None:
+                loaded[k] = got
+        todo = [(k, c) for k, c in mine if k not in loaded]
+        failed = {}
+        if progress and todo:
+            for line in estimate_lines(plan, [c for _, c in todo]):
+                print(line, file=sys.stderr)
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(mine), initial=len(loaded), unit="cell", disable=not progress,
+                   desc=f"{plan.job}" + (f" shard {shard[0]}/{shard[1]}" if shard else ""))
+        bar.set_postfix(done=len(loaded), failed=0)
+        try:
+            with contextlib.ExitStack() as stack:
+                if not todo:
+                    stream = iter(())
+                elif backend == "inprocess":
+                    stream = _iter_inprocess(plan, todo)
+                else:
+                    client = stack.enter_context(dask_client(plan, backend))
+                    stream = _iter_dask(client, plan, todo)
+                for key, cell, out_ in stream:
+                    if out_[0] == "ok":
+                        journal.record(key, cell, out_[1], out_[2])
+                        bar.update(1)
+                    else:
+                        _, msg, tb, meta = out_
+                        journal.record_failure(key, cell, msg, tb, meta)
+                        failed[key] = (cell, msg)
+                        bar.write(f"memphase: cell {cell} failed: {msg}", file=sys.stderr)
+                    bar.set_postfix(done=bar.n, failed=len(failed))
+        finally:
+            bar.close()
+        if failed:
+            cell, msg = next(iter(failed.values()))
+            raise SweepIncomplete(
+                f"{len(failed)} of {len(mine)} cells failed (first: {cell}: {msg}); errors are in "
+                f"{journal.dir}; finished cells are kept and rerunning the same command retries "
+                f"only the missing ones")
+        # the final result is always built from the journal: resumed == uninterrupted
+        for k, _ in mine:
+            got = journal.load(k)
+            if got is None:
+                raise SweepIncomplete(f"journal cell {k} was unreadable; rerun to recompute it")
+            loaded[k] = got
+        wall = time.time() - t0
+        if shard:
+            _write_part(target, plan, shard, [(k, c, *loaded[k]) for k, c in mine])
+        else:
+            from .store import write_dataset
+
+            ds = _assemble(plan, loaded, wall, backend)
+            write_dataset(ds, target)
+            if plot:
+                plan.exp.plot(ds, target.with_suffix(".png"))
+        journal.remove()
+    return target
+
+
+def find_parts(output) -> dict:
+    """{N: {I: path}} of the part files of `output` on disk."""
+    out = Path(output)
+    pat = re.compile(re.escape(out.stem) + r"\.part-(\d+)-of-(\d+)" + re.escape(out.suffix) + "$")
+    found: dict = {}
+    for p in out.parent.glob(f"{out.stem}.part-*-of-*{out.suffix}"):
+        m = pat.match(p.name)
+        if m:
+            found.setdefault(int(m[2]), {})[int(m[1])] = p
+    return found
+
+
+def merge_parts(config_path, output=None, progress=True, plot=True) -> Path:
+    """Assemble `<stem>.part-I-of-N.h5` (all I) into the final Dataset, written atomically."""
+    plan = load_sweep(config_path)
+    out = Path(output or plan.cfg["output"])
+    with OutputLock(out):
+        if out.exists():
+            if not _existing_is_same(out, plan, part=False):
+                raise SweepError(f"{out} exists and was made with a different config; choose "
+                                 f"another --output (finished results are never overwritten)")
+            return out
+        found = find_parts(out)
+        if not found:
+            raise SweepError(f"no part files {out.stem}.part-I-of-N{out.suffix} in "
+                             f"{out.parent}; run `memphase sweep CONFIG --shard I/N` first")
+        if len(found) > 1:
+            raise SweepError(f"part files of different shard counts {sorted(found)} beside {out}; "
+                             f"remove the stale ones")
+        (n, parts), = found.items()
+        missing = sorted(set(range(n)) - set(parts))
+        if missing:
+            raise SweepError(f"missing part files for shards {missing} of {n} (e.g. "
+                             f"{part_path(out, missing[0], n)}); rerun those shards")
+        t0 = time.time()
+        loaded = {}
+        for i in sorted(parts):
+            loaded.update(read_part(parts[i], plan))
+        lost = [c for k, c in zip(plan.keys, plan.cells) if k not in loaded]
+        if lost:
+            raise SweepError(f"{len(lost)} cells are in no part file (first: {lost[0]})")
+        from .store import write_dataset
+
+        ds = _assemble(plan, loaded, time.time() - t0, f"shards/{n}")
+        write_dataset(ds, out)
+        if plot:
+            plan.exp.plot(ds, out.with_suffix(".png"))
+    return out
+
+
+# ----------------------------------------------------------------------------- info
+
+
+def describe(path) -> list[str]:
+    """Lines describing a config (plan, estimate, journal status) or a results/part file."""
+    p = Path(path)
+    if p.suffix == ".toml":
+        plan = load_sweep(p)
+        out = Path(plan.cfg["output"])
+        lines = [f"config {p}: job {plan.job!r}, config hash {plan.config_hash}",
+                 "axes: " + ", ".join(f"{k}[{len(v)}]" for k, v in plan.axes.items())
+                 + f" -> {len(plan.cells)} cells",
+                 f"backend {plan.opts['backend']}, workers {plan.opts['workers']}, "
+                 f"threads per cell {plan.opts['threads']}"]
+        lines += estimate_lines(plan)
+        lines.append(f"output {out}: " + ("exists" if out.exists() else "not written yet"))
+        j = Journal(out, plan)
+        if j.exists():
+            fails = j.failures()
+            same = j.stored_hash() == plan.config_hash
+            lines.append(f"journal {j.dir}: {len(j.done_keys())} cells done, {len(fails)} failed"
+                         + ("" if same else " (DIFFERENT config: resume refused without --new)"))
+            for rec in list(fails.values())[:5]:
+                lines.append(f"  failed {rec.get('cell')}: {rec.get('error')}")
+        for n, parts in find_parts(out).items():
+            lines.append(f"part files: {len(parts)} of {n} shards present")
+        return lines
+    import h5py
+
+    from analysis.results import ResultFileError, open_results
+
+    with contextlib.suppress(OSError):
+        with h5py.File(p, "r") as f:
+            if "memphase_part" in f.attrs:
+                cells = read_part(p)
+                return [f"part file {p}: shard {f.attrs['memphase_part']}, {len(cells)} cells, "
+                        f"config hash {f.attrs['config_hash']}; assemble with `memphase merge`"]
+    try:
+        ds = open_results(p)
+    except ResultFileError:
+        raise
+    with ds:
+        lines = [f"results {p}: dims " + ", ".join(f"{k}={v}" for k, v in ds.sizes.items())]
+        for name, v in ds.data_vars.items():
+            lines.append(f"  {name}{tuple(v.dims)} [{v.attrs.get('units', '?')}] "
+                         f"{v.attrs.get('long_name', '')}")
+        for k in ("job", "cells", "backend", "seeds", "memphase_version", "git_commit", "host",
+                  "created", "runtime_s", "cell_seconds_total"):
+            if k in ds.attrs:
+                lines.append(f"  {k}: {ds.attrs[k]}")
+    return lines

@@ -1,0 +1,245 @@
+"""Sweeps: crash safety (kill -9 and resume), sharding + merge, Dask backends, the lock and the
+journal. Every comparison is against one uninterrupted in-process run with the same seeds."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import xarray as xr
+
+import simulate.experiments.quickstart as quickstart
+from analysis.results import ResultFileError, open_sweep
+from simulate.cli import main
+from simulate.sweep import Journal, OutputLock, SweepError, load_sweep, part_path, run_sweep
+
+SEEDS = 12  # 2 scores x 2 sizes x 12 seeds = 48 cells of ~20 ms: long enough to kill mid-sweep
+CONFIG = f"""
+job = "quickstart"
+output = "unused.h5"
+[data]
+d = 4
+[grid]
+n_train = [3, 30]
+score = ["empirical", "population"]
+seeds = {list(range(SEEDS))}
+[sampler]
+steps = 20
+n_samples = 32
+record = 10
+[sweep]
+threads = 1
+"""
+N_CELLS = 2 * 2 * SEEDS
+
+
+@pytest.fixture(scope="module")
+def sweep_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("sweep")
+    (d / "sweep.toml").write_text(CONFIG)
+    return d
+
+
+@pytest.fixture(scope="module")
+def reference(sweep_dir):
+    """The uninterrupted in-process run everything else must equal."""
+    out = run_sweep(sweep_dir / "sweep.toml", output=sweep_dir / "ref.h5", progress=False,
+                    plot=False)
+    with open_sweep(out) as ds:
+        yield ds.load()
+
+
+def assert_same_results(path, ref):
+    with open_sweep(path) as ds:
+        got = ds.load()
+    assert got.attrs["config"] == ref.attrs["config"]
+    assert got.attrs["config_hash"] == ref.attrs["config_hash"]
+    a, b = got.copy(), ref.copy()
+    a.attrs, b.attrs = {}, {}
+    xr.testing.assert_identical(a, b)  # values, coords and their units/long_name, bit for bit
+
+
+def test_uninterrupted_run_is_lazy_self_describing_and_clean(sweep_dir, reference):
+    out = sweep_dir / "ref.h5"
+    with open_sweep(out) as ds:
+        import dask.array
+
+        assert isinstance(ds["memorization_ratio"].data, dask.array.Array)  # lazy
+        assert ds["nearest_distance"].attrs["units"] == "data units"
+        assert ds.attrs["cells"] == N_CELLS and ds.attrs["backend"] == "inprocess"
+        for key in ("memphase_version", "git_commit", "host", "seeds", "cell_seconds_total"):
+            assert key in ds.attrs
+    assert reference["collapse_fraction"].sel(score="empirical", n_train=3).min() == 1.0
+    # the journal and the lock are gone once the final file is written
+    assert not (sweep_dir / "ref.h5.cells").exists() and not (sweep_dir / "ref.h5.lock").exists()
+
+
+def test_kill_9_mid_sweep_then_resume_equals_uninterrupted(sweep_dir, reference, monkeypatch):
+    out = sweep_dir / "killed.h5"
+    journal = sweep_dir / "killed.h5.cells"
+    proc = subprocess.Popen([sys.executable, "-m", "simulate.cli", "sweep",
+                             str(sweep_dir / "sweep.toml"), "-o", str(out), "-q", "--no-plot"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(journal.glob("*.npz"))) < 5:
+        time.sleep(0.005)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    done = len(list(journal.glob("*.npz")))
+    assert not out.exists() and 5 <= done < N_CELLS, "sweep finished before the kill"
+    assert (sweep_dir / "killed.h5.lock").exists()  # stale lock of a dead pid
+
+    calls = []
+    real = quickstart.run_cell
+    monkeypatch.setattr(quickstart, "run_cell", lambda cfg, cell: calls.append(cell) or real(cfg, cell))
+    assert main(["sweep", str(sweep_dir / "sweep.toml"), "-o", str(out), "-q", "--no-plot"]) == 0
+    assert len(calls) == N_CELLS - done  # only the missing cells were recomputed
+    assert_same_results(out, reference)
+    assert not journal.exists()
+
+
+def test_sigterm_releases_the_lock_and_keeps_the_journal(sweep_dir):
+    """SLURM time limits send SIGTERM: the run stops cleanly (exit 130), the lock is released
+    (a resubmitted task may land on another host) and the finished cells stay."""
+    out = sweep_dir / "termed.h5"
+    journal = sweep_dir / "termed.h5.cells"
+    proc = subprocess.Popen([sys.executable, "-m", "simulate.cli", "sweep",
+                             str(sweep_dir / "sweep.toml"), "-o", str(out), "-q", "--no-plot"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(journal.glob("*.npz"))) < 3:
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "rerun the same command to resume" in err
+    assert not (sweep_dir / "termed.h5.lock").exists() and len(list(journal.glob("*.npz"))) >= 3
+
+
+def test_shards_then_merge_equal_single_run(sweep_dir, reference):
+    cfg, out = sweep_dir / "sweep.toml", sweep_dir / "sharded.h5"
+    for i in range(3):
+        assert main(["sweep", str(cfg), "-o", str(out), "--shard", f"{i}/3", "-q"]) == 0
+    assert not out.exists()
+    with pytest.raises(ResultFileError, match="part file"):
+        open_sweep(part_path(out, 0, 3))  # a part is not a results file
+    assert main(["merge", str(cfg), "-o", str(out), "-q", "--no-plot"]) == 0
+    assert_same_results(out, reference)
+    assert open_sweep(out).attrs["backend"] == "shards/3"
+
+
+def test_dask_local_cluster_equals_in_process(sweep_dir, reference):
+    out = run_sweep(sweep_dir / "sweep.toml", output=sweep_dir / "local.h5", backend="local",
+                    workers=2, progress=False, plot=False)
+    assert_same_results(out, reference)
+    with open_sweep(out) as ds:
+        assert ds.attrs["backend"] == "local"
+
+
+def test_existing_scheduler_address(sweep_dir, reference):
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                      dashboard_address=None) as cluster:
+        out = sweep_dir / "sched.h5"
+        assert main(["sweep", str(sweep_dir / "sweep.toml"), "-o", str(out), "-q", "--no-plot",
+                     "--scheduler", cluster.scheduler_address]) == 0
+    assert_same_results(out, reference)
+
+
+def test_failed_cells_recorded_then_retried(sweep_dir, reference, monkeypatch, capsys):
+    cfg, out = sweep_dir / "sweep.toml", sweep_dir / "failing.h5"
+    real = quickstart.run_cell
+
+    def flaky(c, cell):
+        if cell["seed"] == 3 and cell["score"] == "empirical":
+            raise FloatingPointError("boom")
+        return real(c, cell)
+
+    monkeypatch.setattr(quickstart, "run_cell", flaky)
+    assert main(["sweep", str(cfg), "-o", str(out), "-q", "--no-plot"]) == 1
+    err = capsys.readouterr().err
+    assert f"2 of {N_CELLS} cells failed" in err and "FloatingPointError: boom" in err
+    assert not out.exists()
+    j = Journal(out, load_sweep(cfg))
+    assert len(j.failures()) == 2 and len(j.done_keys()) == N_CELLS - 2
+    assert main(["info", str(cfg)]) == 0  # info on the config's own output is not this file
+    monkeypatch.setattr(quickstart, "run_cell", real)
+    assert main(["sweep", str(cfg), "-o", str(out), "-q", "--no-plot"]) == 0
+    assert_same_results(out, reference)
+
+
+def test_changed_config_refused_unless_new(sweep_dir, monkeypatch, capsys):
+    cfg = sweep_dir / "changed.toml"
+    cfg.write_text(CONFIG.replace(f"{list(range(SEEDS))}", "[0, 1]"))
+    out = sweep_dir / "changed.h5"
+    monkeypatch.setattr(quickstart, "run_cell", lambda c, cell: 1 / 0)
+    assert main(["sweep", str(cfg), "-o", str(out), "-q"]) == 1  # leaves a journal
+    capsys.readouterr()
+    monkeypatch.undo()
+    cfg.write_text(cfg.read_text().replace("steps = 20", "steps = 21"))
+    assert main(["sweep", str(cfg), "-o", str(out), "-q", "--no-plot"]) == 2
+    err = capsys.readouterr().err
+    assert "different config" in err and "--new" in err and err.count("\n") == 1
+    assert main(["sweep", str(cfg), "-o", str(out), "-q", "--no-plot", "--new"]) == 0
+    assert open_sweep(out).attrs["config"] == cfg.read_text()
+
+
+def test_corrupt_journal_cell_is_recomputed(sweep_dir, reference, monkeypatch):
+    cfg, out = sweep_dir / "sweep.toml", sweep_dir / "corrupt_cell.h5"
+    real = quickstart.run_cell
+    monkeypatch.setattr(quickstart, "run_cell",
+                        lambda c, cell: 1 / 0 if cell["seed"] == 0 else real(c, cell))
+    assert main(["sweep", str(cfg), "-o", str(out), "-q"]) == 1
+    cell = sorted((sweep_dir / "corrupt_cell.h5.cells").glob("*.npz"))[0]
+    cell.write_bytes(cell.read_bytes()[:50])  # truncated under its final name
+    monkeypatch.setattr(quickstart, "run_cell", real)
+    assert main(["sweep", str(cfg), "-o", str(out), "-q", "--no-plot"]) == 0
+    assert_same_results(out, reference)
+
+
+def test_lock_refuses_a_live_writer_and_takes_over_a_dead_one(sweep_dir, capsys):
+    cfg, out = sweep_dir / "sweep.toml", sweep_dir / "locked.h5"
+    with OutputLock(out):  # held by this (live) process
+        assert main(["sweep", str(cfg), "-o", str(out), "-q"]) == 2
+        assert "being written by another run" in capsys.readouterr().err
+        with pytest.raises(SweepError, match="locked.h5.lock"):
+            OutputLock(out).acquire()
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    lock = sweep_dir / "locked.h5.lock"
+    lock.write_text(f'{{"pid": {dead.pid}, "host": "{os.uname().nodename}"}}')
+    with OutputLock(out) as held:
+        assert held.held and str(os.getpid()) in lock.read_text()
+    assert not lock.exists()
+
+
+def test_merge_errors_name_the_file(sweep_dir, capsys):
+    cfg, out = sweep_dir / "sweep.toml", sweep_dir / "parts.h5"
+    assert main(["merge", str(cfg), "-o", str(out), "-q"]) == 2
+    assert "no part files" in capsys.readouterr().err
+    assert main(["sweep", str(cfg), "-o", str(out), "--shard", "0/2", "-q"]) == 0
+    assert main(["merge", str(cfg), "-o", str(out), "-q"]) == 2
+    assert "missing part files for shards [1] of 2" in capsys.readouterr().err
+    p0 = part_path(out, 0, 2)
+    good = p0.read_bytes()
+    part_path(out, 1, 2).write_bytes(good[: len(good) // 2])  # truncated
+    assert main(["merge", str(cfg), "-o", str(out), "-q"]) == 2
+    assert "parts.part-1-of-2.h5 is not a readable HDF5 file" in capsys.readouterr().err
+    import h5py
+
+    with h5py.File(part_path(out, 1, 2), "w") as f:  # foreign HDF5
+        f["x"] = np.arange(3)
+    assert main(["merge", str(cfg), "-o", str(out), "-q"]) == 2
+    assert "parts.part-1-of-2.h5 is not a memphase sweep part file" in capsys.readouterr().err
+
+
+def test_truncated_final_file_is_named_on_rerun(sweep_dir, capsys):
+    ref = (sweep_dir / "ref.h5").read_bytes()
+    out = sweep_dir / "trunc.h5"
+    out.write_bytes(ref[: len(ref) // 3])
+    assert main(["sweep", str(sweep_dir / "sweep.toml"), "-o", str(out), "-q"]) == 2
+    assert "trunc.h5 is not a readable HDF5 file" in capsys.readouterr().err
