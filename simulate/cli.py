@@ -8,6 +8,7 @@ exits with status 1 after recording them; rerunning retries them.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 import signal
 import sys
 
@@ -20,6 +21,7 @@ EXAMPLES = {
               "  memphase sweep data/configs/quickstart.toml --scheduler tcp://host:8786\n"
               "  memphase sweep data/configs/quickstart.toml --shard $SLURM_ARRAY_TASK_ID/8"),
     "merge": "memphase merge data/configs/quickstart.toml   # after all 8 shards finished",
+    "validate": "memphase validate --quick      # theory vs measurement, about 1 minute",
     "info": ("memphase info data/configs/quickstart.toml     # plan, estimates, progress\n"
              "  memphase info data/results/quickstart.h5"),
 }
@@ -72,6 +74,25 @@ def _cmd_info(args) -> int:
 
     print("\n".join(describe(args.path)))
     return 0
+
+
+def _free_path(path: Path) -> Path:
+    """`path`, or path-1, path-2, ... if it exists: finished results are never overwritten."""
+    k, out = 0, path
+    while out.exists():
+        k += 1
+        out = path.with_name(f"{path.stem}-{k}{path.suffix}")
+    return out
+
+
+def _cmd_validate(args) -> int:
+    from .validate import validate_main
+
+    default = Path("data/results") / ("validate-quick.h5" if args.quick else "validate.h5")
+    out = Path(args.output) if args.output else _free_path(default)
+    if out.exists():
+        raise ConfigError(f"{out} exists; choose another --output (results are never overwritten)")
+    return validate_main(quick=args.quick, output=out, seed=args.seed, plot=not args.no_plot)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -130,6 +151,17 @@ def build_parser() -> argparse.ArgumentParser:
                        formatter_class=raw, epilog="examples:\n  " + EXAMPLES["info"])
     i.add_argument("path", help="TOML config, results .h5 or part file")
     i.set_defaults(func=_cmd_info)
+
+    v = sub.add_parser("validate", help="published targets and theory vs measured critical times",
+                       formatter_class=raw, epilog="example: " + EXAMPLES["validate"],
+                       description="Print `quantity | setting | theory | measured | 95% CI | "
+                                   "rel. error | pass`, write it as HDF5 plus a figure; exit 1 "
+                                   "when a gated check is outside its tolerance.")
+    v.add_argument("--quick", action="store_true", help="small settings (about a minute on 2 cores)")
+    v.add_argument("--output", "-o", help="results file (default data/results/validate[-quick].h5)")
+    v.add_argument("--seed", type=int, default=0, help="seed of every draw (default 0)")
+    v.add_argument("--no-plot", action="store_true", help="skip the figure")
+    v.set_defaults(func=_cmd_validate)
     return p
 
 

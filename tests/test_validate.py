@@ -37,3 +37,17 @@ def test_validate_quick_passes_and_writes_table(tmp_path, capsys):
     assert (q == "bias trend t_C (last change)").sum() >= 1
     assert out.with_suffix(".png").stat().st_size > 1000
     ds.close()
+
+
+def test_validate_cli_help_and_never_overwrites(tmp_path, capsys, monkeypatch):
+    from simulate.cli import _free_path, main
+
+    with pytest.raises(SystemExit):
+        main(["validate", "--help"])
+    assert "memphase validate --quick" in capsys.readouterr().out
+    first = tmp_path / "v.h5"
+    first.write_bytes(b"x")
+    assert _free_path(first) == tmp_path / "v-1.h5"
+    assert main(["validate", "--quick", "-o", str(first)]) == 2
+    assert "never overwritten" in capsys.readouterr().err
+    assert first.read_bytes() == b"x"
