@@ -74,7 +74,7 @@ LAST_CHANGE_MIN_D = 128
 
 QUICK = Plan(speciation_d=[64, 256, 1024], collapse=[(64, 0.05), (128, 0.05), (64, 0.1), (256, 0.02)],
              n_traj=200, steps=150, n_fresh=1500)
-FULL = Plan(speciation_d=[64, 256, 1024, 4096],
+FULL = Plan(speciation_d=[64, 256, 1024, 2048],
             collapse=[(64, 0.05), (64, 0.1), (64, 0.15), (128, 0.03), (128, 0.05), (128, 0.075),
                       (256, 0.02), (256, 0.035)],
             n_traj=400, steps=300, n_fresh=4000)
