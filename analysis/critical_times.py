@@ -19,6 +19,7 @@ __all__ = [
     "CloningResult",
     "clone_agreement",
     "crossing_time",
+    "crossing_time_ci",
     "bootstrap_ci",
     "collapse_time_last_change",
     "excess_entropy_mc",
@@ -51,6 +52,24 @@ def crossing_time(times, values, level: float) -> float:
     if v[i + 1] == v[i]:
         return float(t[i])
     return float(t[i] + (level - v[i]) * (t[i + 1] - t[i]) / (v[i + 1] - v[i]))
+
+
+def crossing_time_ci(times, per_traj, level: float, n_boot: int = 200, ci: float = 0.95,
+                     seed: int = 0):
+    """Crossing time of the trajectory-averaged curve and its percentile bootstrap CI over
+    trajectories: per_traj is (T, n_traj); returns (estimate, lo, hi). Bootstrap draws whose
+    curve never crosses are ignored (NaN-quantiles)."""
+    per_traj = np.asarray(per_traj, dtype=float)
+    est = crossing_time(times, per_traj.mean(axis=1), level)
+    rng = np.random.default_rng(seed)
+    n = per_traj.shape[1]
+    boots = [crossing_time(times, per_traj[:, rng.integers(0, n, n)].mean(axis=1), level)
+             for _ in range(n_boot)]
+    if np.all(np.isnan(boots)):
+        return est, float("nan"), float("nan")
+    a = (1 - ci) / 2
+    lo, hi = np.nanquantile(boots, [a, 1 - a])
+    return est, float(lo), float(hi)
 
 
 class CloningResult(dict):

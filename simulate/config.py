@@ -32,6 +32,7 @@ class Field:
     default: value when absent (omit for a required key).
     check:   optional predicate on the value (each element for lists) with `rule` its description.
     choices: allowed values (each element for lists).
+    allow_empty: a list kind may be `[]` (e.g. extra SLURM directives); grid axes may not.
     """
 
     kind: str
@@ -40,6 +41,7 @@ class Field:
     rule: str = ""
     choices: tuple | None = None
     help: str = ""
+    allow_empty: bool = False
 
 
 def _type_ok(kind: str, v) -> bool:
@@ -59,6 +61,8 @@ def _check_leaf(name: str, f: Field, v):
     if kinds:
         if not isinstance(v, list):
             v = [v]  # a scalar is a one-element list
+        if not v and f.allow_empty:
+            return []
         if not v:
             raise ConfigError(f"'{name}' must be a non-empty list of {kinds}")
         items = v

@@ -43,7 +43,7 @@ from .config import ConfigError, Field, load_toml, validate
 from .experiments import get_experiment
 
 __all__ = ["SweepError", "SweepIncomplete", "SweepPlan", "SWEEP_SCHEMA", "BACKENDS", "load_sweep",
-           "run_sweep", "merge_parts", "estimate_cell", "part_path", "parse_shard", "OutputLock",
+           "run_sweep", "merge_parts", "estimate_cell", "check_memory", "part_path", "parse_shard", "OutputLock",
            "Journal", "describe"]
 
 BACKENDS = ("inprocess", "local", "scheduler", "slurm")
@@ -65,7 +65,7 @@ SWEEP_SCHEMA = {
         "cores": Field("int", 1, check=lambda v: v >= 1, rule="must be >= 1",
                        help="cores per SLURM job (one worker process each)"),
         "memory": Field("str", "", help="per SLURM job, e.g. '8GB' (default: from the estimate)"),
-        "job_extra": Field("list[str]", [], help="extra #SBATCH directives"),
+        "job_extra": Field("list[str]", [], allow_empty=True, help="extra #SBATCH directives"),
     },
 }
 
@@ -201,6 +201,60 @@ def estimate_lines(plan: SweepPlan, cells=None) -> list[str]:
 
 
 # ----------------------------------------------------------------------------- lock
+
+
+def available_memory() -> int:
+    """Bytes of memory available to new processes on this machine (MemAvailable, else total)."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return int(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+
+
+_UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+
+
+def _parse_bytes(text: str) -> int:
+    """'8GB', '512 MiB', '2G' -> bytes (binary units, as SLURM reads them)."""
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([KMGT]?)i?B?\s*", text, flags=re.I)
+    if not m:
+        raise ConfigError(f"[sweep.slurm] memory = {text!r}: expected e.g. '8GB' or '512MB'")
+    return int(float(m.group(1)) * _UNITS[m.group(2).upper()])
+
+
+def check_memory(plan: SweepPlan, cells, backend: str, workers: int = 1, limit: int | None = None):
+    """Refuse, before anything runs, a cell whose estimated memory cannot fit: in this machine's
+    available memory (shared by `workers` local processes), or in the SLURM job's [sweep.slurm]
+    memory. The message names the cell and what to change."""
+    if not cells:
+        return
+    est = [(estimate_cell(plan.exp, plan.cfg, c)["memory_bytes"], c) for c in cells]
+    need, cell = max(est, key=lambda e: e[0])
+    overhead = 300 * 2**20
+    if limit is None:
+        if backend == "slurm":
+            if not plan.opts["slurm"]["memory"]:
+                return  # sized from the estimate in make_slurm_cluster
+            limit = _parse_bytes(plan.opts["slurm"]["memory"]) // max(plan.opts["slurm"]["cores"], 1)
+            where = "[sweep.slurm] memory per worker"
+        elif backend == "scheduler":
+            return  # remote workers: their memory is not known here
+        else:
+            share = workers if backend == "local" else 1
+            limit = available_memory() // share
+            where = f"available memory on this machine ({share} worker process{'es' * (share > 1)})"
+    else:
+        where = "the memory limit"
+    if need + overhead > limit:
+        raise ConfigError(
+            f"cell {cell} needs about {_fmt_bytes(need + overhead)} but {where} is "
+            f"{_fmt_bytes(limit)}; reduce n_samples / n_train / d for that cell, use "
+            f"dtype = \"float32\", use fewer workers, or run where more memory is available "
+            f"(SLURM: raise [sweep.slurm] memory)")
 
 
 def _pid_alive(pid: int) -> bool:
@@ -663,6 +717,8 @@ def run_sweep(config_path, output=None, backend=None, workers=None, scheduler=No
     mine = [(k, c) for i, (k, c) in enumerate(zip(plan.keys, plan.cells))
             if shard is None or i % shard[1] == shard[0]]
 
+    if not target.exists():
+        check_memory(plan, [c for _, c in mine], backend, plan.opts["workers"])
     with OutputLock(target):
         journal = Journal(target, plan)
         if target.exists():

@@ -102,33 +102,20 @@ def published_checks() -> list[Check]:
     return out
 
 
-def _mixture_score(d, seed=0):
-    from simulate.data import gaussian_mixture
-    from simulate.scores import SmoothedScore
-
-    g = gaussian_mixture(2, d, seed=seed)
-    c = torch.tensor(g.params["centers"], dtype=torch.float64)
-    # population score of (1/2) N(+m, I) + (1/2) N(-m, I): the blurred two-point mixture [SBS23 form]
-    return SmoothedScore(torch.stack([c, -c]), OrnsteinUhlenbeck(), 1.0), c
-
-
 def speciation_checks(plan: Plan, seed: int = 0, progress=None) -> list[Check]:
-    from analysis.critical_times import class_label_fn, clone_agreement, crossing_time
+    from analysis.critical_times import class_label_fn, clone_agreement, crossing_time_ci
+
+    from .experiments.speciation import mixture_population_score
 
     out = []
     for d in plan.speciation_d:
-        score, c = _mixture_score(d, seed)
+        score, c = mixture_population_score(d, seed)
         t_s = float(critical.speciation_time_mixture(d))
         times = t_s + np.linspace(-1.0, 1.0, 9)
         r = clone_agreement(score, score.schedule, times, plan.n_traj, class_label_fn(c),
                             steps=plan.steps // 2, seed=seed)
-        est = crossing_time(r["t"], r["phi"], 0.775)
-        rng = np.random.default_rng(seed)
-        boots = []
-        for _ in range(200):
-            idx = rng.integers(0, plan.n_traj, plan.n_traj)
-            boots.append(crossing_time(r["t"], r["per_traj"][:, idx].mean(1), 0.775))
-        lo, hi = np.nanquantile(boots, [0.025, 0.975])
+        est, lo, hi = crossing_time_ci(r["t"], r["per_traj"], critical.PHI_AT_SPECIATION,
+                                       seed=seed)
         out.append(Check("t_S (cloning)", f"mixture d={d}", t_s, est, (lo, hi), 0.1))
         if progress:
             progress(out[-1])

@@ -110,3 +110,24 @@ def test_slurm_backend_builds_a_job_script(cfg):
     for line in ("#SBATCH -p short", "#SBATCH -A phys", "#SBATCH -t 00:30:00",
                  "#SBATCH --constraint=cpu", "--nworkers 2"):
         assert line in script, script
+
+
+def test_cell_that_cannot_fit_in_memory_is_refused_before_anything_runs(tmp_path, capsys):
+    """N = 10^7 points in d = 4096 (float64) need ~1 TB: refused with the cell named and what to
+    change, exit 2, and nothing is written (no journal, no lock, no results)."""
+    out = tmp_path / "big.h5"
+    p = tmp_path / "big.toml"
+    p.write_text(f'job = "quickstart"\noutput = "{out}"\n[data]\nd = 4096\n'
+                 '[grid]\nn_train = [16, 10000000]\nscore = ["empirical"]\n')
+    assert main(["sweep", str(p), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "needs about" in err and "'n_train': 10000000" in err and "float32" in err
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["big.toml"]
+
+
+def test_slurm_memory_limit_is_checked(tmp_path, capsys):
+    p = tmp_path / "s.toml"
+    p.write_text(TINY.format(out=tmp_path / "s.h5").replace('backend = "inprocess"', 'backend = "slurm"')
+                 + '[sweep.slurm]\nmemory = "64MB"\njob_extra = []\n')
+    assert main(["sweep", str(p), "-q"]) == 2
+    assert "[sweep.slurm] memory per worker is 64.0 MiB" in capsys.readouterr().err

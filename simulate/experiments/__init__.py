@@ -13,6 +13,7 @@ from importlib import import_module
 EXPERIMENTS = {
     "quickstart": "simulate.experiments.quickstart",
     "geometric": "simulate.experiments.geometric",
+    "speciation": "simulate.experiments.speciation",
 }
 
 
