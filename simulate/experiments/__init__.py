@@ -14,6 +14,8 @@ EXPERIMENTS = {
     "quickstart": "simulate.experiments.quickstart",
     "geometric": "simulate.experiments.geometric",
     "speciation": "simulate.experiments.speciation",
+    "regularization": "simulate.experiments.regularization",
+    "linear_model": "simulate.experiments.linear_model",
 }
 
 

@@ -1,0 +1,132 @@
+"""Figures of the issue-7 experiments: the [BDKOS25] regularization study
+(`simulate.experiments.regularization`) and the [H24] solvable linear model
+(`simulate.experiments.linear_model`)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .plots import plt, save
+
+__all__ = ["plot_regularization", "plot_linear_model"]
+
+
+def _positive(x, *ys):
+    """Rows with x > 0 (log axes), as numpy arrays; y <= 0 (e.g. a median distance of exactly 0
+    after Tweedie denoising) becomes nan so that log axes skip it."""
+    x = np.asarray(x, dtype=float)
+    ok = x > 0
+    return (x[ok],) + tuple(np.where(np.asarray(y, float) > 0, np.asarray(y, float), np.nan)[ok]
+                            for y in ys)
+
+
+def _curves(ds):
+    """(label, strength coordinate, fraction, median distance, style) per regularizer / width,
+    seed-averaged; networks at their last checkpoint."""
+    out = []
+    if "tikhonov_collapse_fraction" in ds:
+        out.append(("Tikhonov c", ds["c"], ds["tikhonov_collapse_fraction"].mean("seed"),
+                    ds["tikhonov_median_distance"].mean("seed"), "o-"))
+    if "floor_collapse_fraction" in ds:
+        out.append(("floor tau_floor", ds["tau_floor"], ds["floor_collapse_fraction"].mean("seed"),
+                    ds["floor_median_distance"].mean("seed"), "s-"))
+    if "network_collapse_fraction" in ds:
+        last = ds["train_steps"].values[-1]
+        for w in ds["width"].values:
+            sel = ds.sel(width=w, train_steps=last).mean("seed")
+            out.append((f"network lambda, width {w}, {last} steps", ds["lambda"],
+                        sel["network_collapse_fraction"], sel["network_median_distance"], "^-"))
+    return out
+
+
+def plot_regularization(ds, path, formats=("png",)):
+    """[BDKOS25]: collapse fraction and median nearest-training-point distance vs regularization
+    strength (log-log, sqrt reference line, one curve per regularizer / network width) with the
+    small-c theory from the c = 0 flow invariant; networks' median distance vs training steps."""
+    has_net = "network_median_distance" in ds
+    fig, ax = plt.subplots(1, 3 if has_net else 2, figsize=(16 if has_net else 11, 4.4))
+    for label, x, frac, med, style in _curves(ds):
+        xs, f, m = _positive(x, frac, med)
+        ax[0].plot(xs, f, style, label=label)
+        ax[1].plot(xs, m, style, label=label)
+    if "network_median_distance" in ds and 0.0 in ds["lambda"].values:
+        last = ds["train_steps"].values[-1]
+        for w, ls in zip(ds["width"].values, ("-", "--", ":", "-.") * 8):
+            m0 = float(ds["network_median_distance"].sel({"lambda": 0.0, "width": w,
+                                                          "train_steps": last}).mean("seed"))
+            ax[1].axhline(m0, color="gray", ls=ls, lw=0.8, label=f"network lambda = 0, width {w}")
+    if "tikhonov_median_distance_theory" in ds:
+        xs, f, m = _positive(ds["c"], ds["tikhonov_collapse_fraction_theory"].mean("seed"),
+                             ds["tikhonov_median_distance_theory"].mean("seed"))
+        ax[0].plot(xs, f, "k--", lw=1, label="theory P(sqrt(c) K < tol)")
+        ax[1].plot(xs, m, "k--", lw=1, label="theory sqrt(c) median K")
+    strengths = np.concatenate([np.asarray(ds[k], float) for k in ("c", "lambda", "tau_floor")
+                                if k in ds.coords])
+    strengths = strengths[strengths > 0]
+    if strengths.size and "flow_ratio" in ds:
+        ref = np.geomspace(strengths.min(), strengths.max(), 50)
+        k = float(np.median(ds["flow_ratio"].values))
+        ax[1].plot(ref, 3 * k * np.sqrt(ref), ":", color="gray", label="reference ~ strength^(1/2)")
+    title = "collapse fraction"
+    if "reference_collapse_fraction" in ds:
+        title += f" (c = 0: {float(ds['reference_collapse_fraction'].mean()):.3f})"
+    ax[0].set(xscale="log", xlabel="strength (c, tau_floor or lambda)",
+              ylabel=f"fraction within {ds.attrs.get('collapse_tol', 1e-2):g} of a training point",
+              ylim=(-0.03, 1.03), title=title)
+    expo = ""
+    if "tikhonov_distance_exponent" in ds:
+        expo = f"; fitted Tikhonov exponent {float(ds['tikhonov_distance_exponent'].mean()):.3f}"
+    ax[1].set(xscale="log", yscale="log", xlabel="strength (c, tau_floor or lambda)",
+              ylabel="median distance to nearest training point", title="median distance" + expo)
+    for a in ax[:2]:
+        a.legend(fontsize=7)
+    if has_net:
+        steps = ds["train_steps"].values
+        cmap = plt.get_cmap("viridis")
+        lam = ds["lambda"].values
+        for i, lv in enumerate(lam):
+            for w, ls in zip(ds["width"].values, ("-", "--", ":", "-.") * 8):
+                med = ds["network_median_distance"].sel({"lambda": lv, "width": w}).mean("seed")
+                ax[2].plot(steps, med, ls, marker="o", color=cmap(i / max(len(lam) - 1, 1)),
+                           label=f"lambda {lv:g}, width {w}")
+        ax[2].set(xscale="log", yscale="log", xlabel="training steps",
+                  ylabel="median distance", title="network: early stopping")
+        ax[2].legend(fontsize=7)
+    fig.tight_layout()
+    return save(fig, path, formats)
+
+
+def plot_linear_model(ds, path, formats=("png",)):
+    """[H24]: average KL(generated || sampling) vs N/d (infinite for N <= d, shaded) with the
+    large-N expansion and its N -> infinity limit; P(generalizing) and the relative distance."""
+    fig, ax = plt.subplots(1, 2, figsize=(12, 4.4))
+    cmap = plt.get_cmap("tab10")
+    n = ds["n_train"].values.astype(float)
+    i = 0
+    for d in ds["d"].values:
+        for T in ds["T"].values:
+            sel = ds.sel(d=d, T=T)
+            col = cmap(i % 10)
+            i += 1
+            x = n / d
+            kl = sel["kl_mean"].mean("seed").values
+            fin = np.isfinite(kl)
+            ax[0].plot(x[fin], kl[fin], "o", color=col, label=f"d={d}, T={T:g}: exact KL (mean)")
+            ax[0].plot(x[fin], sel["kl_expected"].mean("seed").values[fin], "-", color=col, lw=0.8)
+            big = x > 1.5
+            ax[0].plot(x[big], sel["kl_large_n"].values[big], "--", color=col, lw=1)
+            ax[0].axhline(float(sel["kl_infinite_n"]), color=col, ls=":", lw=1)
+            ax[1].plot(x, sel["p_generalizing"].mean("seed"), "o-", color=col,
+                       label=f"d={d}, T={T:g}")
+    ax[0].axvspan(min(n.min() / ds["d"].values.max(), 0.5), 1.0, color="red", alpha=0.08,
+                  label="KL = inf (N <= d with intercept)")
+    ax[0].set(xscale="log", yscale="log", xlabel="N / d", ylabel="KL(generated || sampling) (nats)",
+              title="[H24] KL: dots exact, line Wishart average, dashed large-N, dotted N -> inf")
+    ax[0].title.set_fontsize(8)
+    ax[0].legend(fontsize=7)
+    ax[1].axhline(0.5, color="gray", lw=0.8)
+    ax[1].set(xscale="log", xlabel="N / d", ylabel="P(generalizing)", ylim=(-0.03, 1.03),
+              title="P[D(p_gen, KDE_train) > D(p_gen, KDE_fresh)]")
+    ax[1].legend(fontsize=7)
+    fig.tight_layout()
+    return save(fig, path, formats)
