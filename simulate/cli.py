@@ -1,4 +1,4 @@
-"""The `memphase` command line: run | sweep | merge | info.
+"""The `memphase` command line: run | sweep | merge | info | plot | validate.
 
 Errors in what the user gave (config, files, arguments, a held lock, a changed config) print one
 line `memphase: error: ...` and exit with status 2, never a traceback. A sweep whose cells failed
@@ -24,6 +24,10 @@ EXAMPLES = {
     "validate": "memphase validate --quick      # theory vs measurement, about 1 minute",
     "info": ("memphase info data/configs/quickstart.toml     # plan, estimates, progress\n"
              "  memphase info data/results/quickstart.h5"),
+    "plot": ("memphase plot data/results/collapse.h5                 # every figure, PNG + PDF\n"
+             "  memphase plot data/results/collapse.h5 --var memorization_ratio --x n_train --y d\n"
+             "  memphase plot data/results/collapse.h5 --var same_as_final --x n_train --y time "
+             "--sel d=16 --format png --out figures/"),
 }
 
 
@@ -73,6 +77,16 @@ def _cmd_info(args) -> int:
     from .sweep import describe
 
     print("\n".join(describe(args.path)))
+    return 0
+
+
+def _cmd_plot(args) -> int:
+    from analysis.sweep_plots import plot_results
+
+    formats = [f.strip().lower() for f in args.format.split(",") if f.strip()]
+    for p in plot_results(args.path, var=args.var, x=args.x, y=args.y, out=args.out,
+                          formats=formats, selection=args.sel):
+        print(f"figure:  {p}")
     return 0
 
 
@@ -151,6 +165,26 @@ def build_parser() -> argparse.ArgumentParser:
                        formatter_class=raw, epilog="examples:\n  " + EXAMPLES["info"])
     i.add_argument("path", help="TOML config, results .h5 or part file")
     i.set_defaults(func=_cmd_info)
+
+    pl = sub.add_parser(
+        "plot", help="figures of a results file: phase diagrams, per-block and memorization curves",
+        formatter_class=raw,
+        description="Draw a results file written by the suite: heatmaps of each variable over two "
+                    "axes (seed averaged, score one panel each, other dims at --sel or their last "
+                    "value) with the theory overlaid (<var>_theory contours, boundary lines), "
+                    "per-block curves, memorization-ratio curves vs n_train / alpha. Conventions: "
+                    "analysis/sweep_plots.py.",
+        epilog="examples:\n  " + EXAMPLES["plot"])
+    pl.add_argument("path", metavar="FILE", help="results .h5 (memphase run/sweep/merge output)")
+    pl.add_argument("--var", help="one variable (default: every plottable variable)")
+    pl.add_argument("--x", metavar="AXIS", help="x axis (a dim of the variable)")
+    pl.add_argument("--y", metavar="AXIS", help="y axis of the heatmap")
+    pl.add_argument("--sel", metavar="DIM=VALUE", action="append",
+                    help="value of a dim that is not plotted (repeatable; default: last value)")
+    pl.add_argument("--out", metavar="DIR", help="output folder (default: beside FILE)")
+    pl.add_argument("--format", default="png,pdf", help="comma-separated: png,pdf,svg "
+                    "(default png,pdf)")
+    pl.set_defaults(func=_cmd_plot)
 
     v = sub.add_parser("validate", help="published targets and theory vs measured critical times",
                        formatter_class=raw, epilog="example: " + EXAMPLES["validate"],

@@ -13,6 +13,7 @@ from importlib import import_module
 EXPERIMENTS = {
     "quickstart": "simulate.experiments.quickstart",
     "geometric": "simulate.experiments.geometric",
+    "collapse": "simulate.experiments.collapse",
     "speciation": "simulate.experiments.speciation",
     "regularization": "simulate.experiments.regularization",
     "linear_model": "simulate.experiments.linear_model",

@@ -1,0 +1,587 @@
+"""Figures of any memphase results file: phase diagrams (heatmaps over two axes) with theory
+overlaid, per-block curves, memorization-ratio curves. Drives `memphase plot FILE`; experiments
+reuse `heatmap_panel` for their own figures (`plot_collapse`).
+
+Conventions (an experiment that follows them gets its theory drawn by `memphase plot`):
+
+- Sweep axes are the [grid] keys of the config text stored in attrs["config"] ("seeds" is the dim
+  `seed`) that are dims of the Dataset; every other dim (time, tau, block, ...) is internal.
+- `<name>_theory` is the theory of `<name>` or of `<name>_measured`, in the same units: drawn as
+  labelled contour lines on a heatmap of it and as dashed lines on curves of it.
+- A variable with the attribute `boundary_axis = "<axis>"` holds positions along the dim <axis>
+  (in that coordinate's units) as a function of its own dims, e.g. `collapse_time_theory` (d, alpha)
+  with boundary_axis "time", or `memorization_boundary_alpha` (d,) with boundary_axis "alpha". It is
+  drawn as a line on every heatmap with <axis> as x or y: a curve over the other plotted axis
+  when it depends on it, else a straight line.
+- A `block` dim gives per-block curves; `memorization_ratio` (and `collapse_fraction`) with an
+  `n_train` or `alpha` dim give memorization curves.
+
+Dims that are not plotted are reduced by one rule, applied to the variable and to its overlays
+alike: `seed` is averaged (NaN skipped); `score` gives one panel per value; any other dim takes the
+value given by `--sel DIM=VALUE` (nearest coordinate) or else its last coordinate value (for the
+reverse-time axis `time` that is the end of the trajectories). Panel titles state the selection.
+
+Default axes of a heatmap of V: x = the last sweep axis of V with more than one value, y = its
+first internal dim with more than one value (block excluded) if any, else the sweep axis before x.
+Log scale on an axis whose values are positive and span a factor >= 8.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import matplotlib
+import matplotlib.ticker
+import numpy as np
+from matplotlib.figure import Figure
+
+__all__ = ["FORMATS", "plot_results", "sweep_axes", "theory_partner", "boundary_variables",
+           "reduce_dims", "default_axes", "heatmap_panel", "curve_panel", "plot_phase_diagram",
+           "plot_curves", "plot_block_curves", "plot_memorization_curves", "plot_collapse",
+           "parse_selection"]
+
+FORMATS = ("png", "pdf", "svg")
+_FACET = "score"
+_AVERAGED = "seed"
+_SIZE_AXES = ("n_train", "alpha")
+
+
+# ----------------------------------------------------------------------------- conventions
+
+
+def sweep_axes(ds) -> list[str]:
+    """Dims of `ds` that are [grid] keys of its stored config ("seeds" -> "seed"), in dim order;
+    without a readable config, every dim that is not time, tau or block."""
+    keys = None
+    try:
+        grid = tomllib.loads(ds.attrs.get("config", "")).get("grid", {})
+        keys = {"seed" if k == "seeds" else k for k in grid}
+    except (tomllib.TOMLDecodeError, AttributeError):
+        pass
+    if not keys:
+        keys = {d for d in ds.dims if d not in ("time", "tau", "block")}
+    return [d for d in ds.dims if d in keys]
+
+
+def theory_partner(ds, name: str) -> str | None:
+    """`<name>_theory` (or, for `<base>_measured`, `<base>_theory`) if the Dataset has it."""
+    base = name[: -len("_measured")] if name.endswith("_measured") else name
+    for cand in (f"{name}_theory", f"{base}_theory"):
+        if cand in ds.data_vars and cand != name:
+            return cand
+    return None
+
+
+def boundary_variables(ds, axis: str) -> list[str]:
+    """Variables whose attribute `boundary_axis` is `axis`."""
+    return [v for v in ds.data_vars if ds[v].attrs.get("boundary_axis") == axis]
+
+
+def _is_overlay(ds, name: str) -> bool:
+    return name.endswith("_theory") or "boundary_axis" in ds[name].attrs
+
+
+def _numeric(ds, name) -> bool:
+    return ds[name].dtype.kind in "fiub"
+
+
+def _main_variables(ds) -> list[str]:
+    return [v for v in ds.data_vars if _numeric(ds, v) and not _is_overlay(ds, v)
+            and ds[v].ndim > 0]
+
+
+def _coord(ds, dim) -> np.ndarray:
+    return np.asarray(ds[dim].values) if dim in ds.coords else np.arange(ds.sizes[dim])
+
+
+def parse_selection(ds, items) -> dict:
+    """{'dim': value} from ['dim=value', ...]: value cast to the coordinate's type; ValueError
+    naming an unknown dim or a missing categorical value."""
+    out = {}
+    for item in items or ():
+        if "=" not in item:
+            raise ValueError(f"--sel expects DIM=VALUE, got {item!r}")
+        dim, val = (s.strip() for s in item.split("=", 1))
+        if dim not in ds.dims:
+            raise ValueError(f"--sel: unknown dim {dim!r}; dims: {list(ds.dims)}")
+        coord = _coord(ds, dim)
+        if coord.dtype.kind in "USO":
+            if val not in coord.astype(str):
+                raise ValueError(f"--sel: {dim} has no value {val!r}; values: {list(coord)}")
+            out[dim] = val
+        else:
+            try:
+                out[dim] = float(val)
+            except ValueError:
+                raise ValueError(f"--sel: {dim} is numeric, got {val!r}") from None
+    return out
+
+
+def reduce_dims(da, keep, selection=None):
+    """Reduce every dim of `da` not in `keep` by the module's rule: `seed` averaged, a dim in
+    `selection` set to that (nearest) value, any other dim to its last value. Returns
+    (reduced DataArray, {dim: value chosen})."""
+    selection = selection or {}
+    chosen = {}
+    for dim in list(da.dims):
+        if dim in keep:
+            continue
+        if dim == _AVERAGED:
+            da = da.mean(dim, skipna=True)
+            continue
+        if dim in selection:
+            kind = da[dim].dtype.kind if dim in da.coords else "i"
+            da = da.sel({dim: selection[dim]}, method=None if kind in "USO" else "nearest")
+        else:
+            da = da.isel({dim: -1})
+        chosen[dim] = da[dim].values.item() if dim in da.coords else -1
+    return da, chosen
+
+
+def _candidate_axes(ds, name, fixed=()):
+    da = ds[name]
+    skip = (_AVERAGED, _FACET, *fixed)
+    sweep = [d for d in sweep_axes(ds) if d in da.dims and da.sizes[d] > 1 and d not in skip]
+    internal = [d for d in da.dims if d not in sweep and d not in (*skip, "block")
+                and da.sizes[d] > 1 and _coord(ds, d).dtype.kind in "fiu"
+                and d not in sweep_axes(ds)]
+    return sweep, internal
+
+
+def default_axes(ds, name, x=None, y=None, fixed=()):
+    """(x, y) of a heatmap of `name` by the module's rule, never a dim in `fixed` (those given
+    by --sel); y is None when the variable has a single axis with more than one value (a curve).
+    ValueError naming an axis the variable lacks."""
+    da = ds[name]
+    for a, flag in ((x, "--x"), (y, "--y")):
+        if a is not None and a not in da.dims:
+            raise ValueError(f"{flag}: variable {name!r} has no axis {a!r}; its axes: "
+                             f"{list(da.dims)}")
+    if x is not None and x == y:
+        raise ValueError(f"--x and --y are both {x!r}")
+    sweep, internal = _candidate_axes(ds, name, fixed)
+    if x is None and y is None:
+        if sweep and internal:
+            return sweep[-1], internal[0]
+        if len(sweep) >= 2:
+            return sweep[-1], sweep[-2]
+        cands = sweep + internal
+        if len(cands) >= 2:
+            return cands[0], cands[1]
+        return (cands[0], None) if cands else (None, None)
+    order = internal + sweep[::-1]
+    if y is None:
+        rest = [a for a in order if a != x]
+        return x, (rest[0] if rest else None)
+    rest = [a for a in sweep[::-1] + internal if a != y]
+    if not rest:
+        raise ValueError(f"variable {name!r} has no axis besides {y!r} to put on x")
+    return rest[0], y
+
+
+# ----------------------------------------------------------------------------- drawing
+
+
+def _log_scale(values) -> bool:
+    v = np.asarray(values, dtype=float)
+    return bool(np.all(v > 0) and v.size > 1 and v.max() / v.min() >= 8)
+
+
+def _log_values(values) -> bool:
+    """Log scale for curve values: positive and spanning a factor >= 100."""
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    return bool(v.size > 1 and np.all(v > 0) and v.max() / v.min() >= 100)
+
+
+def _edges(values, log: bool) -> np.ndarray:
+    v = np.asarray(values, dtype=float)
+    if v.size == 1:
+        return np.array([v[0] / 2, v[0] * 2]) if log and v[0] > 0 else np.array([v[0] - 0.5,
+                                                                                  v[0] + 0.5])
+    w = np.log(v) if log else v
+    mid = 0.5 * (w[1:] + w[:-1])
+    e = np.concatenate([[w[0] - (mid[0] - w[0])], mid, [w[-1] + (w[-1] - mid[-1])]])
+    return np.exp(e) if log else e
+
+
+def _grid_ticks(axis, values, max_ticks: int = 12):
+    """Ticks at the grid values themselves (plain labels) when there are few of them."""
+    v = np.unique(np.asarray(values, dtype=float))
+    if v.size <= max_ticks:
+        axis.set_ticks(v, labels=[_fmt(float(t)) for t in v])
+        axis.set_minor_locator(matplotlib.ticker.NullLocator())
+
+
+def _label(ds, dim) -> str:
+    if dim not in ds.coords:
+        return dim
+    a = ds[dim].attrs
+    units = a.get("units", "")
+    return f"{dim} [{units}]" if units and units != "1" else dim
+
+
+def _fmt(v) -> str:
+    return f"{v:g}" if isinstance(v, (float, np.floating)) else str(v)
+
+
+def _title(chosen: dict, score=None) -> str:
+    """'score: dim=value, ...' (the facet first, then the dims reduced by selection)."""
+    rest = ", ".join(f"{k}={_fmt(v)}" for k, v in chosen.items() if k != _FACET)
+    return f"{score}: {rest}" if score is not None and rest else (score or rest)
+
+
+def _draw_boundaries(ax, ds, x, y, keep_sel, panel_sel):
+    """Lines of the boundary variables along x or y (see the module docstring)."""
+    drawn = []
+    for axis, other in ((x, y), (y, x)):
+        for name in boundary_variables(ds, axis):
+            b, _ = reduce_dims(ds[name], {other}, {**keep_sel, **panel_sel})
+            vals = np.asarray(b.values, dtype=float)
+            style = dict(color="w", lw=2.0, ls="--")
+            if b.ndim == 0:
+                if np.isfinite(vals):
+                    (ax.axvline if axis == x else ax.axhline)(float(vals), **style)
+                    drawn.append(name)
+                continue
+            o = _coord(ds, other)
+            ok = np.isfinite(vals)
+            if not ok.any():
+                continue
+            order = np.argsort(o[ok])
+            xs, ys = (vals[ok][order], o[ok][order]) if axis == x else (o[ok][order],
+                                                                        vals[ok][order])
+            ax.plot(xs, ys, marker=".", **style)
+            ax.plot(xs, ys, color="k", lw=0.8, ls="--")
+            drawn.append(name)
+    return drawn
+
+
+def heatmap_panel(ax, ds, name, x, y, selection=None, *, score=None, colorbar=True, cmap=None,
+                  vmin=None, vmax=None):
+    """Heatmap of `name` over (x, y) on `ax`, other dims reduced by the module's rule (`score`
+    fixed to `score` when given), with its theory partner as contours and boundary variables as
+    dashed lines; color limits vmin, vmax (default: this panel's range). Returns the dict of
+    reduced dims."""
+    if x == y:
+        raise ValueError(f"x and y are both {x!r}")
+    for a in (x, y):
+        if ds.sizes.get(a, 0) < 2:
+            raise ValueError(f"axis {a!r} has a single value: nothing to map; choose another axis")
+    selection = dict(selection or {})
+    panel_sel = {_FACET: score} if score is not None and _FACET in ds.dims else {}
+    da, chosen = reduce_dims(ds[name], {x, y}, {**selection, **panel_sel})
+    da = da.transpose(y, x)
+    xs, ys = _coord(ds, x), _coord(ds, y)
+    ox, oy = np.argsort(xs), np.argsort(ys)
+    z = np.asarray(da.values, dtype=float)[np.ix_(oy, ox)]
+    logx, logy = _log_scale(xs), _log_scale(ys)
+    xe, ye = _edges(xs[ox], logx), _edges(ys[oy], logy)
+    mesh = ax.pcolormesh(xe, ye, np.ma.masked_invalid(z), shading="flat",
+                         cmap=cmap or "viridis", vmin=vmin, vmax=vmax)
+    if colorbar:
+        units = ds[name].attrs.get("units", "")
+        ax.figure.colorbar(mesh, ax=ax, label=f"{name}" + (f" [{units}]" if units and units != "1"
+                                                           else ""))
+    partner = theory_partner(ds, name)
+    if partner is not None:
+        t, _ = reduce_dims(ds[partner], {x, y}, {**selection, **panel_sel})
+        t = t.broadcast_like(da).transpose(y, x)
+        tz = np.asarray(t.values, dtype=float)[np.ix_(oy, ox)]
+        if np.isfinite(tz).sum() >= 4 and np.nanstd(tz) > 0:
+            cs = ax.contour(xs[ox], ys[oy], tz, levels=6, colors="w", linewidths=0.9)
+            ax.clabel(cs, fontsize=7, fmt="%.3g")
+    _draw_boundaries(ax, ds, x, y, selection, panel_sel)
+    ax.set(xscale="log" if logx else "linear", yscale="log" if logy else "linear",
+           xlim=(xe[0], xe[-1]), ylim=(ye[0], ye[-1]), xlabel=_label(ds, x), ylabel=_label(ds, y))
+    _grid_ticks(ax.xaxis, xs)
+    _grid_ticks(ax.yaxis, ys)
+    ax.set_title(_title(chosen, score), fontsize=8)
+    return chosen
+
+
+def curve_panel(ax, ds, name, x, selection=None, *, color_axis=None, score=None):
+    """Curves of `name` vs x (mean over seeds, error bars = std over seeds), one per value of
+    `color_axis`; theory partner dashed; boundary variables along x as dotted vertical lines."""
+    selection = dict(selection or {})
+    panel_sel = {_FACET: score} if score is not None and _FACET in ds.dims else {}
+    keep = {x} | ({color_axis} if color_axis else set())
+    da = ds[name]
+    spread = None
+    if _AVERAGED in da.dims and da.sizes[_AVERAGED] > 1:
+        spread, _ = reduce_dims(da.std(_AVERAGED, skipna=True), keep, {**selection, **panel_sel})
+    mean, chosen = reduce_dims(da, keep, {**selection, **panel_sel})
+    partner = theory_partner(ds, name)
+    theory = reduce_dims(ds[partner], keep, {**selection, **panel_sel})[0] if partner else None
+    colors = _coord(ds, color_axis) if color_axis else [None]
+    cmap = matplotlib.colormaps["viridis"]
+    xs = _coord(ds, x)
+    order = np.argsort(xs)
+    for i, c in enumerate(colors):
+        col = cmap(i / max(len(colors) - 1, 1)) if color_axis else "C0"
+        pick = (lambda a: a.sel({color_axis: c})) if color_axis else (lambda a: a)
+        m = np.asarray(pick(mean).transpose(x, ...).values, dtype=float)
+        err = (np.asarray(pick(spread).transpose(x, ...).values, dtype=float)
+               if spread is not None else None)
+        lab = f"{color_axis}={_fmt(c)}" if color_axis else name
+        ax.errorbar(xs[order], m[order], yerr=None if err is None else err[order], fmt="o-",
+                    color=col, label=lab, capsize=2, ms=4)
+        if theory is not None:
+            t = pick(theory)
+            if x in t.dims:
+                ax.plot(xs[order], np.asarray(t.transpose(x, ...).values, float)[order], "--",
+                        color=col, lw=1.5, alpha=0.8)
+        for bname in boundary_variables(ds, x):
+            b = reduce_dims(ds[bname], {color_axis} if color_axis else set(),
+                            {**selection, **panel_sel})[0]
+            bv = float(pick(b).values) if b.ndim <= (1 if color_axis else 0) else np.nan
+            lo, hi = xs.min(), xs.max()
+            if np.isfinite(bv) and lo <= bv <= hi:
+                ax.axvline(bv, color=col, ls=":", lw=1.2)
+    units = ds[name].attrs.get("units", "")
+    ax.set(xscale="log" if _log_scale(xs) else "linear", xlabel=_label(ds, x),
+           ylabel=name + (f" [{units}]" if units and units != "1" else ""))
+    ax.set_title(_title(chosen, score), fontsize=8)
+    ax.legend(fontsize=7)
+    return chosen
+
+
+def _save(fig, stem: Path, formats) -> list[Path]:
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    out = []
+    for fmt in formats:
+        p = stem.with_name(f"{stem.name}.{fmt}")
+        fig.savefig(p, dpi=110)  # constrained layout: no bbox_inches="tight" second pass
+        out.append(p)
+    return out
+
+
+def _figure(nrows, ncols, figsize):
+    """A pyplot-free Figure (no backend, no global state) and its (nrows, ncols) axes array."""
+    fig = Figure(figsize=figsize, layout="constrained")
+    return fig, fig.subplots(nrows, ncols, squeeze=False)
+
+
+def _facets(ds, name):
+    if _FACET in ds[name].dims:
+        return [str(s) for s in _coord(ds, _FACET)]
+    return [None]
+
+
+def _suptitle(fig, ds, text):
+    """Title the figure with the job name (from the Dataset attrs)."""
+    job = ds.attrs.get("job", "")
+    fig.suptitle(f"{job}: {text}" if job else text, fontsize=10)
+
+
+def plot_phase_diagram(ds, name, x, y, stem: Path, formats=("png", "pdf"), selection=None):
+    """Heatmap of `name` over (x, y), one panel per score; files `<stem>.<fmt>`."""
+    scores = [s for s in _facets(ds, name)
+              if not (selection and _FACET in selection and s != selection[_FACET])]
+    fig, axes = _figure(1, len(scores), (5.2 * len(scores), 4.2))
+    values = np.asarray(ds[name].values, dtype=float)
+    lim = (np.nanmin(values), np.nanmax(values)) if np.isfinite(values).any() else (None, None)
+    for ax, s in zip(axes[0], scores):  # one color scale for every score
+        heatmap_panel(ax, ds, name, x, y, selection, score=s, vmin=lim[0], vmax=lim[1])
+    _suptitle(fig, ds, f"{name} ({ds[name].attrs.get('long_name', '')})")
+    return _save(fig, stem, formats)
+
+
+def plot_curves(ds, name, x, stem: Path, formats=("png", "pdf"), selection=None):
+    """`name` vs x, one panel per score, colored by the first other sweep axis with > 1 value."""
+    scores = [s for s in _facets(ds, name)
+              if not (selection and _FACET in selection and s != selection[_FACET])]
+    sweep, internal = _candidate_axes(ds, name)
+    color = next((a for a in sweep + internal if a != x and not (selection and a in selection)),
+                 None)
+    fig, axes = _figure(1, len(scores), (5.2 * len(scores), 4.0))
+    for ax, s in zip(axes[0], scores):
+        curve_panel(ax, ds, name, x, selection, color_axis=color, score=s)
+    _suptitle(fig, ds, f"{name} ({ds[name].attrs.get('long_name', '')})")
+    return _save(fig, stem, formats)
+
+
+def plot_memorization_curves(ds, stem: Path, formats=("png", "pdf"), selection=None):
+    """Memorization ratio [GDPLLW23] and collapse fraction [BDKOS25] vs n_train or alpha (the sweep
+    axis present), per score, colored by the other sweep axis, boundary lines dotted. None if the
+    Dataset has no memorization_ratio over n_train / alpha."""
+    if "memorization_ratio" not in ds.data_vars:
+        return None
+    dims = ds["memorization_ratio"].dims
+    x = next((a for a in _SIZE_AXES if a in dims and ds.sizes[a] > 1), None)
+    if x is None:
+        return None
+    names = [v for v in ("memorization_ratio", "collapse_fraction") if v in ds.data_vars]
+    scores = _facets(ds, "memorization_ratio")
+    sweep, _ = _candidate_axes(ds, "memorization_ratio")
+    color = next((a for a in sweep if a != x), None)
+    fig, axes = _figure(len(names), len(scores), (4.6 * len(scores), 3.6 * len(names)))
+    for i, name in enumerate(names):
+        for j, s in enumerate(scores):
+            ax = axes[i, j]
+            curve_panel(ax, ds, name, x, selection, color_axis=color, score=s)
+            ax.set_ylim(-0.03, 1.03)
+    _suptitle(fig, ds, "memorization vs training-set size (dotted: theory boundary)")
+    return _save(fig, stem, formats)
+
+
+def plot_block_curves(ds, stem: Path, formats=("png", "pdf"), selection=None):
+    """Per-block curves of every variable with a `block` dim: vs tau (or time, or the first sweep
+    axis), solid/dashed/... per block, colored by the first sweep axis, theory partner as thick
+    translucent lines; one row per variable, one column per score. None without a block dim."""
+    if "block" not in ds.dims:
+        return None
+    names = [v for v in _main_variables(ds) if "block" in ds[v].dims]
+    if not names:
+        return None
+    scores = _facets(ds, names[0])
+    blocks = _coord(ds, "block")
+    styles = ["-", "--", ":", "-."]
+    fig, axes = _figure(len(names), len(scores), (4.8 * len(scores), 3.6 * len(names)))
+    cmap = matplotlib.colormaps["viridis"]
+    for i, name in enumerate(names):
+        sweep, internal = _candidate_axes(ds, name)
+        x = next((a for a in ("tau", "time") if a in ds[name].dims),
+                 sweep[0] if sweep else None)
+        if x is None:
+            continue
+        color = next((a for a in sweep if a != x), None)
+        keep = {x, "block"} | ({color} if color else set())
+        partner = theory_partner(ds, name)
+        xs = _coord(ds, x)
+        for j, s in enumerate(scores):
+            ax = axes[i, j]
+            sel = {**(selection or {}), **({_FACET: s} if s is not None else {})}
+            da, chosen = reduce_dims(ds[name], keep, sel)
+            th = reduce_dims(ds[partner], keep, sel)[0] if partner else None
+            cvals = _coord(ds, color) if color else [None]
+            for k, c in enumerate(cvals):
+                col = cmap(k / max(len(cvals) - 1, 1))
+                for bi, b in enumerate(blocks):
+                    pick = {"block": b, **({color: c} if color else {})}
+                    y = np.asarray(da.sel(pick).values, dtype=float)
+                    lab = (f"{color}={_fmt(c)} " if color and bi == 0 else "") + \
+                          (f"block {_fmt(b)}" if k == 0 else "")
+                    ax.plot(xs, y, styles[bi % len(styles)], color=col, label=lab.strip() or None)
+                    if th is not None and x in th.dims:
+                        ax.plot(xs, np.asarray(th.sel(pick).values, dtype=float),
+                                styles[bi % len(styles)], color=col, lw=3, alpha=0.3)
+            ax.set(xscale="log" if _log_scale(xs) else "linear", xlabel=_label(ds, x),
+                   ylabel=name, title=_title(chosen, s),
+                   yscale="log" if _log_values(da.values) else "linear")
+            ax.title.set_fontsize(8)
+            ax.legend(fontsize=6)
+    _suptitle(fig, ds, "per-block curves (thick translucent: theory)")
+    return _save(fig, stem, formats)
+
+
+# ----------------------------------------------------------------------------- entry point
+
+
+def plot_results(path, var=None, x=None, y=None, out=None, formats=("png", "pdf"),
+                 selection=None) -> list[Path]:
+    """Draw the figures of a results file (see the module docstring); return the files written.
+
+    var: one variable (default: every plottable one); x, y: heatmap axes (default by the rule);
+    out: folder (default: beside the file); formats: subset of FORMATS; selection: ['dim=value'].
+    ValueError (one line) for an unknown variable, axis or format; ResultFileError for a missing,
+    corrupt or foreign file.
+    """
+    from .results import open_results
+
+    formats = tuple(formats)
+    bad = [f for f in formats if f not in FORMATS]
+    if bad or not formats:
+        raise ValueError(f"unknown --format {','.join(bad) or '(empty)'}; choose from "
+                         f"{','.join(FORMATS)}")
+    path = Path(path)
+    out_dir = Path(out) if out else path.parent
+    with open_results(path) as ds:
+        ds.load()
+        sel = parse_selection(ds, selection)
+        mains = _main_variables(ds)
+        if var is not None and var not in ds.data_vars:
+            raise ValueError(f"unknown --var {var!r} in {path}; variables: {mains}")
+        if var is not None and not _numeric(ds, var):
+            raise ValueError(f"--var {var!r} is not numeric")
+        stem = out_dir / path.stem
+        written: list[Path] = []
+        names = [var] if var is not None else mains
+        if var is None and (x is not None or y is not None):
+            names = [n for n in mains if all(a is None or a in ds[n].dims for a in (x, y))]
+            if not names:
+                raise ValueError(f"no variable of {path} has axes "
+                                 f"{' and '.join(repr(a) for a in (x, y) if a)}; dims: "
+                                 f"{list(ds.dims)}")
+        for name in names:
+            ax_x, ax_y = default_axes(ds, name, x, y, fixed=tuple(sel))
+            if ax_x is None:
+                continue
+            for a in (ax_x, ax_y):
+                if a is not None and ds.sizes[a] < 2 and var is not None:
+                    raise ValueError(f"axis {a!r} of {name!r} has a single value: nothing to "
+                                     f"plot over; choose another --x/--y")
+            if ax_y is None or ds.sizes[ax_y] < 2 or ds.sizes[ax_x] < 2:
+                if ds.sizes[ax_x] >= 2 and (var is not None or ax_y is None):
+                    written += plot_curves(ds, name, ax_x, Path(f"{stem}_{name}_vs_{ax_x}"),
+                                           formats, sel)
+                continue
+            written += plot_phase_diagram(ds, name, ax_x, ax_y,
+                                          Path(f"{stem}_{name}_{ax_x}-{ax_y}"), formats, sel)
+        if var is None and x is None and y is None:
+            written += plot_memorization_curves(ds, Path(f"{stem}_memorization"), formats,
+                                                sel) or []
+            written += plot_block_curves(ds, Path(f"{stem}_blocks"), formats, sel) or []
+        if not written:
+            raise ValueError(f"nothing to plot in {path}: no variable has an axis with more than "
+                             f"one value" + (f" (variable {var!r})" if var else ""))
+    return written
+
+
+# ----------------------------------------------------------------------------- collapse figure
+
+
+def plot_collapse(ds, path, formats=("png",)) -> list[Path]:
+    """Figure of the collapse experiment [BBDM24]: (a) measured t_C (last change; squares: excess
+    entropy) vs REM theory, empirical score, hollow where t_C < end time (censored); (b) fraction of
+    trajectories on their final training point over (N or alpha, time) at the largest d with the
+    theory t_C line: the (alpha, t) phase diagram; (c) memorization ratio over (N or alpha, d) with
+    the boundary N_b(d) where t_C = end time."""
+    axis = ds.attrs.get("size_axis", "n_train" if "n_train" in ds.dims else "alpha")
+    score = "empirical" if "empirical" in _coord(ds, "score") else str(_coord(ds, "score")[0])
+    fig, ax = _figure(1, 3, (16, 4.6))
+    ax = ax[0]
+    emp = ds.sel(score=score).mean("seed")
+    t_end = float(ds.attrs.get("end_time", np.nan))
+    th = emp["collapse_time_theory"].broadcast_like(emp["collapse_time_measured"])
+    cmap = matplotlib.colormaps["viridis"]
+    dvals = _coord(ds, "d")
+    for i, d in enumerate(dvals):
+        col = cmap(i / max(len(dvals) - 1, 1))
+        t = np.asarray(th.sel(d=d).values, float)
+        m = np.asarray(emp["collapse_time_measured"].sel(d=d).values, float)
+        ok = t > t_end if np.isfinite(t_end) else np.ones_like(t, bool)
+        ax[0].plot(t[ok], m[ok], "o", color=col, label=f"d={d}")
+        ax[0].plot(t[~ok], m[~ok], "o", mfc="none", color=col)
+        if "collapse_time_entropy" in emp:
+            e = np.asarray(emp["collapse_time_entropy"].sel(d=d).values, float)
+            ax[0].plot(t, e, "s", color=col, ms=4, alpha=0.7)
+    lim = np.array([np.nanmin(th.values), np.nanmax(th.values)])
+    if np.all(np.isfinite(lim)):
+        ax[0].plot(lim, lim, "k-", lw=0.8, label="measured = theory")
+    if np.isfinite(t_end):
+        ax[0].axhline(t_end, color="0.5", ls=":", label="end time")
+    ax[0].set(xlabel="REM t_C (schedule time)", ylabel="measured t_C (last change)",
+              title=f"{score} score: collapse time")
+    ax[0].legend(fontsize=7)
+    if ds.sizes.get(axis, 0) >= 2:
+        heatmap_panel(ax[1], ds, "same_as_final", axis, "time", {"d": float(dvals.max())},
+                      score=score, vmin=0, vmax=1)
+        ax[1].set_title(f"{score}, d={dvals.max()}: on final training point (dashed: t_C)",
+                        fontsize=8)
+        if ds.sizes.get("d", 0) >= 2:
+            heatmap_panel(ax[2], ds, "memorization_ratio", axis, "d", score=score, vmin=0, vmax=1)
+            ax[2].set_title(f"{score}: memorization ratio (dashed: t_C = end time)", fontsize=8)
+    out = Path(path)
+    return _save(fig, out.with_suffix(""), formats)

@@ -1,0 +1,376 @@
+"""Collapse: the collapse-time / memorization phase diagram of [BBDM24] on isotropic Gaussian data.
+
+Grid: dimension d x either training-set sizes N (`grid.n_train`) or rates alpha = log N / d
+(`grid.alpha`, N = round(e^{alpha d})) -- exactly one of the two -- x scores (empirical, population,
+linear) x seeds. Per cell, reverse trajectories of `sampler.n_samples` samples with the
+`analysis.observers.NearestTrainingPoint` observer give
+
+    collapse_time_measured / _spread   mean / std over trajectories of t_hat_C, the last time the
+                                       nearest training point of x_t / m(t) changes [BBDM24]
+    same_as_final (time)               fraction of trajectories already on their final training
+                                       point: the order parameter of the (alpha, t) phase diagram
+    memorization_ratio                 |x - NN1| / |x - NN2| < 1/3 at the end [GDPLLW23]
+    collapse_fraction                  min_n |x - y_n| < tol at the end [BDKOS25]
+    collapse_time_entropy (optional)   zero of the Monte-Carlo excess entropy [BBDM24, BM23]
+                                       (`measure.excess_entropy = true`; empirical-score cells)
+
+Theory stored beside (SCIENCE.md sec. 3): the REM collapse time t_C(N, d) and noise tau_C, and the
+memorization boundary for the sampler's end time t_end: the trajectories collapse before the end
+iff t_C(N, d) > t_end, i.e. N < N_b(d) = (1 + s^2 / tau_end)^{d/2}, alpha < alpha_b.
+
+The t_hat_C estimator is censored at the end time (cells with t_C < t_end show t_hat_C ~ t_end)
+and biased late at small d (see simulate.validate.LAST_CHANGE_MIN_D).
+
+Seeds (cell seed s): training set s, sampling noise 10000 + s, fresh population samples for the
+excess entropy 20000 + s, its Monte-Carlo noise 30000 + s (recorded in the Dataset attrs).
+Variables that `analysis.sweep_plots` overlays follow its convention: `<name>_theory` beside
+`<name>_measured`, and `boundary_axis` attributes on boundary lines.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import xarray as xr
+
+from physics.critical import collapse_tau, collapse_time
+from physics.schedules import make_schedule
+
+from ..config import ConfigError, Field
+from ..data import isotropic_gaussian
+from ..sampling import METHODS, sample
+from ..scores import make_score
+from .quickstart import recording_steps
+
+__all__ = ["SCHEMA", "cells", "run_cell", "assemble", "plot", "estimate", "sizes",
+           "sampler_time_range", "memorization_boundary_alpha", "memorization_boundary_n",
+           "N_MAX", "SEED_OFFSETS"]
+
+_pos = dict(check=lambda v: v > 0, rule="must be > 0")
+
+#: largest training set a cell may hold (alpha grids grow N exponentially with d)
+N_MAX = 10**7
+#: seed of each random draw = cell seed + offset (training set: the cell seed itself)
+SEED_OFFSETS = {"sampling": 10_000, "fresh": 20_000, "entropy_mc": 30_000}
+#: effective flops per second of one CPU thread for the streaming empirical score (measured on
+#: the 2-core development machine: 3.2-3.3 GFLOP/s at d = 32, N = 2000..15000, B = 256)
+_FLOPS = 3.0e9
+_STEP_OVERHEAD_S = 2e-3
+
+SCHEMA = {
+    "job": Field("str", choices=("collapse",), help="experiment to run"),
+    "output": Field("str", "data/results/collapse.h5", help="results file (HDF5)"),
+    "data": {
+        "variance": Field("float", 1.0, **_pos, help="variance s^2 of the isotropic Gaussian"),
+    },
+    "grid": {
+        "d": Field("list[int]", [8, 16, 32], check=lambda v: 1 <= v <= 4096, rule="1 <= d <= 4096",
+                   help="data dimensions"),
+        "n_train": Field("list[int]", [], check=lambda v: 2 <= v <= N_MAX,
+                         rule=f"2 <= n_train <= {N_MAX:.0e}",
+                         help="training-set sizes N (give n_train or alpha, not both)"),
+        "alpha": Field("list[float]", [], check=lambda v: 0 < v <= 5, rule="0 < alpha <= 5",
+                       help="rates alpha = log N / d, N = round(e^{alpha d}) (or n_train)"),
+        "score": Field("list[str]", ["empirical", "population"],
+                       choices=("empirical", "population", "linear"), help="scores compared"),
+        "seeds": Field("list[int]", [0], check=lambda v: v >= 0, rule="seeds must be >= 0",
+                       help="one training set and sampling noise per seed"),
+    },
+    "sampler": {
+        "method": Field("str", "sde", choices=METHODS[:2], help="sde (Euler-Maruyama) or ode (Heun)"),
+        "steps": Field("int", 150, check=lambda v: 1 <= v <= 100000, rule="1..100000"),
+        "n_samples": Field("int", 256, check=lambda v: 2 <= v <= 10**6, rule="2..1e6"),
+        "schedule": Field("str", "ou", choices=("ou", "linear_vp", "ve")),
+        "t_min_tau": Field("float", 1e-4, **_pos,
+                           help="noise variance tau at the end (sets the memorization boundary)"),
+        "t_max_tau": Field("float", 1e3, **_pos, help="noise variance tau at the start"),
+        "record": Field("int", 60, check=lambda v: v >= 2, rule="must be >= 2",
+                        help="recordings along each trajectory"),
+        "dtype": Field("str", "float64", choices=("float32", "float64")),
+        "device": Field("str", "cpu", help="cpu, cuda, cuda:N or auto"),
+    },
+    "measure": {
+        "collapse_tol": Field("float", 1e-2, **_pos, help="collapse-fraction distance tol"),
+        "ratio_threshold": Field("float", 1 / 3, check=lambda v: 0 < v <= 1, rule="in (0, 1]",
+                                 help="memorization-ratio threshold"),
+        "excess_entropy": Field("bool", False,
+                                help="also measure t_C as the zero of the MC excess entropy"),
+        "n_fresh": Field("int", 1000, check=lambda v: 2 <= v <= 10**6, rule="2..1e6",
+                         help="fresh population samples for the excess entropy"),
+        "n_entropy_times": Field("int", 13, check=lambda v: 2 <= v <= 1000, rule="2..1000",
+                                 help="times (around the REM t_C) where it is evaluated"),
+    },
+}
+
+
+# ----------------------------------------------------------------------------- grid
+
+
+def _size_axis(cfg) -> str:
+    """'n_train' or 'alpha': the one of the two the config sets (ConfigError otherwise)."""
+    g = cfg["grid"]
+    given = [k for k in ("n_train", "alpha") if g[k]]
+    if len(given) != 1:
+        what = "both" if given else "neither"
+        raise ConfigError(f"[grid] must set exactly one of 'n_train' and 'alpha' ({what} given): "
+                          f"N = round(exp(alpha d)) is derived from alpha")
+    return given[0]
+
+
+def sizes(cfg) -> np.ndarray:
+    """(len(d), len(axis)) integer training-set sizes N of the grid; for an alpha grid
+    N = round(e^{alpha d}) [BBDM24], checked to lie in [2, N_MAX] (ConfigError otherwise)."""
+    g = cfg["grid"]
+    axis = _size_axis(cfg)
+    d = np.asarray(g["d"])[:, None]
+    if axis == "n_train":
+        return np.broadcast_to(np.asarray(g["n_train"], dtype=np.int64), (d.size, len(g["n_train"])))
+    alpha = np.asarray(g["alpha"], dtype=float)[None, :]
+    log_n = alpha * d
+    for (i, j), ln in np.ndenumerate(log_n):
+        if not math.log(1.5) <= ln <= math.log(N_MAX + 0.5):
+            n = "overflow" if ln > 700 else f"{round(math.exp(ln)):g}"
+            raise ConfigError(f"grid.alpha = {alpha[0, j]:g} with d = {d[i, 0]} gives "
+                              f"N = round(exp(alpha d)) = {n} training points; need "
+                              f"2 <= N <= {N_MAX:.0e}: change alpha or d")
+    return np.rint(np.exp(log_n)).astype(np.int64)
+
+
+def cells(cfg) -> list[dict]:
+    g = cfg["grid"]
+    axis = _size_axis(cfg)
+    sampler_time_range(cfg)  # checks t_max_tau > t_min_tau before anything runs
+    n = sizes(cfg)
+    out = []
+    for s, (i, d), (j, v), seed in itertools.product(g["score"], enumerate(g["d"]),
+                                                      enumerate(g[axis]), g["seeds"]):
+        cell = {"score": s, "d": d, axis: v, "seed": seed}
+        if axis == "alpha":
+            cell["n_train"] = int(n[i, j])
+        out.append(cell)
+    return out
+
+
+def sampler_time_range(cfg) -> tuple[float, float]:
+    """(t_max, t_min) in the schedule's time: tau in [t_min_tau, t_max_tau] clipped to the
+    schedule's range."""
+    sch = make_schedule(cfg["sampler"]["schedule"])
+    sp = cfg["sampler"]
+    if not sp["t_max_tau"] > sp["t_min_tau"]:
+        raise ConfigError(f"sampler.t_max_tau ({sp['t_max_tau']:g}) must exceed t_min_tau "
+                          f"({sp['t_min_tau']:g})")
+    lo, hi = sch.tau_range() if np.isfinite(sch.t_hi) else (0.0, np.inf)
+    tau_max = min(sp["t_max_tau"], hi)
+    tau_min = max(sp["t_min_tau"], lo)
+    return float(sch.time_of_tau(tau_max)), float(sch.time_of_tau(tau_min))
+
+
+# ----------------------------------------------------------------------------- theory
+
+
+def memorization_boundary_alpha(tau_end, variance):
+    """Rate alpha_b below which isotropic Gaussian training sets collapse before the end time.
+
+    The REM collapse noise tau_C = s^2 / (N^{2/d} - 1) (SCIENCE.md sec. 3, [BBDM24]) equals the
+    end noise tau_end when N^{2/d} = 1 + s^2 / tau_end, i.e. alpha_b = (1/2) log(1 + s^2 / tau_end),
+    independent of d; t_C(N, d) > t_end (collapse before the end) iff alpha < alpha_b.
+    """
+    tau_end = np.asarray(tau_end, dtype=float)
+    if np.any(tau_end <= 0) or not variance > 0:
+        raise ValueError(f"tau_end and variance must be > 0, got {tau_end!r}, {variance!r}")
+    return 0.5 * np.log1p(variance / tau_end)
+
+
+def memorization_boundary_n(d, tau_end, variance):
+    """N_b(d) = e^{alpha_b d} = (1 + s^2 / tau_end)^{d/2}: training sets with N < N_b(d) collapse
+    before the end noise tau_end (see `memorization_boundary_alpha`) [BBDM24]."""
+    return np.exp(np.asarray(d, dtype=float) * memorization_boundary_alpha(tau_end, variance))
+
+
+# ----------------------------------------------------------------------------- one cell
+
+
+def _n_of(cell) -> int:
+    return int(cell["n_train"])
+
+
+def run_cell(cfg, cell) -> dict:
+    from analysis.memorization import collapse_fraction, memorization_ratio
+    from analysis.observers import NearestTrainingPoint
+
+    sp, ms = cfg["sampler"], cfg["measure"]
+    sch = make_schedule(sp["schedule"])
+    d, n, seed = cell["d"], _n_of(cell), cell["seed"]
+    data = isotropic_gaussian(n, d, cfg["data"]["variance"], seed=seed, dtype=sp["dtype"],
+                              device=sp["device"])
+    score = make_score(cell["score"], data, sch)
+    t_max, t_min = sampler_time_range(cfg)
+    obs = NearestTrainingPoint(data)
+    x = sample(score, sch, sp["n_samples"], method=sp["method"], steps=sp["steps"], t_max=t_max,
+               t_min=t_min, seed=SEED_OFFSETS["sampling"] + seed, observers=[obs],
+               record=list(recording_steps(cfg)), dtype=sp["dtype"], device=sp["device"])
+    r = obs.result()
+    tc = r["collapse_time"]
+    out = {
+        "memorization_ratio": memorization_ratio(x, data, ms["ratio_threshold"]),
+        "collapse_fraction": collapse_fraction(x, data, ms["collapse_tol"]),
+        "collapse_time_measured": float(np.mean(tc)),
+        "collapse_time_spread": float(np.std(tc)),
+        "nearest_distance": r["distance"].mean(axis=1),
+        "same_as_final": r["same_as_final"],
+        "time": r["t"],
+        "tau": r["tau"],
+    }
+    if ms["excess_entropy"]:
+        out["collapse_time_entropy"] = (_entropy_collapse_time(cfg, cell, score, sch)
+                                        if cell["score"] == "empirical" else float("nan"))
+    return out
+
+
+def _entropy_collapse_time(cfg, cell, score, sch) -> float:
+    """Zero of the MC excess entropy f^e(t) [BBDM24, BM23] on times around the REM t_C:
+    tau in tau_C * [1/8, 8] (log grid, clipped to the sampler's range); NaN if no crossing."""
+    from analysis.critical_times import crossing_time, excess_entropy_mc
+
+    sp, ms, var = cfg["sampler"], cfg["measure"], cfg["data"]["variance"]
+    tau_c = float(collapse_tau(_n_of(cell), np.full(cell["d"], var)))
+    taus = np.clip(tau_c * np.geomspace(1 / 8, 8, ms["n_entropy_times"]),
+                   sp["t_min_tau"], sp["t_max_tau"])
+    times = np.unique(np.asarray(sch.time_of_tau(taus), dtype=float))
+    fresh = isotropic_gaussian(ms["n_fresh"], cell["d"], var,
+                               seed=SEED_OFFSETS["fresh"] + cell["seed"], dtype=sp["dtype"],
+                               device=sp["device"])
+    f, _ = excess_entropy_mc(score, fresh, times, seed=SEED_OFFSETS["entropy_mc"] + cell["seed"])
+    return crossing_time(times, f, 0.0)
+
+
+def estimate(cfg, cell) -> dict:
+    """{'memory_bytes', 'seconds'} for one cell (one thread). Empirical score: per step one
+    streaming (B, N) x (N, d+1) softmax pass, 4 steps B N (d+1) flops; other scores: per
+    recording a nearest-neighbour pass, B N (3 d + 30) (matmul plus top-k); both: two final
+    passes and, when asked, the excess entropy (4 n_times M N (d+1)). Memory: training set,
+    samples, one (B, chunk) logits block."""
+    sp, ms = cfg["sampler"], cfg["measure"]
+    d, n = int(cell["d"]), _n_of(cell)
+    b, steps, rec = sp["n_samples"], sp["steps"], len(recording_steps(cfg))
+    item = 4 if sp["dtype"] == "float32" else 8
+    chunk = min(n, max(256, (1 << 22) // b))
+    mem = item * (3 * n * (d + 1) + 6 * b * d + 2 * b * chunk + 2 * d * d) + 16 * rec * b
+    flops = 6.0 * b * n * d + 10.0 * steps * b * d * (d if cell["score"] != "empirical" else 1)
+    if cell["score"] == "empirical":
+        flops += 4.0 * steps * b * n * (d + 1)
+    else:  # distances, then top-k over a fresh (B, N) block: ~30 flop-equivalents per entry
+        flops += rec * b * n * (3.0 * d + 30.0)
+    if ms["excess_entropy"] and cell["score"] == "empirical":
+        m = ms["n_fresh"]
+        flops += 4.0 * ms["n_entropy_times"] * m * n * (d + 1)
+        mem += item * (2 * m * d + 2 * m * min(n, max(256, (1 << 22) // m)))
+    return {"memory_bytes": int(mem), "seconds": _STEP_OVERHEAD_S * steps + flops / _FLOPS}
+
+
+# ----------------------------------------------------------------------------- dataset
+
+
+def assemble(cfg, cell_list, results) -> xr.Dataset:
+    g, var = cfg["grid"], cfg["data"]["variance"]
+    axis = _size_axis(cfg)
+    axes = ("score", "d", axis, "seed")
+    values = {"score": list(g["score"]), "d": list(g["d"]), axis: list(g[axis]),
+              "seed": list(g["seeds"])}
+    shape = tuple(len(values[a]) for a in axes)
+    t_ref = np.asarray(next(r["time"] for r in results))
+    tau_ref = np.asarray(next(r["tau"] for r in results))
+    scalar_keys = ["memorization_ratio", "collapse_fraction", "collapse_time_measured",
+                   "collapse_time_spread"]
+    if cfg["measure"]["excess_entropy"]:
+        scalar_keys.append("collapse_time_entropy")
+    scal = {k: np.full(shape, np.nan) for k in scalar_keys}
+    traj = {k: np.full(shape + (t_ref.size,), np.nan) for k in ("nearest_distance", "same_as_final")}
+    for cell, res in zip(cell_list, results):
+        i = tuple(values[a].index(cell[a]) for a in axes)
+        for k in scal:
+            scal[k][i] = res[k]
+        for k in traj:
+            traj[k][i] = res[k]
+
+    sch = make_schedule(cfg["sampler"]["schedule"])
+    d = np.asarray(g["d"])
+    n = sizes(cfg)
+    tau_c = np.stack([collapse_tau(n[i], np.full(int(dd), var)) for i, dd in enumerate(d)])
+    t_c = np.stack([collapse_time(n[i], np.full(int(dd), var), sch) for i, dd in enumerate(d)])
+    _, t_end = sampler_time_range(cfg)
+    tau_end = float(sch.tau(t_end))
+    alpha_b = float(memorization_boundary_alpha(tau_end, var))
+    grid2 = ("d", axis)
+    t_units = "schedule time"
+    dims = axes
+    data_vars = {
+        "memorization_ratio": (dims, scal["memorization_ratio"], {
+            "units": "1", "long_name": "fraction of samples with |x-NN1|/|x-NN2| < threshold"}),
+        "collapse_fraction": (dims, scal["collapse_fraction"], {
+            "units": "1", "long_name": "fraction of samples within tol of a training point"}),
+        "collapse_time_measured": (dims, scal["collapse_time_measured"], {
+            "units": t_units, "long_name": "mean last-change time of the nearest training point "
+                                           "(censored at the end time)"}),
+        "collapse_time_spread": (dims, scal["collapse_time_spread"], {
+            "units": t_units, "long_name": "std over trajectories of the last-change time"}),
+        "nearest_distance": (dims + ("time",), traj["nearest_distance"], {
+            "units": "data units", "long_name": "mean distance of x_t/m(t) to nearest training point"}),
+        "same_as_final": (dims + ("time",), traj["same_as_final"], {
+            "units": "1", "long_name": "fraction of trajectories already on their final training point"}),
+        "collapse_time_theory": (grid2, t_c, {
+            "units": t_units, "long_name": "REM collapse time t_C (SCIENCE.md sec. 3)",
+            "boundary_axis": "time"}),
+        "collapse_tau_theory": (grid2, tau_c, {
+            "units": "data variance", "long_name": "REM collapse noise tau_C = s^2/(N^(2/d)-1)",
+            "boundary_axis": "tau"}),
+        "memorization_boundary_alpha": (("d",), np.full(d.size, alpha_b), {
+            "units": "1", "long_name": "alpha_b: t_C = end time, collapse for alpha < alpha_b",
+            "boundary_axis": "alpha"}),
+        "memorization_boundary_n_train": (("d",), memorization_boundary_n(d, tau_end, var), {
+            "units": "1", "long_name": "N_b(d): t_C = end time, collapse for N < N_b",
+            "boundary_axis": "n_train"}),
+    }
+    if "collapse_time_entropy" in scal:
+        data_vars["collapse_time_entropy"] = (dims, scal["collapse_time_entropy"], {
+            "units": t_units, "long_name": "zero of the Monte-Carlo excess entropy (empirical score)"})
+    grid_vals = np.asarray(g[axis])
+    if axis == "alpha":
+        size_coords = {
+            "alpha": ("alpha", grid_vals, {"units": "1", "long_name": "alpha = log N / d"}),
+            "n_train": (grid2, n, {"units": "1", "long_name": "training-set size N = round(e^(alpha d))"}),
+        }
+    else:
+        size_coords = {
+            "n_train": ("n_train", grid_vals, {"units": "1", "long_name": "training-set size N"}),
+            "alpha": (grid2, np.log(n) / d[:, None], {"units": "1", "long_name": "alpha = log N / d"}),
+        }
+    ds = xr.Dataset(
+        data_vars,
+        coords={
+            "score": ("score", values["score"], {"units": "1", "long_name": "score function"}),
+            "d": ("d", d, {"units": "1", "long_name": "data dimension d"}),
+            **size_coords,
+            "seed": ("seed", np.asarray(g["seeds"]), {"units": "1", "long_name": "random seed"}),
+            "time": ("time", t_ref, {"units": t_units, "long_name": "reverse-time recording"}),
+            "tau": ("time", tau_ref, {"units": "data variance",
+                                      "long_name": "data-scale noise variance tau"}),
+        },
+        attrs={
+            "size_axis": axis,
+            "variance": var,
+            "end_time": t_end,
+            "end_tau": tau_end,
+            "seed_rule": ("training set = seed; " + ", ".join(
+                f"{k} = {v} + seed" for k, v in SEED_OFFSETS.items())),
+        },
+    )
+    return ds
+
+
+def plot(ds: xr.Dataset, path) -> None:
+    from analysis.sweep_plots import plot_collapse
+
+    plot_collapse(ds, path)
