@@ -137,7 +137,7 @@ def load_sweep(config_path) -> SweepPlan:
     if len(set(keys)) != len(keys):
         dup = next(c for c, k in zip(cells, keys) if keys.count(k) > 1)
         raise ConfigError(f"{where}: cell {dup} appears twice; a [grid] list repeats a value")
-    axes = {k: v for k, v in cfg.get("grid", {}).items() if isinstance(v, list)}
+    axes = {k: v for k, v in cfg.get("grid", {}).items() if isinstance(v, list) and v}
     return SweepPlan(exp, cfg, text, opts, cells, keys, config_hash(cfg), where, axes)
 
 
