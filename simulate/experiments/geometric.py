@@ -1,17 +1,32 @@
 """Geometric memorization [ALD24]: per-subspace loss of tangent dimensions on linear manifolds.
 
 Each cell draws a linear manifold with two tangent blocks, (k1, s1) and (k2, s1 * std_ratio), plus
-normal noise, builds a score (empirical, linear, or the Gaussian "population" approximation with
-the manifold's covariance) and measures the data-unit Jacobian spectrum per block on a tau grid
-(`analysis.dimensions.jacobian_sweep`): kept fraction of each block, its measured critical tau,
-and the mean |eigenvalue| per block. Stored beside them: the [ALD24] critical tau per block
-(`physics.critical.block_collapse_tau`), the predicted Jacobian singular values, and the REM
-condition on the same spectrum (`rem_subspace_collapse_tau`).
+normal noise, builds a score and measures the data-unit Jacobian spectrum per block on a tau grid
+(`analysis.dimensions.jacobian_sweep`): the kept fraction of each block (lost when
+r = 1 + tau lambda < threshold), the mean |eigenvalue| per block, and each block's measured
+critical tau, also for a set of thresholds (threshold sensitivity).
+
+Scores: empirical, linear, the Gaussian "population" approximation with the manifold's covariance
+(closed-form Jacobians), and "learned": a network trained by DSM (`simulate.training.train_score`)
+on the same training set, once per (N, width, seed); its checkpoints are the training-steps axis,
+and its Jacobian comes from torch.func (jacrev) [ALD24 did the same with networks].
+
+Training-set size: the `n_train` axis, or instead the `alpha` axis with N = round(e^{alpha d})
+([BBDM24] N = e^{alpha d}); exactly one of the two. Phase diagram over (alpha, std_ratio, d):
+lost dimensions per block at the fixed noise measure.tau_phase and each block's critical tau.
+
+Theory stored beside the measurement, per (N, d, std_ratio): the [ALD24] critical tau per block
+(`physics.critical.subspace_collapse_tau`) and predicted Jacobian singular values, and the REM
+collapse tau_C on the same spectrum (`rem_subspace_collapse_tau`, one tau for every block: the
+posterior condenses on one training point and all directions go at once). Both are turned into
+predicted kept fractions by the same threshold rule (`analysis.dimensions.predicted_kept_fraction`).
 """
 
 from __future__ import annotations
 
+import copy
 import itertools
+import math
 
 import numpy as np
 import torch
@@ -20,9 +35,15 @@ import xarray as xr
 from physics import critical
 from physics.schedules import make_schedule
 
-from ..config import Field
+from ..config import ConfigError, Field
 from ..data import linear_manifold
-from ..scores import EmpiricalScore, GaussianScore, LinearScore
+from ..networks import NETWORKS, build_network, count_parameters
+from ..scores import EmpiricalScore, GaussianScore, LearnedScore, LinearScore
+from ..training import OPTIMIZERS, TrainConfig, train_score
+
+_pos = dict(check=lambda v: v > 0, rule="must be > 0")
+_unit = dict(check=lambda v: 0 < v < 1, rule="in (0, 1)")
+N_MAX = 10**6
 
 SCHEMA = {
     "job": Field("str", choices=("geometric",)),
@@ -30,153 +51,430 @@ SCHEMA = {
     "data": {
         "block_dims": Field("list[int]", [2, 5], check=lambda v: v >= 1, rule="must be >= 1",
                             help="dimensions of the two tangent blocks"),
-        "std": Field("float", 1.0, check=lambda v: v > 0, rule="must be > 0",
-                     help="std of the first block"),
+        "std": Field("float", 1.0, **_pos, help="std of the first block"),
         "normal_std": Field("float", 0.01, check=lambda v: v >= 0, rule="must be >= 0"),
         "normalize": Field("bool", True, help="points on a sphere ([ALD24] g = 0)"),
     },
     "grid": {
-        "n_train": Field("list[int]", [250, 500, 1000, 20000], check=lambda v: 1 <= v <= 10**6,
-                         rule="1 <= n_train <= 1e6"),
+        "n_train": Field("list[int]", [], check=lambda v: 1 <= v <= N_MAX, rule="1 <= n_train <= 1e6",
+                         allow_empty=True, help="training-set sizes N (or give alpha)"),
+        "alpha": Field("list[float]", [], **_pos, allow_empty=True,
+                       help="rates alpha = log N / d, N = round(exp(alpha d)) (or give n_train)"),
         "d": Field("list[int]", [30], check=lambda v: 2 <= v <= 1024, rule="2 <= d <= 1024"),
         "std_ratio": Field("list[float]", [0.3], check=lambda v: 0 < v <= 1, rule="in (0, 1]",
                            help="std of block 2 / std of block 1"),
         "score": Field("list[str]", ["empirical", "linear", "population"],
-                       choices=("empirical", "linear", "population")),
-        "seeds": Field("list[int]", [0], check=lambda v: v >= 0, rule="must be >= 0"),
+                       choices=("empirical", "linear", "population", "learned")),
+        "width": Field("list[int]", [64], check=lambda v: v >= 1, rule="must be >= 1",
+                       help="network widths (score = learned only)"),
+        "seeds": Field("list[int]", [0], check=lambda v: v >= 0, rule="must be >= 0",
+                       help="data, anchor points, network init and training noise per seed"),
     },
     "measure": {
-        "tau_min": Field("float", 1e-4, check=lambda v: v > 0, rule="must be > 0"),
-        "tau_max": Field("float", 1.0, check=lambda v: v > 0, rule="must be > 0"),
+        "tau_min": Field("float", 1e-4, **_pos),
+        "tau_max": Field("float", 1.0, **_pos),
         "n_tau": Field("int", 24, check=lambda v: 2 <= v <= 1000, rule="2..1000"),
+        "tau_phase": Field("float", 0.1, **_pos,
+                           help="fixed tau of the lost-dimension phase diagram (added to the grid)"),
         "n_points": Field("int", 16, check=lambda v: v >= 1, rule="must be >= 1"),
-        "threshold": Field("float", 0.5, check=lambda v: 0 < v < 1, rule="in (0, 1)"),
+        "threshold": Field("float", 0.5, **_unit, help="lost when 1 + tau lambda < threshold"),
+        "thresholds": Field("list[float]", [0.25, 0.5, 0.75], **_unit,
+                            help="thresholds of the sensitivity study of the critical taus"),
+        "relative_level": Field("bool", True,
+                                help="critical tau where the kept fraction reaches half its peak "
+                                     "(normalized data lose the radial direction at every tau)"),
         "schedule": Field("str", "ou", choices=("ou", "linear_vp", "ve")),
+    },
+    "train": {
+        "network": Field("str", "residual_mlp", choices=tuple(NETWORKS)),
+        "depth": Field("int", 2, check=lambda v: 1 <= v <= 16, rule="1..16"),
+        "steps": Field("list[int]", [500, 2000], check=lambda v: v >= 1, rule="must be >= 1",
+                       help="checkpoints (training-steps axis); trains once to the largest"),
+        "batch_size": Field("int", 128, check=lambda v: v >= 0, rule="must be >= 0",
+                            help="0: full batch"),
+        "lr": Field("float", 1e-3, **_pos),
+        "optimizer": Field("str", "adam", choices=OPTIMIZERS),
+        "weight_decay": Field("float", 0.0, check=lambda v: v >= 0, rule="must be >= 0"),
+        "ema_decay": Field("float", 0.0, check=lambda v: 0 <= v < 1, rule="in [0, 1)"),
+        "dtype": Field("str", "float32", choices=("float32", "float64")),
+        "device": Field("str", "cpu", help="cpu, cuda, cuda:N or auto"),
     },
 }
 
 BLOCKS = np.array([-1, 0, 1])  # normal space, block 1, block 2
+CLOSED_FORM = ("empirical", "linear", "population")
+
+
+# -- grid ---------------------------------------------------------------------------------------
+def size_axis(cfg) -> str:
+    """'n_train' or 'alpha': the grid axis that sets the training-set size (exactly one)."""
+    g = cfg["grid"]
+    given = [k for k in ("n_train", "alpha") if g[k]]
+    if len(given) != 1:
+        raise ConfigError("give exactly one of grid.n_train or grid.alpha "
+                          f"(got {' and '.join(given) if given else 'neither'})")
+    return given[0]
+
+
+def n_train_of(alpha: float, d: int) -> int:
+    """N = round(e^{alpha d}) [BBDM24]."""
+    return int(round(math.exp(alpha * d)))
+
+
+def _check(cfg):
+    g, ms, dc = cfg["grid"], cfg["measure"], cfg["data"]
+    if ms["tau_max"] <= ms["tau_min"]:
+        raise ConfigError("measure.tau_max must exceed measure.tau_min")
+    if not ms["tau_min"] <= ms["tau_phase"] <= ms["tau_max"]:
+        raise ConfigError(f"measure.tau_phase = {ms['tau_phase']} must lie in [tau_min, tau_max]")
+    if len(dc["block_dims"]) != 2:
+        raise ConfigError("data.block_dims must list exactly two block dimensions")
+    k = sum(dc["block_dims"])
+    if min(g["d"]) <= k:
+        raise ConfigError(f"every d must exceed the tangent dimension {k} (normal space needed)")
+    axis = size_axis(cfg)
+    if axis == "alpha":
+        for a, d in itertools.product(g["alpha"], g["d"]):
+            n = n_train_of(a, d)
+            if not 1 <= n <= N_MAX:
+                raise ConfigError(f"grid.alpha = {a} at d = {d} gives N = {n}, outside [1, 1e6]")
 
 
 def cells(cfg) -> list[dict]:
+    """One cell per (score, N, d, std_ratio, seed); a learned score adds width (its training
+    steps are checkpoints of one run inside the cell)."""
+    _check(cfg)
     g = cfg["grid"]
-    if cfg["measure"]["tau_max"] <= cfg["measure"]["tau_min"]:
-        raise ValueError("measure.tau_max must exceed measure.tau_min")
-    k = sum(cfg["data"]["block_dims"])
-    if len(cfg["data"]["block_dims"]) != 2:
-        raise ValueError("data.block_dims must list exactly two block dimensions")
-    if min(g["d"]) <= k:
-        raise ValueError(f"every d must exceed the tangent dimension {k} (normal space needed)")
-    return [{"score": s, "n_train": n, "d": d, "std_ratio": r, "seed": seed}
-            for s, n, d, r, seed in itertools.product(g["score"], g["n_train"], g["d"],
-                                                      g["std_ratio"], g["seeds"])]
+    axis = size_axis(cfg)
+    out = []
+    for s, v, d, r, seed in itertools.product(g["score"], g[axis], g["d"], g["std_ratio"],
+                                              g["seeds"]):
+        base = {"score": s, axis: v, "d": d, "std_ratio": r, "seed": seed}
+        if axis == "alpha":
+            base["n_train"] = n_train_of(v, d)
+        out += ([dict(base, width=w) for w in g["width"]] if s == "learned" else [base])
+    return out
 
 
-def _blocks(cfg, cell):
+def _blocks(cfg, ratio):
     (k1, k2), s1 = cfg["data"]["block_dims"], cfg["data"]["std"]
-    return [(k1, s1), (k2, s1 * cell["std_ratio"])]
+    return [(k1, s1), (k2, s1 * ratio)]
+
+
+def _stds(cfg, ratio, d) -> np.ndarray:
+    return critical.block_stds(_blocks(cfg, ratio), d=d,
+                               rest_std=max(cfg["data"]["normal_std"], 1e-12))
 
 
 def taus(cfg) -> np.ndarray:
+    """The tau grid: n_tau log-spaced values in [tau_min, tau_max] plus tau_phase."""
     m = cfg["measure"]
-    return np.geomspace(m["tau_min"], m["tau_max"], m["n_tau"])
+    return np.union1d(np.geomspace(m["tau_min"], m["tau_max"], m["n_tau"]), [m["tau_phase"]])
+
+
+# -- measurement --------------------------------------------------------------------------------
+def _manifold(cfg, cell):
+    dc = cfg["data"]
+    return linear_manifold(cell["n_train"], cell["d"], _blocks(cfg, cell["std_ratio"]),
+                           normal_std=dc["normal_std"], normalize=dc["normalize"],
+                           seed=cell["seed"])
+
+
+def _closed_form_score(kind, data, stds, sch):
+    if kind == "empirical":
+        return EmpiricalScore(data, sch)
+    if kind == "linear":
+        return LinearScore(data, sch)
+    # Gaussian with the manifold's per-direction variances (exact when not normalized)
+    return GaussianScore(None, (data.basis * stds**2) @ data.basis.T, sch)
+
+
+def _measure(cfg, score, data, seed, method="auto") -> dict:
+    """Per-block summaries of one Jacobian sweep on the tau grid (anchors seeded by `seed`, so
+    every score of a cell is probed at the same points)."""
+    from analysis.dimensions import (critical_tau_per_block, jacobian_sweep,
+                                     kept_fraction_per_block, mean_abs_eigenvalue_per_block)
+
+    ms = cfg["measure"]
+    grid = taus(cfg)
+    sweep = jacobian_sweep(score, data, grid, n_points=min(ms["n_points"], data.x.shape[0]),
+                           seed=seed, schedule=make_schedule(ms["schedule"]),
+                           threshold=ms["threshold"], method=method)
+    eig, dir_block = sweep["eigenvalue"].values, sweep["direction_block"].values
+    kept = kept_fraction_per_block(eig, grid, dir_block, BLOCKS, ms["threshold"])
+    by_th = kept_fraction_per_block(eig, grid, dir_block, BLOCKS, ms["thresholds"])
+    crit = lambda f: critical_tau_per_block(grid, f, relative=ms["relative_level"])
+    return {
+        "kept_fraction": kept,
+        "eigenvalue_abs": mean_abs_eigenvalue_per_block(eig, dir_block, BLOCKS),
+        "critical_tau": crit(kept),
+        "kept_fraction_by_threshold": by_th,
+        "critical_tau_by_threshold": np.stack([crit(f) for f in by_th]),
+    }
+
+
+def _train(cfg, cell, data, sch):
+    """Train one network on the cell's training set; checkpoints at train.steps."""
+    tc, ms = cfg["train"], cfg["measure"]
+    steps = sorted(set(tc["steps"]))
+    data_var = float(data.x.to(torch.float64).var(dim=0).mean()) if data.x.shape[0] > 1 else 1.0
+    net = build_network(tc["network"], cell["d"], seed=cell["seed"], width=cell["width"],
+                        depth=tc["depth"], data_var=max(data_var, 1e-8))
+    conf = TrainConfig(steps=steps[-1], batch_size=tc["batch_size"] or None, lr=tc["lr"],
+                       optimizer=tc["optimizer"], weight_decay=tc["weight_decay"],
+                       ema_decay=tc["ema_decay"], tau_min=ms["tau_min"], tau_max=ms["tau_max"],
+                       checkpoint_steps=tuple(steps), seed=cell["seed"], dtype=tc["dtype"],
+                       device=tc["device"])
+    return train_score(data, sch, net, conf), net
+
+
+def learned_score_at(network, state_dict, schedule) -> LearnedScore:
+    """LearnedScore of a float64 CPU copy of `network` holding `state_dict` (float64 so that the
+    torch.func Jacobian runs without dtype conversions inside the transform)."""
+    net = copy.deepcopy(network)
+    net.load_state_dict(state_dict)
+    return LearnedScore(net.to(device="cpu", dtype=torch.float64).eval(), schedule)
+
+
+def _run_learned(cfg, cell, data, sch) -> dict:
+    res, net = _train(cfg, cell, data, sch)
+    steps = sorted(set(cfg["train"]["steps"]))
+    per_step = [_measure(cfg, learned_score_at(net, res.checkpoints[s], sch), data, cell["seed"],
+                         method="autograd") for s in steps]
+    out = {k: np.stack([p[k] for p in per_step]) for k in per_step[0]}
+    out["train_loss"] = np.array([res.losses[max(0, s - 50):s].mean() for s in steps])
+    out["train_seconds"] = res.seconds
+    out["n_parameters"] = count_parameters(net)
+    return out
 
 
 def run_cell(cfg, cell) -> dict:
-    from analysis.dimensions import jacobian_sweep
+    sch = make_schedule(cfg["measure"]["schedule"])
+    data = _manifold(cfg, cell)
+    if cell["score"] == "learned":
+        return _run_learned(cfg, cell, data, sch)
+    score = _closed_form_score(cell["score"], data, _stds(cfg, cell["std_ratio"], cell["d"]), sch)
+    return _measure(cfg, score, data, cell["seed"])
 
-    dc, ms = cfg["data"], cfg["measure"]
-    sch = make_schedule(ms["schedule"])
-    blocks = _blocks(cfg, cell)
-    data = linear_manifold(cell["n_train"], cell["d"], blocks, normal_std=dc["normal_std"],
-                           normalize=dc["normalize"], seed=cell["seed"])
-    stds = critical.block_stds(blocks, d=cell["d"], rest_std=max(dc["normal_std"], 1e-12))
-    if cell["score"] == "empirical":
-        score = EmpiricalScore(data, sch)
-    elif cell["score"] == "linear":
-        score = LinearScore(data, sch)
-    else:  # Gaussian with the manifold's per-direction variances (exact when not normalized)
-        cov = (data.basis * stds**2) @ data.basis.T
-        score = GaussianScore(None, cov, sch)
-    grid = taus(cfg)
-    n_points = min(ms["n_points"], cell["n_train"])
-    ds = jacobian_sweep(score, data, grid, n_points=n_points, seed=cell["seed"], schedule=sch,
-                        threshold=ms["threshold"])
-    ds = ds.reindex(block=BLOCKS)
-    eig = ds["eigenvalue"].values  # (tau, point, direction)
-    dir_block = ds["direction_block"].values
-    mean_abs = np.stack([np.abs(eig[:, :, dir_block == b]).mean(axis=(1, 2)) if np.any(dir_block == b)
-                         else np.full(grid.size, np.nan) for b in BLOCKS], axis=1)
-    n = cell["n_train"]
-    if n >= 2:
-        sv = critical.jacobian_singular_values(grid, n, stds, normalized=dc["normalize"])
-        order = np.concatenate([np.arange(sum(k for k, _ in blocks), cell["d"]),
-                                np.arange(blocks[0][0]), blocks[0][0] + np.arange(blocks[1][0])])
-        sv_block = np.stack([sv[:, order][:, dir_block == b].mean(axis=1) for b in BLOCKS], axis=1)
-        theory = np.concatenate([[np.nan], critical.block_collapse_tau(
-            n, blocks, normalized=dc["normalize"], rest_std=max(dc["normal_std"], 1e-12),
-            d=cell["d"])[:2]])
-        rem = float(critical.rem_subspace_collapse_tau(n, stds))
-    else:
-        sv_block = np.full((grid.size, 3), np.nan)
-        theory, rem = np.full(3, np.nan), np.nan
+
+# -- theory -------------------------------------------------------------------------------------
+def block_theory(cfg, n: int, d: int, ratio: float, grid) -> dict:
+    """Both theories for one (N, d, std_ratio), per block (normal, 1, 2) [ALD24, BBDM24]:
+    critical taus, predicted mean |Jacobian eigenvalue| on the grid and predicted kept fractions
+    (threshold rule of `analysis.dimensions.predicted_kept_fraction`). nan for N < 2."""
+    from analysis.dimensions import predicted_kept_fraction, predicted_kept_ratio_rem
+
+    ms, dc = cfg["measure"], cfg["data"]
+    stds = _stds(cfg, ratio, d)
+    k = sum(dc["block_dims"])
+    first = np.array([k, 0, dc["block_dims"][0]])  # a direction of each block in `stds`
+    var = stds[first] ** 2
+    nan_t, nan_b = np.full((grid.size, 3), np.nan), np.full(3, np.nan)
+    if n < 2:
+        return {"tau_ald": nan_b, "tau_rem": np.nan, "sv_ald": nan_t, "sv_rem": nan_t,
+                "kept_ald": nan_t, "kept_rem": nan_t}
+    tau_ald = critical.subspace_collapse_tau(n, stds, normalized=dc["normalize"])[first]
+    tau_rem = float(critical.rem_subspace_collapse_tau(n, stds))
+    sv = critical.jacobian_singular_values(grid, n, stds, normalized=dc["normalize"])[:, first]
+    r_rem = predicted_kept_ratio_rem(grid[:, None], var, tau_rem)
     return {
-        "kept_fraction": ds["kept_fraction"].values,
-        "critical_tau": ds["critical_tau"].values,
-        "eigenvalue_abs": mean_abs,
-        "singular_value_theory": sv_block,
-        "critical_tau_theory": theory,
-        "critical_tau_rem": rem,
+        "tau_ald": tau_ald,
+        "tau_rem": tau_rem,
+        "sv_ald": sv,
+        "sv_rem": (1.0 - r_rem) / grid[:, None],
+        "kept_ald": predicted_kept_fraction(grid[:, None], tau_ald, var, ms["threshold"]),
+        "kept_rem": predicted_kept_fraction(grid[:, None], tau_rem, var, ms["threshold"]),
+    }
+
+
+# -- assembly -----------------------------------------------------------------------------------
+def _attrs(long_name, units):
+    return {"long_name": long_name, "units": units}
+
+
+def _n_table(cfg) -> np.ndarray:
+    """N for every (size axis value, d)."""
+    g = cfg["grid"]
+    axis = size_axis(cfg)
+    return np.array([[v if axis == "n_train" else n_train_of(v, d) for d in g["d"]]
+                     for v in g[axis]], dtype=np.int64)
+
+
+MEASURED = {  # name -> (trailing dims, long name, units)
+    "kept_fraction": (("tau", "block"), "fraction of the block's directions kept "
+                      "(1 + tau lambda >= threshold), mean over points", "1"),
+    "eigenvalue_abs": (("tau", "block"), "mean |eigenvalue| of the data-unit score Jacobian "
+                       "in the block", "1/data variance"),
+    "critical_tau": (("block",), "measured tau below which the block's kept fraction is under "
+                     "half (of its peak when relative_level)", "data variance"),
+    "kept_fraction_by_threshold": (("threshold", "tau", "block"),
+                                   "kept fraction at each sensitivity threshold", "1"),
+    "critical_tau_by_threshold": (("threshold", "block"),
+                                  "measured critical tau at each sensitivity threshold",
+                                  "data variance"),
+}
+TRAINING = {  # per checkpoint (train_step) or per training run
+    "train_loss": (("train_step",), "mean DSM loss over the 50 steps before the checkpoint", "1"),
+    "train_seconds": ((), "wall time of the whole training run", "s"),
+    "n_parameters": ((), "trainable parameters of the network", "1"),
+}
+
+
+def _gather(spec, lead, sizes, pairs, index_of) -> dict:
+    """{name: (dims, array, attrs)}: each result's arrays placed at index_of(cell) in arrays of
+    dims lead + the trailing dims of spec (nan where no cell)."""
+    out = {}
+    for k, (trail, name, units) in spec.items():
+        dims = lead + trail
+        arr = np.full(tuple(sizes[a] for a in dims), np.nan)
+        for cell, res in pairs:
+            arr[index_of(cell)] = res[k]
+        out[k] = (dims, arr, _attrs(name, units))
+    return out
+
+
+def _theory_variables(cfg, axis, grid) -> dict:
+    """Both theories per (N, d, std_ratio), from `block_theory`."""
+    g = cfg["grid"]
+    n_tab = _n_table(cfg)
+    shape = (len(g[axis]), len(g["d"]), len(g["std_ratio"]))
+    one = [[[block_theory(cfg, int(n_tab[i, j]), d, r, grid) for r in g["std_ratio"]]
+            for j, d in enumerate(g["d"])] for i in range(shape[0])]
+    stack = lambda k: np.array([[[c[k] for c in row] for row in plane] for plane in one])
+    td = (axis, "d", "std_ratio")
+    return {
+        "critical_tau_theory": (td + ("block",), stack("tau_ald"), _attrs(
+            "[ALD24] critical tau of the block (physics.critical.subspace_collapse_tau)",
+            "data variance")),
+        "critical_tau_rem": (td, stack("tau_rem"), _attrs(
+            "REM collapse tau_C on the same spectrum, one tau for every block "
+            "(physics.critical.rem_subspace_collapse_tau)", "data variance")),
+        "singular_value_theory": (td + ("tau", "block"), stack("sv_ald"), _attrs(
+            "[ALD24] predicted Jacobian singular value of the block", "1/data variance")),
+        "singular_value_rem": (td + ("tau", "block"), stack("sv_rem"), _attrs(
+            "REM picture: 1/(tau + s^2) above tau_C, 1/tau below", "1/data variance")),
+        "kept_fraction_theory": (td + ("tau", "block"), stack("kept_ald"), _attrs(
+            "[ALD24] predicted kept fraction (tau >= tau_c and s^2/(tau+s^2) >= threshold)", "1")),
+        "kept_fraction_rem": (td + ("tau", "block"), stack("kept_rem"), _attrs(
+            "REM predicted kept fraction (tau >= tau_C and s^2/(tau+s^2) >= threshold)", "1")),
     }
 
 
 def assemble(cfg, cell_list, results) -> xr.Dataset:
-    g = cfg["grid"]
-    axes = ("score", "n_train", "d", "std_ratio", "seed")
-    coords = {a: g["seeds" if a == "seed" else a] for a in axes}
-    shape = tuple(len(coords[a]) for a in axes)
+    """One Dataset: closed-form scores over (score, N, d, std_ratio, seed, ...), learned scores as
+    learned_* over (N, d, std_ratio, seed, width, train_step, ...), theory over (N, d, std_ratio,
+    ...), and the lost directions at tau_phase (lost_dims*), N given by n_train or alpha."""
+    g, ms, dc = cfg["grid"], cfg["measure"], cfg["data"]
+    axis = size_axis(cfg)
     grid = taus(cfg)
-    out = {
-        "kept_fraction": np.full(shape + (grid.size, 3), np.nan),
-        "eigenvalue_abs": np.full(shape + (grid.size, 3), np.nan),
-        "singular_value_theory": np.full(shape + (grid.size, 3), np.nan),
-        "critical_tau": np.full(shape + (3,), np.nan),
-        "critical_tau_theory": np.full(shape + (3,), np.nan),
-        "critical_tau_rem": np.full(shape, np.nan),
-    }
-    for cell, res in zip(cell_list, results):
-        i = tuple(list(coords[a]).index(cell[a]) for a in axes)
-        for k in out:
-            out[k][i] = res[k]
-    tau_dims = axes + ("tau", "block")
-    ds = xr.Dataset(
-        {
-            "kept_fraction": (tau_dims, out["kept_fraction"], {
-                "units": "1", "long_name": "fraction of the block's directions kept (1 + tau lambda >= threshold)"}),
-            "eigenvalue_abs": (tau_dims, out["eigenvalue_abs"], {
-                "units": "1/data variance", "long_name": "mean |eigenvalue| of the data-unit score Jacobian in the block"}),
-            "singular_value_theory": (tau_dims, out["singular_value_theory"], {
-                "units": "1/data variance", "long_name": "[ALD24] predicted Jacobian singular value (block mean)"}),
-            "critical_tau": (axes + ("block",), out["critical_tau"], {
-                "units": "data variance", "long_name": "measured tau below which half of the block is lost"}),
-            "critical_tau_theory": (axes + ("block",), out["critical_tau_theory"], {
-                "units": "data variance", "long_name": "[ALD24] critical tau of the block"}),
-            "critical_tau_rem": (axes, out["critical_tau_rem"], {
-                "units": "data variance", "long_name": "REM condition on the same spectrum (one tau)"}),
-        },
-        coords={
-            "score": ("score", list(g["score"])),
-            "n_train": ("n_train", np.asarray(g["n_train"]), {"long_name": "training-set size N"}),
-            "d": ("d", np.asarray(g["d"]), {"long_name": "ambient dimension"}),
-            "std_ratio": ("std_ratio", np.asarray(g["std_ratio"]), {"long_name": "std block 2 / std block 1"}),
-            "seed": ("seed", np.asarray(g["seeds"])),
-            "tau": ("tau", grid, {"units": "data variance", "long_name": "data-scale noise variance"}),
-            "block": ("block", BLOCKS, {"long_name": "-1 normal space, 0 first block, 1 second block"}),
-        },
-        attrs={"threshold": cfg["measure"]["threshold"],
-               "blocks": f"dims {cfg['data']['block_dims']}, std {cfg['data']['std']} and std * std_ratio"},
-    )
+    closed = [s for s in g["score"] if s in CLOSED_FORM]
+    steps = sorted(set(cfg["train"]["steps"]))
+    values = {axis: g[axis], "d": g["d"], "std_ratio": g["std_ratio"], "seed": g["seeds"],
+              "width": g["width"], "train_step": steps, "score": closed}
+    sizes = {k: len(v) for k, v in values.items()}
+    sizes.update(tau=grid.size, block=BLOCKS.size, threshold=len(ms["thresholds"]))
+    common = (axis, "d", "std_ratio", "seed")
+    where = lambda c: tuple(list(values[a]).index(c[a]) for a in common)
+    pairs = list(zip(cell_list, results))
+
+    data_vars = {}
+    if closed:
+        data_vars.update(_gather(MEASURED, ("score",) + common, sizes,
+                                 [(c, r) for c, r in pairs if c["score"] in closed],
+                                 lambda c: (closed.index(c["score"]),) + where(c)))
+    if "learned" in g["score"]:
+        learned = [(c, r) for c, r in pairs if c["score"] == "learned"]
+        per_run = lambda c: where(c) + (g["width"].index(c["width"]),)
+        checkpoint_spec = {k: (("train_step",) + trail, f"learned score: {name}", units)
+                           for k, (trail, name, units) in MEASURED.items()}
+        for k, v in {**_gather(checkpoint_spec, common + ("width",), sizes, learned, per_run),
+                     **_gather(TRAINING, common + ("width",), sizes, learned, per_run)}.items():
+            data_vars["learned_" + k] = v
+    data_vars.update(_theory_variables(cfg, axis, grid))
+    ds = xr.Dataset(data_vars, coords=_coords(cfg, axis, values, closed, grid, _n_table(cfg)))
+    _add_phase_variables(ds, ms["tau_phase"])
+    ds.attrs.update({
+        "source": "[ALD24] geometric memorization; memphase simulate.experiments.geometric",
+        "threshold": ms["threshold"], "threshold_rule": "lost when 1 + tau * lambda < threshold",
+        "tau_phase": ms["tau_phase"], "relative_level": int(ms["relative_level"]),
+        "size_axis": axis, "std": dc["std"], "normal_std": dc["normal_std"],
+        "normalize": int(dc["normalize"]),
+        "blocks": f"dims {dc['block_dims']}, std {dc['std']} and std * std_ratio",
+        "seed_use": "seed: training set, anchor points and noise of the Jacobian sweep, network "
+                    "initialization and DSM training generator",
+    })
     return ds
+
+
+def _coords(cfg, axis, vals, closed, grid, n_tab) -> dict:
+    g, dc = cfg["grid"], cfg["data"]
+    d = np.asarray(g["d"])
+    stds = np.array([[dc["normal_std"], dc["std"], dc["std"] * r] for r in g["std_ratio"]])
+    k1, k2 = dc["block_dims"]
+    coords = {
+        "d": ("d", d, _attrs("ambient dimension", "1")),
+        "std_ratio": ("std_ratio", np.asarray(g["std_ratio"]), _attrs("std block 1 / std block 0", "1")),
+        "seed": ("seed", np.asarray(g["seeds"]), _attrs("random seed", "1")),
+        "tau": ("tau", grid, _attrs("data-scale noise variance sigma^2/m^2", "data variance")),
+        "block": ("block", BLOCKS, _attrs("-1 normal space, 0 first block, 1 second block", "1")),
+        "block_dim": (("d", "block"), np.array([[dd - k1 - k2, k1, k2] for dd in d]),
+                      _attrs("directions in the block", "1")),
+        "block_std": (("std_ratio", "block"), stds, _attrs("data std along the block", "data std")),
+        "threshold": ("threshold", np.asarray(cfg["measure"]["thresholds"]),
+                      _attrs("sensitivity threshold on r = 1 + tau lambda", "1")),
+    }
+    if axis == "n_train":
+        coords["n_train"] = ("n_train", np.asarray(g["n_train"]), _attrs("training-set size N", "1"))
+        coords["alpha"] = (("n_train", "d"), np.log(n_tab) / d, _attrs("alpha = log N / d", "1"))
+    else:
+        coords["alpha"] = ("alpha", np.asarray(g["alpha"]), _attrs("alpha = log N / d", "1"))
+        coords["n_train"] = (("alpha", "d"), n_tab, _attrs("training-set size N = round(e^(alpha d))", "1"))
+    if closed:
+        coords["score"] = ("score", closed, _attrs("score function", "1"))
+    if "learned" in g["score"]:
+        coords["width"] = ("width", np.asarray(g["width"]), _attrs("network width", "1"))
+        coords["train_step"] = ("train_step", np.asarray(vals["train_step"]),
+                                _attrs("training steps at the checkpoint", "1"))
+    return coords
+
+
+def _add_phase_variables(ds: xr.Dataset, tau_phase: float) -> None:
+    """Lost directions per block at tau_phase: measured (closed-form and learned) and both
+    theories, k_b (1 - kept fraction)."""
+    k = ds["block_dim"]
+    at = dict(tau=tau_phase)
+    for src, dst, name in (("kept_fraction", "lost_dims", "measured"),
+                           ("learned_kept_fraction", "learned_lost_dims", "learned score, measured"),
+                           ("kept_fraction_theory", "lost_dims_theory", "[ALD24] predicted"),
+                           ("kept_fraction_rem", "lost_dims_rem", "REM predicted")):
+        if src in ds:
+            kept = ds[src].sel(**at).drop_vars("tau")
+            ds[dst] = (k * (1.0 - kept)).transpose(*kept.dims)
+            ds[dst].attrs = _attrs(f"{name} directions lost per block at tau = tau_phase "
+                                   f"({tau_phase:g})", "count")
+
+
+# -- cost ---------------------------------------------------------------------------------------
+def estimate(cfg, cell) -> dict:
+    """{'memory_bytes', 'seconds'} of one cell. Empirical Jacobian: per tau and point a softmax
+    over N and a weighted second moment, ~2 N d^2 flops; block eigensolves ~10 d^3; learned:
+    DSM training ~6 (params) per sample-step plus d reverse passes per Jacobian. Rates (1 GFLOP/s,
+    ~1 ms per optimizer step) measured on one CPU thread, conservative."""
+    ms, tc = cfg["measure"], cfg["train"]
+    n, d = cell["n_train"], cell["d"]
+    t, p = taus(cfg).size, min(ms["n_points"], n)
+    jac_flops = t * p * (10.0 * d**3 + (2.0 * n * d * d if cell["score"] == "empirical" else 0))
+    mem = 8 * (3 * n * d + 2 * p * max(n, 1) + 8 * p * d * d + 4 * t * p * d) + 50 * 2**20
+    if cell["score"] != "learned":
+        return {"memory_bytes": int(mem), "seconds": 0.05 + 0.01 * t + jac_flops / 1e9}
+    w, depth = cell["width"], tc["depth"]
+    params = 2 * d * w + depth * (w * w + 66 * w)
+    steps = sorted(set(tc["steps"]))
+    batch = n if tc["batch_size"] == 0 else min(tc["batch_size"], n)
+    train_s = steps[-1] * (1e-3 * (1 + depth) + 6.0 * batch * params / 1e9)
+    jac_s = len(steps) * (0.02 * t + t * p * d * 4.0 * params / 1e9 + jac_flops / 1e9)
+    mem += 8 * params * (6 + len(steps)) + 8 * 4 * batch * w * (depth + 2)
+    return {"memory_bytes": int(mem), "seconds": train_s + jac_s}
 
 
 def plot(ds: xr.Dataset, path) -> None:
