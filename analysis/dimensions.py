@@ -74,6 +74,8 @@ def _autograd_jacobian(score, x: torch.Tensor, t) -> torch.Tensor:
     per-sample t tensors working.
     """
     x = x.detach()
+    if hasattr(score, "prepare"):  # e.g. LearnedScore: convert the network before the transform
+        score.prepare(x)
     with torch.enable_grad():
         try:
             jac = torch.func.jacrev(lambda xx: score(xx, t).sum(0))(x)  # (d_out, B, d_in)

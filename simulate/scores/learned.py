@@ -49,6 +49,11 @@ class LearnedScore(Score):
         """Forget the cached dtype/device copies of the network."""
         self._copies.clear()
 
+    def prepare(self, x: torch.Tensor) -> None:
+        """Build the dtype/device copy of the network for x now, outside any torch.func transform
+        (copying parameters inside jacrev/vmap fails)."""
+        self._network_for(x.detach())
+
     def _network_for(self, x: torch.Tensor) -> torch.nn.Module:
         p = next(self.network.parameters(), None)
         if p is None or (p.dtype == x.dtype and p.device == x.device):

@@ -247,3 +247,22 @@ def test_train_config_validation():
     with pytest.raises(ValueError, match="d = 3"):
         train_score(torch.randn(5, 2), OU, build_network("fourier_mlp", 3, width=8),
                     TrainConfig(steps=1))
+
+
+def test_jacrev_works_when_network_dtype_differs_from_x():
+    """A float32 network probed with float64 x: after `prepare` (which `_autograd_jacobian` calls)
+    the converted copy exists, so torch.func.jacrev itself runs (no fallback to d backward
+    passes) and the Jacobian matches central finite differences."""
+    from analysis.dimensions import _autograd_jacobian
+    from simulate.scores import LearnedScore
+
+    torch.manual_seed(0)
+    score = LearnedScore(ResidualMLP(3, width=16, depth=1).float(), OrnsteinUhlenbeck())
+    x = torch.randn(4, 3, dtype=torch.float64)
+    jac = _autograd_jacobian(score, x, 0.5)
+    direct = torch.func.jacrev(lambda xx: score(xx, 0.5).sum(0))(x).permute(1, 0, 2)
+    assert torch.equal(jac, direct)
+    h = 1e-6
+    fd = torch.stack([(score(x + h * e, 0.5) - score(x - h * e, 0.5)) / (2 * h)
+                      for e in torch.eye(3, dtype=torch.float64)], dim=2)
+    assert torch.allclose(jac, fd, rtol=1e-5, atol=1e-6)
