@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-__all__ = ["ConfigError", "Field", "load_toml", "validate", "schema_help"]
+__all__ = ["ConfigError", "Field", "load_toml", "validate", "schema_help", "expand_range"]
 
 
 class ConfigError(ValueError):
@@ -28,7 +28,8 @@ _MISSING = object()
 class Field:
     """One config key.
 
-    kind:    "int", "float", "str", "bool", or a list kind "list[int]", "list[float]", "list[str]".
+    kind:    "int", "float", "str", "bool", or a list kind "list[int]", "list[float]", "list[str]";
+             a numeric list may be given as a range table (see `expand_range`).
     default: value when absent (omit for a required key).
     check:   optional predicate on the value (each element for lists) with `rule` its description.
     choices: allowed values (each element for lists).
@@ -56,8 +57,55 @@ def _type_ok(kind: str, v) -> bool:
     raise AssertionError(kind)
 
 
+_RANGE_KEYS = {"start", "stop", "num", "scale"}
+
+
+def expand_range(name: str, spec: dict, kind: str) -> list:
+    """A range table -> the list it stands for: `{start = 4, stop = 4096, num = 7, scale = "log"}`
+    (geometric, both ends included) or `scale = "linear"` (the default, evenly spaced). For an
+    int axis the values are rounded and repeated values dropped (so log ranges of N stay valid)."""
+    unknown = set(spec) - _RANGE_KEYS
+    if unknown:
+        raise ConfigError(f"'{name}': unknown range key '{sorted(unknown)[0]}'; a range is "
+                          "{start = ..., stop = ..., num = ..., scale = \"linear\" | \"log\"}")
+    missing = [k for k in ("start", "stop", "num") if k not in spec]
+    if missing:
+        raise ConfigError(f"'{name}': range needs '{missing[0]}' "
+                          "({start = ..., stop = ..., num = ..., scale = ...})")
+    if kind not in ("int", "float"):
+        raise ConfigError(f"'{name}': a range is only allowed for numbers, this is a list of {kind}")
+    start, stop, num, scale = spec["start"], spec["stop"], spec["num"], spec.get("scale", "linear")
+    for key, val in (("start", start), ("stop", stop)):
+        if not _type_ok("float", val):
+            raise ConfigError(f"'{name}': range {key} must be a number, got {val!r}")
+    if not _type_ok("int", num) or num < 1:
+        raise ConfigError(f"'{name}': range num must be an integer >= 1, got {num!r}")
+    if scale not in ("linear", "log"):
+        raise ConfigError(f"'{name}': range scale must be 'linear' or 'log', got {scale!r}")
+    if scale == "log":
+        if start <= 0 or stop <= 0:
+            raise ConfigError(f"'{name}': a log range needs start and stop > 0")
+        ratio = (stop / start) ** (1 / (num - 1)) if num > 1 else 1.0
+        vals = [start * ratio**i for i in range(num)]
+    else:
+        step = (stop - start) / (num - 1) if num > 1 else 0.0
+        vals = [start + step * i for i in range(num)]
+    if num > 1:
+        vals[-1] = stop
+    if kind == "int":
+        out = []
+        for x in vals:
+            r = int(round(x))
+            if r not in out:
+                out.append(r)
+        return out
+    return [float(x) for x in vals]
+
+
 def _check_leaf(name: str, f: Field, v):
     kinds = f.kind[5:-1] if f.kind.startswith("list[") else None
+    if kinds and isinstance(v, dict):
+        v = expand_range(name, v, kinds)
     if kinds:
         if not isinstance(v, list):
             v = [v]  # a scalar is a one-element list
