@@ -34,7 +34,7 @@ def open_results(path, chunks=None) -> xr.Dataset:
         raise ResultFileError(f"{p} is one shard's part file, not a results file; assemble the "
                               f"parts with `memphase merge CONFIG`")
     try:
-        ds = xr.open_dataset(p, engine="h5netcdf", chunks=chunks)
+        ds = xr.open_dataset(p, engine="h5netcdf", chunks=chunks, phony_dims="sort")
     except Exception as e:  # h5netcdf/xarray raise many types for malformed files
         raise ResultFileError(f"{p} is HDF5 but not a readable xarray Dataset: {e}") from None
     if "memphase_version" not in ds.attrs:
