@@ -15,6 +15,8 @@ EXPERIMENTS = {
     "geometric": "simulate.experiments.geometric",
     "collapse": "simulate.experiments.collapse",
     "speciation": "simulate.experiments.speciation",
+    "memorization": "simulate.experiments.memorization",
+    "emm": "simulate.experiments.emm",
     "regularization": "simulate.experiments.regularization",
     "linear_model": "simulate.experiments.linear_model",
 }

@@ -1,0 +1,536 @@
+"""Memorization ratio vs training-set size N for a training recipe [GDPLLW23], with conditioning.
+
+Each cell draws N training points (isotropic Gaussian in d, or a linear manifold of intrinsic
+dimension k [ALD24]; with C > 1 classes, C cluster centres added in the tangent space), builds a
+score (the exact empirical score, or a network trained by DSM with the cell's recipe: network,
+width, depth, time-embedding size, weight decay, EMA, training steps), samples the reverse SDE and
+measures
+  - the memorization ratio [GDPLLW23] (fraction with |x - NN_1| / |x - NN_2| < 1/3, NN over all N),
+  - the collapse fraction [BDKOS25] and the collapse time t_hat_C by the last change of the nearest
+    training point of x_t / m [BBDM24] (`analysis.observers.NearestTrainingPoint`; conditional
+    scores: the nearest point of the sample's own class), for learned and empirical scores
+    alike; beside them the REM collapse time (SCIENCE.md sec. 3) of a Gaussian with the
+    covariance of the law the (class) points come from, for N_eff = N or N / C points.
+Conditioning (SCIENCE.md sec. 2): label_mode "none" (unconditional), "true" (the cluster labels)
+or "random" (labels independent of the clusters), both balanced, N / C points per class. A
+conditional score is one score per class (`ConditionalScore`): the empirical score, or one network
+per class trained with the same recipe on that class's points (the networks of
+`simulate.networks` take no label input). Generated samples get balanced labels. The prediction
+that random labels act like N / C points, R_random(N, C) = R_none(N / C, C) [GDPLLW23], is stored
+beside the measurement (`analysis.emm.random_label_prediction`; needs "none" in the grid).
+
+Empirical cells do not depend on the recipe and label modes do not matter for C = 1: such cells
+are computed once and broadcast over those axes. Conditional cells with N < C are skipped (NaN).
+Seeds: data `seed`; cluster centres `(seed, 3)`; labels `(seed, 1)` (true), `(seed, 2)` (random);
+network init `1009 seed + class`; training noise `seed`; sampling noise `10000 + seed`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import xarray as xr
+
+from physics.critical import collapse_time
+from physics.schedules import make_schedule
+
+from ..config import Field
+from ..data import isotropic_gaussian, linear_manifold
+from ..networks import NETWORKS, build_network, count_parameters
+from ..sampling import METHODS, sample
+from ..scores import ConditionalScore, EmpiricalScore, LearnedScore
+from ..training import OPTIMIZERS, TrainConfig, train_score
+
+_pos = dict(check=lambda v: v > 0, rule="must be > 0")
+_nonneg = dict(check=lambda v: v >= 0, rule="must be >= 0")
+
+SCORES = ("empirical", "learned")
+LABEL_MODES = ("none", "true", "random")
+RECIPE_AXES = ("network", "width", "depth", "embedding_dim", "weight_decay", "ema_decay",
+               "train_steps")
+DATA_AXES = ("d", "intrinsic_dim", "n_classes", "label_mode")
+AXES = ("score",) + RECIPE_AXES + DATA_AXES + ("n_train", "seed")
+
+DATA_SCHEMA = {
+    "std": Field("float", 1.0, **_pos, help="std of every tangent direction (isotropic: all d)"),
+    "normal_std": Field("float", 0.0, **_nonneg,
+                        help="std off the manifold (intrinsic_dim > 0 only)"),
+    "class_separation": Field("float", 3.0, **_nonneg,
+                              help="distance of the C class centres from the origin, in units of "
+                                   "std (centres random in the tangent space; C = 1: none)"),
+}
+
+RECIPE_GRID = {
+    "network": Field("list[str]", ["residual_mlp"], choices=tuple(NETWORKS),
+                     help="residual_mlp (sinusoidal time embedding) [ALD24] or fourier_mlp "
+                          "(Gaussian Fourier features) [BDKOS25]"),
+    "width": Field("list[int]", [128], check=lambda v: 1 <= v <= 4096, rule="1..4096"),
+    "depth": Field("list[int]", [2], check=lambda v: 1 <= v <= 64, rule="1..64"),
+    "embedding_dim": Field("list[int]", [32], check=lambda v: v >= 2 and v % 2 == 0,
+                           rule="even, >= 2", help="time-embedding size (emb_dim / fourier_dim)"),
+    "weight_decay": Field("list[float]", [0.0], **_nonneg),
+    "ema_decay": Field("list[float]", [0.0], check=lambda v: 0 <= v < 1, rule="in [0, 1)"),
+    "train_steps": Field("list[int]", [4000], check=lambda v: 1 <= v <= 10**7, rule="1..1e7"),
+    "d": Field("list[int]", [8], check=lambda v: 1 <= v <= 4096, rule="1..4096",
+               help="data dimension"),
+    "intrinsic_dim": Field("list[int]", [0], check=lambda v: v >= 0, rule="must be >= 0",
+                           help="0: isotropic Gaussian in d; k >= 1: linear manifold of dim k"),
+    "n_classes": Field("list[int]", [1], check=lambda v: 1 <= v <= 1000, rule="1..1000"),
+    "label_mode": Field("list[str]", ["none"], choices=LABEL_MODES,
+                        help="score conditioned on nothing, the true (cluster) labels, or "
+                             "random labels"),
+    "score": Field("list[str]", list(SCORES), choices=SCORES),
+}
+
+TRAINING_SCHEMA = {
+    "lr": Field("float", 3e-3, **_pos),
+    "lr_schedule": Field("str", "cosine", choices=("constant", "cosine")),
+    "optimizer": Field("str", "adam", choices=OPTIMIZERS),
+    "batch_size": Field("int", 64, **_nonneg, help="training points per step (0: full batch)"),
+    "noise_draws": Field("int", 4, check=lambda v: v >= 1, rule="must be >= 1",
+                         help="(tau, z) draws per training point per step"),
+    "skip": Field("bool", False, help="linear Gaussian skip in the network output"),
+}
+
+SAMPLER_SCHEMA = {
+    "method": Field("str", "sde", choices=METHODS[:2]),
+    "steps": Field("int", 200, check=lambda v: 1 <= v <= 100000, rule="1..100000"),
+    "n_samples": Field("int", 256, check=lambda v: 1 <= v <= 10**6, rule="1..1e6"),
+    "schedule": Field("str", "ou", choices=("ou", "linear_vp", "ve")),
+    "t_min_tau": Field("float", 1e-4, **_pos,
+                       help="smallest noise variance tau (sampling and training)"),
+    "t_max_tau": Field("float", 10.0, **_pos,
+                       help="largest noise variance tau (sampling and training)"),
+    "record": Field("int", 60, check=lambda v: v >= 2, rule="must be >= 2"),
+    "dtype": Field("str", "float32", choices=("float32", "float64")),
+    "device": Field("str", "cpu", help="cpu, cuda, cuda:N or auto"),
+}
+
+MEASURE_SCHEMA = {
+    "collapse_tol": Field("float", 1e-2, **_pos, help="collapse-fraction distance tol"),
+    "ratio_threshold": Field("float", 1 / 3, check=lambda v: 0 < v <= 1, rule="in (0, 1]"),
+}
+
+SCHEMA = {
+    "job": Field("str", choices=("memorization",)),
+    "output": Field("str", "data/results/memorization.h5"),
+    "data": DATA_SCHEMA,
+    "grid": {
+        "n_train": Field("list[int]", [4, 8, 16, 32, 64, 128, 256],
+                         check=lambda v: 2 <= v <= 10**6, rule="2 <= n_train <= 1e6"),
+        **RECIPE_GRID,
+        "seeds": Field("list[int]", [0], check=lambda v: v >= 0, rule="must be >= 0"),
+    },
+    "training": TRAINING_SCHEMA,
+    "sampler": SAMPLER_SCHEMA,
+    "measure": MEASURE_SCHEMA,
+}
+
+SEED_STREAMS = ("data: seed; class centres: SeedSequence (seed, 3); true labels: (seed, 1); "
+                "random labels: (seed, 2); network init: 1009 seed + class; training noise: seed; "
+                "sampling noise: 10000 + seed")
+
+
+# ------------------------------------------------------------------------------- cells
+def effective_cell(cell: dict) -> dict | None:
+    """The cell actually computed for a grid point: recipe keys None for the empirical score,
+    label_mode "none" for one class; None (skipped) for a conditional cell with N < C."""
+    out = dict(cell)
+    if out["score"] == "empirical":
+        out.update({k: None for k in RECIPE_AXES})
+    if out["n_classes"] == 1:
+        out["label_mode"] = "none"
+    if out["label_mode"] != "none" and out["n_train"] < out["n_classes"]:
+        return None
+    return out
+
+
+def check_grid(cfg) -> None:
+    """Errors the schema cannot see (combinations of keys)."""
+    g, sp = cfg["grid"], cfg["sampler"]
+    if not sp["t_max_tau"] > sp["t_min_tau"]:
+        raise ValueError(f"sampler.t_max_tau ({sp['t_max_tau']}) must exceed t_min_tau "
+                         f"({sp['t_min_tau']})")
+    for d, k in itertools.product(g["d"], g["intrinsic_dim"]):
+        if k > d:
+            raise ValueError(f"intrinsic_dim = {k} exceeds d = {d}")
+
+
+def grid_points(cfg, axes=AXES):
+    """Every grid point (a dict over `axes`), in the order of the product of the axes."""
+    g = cfg["grid"]
+    lists = [g["seeds" if a == "seed" else a] for a in axes]
+    return [dict(zip(axes, vals)) for vals in itertools.product(*lists)]
+
+
+def cells(cfg) -> list[dict]:
+    check_grid(cfg)
+    out, seen = [], set()
+    for point in grid_points(cfg):
+        c = effective_cell(point)
+        key = None if c is None else tuple(sorted(c.items(), key=lambda kv: kv[0]))
+        if c is not None and key not in seen:
+            seen.add(key)
+            out.append(c)
+    return out
+
+
+# ------------------------------------------------------------------------------- data
+@dataclass
+class TrainingSet:
+    """x (N, d); balanced true (cluster) and random labels; population covariances of the whole
+    law and of one class (for the REM theory and the network's data variance)."""
+
+    x: torch.Tensor
+    true_labels: torch.Tensor
+    random_labels: torch.Tensor
+    cov_all: np.ndarray
+    cov_class: np.ndarray
+
+    def labels(self, mode: str):
+        return {"none": None, "true": self.true_labels, "random": self.random_labels}[mode]
+
+
+def _balanced_labels(n: int, c: int, rng: np.random.Generator) -> np.ndarray:
+    """A random permutation of (0, 1, ..., C-1, 0, 1, ...): class sizes differ by at most 1."""
+    return rng.permutation(np.arange(n) % c)
+
+
+def make_training_set(cfg, d: int, intrinsic_dim: int, n_classes: int, n: int, seed: int
+                      ) -> TrainingSet:
+    """N points of the cell's data law (see the module docstring), seeded as SEED_STREAMS says.
+
+    Base law: N(0, std^2 I_d) (intrinsic_dim 0) or the linear manifold [ALD24] with intrinsic_dim
+    directions of std `std` and normal std. With C > 1: y_i += mu_{c_i}, mu_c = separation std u_c,
+    u_c uniform unit vectors in the tangent space, c_i the balanced true labels. cov_all adds the
+    between-class covariance (1/C) sum_c mu_c mu_c^T - mean mean^T to the base covariance cov_class.
+    """
+    dc = cfg["data"]
+    dtype, device = cfg["sampler"]["dtype"], cfg["sampler"]["device"]
+    if intrinsic_dim == 0:
+        data = isotropic_gaussian(n, d, dc["std"] ** 2, seed=seed, dtype="float64")
+        tangent = np.eye(d)
+        cov = dc["std"] ** 2 * np.eye(d)
+    else:
+        data = linear_manifold(n, d, [(intrinsic_dim, dc["std"])], normal_std=dc["normal_std"],
+                               seed=seed, dtype="float64")
+        tangent = data.basis[:, :intrinsic_dim]
+        cov = data.cov
+    x = data.x.numpy()
+    true = _balanced_labels(n, n_classes, np.random.default_rng([seed, 1]))
+    random = _balanced_labels(n, n_classes, np.random.default_rng([seed, 2]))
+    cov_all = cov
+    if n_classes > 1:
+        g = np.random.default_rng([seed, 3]).standard_normal((n_classes, tangent.shape[1]))
+        g /= np.linalg.norm(g, axis=1, keepdims=True)
+        centres = dc["class_separation"] * dc["std"] * g @ tangent.T  # (C, d)
+        x = x + centres[true]
+        centred = centres - centres.mean(0)
+        cov_all = cov + centred.T @ centred / n_classes
+    as_t = lambda a: torch.as_tensor(a)
+    return TrainingSet(
+        x=torch.as_tensor(x, dtype=getattr(torch, dtype), device=device),
+        true_labels=as_t(true).to(device), random_labels=as_t(random).to(device),
+        cov_all=cov_all, cov_class=cov)
+
+
+# ------------------------------------------------------------------------------- scores
+def _schedule(cfg):
+    return make_schedule(cfg["sampler"]["schedule"])
+
+
+def _time_range(cfg, sch) -> tuple[float, float]:
+    """(t_max, t_min) of the sampler: the schedule's times of t_max_tau and t_min_tau, clipped."""
+    sp = cfg["sampler"]
+    lo, hi = sch.tau_range() if np.isfinite(sch.t_hi) else (0.0, np.inf)
+    return (float(sch.time_of_tau(min(sp["t_max_tau"], hi))),
+            float(sch.time_of_tau(max(sp["t_min_tau"], lo))))
+
+
+def train_config(cfg, cell, seed: int) -> TrainConfig:
+    """The DSM TrainConfig of a recipe; the noise range is the sampler's tau range."""
+    tc, sp = cfg["training"], cfg["sampler"]
+    return TrainConfig(
+        steps=cell["train_steps"], batch_size=tc["batch_size"] or None,
+        noise_draws=tc["noise_draws"], lr=tc["lr"], lr_schedule=tc["lr_schedule"],
+        optimizer=tc["optimizer"], weight_decay=cell["weight_decay"],
+        ema_decay=cell["ema_decay"], tau_min=sp["t_min_tau"], tau_max=sp["t_max_tau"], seed=seed,
+        dtype=sp["dtype"], device=sp["device"])
+
+
+def build_network_for(cfg, cell, d: int, data_var: float, init_seed: int):
+    """The recipe's network: embedding_dim is emb_dim (residual) or fourier_dim (Fourier)."""
+    key = "emb_dim" if cell["network"] == "residual_mlp" else "fourier_dim"
+    return build_network(cell["network"], d, seed=init_seed, width=cell["width"],
+                         depth=cell["depth"], data_var=data_var, skip=cfg["training"]["skip"],
+                         **{key: cell["embedding_dim"]})
+
+
+def train_learned_score(cfg, cell, x: torch.Tensor, cov: np.ndarray, sch, seed: int, cls: int = 0):
+    """LearnedScore of a network trained by DSM on x; info: final loss (mean of the last 10 %
+    of steps), seconds, parameters. Network data variance: trace(cov) / d."""
+    d = x.shape[1]
+    net = build_network_for(cfg, cell, d, float(np.trace(cov)) / d, 1009 * seed + cls)
+    res = train_score(x, sch, net, train_config(cfg, cell, seed))
+    tail = max(1, len(res.losses) // 10)
+    info = {"loss": float(np.mean(res.losses[-tail:])), "seconds": res.seconds,
+            "parameters": count_parameters(net)}
+    return LearnedScore(res.network, sch), info
+
+
+def build_score(cfg, cell, ts: TrainingSet, sch):
+    """(score for the sampler, labels of the generated batch or None, training info)."""
+    labels = ts.labels(cell["label_mode"])
+    cov = ts.cov_all if cell["label_mode"] in ("none", "random") else ts.cov_class
+    info = {"loss": math.nan, "seconds": 0.0, "parameters": 0}
+    if labels is None:
+        if cell["score"] == "empirical":
+            return EmpiricalScore(ts.x, sch), None, info
+        score, info = train_learned_score(cfg, cell, ts.x, cov, sch, cell["seed"])
+        return score, None, info
+    classes = sorted(int(c) for c in torch.unique(labels))
+    per_class, infos = {}, []
+    for c in classes:
+        pts = ts.x[labels == c]
+        if cell["score"] == "empirical":
+            per_class[c] = EmpiricalScore(pts, sch)
+        else:
+            per_class[c], inf = train_learned_score(cfg, cell, pts, cov, sch, cell["seed"], c)
+            infos.append(inf)
+    order = iter(classes)  # ConditionalScore calls the factory once per class, in sorted order
+
+    def factory(points, _sch):
+        c = next(order)
+        if points.shape[0] != int((labels == c).sum()):
+            raise RuntimeError("ConditionalScore visited the classes in an unexpected order")
+        return per_class[c]
+
+    cond = ConditionalScore(ts.x, labels, sch, factory)
+    n = cfg["sampler"]["n_samples"]
+    sample_labels = torch.as_tensor(np.asarray(classes)[np.arange(n) % len(classes)],
+                                    device=ts.x.device)
+    if infos:
+        info = {"loss": float(np.mean([i["loss"] for i in infos])),
+                "seconds": float(sum(i["seconds"] for i in infos)),
+                "parameters": int(sum(i["parameters"] for i in infos))}
+    return cond.given(sample_labels), sample_labels, info
+
+
+# ------------------------------------------------------------------------------- one cell
+def recording_steps(cfg) -> list[int]:
+    steps, rec = cfg["sampler"]["steps"], cfg["sampler"]["record"]
+    return np.unique(np.linspace(0, steps - 1, min(rec, steps)).round().astype(int)).tolist()
+
+
+def collapse_time_theory(cfg, cell, ts: TrainingSet) -> float:
+    """REM t_C (SCIENCE.md sec. 3) of N_eff = N (unconditional) or N / C (conditional) points of
+    a Gaussian with the covariance of their law (class covariance for true labels, the whole law
+    otherwise); exact for Gaussian data, an approximation for the class mixture. Eigenvalues are
+    floored at 1e-12 std^2 (a manifold's empty normal space)."""
+    conditional = cell["label_mode"] != "none"
+    n_eff = cell["n_train"] / cell["n_classes"] if conditional else cell["n_train"]
+    if n_eff < 2:
+        return math.nan
+    cov = ts.cov_class if cell["label_mode"] == "true" else ts.cov_all
+    var = np.clip(np.linalg.eigvalsh(cov), 1e-12 * cfg["data"]["std"] ** 2, None)
+    return float(collapse_time(n_eff, var, _schedule(cfg)))
+
+
+def prepare(cfg, cell):
+    """The cell's training set and its score (trained when learned):
+    (TrainingSet, score, labels of the generated batch or None, training info)."""
+    ts = make_training_set(cfg, cell["d"], cell["intrinsic_dim"], cell["n_classes"],
+                           cell["n_train"], cell["seed"])
+    score, sample_labels, info = build_score(cfg, cell, ts, _schedule(cfg))
+    return ts, score, sample_labels, info
+
+
+def draw(cfg, cell, score, observers=()) -> torch.Tensor:
+    """Reverse-SDE (or ODE) samples of `score` over the sampler's tau range, seed 10000 + seed."""
+    sp = cfg["sampler"]
+    sch = _schedule(cfg)
+    t_max, t_min = _time_range(cfg, sch)
+    return sample(score, sch, sp["n_samples"], method=sp["method"], steps=sp["steps"],
+                  t_max=t_max, t_min=t_min, seed=10_000 + cell["seed"], observers=list(observers),
+                  record=recording_steps(cfg), dtype=sp["dtype"], device=sp["device"])
+
+
+def measure_ratio(cfg, cell) -> float:
+    """Memorization ratio [GDPLLW23] of one cell (no trajectory observers): what EMM searches on."""
+    from analysis.memorization import memorization_ratio
+
+    ts, score, _, _ = prepare(cfg, cell)
+    return memorization_ratio(draw(cfg, cell, score), ts.x, cfg["measure"]["ratio_threshold"])
+
+
+class ClassNearestTrainingPoint:
+    """`NearestTrainingPoint` within each sample's own class: one observer per class, fed the
+    samples generated with that label (a conditional sample condenses on a point of its class;
+    the other classes' points are no attractors for it)."""
+
+    def __init__(self, train, train_labels, sample_labels):
+        from analysis.observers import NearestTrainingPoint
+
+        self.parts = [(sample_labels == c, NearestTrainingPoint(train[train_labels == c]))
+                      for c in torch.unique(sample_labels)]
+
+    def __call__(self, state):
+        for sel, obs in self.parts:
+            obs({**state, "x": state["x"][sel], "stats": None})
+
+    def collapse_times(self) -> np.ndarray:
+        return np.concatenate([obs.result()["collapse_time"] for _, obs in self.parts])
+
+
+def run_cell(cfg, cell) -> dict:
+    from analysis.memorization import collapse_fraction, memorization_ratio
+    from analysis.observers import NearestTrainingPoint
+
+    ms = cfg["measure"]
+    ts, score, sample_labels, info = prepare(cfg, cell)
+    if sample_labels is None:
+        obs = NearestTrainingPoint(ts.x)
+    else:
+        obs = ClassNearestTrainingPoint(ts.x, ts.labels(cell["label_mode"]), sample_labels)
+    x = draw(cfg, cell, score, [obs])
+    tc = obs.result()["collapse_time"] if sample_labels is None else obs.collapse_times()
+    return {
+        "memorization_ratio": memorization_ratio(x, ts.x, ms["ratio_threshold"]),
+        "collapse_fraction": collapse_fraction(x, ts.x, ms["collapse_tol"]),
+        "collapse_time_measured": float(np.mean(tc)),
+        "collapse_time_spread": float(np.std(tc)),
+        "collapse_time_theory": collapse_time_theory(cfg, cell, ts),
+        "train_loss": info["loss"],
+        "train_seconds": info["seconds"],
+        "parameters": info["parameters"],
+    }
+
+
+def estimate(cfg, cell) -> dict:
+    """Rough cost of one cell on one idle CPU thread. Training (per network, C networks when
+    conditional): steps x (1.2 ms x (depth + 2) overhead + 6 B P / 2e10 s), B = points x noise
+    draws, P parameters ~ depth (w^2 + e w) + 2 d w (measured: width 128, depth 2, B = 256,
+    4000 steps ~ 24 s of CPU); sampling: steps x (n_samples P / 1e9 s
+    + 1 ms) plus the nearest-point search n_samples N d per recording (1 GFLOP/s). Memory: the
+    training set, the Adam state, activations and the sampler batch."""
+    sp, tc = cfg["sampler"], cfg["training"]
+    d, n, c = cell["d"], cell["n_train"], cell["n_classes"]
+    nets = c if cell["label_mode"] != "none" else 1
+    item = 4 if sp["dtype"] == "float32" else 8
+    b_samp = sp["n_samples"]
+    train_s, mem = 0.0, item * (n * d + 6 * b_samp * d + b_samp * n)
+    if cell["score"] == "learned":
+        w, depth, e = cell["width"], cell["depth"], cell["embedding_dim"]
+        p = depth * (w * w + e * w) + 2 * d * w
+        per_net = n / nets if not tc["batch_size"] else min(tc["batch_size"], n / nets)
+        batch = per_net * tc["noise_draws"]
+        train_s = nets * cell["train_steps"] * (1.2e-3 * (depth + 2) + 6 * batch * p / 2e10)
+        mem += item * (4 * p * nets + 10 * batch * w * depth)
+        sample_s = sp["steps"] * (b_samp * p / 1e9 + 1e-3 * (depth + 2))
+    else:
+        sample_s = sp["steps"] * (4 * b_samp * n * d / 1e9 + 1e-3)
+    nn_s = 3.0 * sp["record"] * b_samp * n * d / 1e9
+    return {"memory_bytes": int(mem), "seconds": float(train_s + sample_s + nn_s + 0.5)}
+
+
+# ------------------------------------------------------------------------------- dataset
+VARIABLES = {
+    "memorization_ratio": ("1", "fraction of samples with |x-NN1|/|x-NN2| < threshold [GDPLLW23]"),
+    "collapse_fraction": ("1", "fraction of samples within tol of a training point [BDKOS25]"),
+    "collapse_time_measured": ("schedule time",
+                               "mean last change time of the nearest training point [BBDM24] "
+                               "(conditional: nearest point of the sample's class)"),
+    "collapse_time_spread": ("schedule time", "std over trajectories of that time"),
+    "collapse_time_theory": ("schedule time",
+                             "REM collapse time t_C for N (or N/C per class) points of a Gaussian "
+                             "with the same covariance (SCIENCE.md sec. 3)"),
+    "train_loss": ("1", "DSM loss per dimension, mean of the last 10% of steps "
+                        "(mean over classes)"),
+    "train_seconds": ("s", "training wall time (sum over per-class networks)"),
+    "parameters": ("1", "trainable parameters (sum over per-class networks)"),
+}
+
+
+def coordinates(cfg, axes) -> dict:
+    """CF-annotated coordinates of the grid axes `axes`."""
+    g = cfg["grid"]
+    meta = {
+        "score": ("", "score function"),
+        "network": ("", "network architecture (and its time embedding)"),
+        "width": ("1", "hidden width"),
+        "depth": ("1", "number of hidden blocks / layers"),
+        "embedding_dim": ("1", "time-embedding size"),
+        "weight_decay": ("1", "optimizer weight decay"),
+        "ema_decay": ("1", "EMA decay of the weights (0: off)"),
+        "train_steps": ("1", "optimizer steps"),
+        "d": ("1", "data dimension"),
+        "intrinsic_dim": ("1", "intrinsic dimension (0: isotropic Gaussian in d)"),
+        "n_classes": ("1", "number of classes C"),
+        "label_mode": ("", "conditioning: none, true (cluster) labels, random labels"),
+        "n_train": ("1", "training-set size N"),
+        "seed": ("1", "random seed (see attrs seed_streams)"),
+    }
+    out = {}
+    for a in axes:
+        vals = g["seeds" if a == "seed" else a]
+        units, name = meta[a]
+        attrs = {"long_name": name, **({"units": units} if units else {})}
+        out[a] = (a, np.asarray(vals) if not isinstance(vals[0], str) else list(vals), attrs)
+    return out
+
+
+def assemble(cfg, cell_list, results) -> xr.Dataset:
+    g = cfg["grid"]
+    by_cell = {tuple(sorted(c.items(), key=lambda kv: kv[0])): r
+               for c, r in zip(cell_list, results)}
+    shape = tuple(len(g["seeds" if a == "seed" else a]) for a in AXES)
+    arrays = {k: np.full(shape, np.nan) for k in VARIABLES}
+    for idx, point in zip(np.ndindex(shape), grid_points(cfg)):
+        c = effective_cell(point)
+        res = None if c is None else by_cell.get(tuple(sorted(c.items(), key=lambda kv: kv[0])))
+        if res is not None:
+            for k in VARIABLES:
+                arrays[k][idx] = res[k]
+    data_vars = {k: (AXES, v, {"units": VARIABLES[k][0], "long_name": VARIABLES[k][1]})
+                 for k, v in arrays.items()}
+    ds = xr.Dataset(data_vars, coords=coordinates(cfg, AXES))
+    ds["ratio_random_label_prediction"] = random_label_curve(ds)
+    ds.attrs.update({
+        "seed_streams": SEED_STREAMS,
+        "skipped": "conditional cells with n_train < n_classes (NaN)",
+        "ratio_threshold": cfg["measure"]["ratio_threshold"],
+    })
+    return ds
+
+
+def random_label_curve(ds: xr.Dataset) -> xr.DataArray:
+    """R_none(N / C) per (score, recipe, data, seed): the unconditional curve of the same data law
+    interpolated in log N at N / C [GDPLLW23] (`analysis.emm.random_label_prediction`); NaN where
+    N / C is outside the n_train range or "none" is not in the grid."""
+    from analysis.emm import random_label_prediction
+
+    ratio = ds["memorization_ratio"]
+    dims = tuple(a for a in ratio.dims if a != "label_mode")
+    if "none" not in ds["label_mode"].values:
+        out = xr.full_like(ratio.isel(label_mode=0, drop=True), np.nan)
+    else:
+        none = ratio.sel(label_mode="none", drop=True)
+        parts = []
+        for c in ds["n_classes"].values:
+            curve = none.sel(n_classes=c).transpose(..., "n_train")
+            parts.append(curve.copy(data=random_label_prediction(ds["n_train"].values,
+                                                                 curve.values, int(c))))
+        out = xr.concat(parts, dim="n_classes").transpose(*dims)
+    out.attrs = {"units": "1", "long_name": "random-label prediction: unconditional ratio at "
+                 "N / C of the same data law [GDPLLW23]"}
+    return out
+
+
+def plot(ds: xr.Dataset, path) -> None:
+    from analysis.memorization_plots import plot_memorization
+
+    plot_memorization(ds, path)
