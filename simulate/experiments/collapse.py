@@ -40,9 +40,9 @@ from physics.schedules import make_schedule
 
 from ..config import ConfigError, Field
 from ..data import isotropic_gaussian
-from ..sampling import METHODS, sample
+from ..sampling import sample
 from ..scores import make_score
-from .quickstart import recording_steps
+from .common import recording_steps, sampler_schema, sampler_time_range
 
 __all__ = ["SCHEMA", "cells", "run_cell", "assemble", "plot", "estimate", "sizes",
            "sampler_time_range", "memorization_boundary_alpha", "memorization_boundary_n",
@@ -78,19 +78,7 @@ SCHEMA = {
         "seeds": Field("list[int]", [0], check=lambda v: v >= 0, rule="seeds must be >= 0",
                        help="one training set and sampling noise per seed"),
     },
-    "sampler": {
-        "method": Field("str", "sde", choices=METHODS[:2], help="sde (Euler-Maruyama) or ode (Heun)"),
-        "steps": Field("int", 150, check=lambda v: 1 <= v <= 100000, rule="1..100000"),
-        "n_samples": Field("int", 256, check=lambda v: 2 <= v <= 10**6, rule="2..1e6"),
-        "schedule": Field("str", "ou", choices=("ou", "linear_vp", "ve")),
-        "t_min_tau": Field("float", 1e-4, **_pos,
-                           help="noise variance tau at the end (sets the memorization boundary)"),
-        "t_max_tau": Field("float", 1e3, **_pos, help="noise variance tau at the start"),
-        "record": Field("int", 60, check=lambda v: v >= 2, rule="must be >= 2",
-                        help="recordings along each trajectory"),
-        "dtype": Field("str", "float64", choices=("float32", "float64")),
-        "device": Field("str", "cpu", help="cpu, cuda, cuda:N or auto"),
-    },
+    "sampler": sampler_schema(steps=150, n_samples=256, min_samples=2),
     "measure": {
         "collapse_tol": Field("float", 1e-2, **_pos, help="collapse-fraction distance tol"),
         "ratio_threshold": Field("float", 1 / 3, check=lambda v: 0 < v <= 1, rule="in (0, 1]",
@@ -153,20 +141,6 @@ def cells(cfg) -> list[dict]:
     return out
 
 
-def sampler_time_range(cfg) -> tuple[float, float]:
-    """(t_max, t_min) in the schedule's time: tau in [t_min_tau, t_max_tau] clipped to the
-    schedule's range."""
-    sch = make_schedule(cfg["sampler"]["schedule"])
-    sp = cfg["sampler"]
-    if not sp["t_max_tau"] > sp["t_min_tau"]:
-        raise ConfigError(f"sampler.t_max_tau ({sp['t_max_tau']:g}) must exceed t_min_tau "
-                          f"({sp['t_min_tau']:g})")
-    lo, hi = sch.tau_range() if np.isfinite(sch.t_hi) else (0.0, np.inf)
-    tau_max = min(sp["t_max_tau"], hi)
-    tau_min = max(sp["t_min_tau"], lo)
-    return float(sch.time_of_tau(tau_max)), float(sch.time_of_tau(tau_min))
-
-
 # ----------------------------------------------------------------------------- theory
 
 
@@ -210,7 +184,7 @@ def run_cell(cfg, cell) -> dict:
     obs = NearestTrainingPoint(data)
     x = sample(score, sch, sp["n_samples"], method=sp["method"], steps=sp["steps"], t_max=t_max,
                t_min=t_min, seed=SEED_OFFSETS["sampling"] + seed, observers=[obs],
-               record=list(recording_steps(cfg)), dtype=sp["dtype"], device=sp["device"])
+               record=recording_steps(cfg), dtype=sp["dtype"], device=sp["device"])
     r = obs.result()
     tc = r["collapse_time"]
     out = {

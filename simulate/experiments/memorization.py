@@ -41,9 +41,10 @@ from physics.schedules import make_schedule
 from ..config import Field
 from ..data import isotropic_gaussian, linear_manifold
 from ..networks import NETWORKS, build_network, count_parameters
-from ..sampling import METHODS, sample
+from ..sampling import sample
 from ..scores import ConditionalScore, EmpiricalScore, LearnedScore
 from ..training import OPTIMIZERS, TrainConfig, train_score
+from .common import recording_steps, sampler_schema, sampler_time_range
 
 _pos = dict(check=lambda v: v > 0, rule="must be > 0")
 _nonneg = dict(check=lambda v: v >= 0, rule="must be >= 0")
@@ -96,19 +97,7 @@ TRAINING_SCHEMA = {
     "skip": Field("bool", False, help="linear Gaussian skip in the network output"),
 }
 
-SAMPLER_SCHEMA = {
-    "method": Field("str", "sde", choices=METHODS[:2]),
-    "steps": Field("int", 200, check=lambda v: 1 <= v <= 100000, rule="1..100000"),
-    "n_samples": Field("int", 256, check=lambda v: 1 <= v <= 10**6, rule="1..1e6"),
-    "schedule": Field("str", "ou", choices=("ou", "linear_vp", "ve")),
-    "t_min_tau": Field("float", 1e-4, **_pos,
-                       help="smallest noise variance tau (sampling and training)"),
-    "t_max_tau": Field("float", 10.0, **_pos,
-                       help="largest noise variance tau (sampling and training)"),
-    "record": Field("int", 60, check=lambda v: v >= 2, rule="must be >= 2"),
-    "dtype": Field("str", "float32", choices=("float32", "float64")),
-    "device": Field("str", "cpu", help="cpu, cuda, cuda:N or auto"),
-}
+SAMPLER_SCHEMA = sampler_schema(steps=200, n_samples=256, t_max_tau=10.0, dtype="float32")
 
 MEASURE_SCHEMA = {
     "collapse_tol": Field("float", 1e-2, **_pos, help="collapse-fraction distance tol"),
@@ -243,14 +232,6 @@ def _schedule(cfg):
     return make_schedule(cfg["sampler"]["schedule"])
 
 
-def _time_range(cfg, sch) -> tuple[float, float]:
-    """(t_max, t_min) of the sampler: the schedule's times of t_max_tau and t_min_tau, clipped."""
-    sp = cfg["sampler"]
-    lo, hi = sch.tau_range() if np.isfinite(sch.t_hi) else (0.0, np.inf)
-    return (float(sch.time_of_tau(min(sp["t_max_tau"], hi))),
-            float(sch.time_of_tau(max(sp["t_min_tau"], lo))))
-
-
 def train_config(cfg, cell, seed: int) -> TrainConfig:
     """The DSM TrainConfig of a recipe; the noise range is the sampler's tau range."""
     tc, sp = cfg["training"], cfg["sampler"]
@@ -321,11 +302,6 @@ def build_score(cfg, cell, ts: TrainingSet, sch):
 
 
 # ------------------------------------------------------------------------------- one cell
-def recording_steps(cfg) -> list[int]:
-    steps, rec = cfg["sampler"]["steps"], cfg["sampler"]["record"]
-    return np.unique(np.linspace(0, steps - 1, min(rec, steps)).round().astype(int)).tolist()
-
-
 def collapse_time_theory(cfg, cell, ts: TrainingSet) -> float:
     """REM t_C (SCIENCE.md sec. 3) of N_eff = N (unconditional) or N / C (conditional) points of
     a Gaussian with the covariance of their law (class covariance for true labels, the whole law
@@ -353,7 +329,7 @@ def draw(cfg, cell, score, observers=()) -> torch.Tensor:
     """Reverse-SDE (or ODE) samples of `score` over the sampler's tau range, seed 10000 + seed."""
     sp = cfg["sampler"]
     sch = _schedule(cfg)
-    t_max, t_min = _time_range(cfg, sch)
+    t_max, t_min = sampler_time_range(cfg)
     return sample(score, sch, sp["n_samples"], method=sp["method"], steps=sp["steps"],
                   t_max=t_max, t_min=t_min, seed=10_000 + cell["seed"], observers=list(observers),
                   record=recording_steps(cfg), dtype=sp["dtype"], device=sp["device"])

@@ -19,8 +19,9 @@ from physics.schedules import make_schedule
 
 from ..config import Field
 from ..data import isotropic_gaussian
-from ..sampling import METHODS, sample
+from ..sampling import sample
 from ..scores import make_score
+from .common import recording_steps, sampler_schema, sampler_time_range
 
 _pos = dict(check=lambda v: v > 0, rule="must be > 0")
 
@@ -41,18 +42,7 @@ SCHEMA = {
         "seeds": Field("list[int]", [0], check=lambda v: v >= 0, rule="seeds must be >= 0",
                        help="one training set and sampling noise per seed"),
     },
-    "sampler": {
-        "method": Field("str", "sde", choices=METHODS[:2], help="sde (Euler-Maruyama) or ode (Heun)"),
-        "steps": Field("int", 200, check=lambda v: 1 <= v <= 100000, rule="1..100000"),
-        "n_samples": Field("int", 512, check=lambda v: 1 <= v <= 10**6, rule="1..1e6"),
-        "schedule": Field("str", "ou", choices=("ou", "linear_vp", "ve")),
-        "t_min_tau": Field("float", 1e-4, **_pos, help="smallest noise variance tau (data units)"),
-        "t_max_tau": Field("float", 1e3, **_pos, help="largest noise variance tau"),
-        "record": Field("int", 60, check=lambda v: v >= 2, rule="must be >= 2",
-                        help="recordings along each trajectory"),
-        "dtype": Field("str", "float64", choices=("float32", "float64")),
-        "device": Field("str", "cpu", help="cpu, cuda, cuda:N or auto"),
-    },
+    "sampler": sampler_schema(steps=200, n_samples=512),
     "measure": {
         "collapse_tol": Field("float", 1e-2, **_pos, help="collapse-fraction distance tol"),
         "ratio_threshold": Field("float", 1 / 3, check=lambda v: 0 < v <= 1, rule="in (0, 1]",
@@ -65,27 +55,10 @@ def _schedule(cfg):
     return make_schedule(cfg["sampler"]["schedule"])
 
 
-def _times(cfg):
-    sch = _schedule(cfg)
-    sp = cfg["sampler"]
-    if not sp["t_max_tau"] > sp["t_min_tau"]:
-        raise ValueError(f"sampler.t_max_tau ({sp['t_max_tau']}) must exceed t_min_tau "
-                         f"({sp['t_min_tau']})")
-    lo, hi = sch.tau_range() if np.isfinite(sch.t_hi) else (0.0, np.inf)
-    tau_max = min(sp["t_max_tau"], hi)
-    tau_min = max(sp["t_min_tau"], lo)
-    return float(sch.time_of_tau(tau_max)), float(sch.time_of_tau(tau_min))
-
-
 def cells(cfg) -> list[dict]:
     g = cfg["grid"]
     return [{"score": s, "n_train": n, "seed": seed}
             for s, n, seed in itertools.product(g["score"], g["n_train"], g["seeds"])]
-
-
-def recording_steps(cfg) -> np.ndarray:
-    steps, rec = cfg["sampler"]["steps"], cfg["sampler"]["record"]
-    return np.unique(np.linspace(0, steps - 1, min(rec, steps)).round().astype(int))
 
 
 def run_cell(cfg, cell) -> dict:
@@ -97,11 +70,11 @@ def run_cell(cfg, cell) -> dict:
     data = isotropic_gaussian(cell["n_train"], dc["d"], dc["variance"], seed=cell["seed"],
                               dtype=sp["dtype"], device=sp["device"])
     score = make_score(cell["score"], data, sch)
-    t_max, t_min = _times(cfg)
+    t_max, t_min = sampler_time_range(cfg)
     obs = NearestTrainingPoint(data)
     x = sample(score, sch, sp["n_samples"], method=sp["method"], steps=sp["steps"], t_max=t_max,
                t_min=t_min, seed=10_000 + cell["seed"], observers=[obs],
-               record=list(recording_steps(cfg)), dtype=sp["dtype"], device=sp["device"])
+               record=recording_steps(cfg), dtype=sp["dtype"], device=sp["device"])
     r = obs.result()
     tc = r["collapse_time"]
     return {

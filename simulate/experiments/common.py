@@ -1,0 +1,54 @@
+"""Pieces every sampling experiment shares: the [sampler] config section, the sampler's time range
+(from noise variances tau in data units to the schedule's own time) and the recording steps."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from physics.schedules import make_schedule
+
+from ..config import ConfigError, Field
+from ..sampling import METHODS
+
+__all__ = ["sampler_schema", "sampler_time_range", "recording_steps"]
+
+
+def sampler_schema(*, steps: int = 200, n_samples: int = 256, t_min_tau: float = 1e-4,
+                   t_max_tau: float = 1e3, record: int = 60, dtype: str = "float64",
+                   min_samples: int = 1) -> dict:
+    """The [sampler] section with an experiment's own defaults."""
+    pos = dict(check=lambda v: v > 0, rule="must be > 0")
+    return {
+        "method": Field("str", "sde", choices=METHODS[:2], help="sde (Euler-Maruyama) or ode (Heun)"),
+        "steps": Field("int", steps, check=lambda v: 1 <= v <= 100000, rule="1..100000"),
+        "n_samples": Field("int", n_samples, check=lambda v: min_samples <= v <= 10**6,
+                           rule=f"{min_samples}..1e6"),
+        "schedule": Field("str", "ou", choices=("ou", "linear_vp", "ve")),
+        "t_min_tau": Field("float", t_min_tau, **pos,
+                           help="noise variance tau (data units) at the end of the reverse run"),
+        "t_max_tau": Field("float", t_max_tau, **pos, help="noise variance tau at the start"),
+        "record": Field("int", record, check=lambda v: v >= 2, rule="must be >= 2",
+                        help="recordings along each trajectory"),
+        "dtype": Field("str", dtype, choices=("float32", "float64")),
+        "device": Field("str", "cpu", help="cpu, cuda, cuda:N or auto"),
+    }
+
+
+def sampler_time_range(cfg) -> tuple[float, float]:
+    """(t_max, t_min) in the schedule's time: tau in [t_min_tau, t_max_tau] clipped to the
+    schedule's range. ConfigError unless t_max_tau > t_min_tau."""
+    sch = make_schedule(cfg["sampler"]["schedule"])
+    sp = cfg["sampler"]
+    if not sp["t_max_tau"] > sp["t_min_tau"]:
+        raise ConfigError(f"sampler.t_max_tau ({sp['t_max_tau']:g}) must exceed t_min_tau "
+                          f"({sp['t_min_tau']:g})")
+    lo, hi = sch.tau_range() if np.isfinite(sch.t_hi) else (0.0, np.inf)
+    tau_max = min(sp["t_max_tau"], hi)
+    tau_min = max(sp["t_min_tau"], lo)
+    return float(sch.time_of_tau(tau_max)), float(sch.time_of_tau(tau_min))
+
+
+def recording_steps(cfg) -> list[int]:
+    """`record` step indices spread evenly over the `steps` of the reverse run."""
+    steps, rec = cfg["sampler"]["steps"], cfg["sampler"]["record"]
+    return np.unique(np.linspace(0, steps - 1, min(rec, steps)).round().astype(int)).tolist()
