@@ -15,21 +15,10 @@ from physics.schedules import GeometricVE, OrnsteinUhlenbeck
 from simulate.data import linear_manifold, spectrum_gaussian
 from simulate.scores import EmpiricalScore, GaussianScore
 
-try:  # theory written concurrently in physics/critical.py
-    from physics.critical import block_collapse_tau
-except ImportError:  # pragma: no cover
-    block_collapse_tau = None
+from physics.critical import block_collapse_tau
 
 OU = OrnsteinUhlenbeck()
 
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """One torch thread, as sweep cells run (two threads on a shared 2-core box crawl)."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 def _small_empirical(n=12, d=6, seed=0):

@@ -12,14 +12,6 @@ from simulate.config import validate
 from simulate.experiments import emm, get_experiment, memorization as mem
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: small matmuls on a shared 2-core machine run faster without OpenMP."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
 
 def config(grid=None, search=None):
     raw = {"job": "emm",

@@ -18,14 +18,6 @@ from simulate.experiments import geometric
 OU = OrnsteinUhlenbeck()
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """One torch thread, as sweep cells run (two threads on a shared 2-core box crawl)."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
 
 def tiny_config(data=None, measure=None, train=None, **grid):
     raw = {"job": "geometric",
