@@ -26,9 +26,8 @@ import time
 import numpy as np
 import torch
 
-__all__ = ["add_common_args", "best_times", "configure", "fit_exponent", "machine_info",
-           "markdown_table", "peak_rss_delta",
-           "sync"]
+__all__ = ["add_common_args", "benchmark_device", "best_times", "configure", "fit_exponent",
+           "machine_info", "markdown_table", "peak_rss_delta", "sync"]
 
 
 _CLOCK = {"fn": time.perf_counter, "name": "wall"}
@@ -52,6 +51,18 @@ def configure(args) -> str:
     _CLOCK["fn"] = time.process_time if args.clock == "cpu" else time.perf_counter
     _CLOCK["name"] = args.clock
     return f"clock: {args.clock}, torch threads: {torch.get_num_threads()}"
+
+
+def benchmark_device(args, title: str):
+    """The torch device of --device ('cpu', 'cuda[:N]', 'auto'), or None after printing a
+    'skipped' section when CUDA was asked for and is not available (the scripts then exit 0)."""
+    from simulate.device import resolve_device
+
+    try:
+        return resolve_device(args.device)
+    except ValueError as e:
+        print(f"## {title}\n\nSkipped: {e}.\n")
+        return None
 
 
 def sync(device) -> None:
