@@ -26,14 +26,13 @@ Usage: python benchmarks/bench_emm.py [--quick] [--device cpu|cuda|auto]
 
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 import time
 
 import torch
 
-from common import _CLOCK, add_common_args, benchmark_device, configure, markdown_table
+from common import markdown_table, now, setup
 
 from analysis.emm import emm_search
 from analysis.memorization import memorization_ratio
@@ -73,9 +72,9 @@ def linear_scan(ratio_fn, step, n_max, eps=EPS):
 
 
 def timed(fn):
-    t0 = _CLOCK["fn"]()
+    t0 = now()
     out = fn()
-    return out, _CLOCK["fn"]() - t0
+    return out, now() - t0
 
 
 def noiseless_counts(n_star_values, n_start):
@@ -91,13 +90,10 @@ def noiseless_counts(n_star_values, n_start):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_common_args(ap)
-    args = ap.parse_args(argv)
-    timing = configure(args)
-    device = benchmark_device(args, "EMM search")
-    if device is None:
+    ready = setup(__doc__, "EMM search", argv)
+    if ready is None:
         return
+    args, timing, device = ready
     d, n_samples, steps = 4, 512, 30
     tau_stop, n_start = (0.02, 8) if args.quick else (0.004, 64)
     ratio_fn = make_ratio_fn(d, tau_stop, n_samples, steps, device)

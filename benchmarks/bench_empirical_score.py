@@ -20,7 +20,6 @@ Usage: python benchmarks/bench_empirical_score.py [--quick] [--device cpu|cuda|a
 
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 
@@ -28,8 +27,7 @@ import numpy as np
 import torch
 from scipy.special import logsumexp
 
-from common import (add_common_args, benchmark_device, best_times, configure, fit_exponent,
-                    markdown_table, peak_rss_delta)
+from common import best_times, fit_exponent, markdown_table, peak_rss_delta, setup
 
 from physics.schedules import make_schedule
 from simulate.scores.empirical import EmpiricalScore
@@ -153,15 +151,12 @@ def target_lines(rows, b0, n0) -> str:
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_common_args(ap)
-    args = ap.parse_args(argv)
-    timing = configure(args)
-    device = benchmark_device(args, "Empirical score")
-    if device is None:
+    ready = setup(__doc__, "Empirical score", argv)
+    if ready is None:
         return
+    args, timing, device = ready
     quick = args.quick
-    repeat = args.repeat or (2 if quick else 3)
+    repeat = args.repeat
     if quick:
         b0, n0, dims, dtypes = 256, 4096, (16, 256), (torch.float32, torch.float64)
         n_sweep, b_sweep, mem_n, mem_b = (1024, 4096), (64, 256), (2048, 8192), 256

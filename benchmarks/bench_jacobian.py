@@ -17,12 +17,11 @@ Usage: python benchmarks/bench_jacobian.py [--quick] [--device cpu|cuda|auto] [-
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 import torch
 
-from common import add_common_args, benchmark_device, best_times, configure, markdown_table
+from common import best_times, markdown_table, setup
 from bench_empirical_score import T_EVAL, make_problem
 
 from analysis.dimensions import score_jacobian
@@ -56,14 +55,11 @@ def compare(b, n, d, device, repeat) -> list:
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_common_args(ap)
-    args = ap.parse_args(argv)
-    timing = configure(args)
-    device = benchmark_device(args, "Jacobian spectra")
-    if device is None:
+    ready = setup(__doc__, "Jacobian spectra", argv)
+    if ready is None:
         return
-    repeat = args.repeat or (2 if args.quick else 3)
+    args, timing, device = ready
+    repeat = args.repeat
     configs = [(32, 1024, 8), (32, 1024, 32)] if args.quick else \
         [(64, 4096, 16), (64, 4096, 64), (16, 4096, 128)]
     rows = []

@@ -18,13 +18,12 @@ Usage: python benchmarks/bench_nearest.py [--quick] [--device cpu|cuda|auto] [--
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 import numpy as np
 import torch
 
-from common import add_common_args, benchmark_device, best_times, configure, markdown_table
+from common import best_times, markdown_table, setup
 from bench_empirical_score import make_problem
 
 from analysis.memorization import nearest_neighbors
@@ -68,14 +67,11 @@ def compare(b, n, d, dtype, device, repeat) -> list:
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_common_args(ap)
-    args = ap.parse_args(argv)
-    timing = configure(args)
-    device = benchmark_device(args, "Nearest-neighbour search")
-    if device is None:
+    ready = setup(__doc__, "Nearest-neighbour search", argv)
+    if ready is None:
         return
-    repeat = args.repeat or (2 if args.quick else 3)
+    args, timing, device = ready
+    repeat = args.repeat
     configs = [(256, 4096, 16), (256, 4096, 256)] if args.quick else \
         [(1024, 16384, 16), (1024, 16384, 256), (1024, 65536, 64)]
     rows = []

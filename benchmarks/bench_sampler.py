@@ -12,13 +12,12 @@ Usage: python benchmarks/bench_sampler.py [--quick] [--device cpu|cuda|auto] [--
 
 from __future__ import annotations
 
-import argparse
 import math
 
 import numpy as np
 import torch
 
-from common import add_common_args, benchmark_device, best_times, configure, markdown_table
+from common import best_times, markdown_table, setup
 
 from physics.schedules import make_schedule
 from simulate.sampling import default_time_range, sample, time_grid
@@ -26,14 +25,11 @@ from simulate.scores.empirical import EmpiricalScore
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_common_args(ap)
-    args = ap.parse_args(argv)
-    timing = configure(args)
-    device = benchmark_device(args, "Sampler overhead")
-    if device is None:
+    ready = setup(__doc__, "Sampler overhead", argv)
+    if ready is None:
         return
-    repeat = args.repeat or (2 if args.quick else 3)
+    args, timing, device = ready
+    repeat = args.repeat
     configs = [(256, 2048, 16), (256, 2048, 256)] if args.quick else \
         [(1024, 16384, 16), (1024, 16384, 256), (256, 4096, 64)]
     steps = 10 if args.quick else 20

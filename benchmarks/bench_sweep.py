@@ -17,14 +17,13 @@ Usage: python benchmarks/bench_sweep.py [--quick]
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from common import add_common_args, benchmark_device, configure, markdown_table
+from common import markdown_table, setup
 
 from simulate.sweep import run_sweep
 
@@ -66,13 +65,10 @@ def cluster_start_stop(workers: int) -> float:
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_common_args(ap)
-    args = ap.parse_args(argv)
-    configure(args)
-    device = benchmark_device(args, "Sweep throughput")
-    if device is None:
+    ready = setup(__doc__, "Sweep throughput", argv)
+    if ready is None:
         return
+    args, timing, device = ready
     if args.quick:
         n_train, seeds, steps, n_samples = [256, 1024], [0, 1, 2], 60, 256
     else:

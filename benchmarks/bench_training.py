@@ -15,13 +15,12 @@ Usage: python benchmarks/bench_training.py [--quick] [--device cpu|cuda|auto] [-
 
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 
 import torch
 
-from common import add_common_args, benchmark_device, best_times, configure, markdown_table
+from common import best_times, markdown_table, setup
 
 from physics.schedules import make_schedule
 from simulate.networks import build_network, count_parameters
@@ -52,14 +51,11 @@ def plain_steps(net, y, schedule, steps, batch, seed=0):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_common_args(ap)
-    args = ap.parse_args(argv)
-    timing = configure(args)
-    device = benchmark_device(args, "Network training")
-    if device is None:
+    ready = setup(__doc__, "Network training", argv)
+    if ready is None:
         return
-    repeat = args.repeat or (2 if args.quick else 3)
+    args, timing, device = ready
+    repeat = args.repeat
     widths = (64, 256) if args.quick else (64, 256, 1024)
     steps = 20 if args.quick else 50
     schedule = make_schedule("ou")

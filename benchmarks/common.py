@@ -21,13 +21,14 @@ import os
 import platform
 import subprocess
 import sys
+import argparse
 import time
 
 import numpy as np
 import torch
 
 __all__ = ["add_common_args", "benchmark_device", "best_times", "configure", "fit_exponent",
-           "machine_info", "markdown_table", "peak_rss_delta", "sync"]
+           "machine_info", "markdown_table", "now", "peak_rss_delta", "setup", "sync"]
 
 
 _CLOCK = {"fn": time.perf_counter, "name": "wall"}
@@ -63,6 +64,29 @@ def benchmark_device(args, title: str):
     except ValueError as e:
         print(f"## {title}\n\nSkipped: {e}.\n")
         return None
+
+
+def setup(doc: str, title: str, argv=None, extra_args=None, repeat=(2, 3)):
+    """The start of every benchmark's main(): parse the common flags (plus `extra_args(ap)`),
+    apply --threads/--clock, resolve the device and the repeat count (repeat = (quick, full)
+    unless --repeat). Returns (args, timing line, device), or None after printing a 'Skipped'
+    section when the device is not available."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    add_common_args(ap)
+    if extra_args is not None:
+        extra_args(ap)
+    args = ap.parse_args(argv)
+    timing = configure(args)
+    device = benchmark_device(args, title)
+    if device is None:
+        return None
+    args.repeat = args.repeat or (repeat[0] if args.quick else repeat[1])
+    return args, timing, device
+
+
+def now() -> float:
+    """The configured clock (--clock wall | cpu), in seconds."""
+    return _CLOCK["fn"]()
 
 
 def sync(device) -> None:

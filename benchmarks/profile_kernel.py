@@ -33,13 +33,12 @@ Usage: python benchmarks/profile_kernel.py [--quick] [--d 16] [--chunks 256,1024
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 
 import torch
 
-from common import add_common_args, benchmark_device, best_times, configure, markdown_table
+from common import best_times, markdown_table, setup
 from bench_empirical_score import make_problem
 
 from simulate.scores import kernel
@@ -115,9 +114,8 @@ def compile_comparison(x, keys, a, c, chunk, repeat, device) -> str:
             f"{err:.1e}).")
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_common_args(ap)
+def add_arguments(ap) -> None:
+    """The flags of this script beyond the common ones."""
     ap.add_argument("--d", type=int, default=16)
     ap.add_argument("--b", type=int, default=None)
     ap.add_argument("--n", type=int, default=None)
@@ -125,17 +123,19 @@ def main(argv=None):
     ap.add_argument("--dtype", default="float32", choices=("float32", "float64"))
     ap.add_argument("--compile", action="store_true",
                     help="also time a torch.compile'd fusion (slow to compile)")
-    args = ap.parse_args(argv)
-    timing = configure(args)
-    device = benchmark_device(args, "Kernel profile")
-    if device is None:
+
+
+def main(argv=None):
+    ready = setup(__doc__, "Kernel profile", argv, extra_args=add_arguments, repeat=(3, 7))
+    if ready is None:
         return
+    args, timing, device = ready
     dtype = getattr(torch, args.dtype)
     b = args.b or (256 if args.quick else 1024)
     n = args.n or (4096 if args.quick else 16384)
     chunks = [int(v) for v in args.chunks.split(",")] if args.chunks else \
         ([256, 1024] if args.quick else [256, 512, 1024, 2048, 4096])
-    repeat = args.repeat or (3 if args.quick else 7)
+    repeat = args.repeat
     d = args.d
     y, x, sched, m, s2 = make_problem(b, n, d, dtype, device)
     keys = augment_keys(y)

@@ -8,11 +8,11 @@ from analysis.observers import collapse_time_from_indices
 
 
 @pytest.mark.parametrize("chunk", [None, 3, 17])
-def test_nearest_neighbors_equals_brute_force(chunk):
+def test_nearest_neighbors_equals_brute_force(chunk, device):
     g = torch.Generator().manual_seed(0)
     x = torch.randn(40, 7, dtype=torch.float64, generator=g)
     y = torch.randn(50, 7, dtype=torch.float64, generator=g)
-    d, i = nearest_neighbors(x, y, k=3, chunk=chunk)
+    d, i = (v.cpu() for v in nearest_neighbors(x.to(device), y.to(device), k=3, chunk=chunk))
     full = torch.cdist(x, y)
     ref_d, ref_i = torch.topk(full, 3, dim=1, largest=False)
     assert torch.equal(i, ref_i)
@@ -22,12 +22,13 @@ def test_nearest_neighbors_equals_brute_force(chunk):
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("chunk", [None, 256, 300])
-def test_nearest_neighbors_strip_path_equals_brute_force(dtype, chunk):
+def test_nearest_neighbors_strip_path_equals_brute_force(dtype, chunk, device):
     """N large enough for the strip top-k (chunks of >= 128 columns), both dtypes."""
     g = torch.Generator().manual_seed(1)
     x = torch.randn(64, 5, dtype=torch.float64, generator=g)
     y = torch.randn(2000, 5, dtype=torch.float64, generator=g)
-    d, i = nearest_neighbors(x.to(dtype), y.to(dtype), k=2, chunk=chunk)
+    d, i = (v.cpu() for v in nearest_neighbors(x.to(dtype).to(device), y.to(dtype).to(device),
+                                               k=2, chunk=chunk))
     ref_d, ref_i = torch.topk(torch.cdist(x, y), 2, dim=1, largest=False)
     assert torch.equal(i, ref_i)
     tol = 1e-5 if dtype == torch.float32 else 1e-12

@@ -182,8 +182,8 @@ def _small_run(seed, **kw):
     return train_score(data, OU, net, cfg)
 
 
-def test_training_is_deterministic():
-    a, b, c = _small_run(0), _small_run(0), _small_run(1)
+def test_training_is_deterministic(device):
+    a, b, c = (_small_run(seed, device=str(device)) for seed in (0, 0, 1))
     sa, sb, sc = (r.network.state_dict() for r in (a, b, c))
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
     assert np.array_equal(a.losses, b.losses)
@@ -217,16 +217,18 @@ def test_checkpoint_round_trip_and_config_mismatch(tmp_path):
                for k in res.checkpoints[10])
 
 
-def test_learned_score_interface():
+def test_learned_score_interface(device):
     """s = -eps / sigma; per-sample t equals scalar t; float64 input gives float64 output; the
-    network sees x_t / m and log tau, so VE and OU agree at equal tau (s_VE = m s_OU)."""
+    network sees x_t / m and log tau, so VE and OU agree at equal tau (s_VE = m s_OU); the result
+    lives on x's device."""
     net = build_network("residual_mlp", 2, width=16, depth=1, seed=0)
     score = LearnedScore(net, OU)
-    x = torch.randn(6, 2)
+    x = torch.randn(6, 2).to(device)
+    assert score(x, 0.4).device.type == device.type
     t = 0.4
     sigma = math.sqrt(float(OU.noise_var(t)))
     assert torch.allclose(score(x, t), -score.eps(x, t) / sigma)
-    assert torch.allclose(score(x, torch.full((6,), t)), score(x, t), atol=1e-6)
+    assert torch.allclose(score(x, torch.full((6,), t, device=device)), score(x, t), atol=1e-6)
     s64 = score(x.double(), t)
     assert s64.dtype == torch.float64
     assert torch.allclose(s64.float(), score(x, t), atol=1e-5)

@@ -15,12 +15,12 @@ OU = OrnsteinUhlenbeck()
 
 @pytest.mark.parametrize("method", ["sde", "ode"])
 @pytest.mark.parametrize("schedule", [OU, LinearVP(), GeometricVE()], ids=lambda s: s.name)
-def test_population_score_reproduces_covariance(method, schedule):
+def test_population_score_reproduces_covariance(method, schedule, device):
     """20k samples: each entry of the sample covariance within 6 standard errors (plus a small
     discretization allowance) of the data covariance."""
     data = spectrum_gaussian(10, [2.0, 1.0, 0.5, 0.2], seed=1)
     score = GaussianScore(data.mean, data.cov, schedule)
-    x = sample(score, schedule, 20000, method=method, steps=300, seed=4).numpy()
+    x = sample(score, schedule, 20000, method=method, steps=300, seed=4, device=device).cpu().numpy()
     cov = np.cov(x.T)
     c = data.cov
     se = np.sqrt((c**2 + np.outer(np.diag(c), np.diag(c))) / x.shape[0])  # Wishart std of entries
@@ -29,13 +29,15 @@ def test_population_score_reproduces_covariance(method, schedule):
 
 
 @pytest.mark.parametrize("method", ["sde", "ode"])
-def test_empirical_score_collapses_population_does_not(method):
+def test_empirical_score_collapses_population_does_not(method, device):
     from analysis.memorization import collapse_fraction
 
     data = isotropic_gaussian(8, 10, seed=7)
-    emp = sample(EmpiricalScore(data, OU), OU, 500, method=method, steps=200, seed=1)
+    emp = sample(EmpiricalScore(data, OU), OU, 500, method=method, steps=200, seed=1, device=device)
+    assert emp.device.type == device.type
     assert collapse_fraction(emp, data, tol=1e-2) == 1.0
-    pop = sample(GaussianScore(data.mean, data.cov, OU), OU, 500, method=method, steps=200, seed=1)
+    pop = sample(GaussianScore(data.mean, data.cov, OU), OU, 500, method=method, steps=200, seed=1,
+                 device=device)
     assert collapse_fraction(pop, data, tol=1e-2) < 0.01
 
 
@@ -48,12 +50,12 @@ def test_heun_agrees_with_rk45():
     assert torch.allclose(a, b, atol=1e-4)
 
 
-def test_sampling_is_reproducible_and_seed_dependent():
+def test_sampling_is_reproducible_and_seed_dependent(device):
     data = isotropic_gaussian(20, 4, seed=0)
     s = EmpiricalScore(data, OU)
-    a = sample(s, OU, 30, steps=50, seed=3)
-    assert torch.equal(a, sample(s, OU, 30, steps=50, seed=3))
-    assert not torch.equal(a, sample(s, OU, 30, steps=50, seed=4))
+    a = sample(s, OU, 30, steps=50, seed=3, device=device)
+    assert torch.equal(a, sample(s, OU, 30, steps=50, seed=3, device=device))
+    assert not torch.equal(a, sample(s, OU, 30, steps=50, seed=4, device=device))
 
 
 def test_observers_see_recording_steps_and_final_state():

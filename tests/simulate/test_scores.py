@@ -37,7 +37,7 @@ def train():
 
 @pytest.mark.parametrize("t", TIMES)
 @pytest.mark.parametrize("chunk", [None, 7])
-def test_empirical_equals_autograd_and_numpy(train, t, chunk):
+def test_empirical_equals_autograd_and_numpy(train, t, chunk, device):
     score = EmpiricalScore(train, OU, chunk=chunk)
     m, v = math.exp(-t), -math.expm1(-2 * t)
     gen = torch.Generator().manual_seed(1)
@@ -46,40 +46,40 @@ def test_empirical_equals_autograd_and_numpy(train, t, chunk):
         9, 6, generator=gen, dtype=torch.float64)
     xr = x.clone().requires_grad_(True)
     (g,) = torch.autograd.grad(log_mixture(xr, train.x, m, v).sum(), xr)
-    s = score(x, t)
+    s = score(x.to(device), t).cpu()
     tol = 1e-9 * g.abs().max()
     assert torch.allclose(s, g, atol=float(tol), rtol=1e-9)
     ref = numpy_empirical_score(x.numpy(), train.x.numpy(), m, v)
     np.testing.assert_allclose(s.numpy(), ref, rtol=1e-9, atol=float(tol))
-    lp = score.log_density(x, t)
+    lp = score.log_density(x.to(device), t).cpu()
     assert torch.allclose(lp, log_mixture(x, train.x, m, v), atol=1e-8, rtol=1e-10)
 
 
-def test_per_sample_times_equal_scalar_calls(train):
+def test_per_sample_times_equal_scalar_calls(train, device):
     score = EmpiricalScore(train, OU, chunk=5)
-    x = torch.randn(5, 6, dtype=torch.float64)
-    t = torch.tensor([1e-3, 0.1, 0.5, 1.0, 3.0], dtype=torch.float64)
+    x = torch.randn(5, 6, dtype=torch.float64).to(device)
+    t = torch.tensor([1e-3, 0.1, 0.5, 1.0, 3.0], dtype=torch.float64).to(device)
     s = score(x, t)
     for i in range(5):
         assert torch.allclose(s[i], score(x[i:i + 1], float(t[i]))[0], rtol=1e-12, atol=1e-12)
 
 
-def test_nearest_index_from_kernel_is_nearest_training_point(train):
+def test_nearest_index_from_kernel_is_nearest_training_point(train, device):
     score = EmpiricalScore(train, OU, chunk=6)
     x = torch.randn(30, 6, dtype=torch.float64)
     t = 0.2
-    score(x, t)
+    score(x.to(device), t)
     brute = torch.cdist(x / math.exp(-t), train.x).argmin(1)
-    assert torch.equal(score.last_stats.nearest, brute)
+    assert torch.equal(score.last_stats.nearest.cpu(), brute)
 
 
 @pytest.mark.parametrize("t", [1e-3, 0.1, 1.0])
-def test_empirical_jacobian_equals_autograd(train, t):
+def test_empirical_jacobian_equals_autograd(train, t, device):
     score = EmpiricalScore(train, OU, chunk=11)
     m, v = math.exp(-t), -math.expm1(-2 * t)
     x = m * train.x[:4] + math.sqrt(v) * torch.randn(4, 6, dtype=torch.float64)
     jac = torch.func.vmap(torch.func.hessian(lambda z: log_mixture(z[None], train.x, m, v)[0]))(x)
-    got = score.jacobian(x, t)
+    got = score.jacobian(x.to(device), t).cpu()
     assert torch.allclose(got, jac, rtol=1e-8, atol=1e-8 * float(jac.abs().max()))
 
 
@@ -95,7 +95,7 @@ def test_float32_small_t_large_d_is_finite():
 
 
 @pytest.mark.parametrize("schedule", [OU, LinearVP(), GeometricVE()], ids=lambda s: s.name)
-def test_population_score_equals_autograd(schedule):
+def test_population_score_equals_autograd(schedule, device):
     data = spectrum_gaussian(10, [3.0, 1.0, 0.5, 0.1], seed=2)
     mean = np.array([0.5, -1.0, 0.0, 2.0])
     score = GaussianScore(mean, data.cov, schedule)
@@ -105,9 +105,10 @@ def test_population_score_equals_autograd(schedule):
         dist = torch.distributions.MultivariateNormal(m * torch.tensor(mean), covariance_matrix=cov)
         x = torch.randn(7, 4, dtype=torch.float64).requires_grad_(True)
         (g,) = torch.autograd.grad(dist.log_prob(x).sum(), x)
-        assert torch.allclose(score(x.detach(), t), g, rtol=1e-10, atol=1e-10)
-        assert torch.allclose(score.log_density(x.detach(), t), dist.log_prob(x.detach()), atol=1e-10)
-        jac = score.jacobian(x.detach()[:2], t)
+        xd = x.detach().to(device)
+        assert torch.allclose(score(xd, t).cpu(), g, rtol=1e-10, atol=1e-10)
+        assert torch.allclose(score.log_density(xd, t).cpu(), dist.log_prob(x.detach()), atol=1e-10)
+        jac = score.jacobian(xd[:2], t).cpu()
         assert torch.allclose(jac[0], -torch.linalg.inv(cov), rtol=1e-10, atol=1e-12)
 
 
@@ -120,20 +121,21 @@ def test_linear_score_uses_empirical_moments(train):
     assert torch.allclose(lin(x, 0.3), ref(x, 0.3), rtol=1e-12)
 
 
-def test_tikhonov_and_smoothed_against_brute_force(train):
+def test_tikhonov_and_smoothed_against_brute_force(train, device):
     x = torch.randn(6, 6, dtype=torch.float64)
+    xd = x.to(device)
     t, c, s2s = 0.05, 0.01, 0.02
     m, v = math.exp(-t), -math.expm1(-2 * t)
     y = train.x.numpy()
-    tik = TikhonovScore(train, OU, c)(x, t).numpy()
+    tik = TikhonovScore(train, OU, c)(xd, t).cpu().numpy()
     np.testing.assert_allclose(tik, numpy_empirical_score(x.numpy(), y, m, v) * v / (v + c), rtol=1e-10)
     xr = x.clone().requires_grad_(True)
     (g,) = torch.autograd.grad(log_mixture(xr, train.x, m, v + m * m * s2s).sum(), xr)
-    assert torch.allclose(SmoothedScore(train, OU, s2s)(x, t), g, rtol=1e-10, atol=1e-10)
-    assert torch.allclose(TikhonovScore(train, OU, 0.0)(x, t), EmpiricalScore(train, OU)(x, t))
+    assert torch.allclose(SmoothedScore(train, OU, s2s)(xd, t).cpu(), g, rtol=1e-10, atol=1e-10)
+    assert torch.allclose(TikhonovScore(train, OU, 0.0)(xd, t), EmpiricalScore(train, OU)(xd, t))
 
 
-def test_floor_normalized_score_is_gradient_of_floored_log_mass(train):
+def test_floor_normalized_score_is_gradient_of_floored_log_mass(train, device):
     t = 0.01
     m, v = math.exp(-t), -math.expm1(-2 * t)
     x = torch.cat([m * train.x[:3] + 0.05 * torch.randn(3, 6, dtype=torch.float64),
@@ -142,17 +144,17 @@ def test_floor_normalized_score_is_gradient_of_floored_log_mass(train):
     xr = x.clone().requires_grad_(True)
     lse = torch.logsumexp(-((xr[:, None] - m * train.x[None]) ** 2).sum(-1) / (2 * v), 1)
     (g,) = torch.autograd.grad(torch.clamp(lse, min=math.log(floor)).sum(), xr)
-    got = FloorNormalizedScore(train, OU, floor)(x, t)
+    got = FloorNormalizedScore(train, OU, floor)(x.to(device), t).cpu()
     assert torch.allclose(got, g, rtol=1e-8, atol=1e-10)
     assert got[3:].abs().max() < 1e-6  # far from data: mass below the floor, score ~ 0
 
 
-def test_conditional_score_is_empirical_score_of_class():
+def test_conditional_score_is_empirical_score_of_class(device):
     y = isotropic_gaussian(30, 4, seed=5)
     labels = torch.arange(30) % 3
     cond = ConditionalEmpiricalScore(y, labels, OU)
-    x = torch.randn(9, 4, dtype=torch.float64)
-    lab = torch.tensor([0, 1, 2] * 3)
+    x = torch.randn(9, 4, dtype=torch.float64).to(device)
+    lab = torch.tensor([0, 1, 2] * 3).to(device)
     got = cond(x, 0.1, lab)
     for c in range(3):
         ref = EmpiricalScore(y.x[labels == c], OU)(x[lab == c], 0.1)
