@@ -7,9 +7,19 @@ the config: `dtype` is "float32" or "float64", `device` is "cpu", "cuda", "cuda:
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import sys
+
 import torch
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+# glibc mallopt parameters (malloc.h) and the values set by `tune_allocator`.
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_MMAP_THRESHOLD = 32 << 20          # glibc's own ceiling for the dynamic threshold (64-bit)
+_TRIM_THRESHOLD = 256 << 20
+_ALLOCATOR_TUNED: list = []
 
 
 def resolve_dtype(dtype) -> torch.dtype:
@@ -40,3 +50,27 @@ def generator(seed: int, device="cpu") -> torch.Generator:
     if not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     return torch.Generator(device=resolve_device(device)).manual_seed(seed)
+
+
+def tune_allocator() -> bool:
+    """Keep freed (B, chunk)-sized CPU buffers in the heap instead of unmapping them (glibc only;
+    idempotent; returns whether the allocator is tuned).
+
+    Dask's nanny starts every worker with MALLOC_TRIM_THRESHOLD_=65536; setting any malloc
+    threshold turns off glibc's dynamic mmap threshold, which then stays at 128 KiB, so every
+    temporary above it (the kernel's logits block, network activations) is a fresh mmap whose
+    pages fault in again on every call: sweep cells ran 1.4x slower on Dask workers than in
+    process (benchmarks/bench_sweep.py). Setting the mmap threshold to glibc's own ceiling (32 MiB)
+    and the trim threshold to 256 MiB restores in-process speed; called by each cell."""
+    if _ALLOCATOR_TUNED:
+        return _ALLOCATOR_TUNED[0]
+    ok = False
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+            ok = bool(libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD)) and \
+                bool(libc.mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD))
+        except (OSError, AttributeError):  # not glibc (musl, ...): nothing to tune
+            ok = False
+    _ALLOCATOR_TUNED.append(ok)
+    return ok

@@ -473,6 +473,9 @@ def compute_cell(job: str, cfg: dict, cell: dict, threads: int = 1):
     """
     import torch
 
+    from .device import tune_allocator
+
+    tune_allocator()
     old = torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)
