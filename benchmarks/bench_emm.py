@@ -90,10 +90,7 @@ def noiseless_counts(n_star_values, n_start):
 
 
 def main(argv=None):
-    ready = setup(__doc__, "EMM search", argv)
-    if ready is None:
-        return
-    args, timing, device = ready
+    args, timing, device = setup(__doc__, "EMM search", argv)
     d, n_samples, steps = 4, 512, 30
     tau_stop, n_start = (0.02, 8) if args.quick else (0.004, 64)
     ratio_fn = make_ratio_fn(d, tau_stop, n_samples, steps, device)

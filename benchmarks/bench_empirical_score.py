@@ -151,10 +151,7 @@ def target_lines(rows, b0, n0) -> str:
 
 
 def main(argv=None):
-    ready = setup(__doc__, "Empirical score", argv)
-    if ready is None:
-        return
-    args, timing, device = ready
+    args, timing, device = setup(__doc__, "Empirical score", argv)
     quick = args.quick
     repeat = args.repeat
     if quick:

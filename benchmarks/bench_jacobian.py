@@ -55,10 +55,7 @@ def compare(b, n, d, device, repeat) -> list:
 
 
 def main(argv=None):
-    ready = setup(__doc__, "Jacobian spectra", argv)
-    if ready is None:
-        return
-    args, timing, device = ready
+    args, timing, device = setup(__doc__, "Jacobian spectra", argv)
     repeat = args.repeat
     configs = [(32, 1024, 8), (32, 1024, 32)] if args.quick else \
         [(64, 4096, 16), (64, 4096, 64), (16, 4096, 128)]

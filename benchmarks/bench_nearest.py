@@ -67,10 +67,7 @@ def compare(b, n, d, dtype, device, repeat) -> list:
 
 
 def main(argv=None):
-    ready = setup(__doc__, "Nearest-neighbour search", argv)
-    if ready is None:
-        return
-    args, timing, device = ready
+    args, timing, device = setup(__doc__, "Nearest-neighbour search", argv)
     repeat = args.repeat
     configs = [(256, 4096, 16), (256, 4096, 256)] if args.quick else \
         [(1024, 16384, 16), (1024, 16384, 256), (1024, 65536, 64)]

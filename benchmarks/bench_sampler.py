@@ -25,10 +25,7 @@ from simulate.scores.empirical import EmpiricalScore
 
 
 def main(argv=None):
-    ready = setup(__doc__, "Sampler overhead", argv)
-    if ready is None:
-        return
-    args, timing, device = ready
+    args, timing, device = setup(__doc__, "Sampler overhead", argv)
     repeat = args.repeat
     configs = [(256, 2048, 16), (256, 2048, 256)] if args.quick else \
         [(1024, 16384, 16), (1024, 16384, 256), (256, 4096, 64)]

@@ -66,10 +66,7 @@ def cluster_start_stop(workers: int) -> float:
 
 
 def main(argv=None):
-    ready = setup(__doc__, "Sweep throughput", argv)
-    if ready is None:
-        return
-    args, timing, device = ready
+    args, timing, device = setup(__doc__, "Sweep throughput", argv)
     if args.quick:
         n_train, seeds, steps, n_samples = [256, 1024], [0, 1, 2], 60, 256
     else:

@@ -51,10 +51,7 @@ def plain_steps(net, y, schedule, steps, batch, seed=0):
 
 
 def main(argv=None):
-    ready = setup(__doc__, "Network training", argv)
-    if ready is None:
-        return
-    args, timing, device = ready
+    args, timing, device = setup(__doc__, "Network training", argv)
     repeat = args.repeat
     widths = (64, 256) if args.quick else (64, 256, 1024)
     # enough steps that the per-call set-up (device moves, input checks, final state copy) is

@@ -69,7 +69,7 @@ def benchmark_device(args, title: str):
 def setup(doc: str, title: str, argv=None, extra_args=None, repeat=(2, 3)):
     """The start of every benchmark's main(): parse the common flags (plus `extra_args(ap)`),
     apply --threads/--clock, resolve the device and the repeat count (repeat = (quick, full)
-    unless --repeat). Returns (args, timing line, device), or None after printing a 'Skipped'
+    unless --repeat). Returns (args, timing line, device); exits 0 after printing a 'Skipped'
     section when the device is not available."""
     ap = argparse.ArgumentParser(description=doc.splitlines()[0])
     add_common_args(ap)
@@ -79,7 +79,7 @@ def setup(doc: str, title: str, argv=None, extra_args=None, repeat=(2, 3)):
     timing = configure(args)
     device = benchmark_device(args, title)
     if device is None:
-        return None
+        raise SystemExit(0)        # 'Skipped' printed; run_all.sh goes on with the next script
     args.repeat = args.repeat or (repeat[0] if args.quick else repeat[1])
     return args, timing, device
 

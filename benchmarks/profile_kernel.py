@@ -126,10 +126,7 @@ def add_arguments(ap) -> None:
 
 
 def main(argv=None):
-    ready = setup(__doc__, "Kernel profile", argv, extra_args=add_arguments, repeat=(3, 7))
-    if ready is None:
-        return
-    args, timing, device = ready
+    args, timing, device = setup(__doc__, "Kernel profile", argv, extra_args=add_arguments, repeat=(3, 7))
     dtype = getattr(torch, args.dtype)
     b = args.b or (256 if args.quick else 1024)
     n = args.n or (4096 if args.quick else 16384)
