@@ -26,7 +26,7 @@ from pathlib import Path
 
 from common import markdown_table, setup
 
-from simulate.sweep import run_sweep
+from simulate.sweep import estimate_cell, load_sweep, run_sweep
 
 CONFIG = """job = "quickstart"
 output = "{output}"
@@ -80,6 +80,8 @@ def main(argv=None):
         cfg.write_text(CONFIG.format(output=Path(tmp) / "unused.h5", n_train=n_train,
                                      seeds=seeds, steps=steps, n_samples=n_samples,
                                      device=str(device)))
+        plan = load_sweep(cfg)
+        estimated = sum(estimate_cell(plan.exp, plan.cfg, c)["seconds"] for c in plan.cells)
         for name, backend, workers in (("in process", "inprocess", 1),
                                        ("dask, 1 worker", "local", 1),
                                        ("dask, 2 workers", "local", 2)):
@@ -101,6 +103,9 @@ def main(argv=None):
           "'steady' excludes it.\n")
     print(markdown_table(["backend", "cells", "wall s", "cells/min", "cluster start+stop s",
                           "steady cells/min"], rows))
+    print(f"\nPlanning estimate (`simulate.cost`, printed by `memphase sweep` before a run): "
+          f"{estimated:.3g} s of compute for the {n_cells} cells; measured in process "
+          f"{rows[0][2]:.3g} s (estimate / measured = {estimated / rows[0][2]:.2f}).")
     verdict = "met" if eff >= 0.8 else ("met in steady state (the one-off cluster start is "
                                         "the difference)" if steady >= 0.8 else "NOT met")
     print(f"\nScale-out efficiency with 2 workers: {eff:.2f} including the cluster start, "

@@ -39,6 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .cost import sampling_seconds
 from .config import ConfigError, Field, load_toml, validate
 from .experiments import get_experiment
 
@@ -156,20 +157,22 @@ def _leaves(cfg: dict) -> dict:
 
 def estimate_cell(exp, cfg: dict, cell: dict) -> dict:
     """{'memory_bytes', 'seconds'} for one cell: the experiment's own `estimate(cfg, cell)` if it
-    has one, else a rough count for a streaming empirical score: per step one (B, N) x (N, d+1)
-    softmax pass, O(steps B N d) flops at ~1 GFLOP/s per thread; memory the training set, the
-    samples and one (B, chunk) logits block (plus ~0.3 GB for the Python/torch process)."""
+    has one, else a sampling run of the cell's score (`simulate.cost.sampling_seconds`, calibrated
+    on the benchmarks); memory the training set, the samples and one (B, chunk) logits block
+    (plus ~0.3 GB for the Python/torch process)."""
     if hasattr(exp, "estimate"):
         return dict(exp.estimate(cfg, cell))
     p = _leaves(cfg)
     p.update(cell)
     d, n = int(p.get("d", 1)), int(p.get("n_train", 1))
     b, steps, rec = int(p.get("n_samples", 1)), int(p.get("steps", 1)), int(p.get("record", 1))
-    item = 4 if p.get("dtype") == "float32" else 8
+    dtype = p.get("dtype", "float64")
+    item = 4 if dtype == "float32" else 8
     chunk = min(n, max(256, (1 << 22) // max(b, 1)))
     mem = item * (3 * n * (d + 1) + 6 * b * d + 2 * b * chunk) + 8 * 2 * rec * b
-    flops = 4.0 * steps * b * n * (d + 1) + 3.0 * rec * b * n * d + 30.0 * steps * b * d
-    return {"memory_bytes": int(mem), "seconds": 1e-3 * steps + flops / 1e9}
+    seconds = sampling_seconds(str(p.get("score", "empirical")), b, n, d, steps, rec, dtype,
+                               str(p.get("method", "sde")))
+    return {"memory_bytes": int(mem), "seconds": seconds}
 
 
 def _fmt_bytes(n: float) -> str:

@@ -38,6 +38,7 @@ import xarray as xr
 from physics.critical import collapse_tau, collapse_time
 from physics.schedules import make_schedule
 
+from ..cost import kernel_seconds, sampling_seconds
 from ..config import ConfigError, Field
 from ..data import isotropic_gaussian
 from ..sampling import sample
@@ -54,10 +55,6 @@ _pos = dict(check=lambda v: v > 0, rule="must be > 0")
 N_MAX = 10**7
 #: seed of each random draw = cell seed + offset (training set: the cell seed itself)
 SEED_OFFSETS = {"sampling": 10_000, "fresh": 20_000, "entropy_mc": 30_000}
-#: effective flops per second of one CPU thread for the streaming empirical score (measured on
-#: the 2-core development machine: 3.2-3.3 GFLOP/s at d = 32, N = 2000..15000, B = 256)
-_FLOPS = 3.0e9
-_STEP_OVERHEAD_S = 2e-3
 
 SCHEMA = {
     "job": Field("str", choices=("collapse",), help="experiment to run"),
@@ -221,27 +218,22 @@ def _entropy_collapse_time(cfg, cell, score, sch) -> float:
 
 
 def estimate(cfg, cell) -> dict:
-    """{'memory_bytes', 'seconds'} for one cell (one thread). Empirical score: per step one
-    streaming (B, N) x (N, d+1) softmax pass, 4 steps B N (d+1) flops; other scores: per
-    recording a nearest-neighbour pass, B N (3 d + 30) (matmul plus top-k); both: two final
-    passes and, when asked, the excess entropy (4 n_times M N (d+1)). Memory: training set,
-    samples, one (B, chunk) logits block."""
+    """{'memory_bytes', 'seconds'} for one cell (one thread): the reverse run with its nearest-point
+    observer (`simulate.cost.sampling_seconds`) and, when asked, the excess entropy (n_times
+    kernel calls on the fresh samples). Memory: training set, samples, one (B, chunk) logits
+    block."""
     sp, ms = cfg["sampler"], cfg["measure"]
     d, n = int(cell["d"]), _n_of(cell)
     b, steps, rec = sp["n_samples"], sp["steps"], len(recording_steps(cfg))
     item = 4 if sp["dtype"] == "float32" else 8
     chunk = min(n, max(256, (1 << 22) // b))
     mem = item * (3 * n * (d + 1) + 6 * b * d + 2 * b * chunk + 2 * d * d) + 16 * rec * b
-    flops = 6.0 * b * n * d + 10.0 * steps * b * d * (d if cell["score"] != "empirical" else 1)
-    if cell["score"] == "empirical":
-        flops += 4.0 * steps * b * n * (d + 1)
-    else:  # distances, then top-k over a fresh (B, N) block: ~30 flop-equivalents per entry
-        flops += rec * b * n * (3.0 * d + 30.0)
+    seconds = sampling_seconds(cell["score"], b, n, d, steps, rec, sp["dtype"], sp["method"])
     if ms["excess_entropy"] and cell["score"] == "empirical":
         m = ms["n_fresh"]
-        flops += 4.0 * ms["n_entropy_times"] * m * n * (d + 1)
+        seconds += ms["n_entropy_times"] * kernel_seconds(m, n, d, sp["dtype"])
         mem += item * (2 * m * d + 2 * m * min(n, max(256, (1 << 22) // m)))
-    return {"memory_bytes": int(mem), "seconds": _STEP_OVERHEAD_S * steps + flops / _FLOPS}
+    return {"memory_bytes": int(mem), "seconds": seconds}
 
 
 # ----------------------------------------------------------------------------- dataset

@@ -1,0 +1,64 @@
+"""Calibrated time model of the suite's hot loops, for the per-cell estimates a sweep prints
+before it runs (`simulate.sweep.estimate_cell` and the experiments' own `estimate`).
+
+Per-element costs of ONE CPU thread, fitted to benchmarks/RESULTS.md (2-core AMD EPYC, AVX2,
+torch 2.13 with MKL; float32, B = 1024, N = 16384, d = 16 ... 1024):
+
+    empirical-score kernel   t = B N (2.1 + 0.045 d) ns       (within 5% at d = 16, 64, 256, 1024)
+    nearest neighbours (k=2) t = B N (1.1 + 0.031 d) ns       (within 5% at d = 16, 64, 256)
+
+float64 costs about twice as much. A sampler step adds a fixed Python/schedule overhead and a few
+elementwise passes over the (B, d) state. These are estimates for planning (the printed line says
+'rough'): other CPUs differ by a constant factor, and a loaded machine is slower.
+"""
+
+from __future__ import annotations
+
+__all__ = ["kernel_seconds", "nearest_seconds", "gaussian_score_seconds", "sampling_seconds"]
+
+_KERNEL_NS = (2.1, 0.045)        # a + b d nanoseconds per (query, training point) pair
+_NEAREST_NS = (1.1, 0.031)
+_FLOAT64_FACTOR = {"float32": 1.0, "float64": 2.0}
+_RUN_S = 0.05                    # set-up of a run: data, score, time grid, observers
+_STEP_S = 4e-4                   # Python, schedule and bookkeeping per sampler step
+_ELEMENTWISE_NS = 2.0            # per state entry per step (noise draw, update, clamp)
+
+
+def _factor(dtype: str) -> float:
+    if dtype not in _FLOAT64_FACTOR:
+        raise ValueError(f"dtype must be float32 or float64, got {dtype!r}")
+    return _FLOAT64_FACTOR[dtype]
+
+
+def kernel_seconds(b: int, n: int, d: int, dtype: str = "float32") -> float:
+    """One call of the streaming empirical score on B queries and N training points."""
+    a, per_d = _KERNEL_NS
+    return 1e-9 * b * n * (a + per_d * d) * _factor(dtype)
+
+
+def nearest_seconds(b: int, n: int, d: int, dtype: str = "float32") -> float:
+    """One `analysis.memorization.nearest_neighbors` pass (k <= 2)."""
+    a, per_d = _NEAREST_NS
+    return 1e-9 * b * n * (a + per_d * d) * _factor(dtype)
+
+
+def gaussian_score_seconds(b: int, d: int, dtype: str = "float32") -> float:
+    """One call of a Gaussian (population / linear) score: a (B, d) x (d, d) product."""
+    return 1e-9 * b * d * (d + 10) * _factor(dtype)
+
+
+def sampling_seconds(score: str, b: int, n: int, d: int, steps: int, record: int,
+                     dtype: str = "float32", method: str = "sde") -> float:
+    """A reverse run of `steps` steps (Heun's ODE method: two score calls per step) with a
+    nearest-training-point observer at `record` recordings (free for the empirical score, which
+    finds the nearest point inside the kernel) and two final nearest-neighbour passes."""
+    calls = steps * (2 if method == "ode" else 1)
+    if score == "empirical":
+        per_call = kernel_seconds(b, n, d, dtype)
+        observe = 0.0
+    else:
+        per_call = gaussian_score_seconds(b, d, dtype)
+        observe = record * nearest_seconds(b, n, d, dtype)
+    step = _STEP_S + 1e-9 * _ELEMENTWISE_NS * b * d * _factor(dtype)
+    return (_RUN_S + calls * per_call + steps * step + observe
+            + 2 * nearest_seconds(b, n, d, dtype))

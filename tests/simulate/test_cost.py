@@ -1,0 +1,47 @@
+"""The planning time model (simulate/cost.py): its scaling laws, not absolute timings (those are
+calibrated and checked against measured runs in benchmarks/bench_sweep.py)."""
+
+import pytest
+
+from simulate.cost import gaussian_score_seconds, kernel_seconds, nearest_seconds, sampling_seconds
+
+
+def test_kernel_and_nearest_are_linear_in_b_and_n_and_affine_in_d():
+    for f in (kernel_seconds, nearest_seconds):
+        base = f(100, 1000, 16)
+        assert f(200, 1000, 16) == pytest.approx(2 * base)
+        assert f(100, 3000, 16) == pytest.approx(3 * base)
+        # affine in d: equal increments for equal steps
+        assert f(100, 1000, 48) - f(100, 1000, 32) == pytest.approx(f(100, 1000, 32) - base)
+        assert f(100, 1000, 16, "float64") > base
+
+
+def test_sampling_cost_follows_the_score_and_method():
+    emp = sampling_seconds("empirical", 512, 4096, 16, 200, 60)
+    pop = sampling_seconds("population", 512, 4096, 16, 200, 60)
+    assert emp > pop      # the empirical score touches all N points at every step
+    # the population score does not depend on N except through the observer
+    small = sampling_seconds("population", 512, 16, 16, 200, 60)
+    assert pop - small == pytest.approx(62 * (nearest_seconds(512, 4096, 16)
+                                              - nearest_seconds(512, 16, 16)))
+    sde = sampling_seconds("empirical", 512, 4096, 16, 200, 60, method="sde")
+    ode = sampling_seconds("empirical", 512, 4096, 16, 200, 60, method="ode")
+    assert ode - sde == pytest.approx(200 * kernel_seconds(512, 4096, 16))
+    assert gaussian_score_seconds(10, 8) < gaussian_score_seconds(10, 16)
+
+
+def test_bad_dtype_is_named():
+    with pytest.raises(ValueError, match="float16"):
+        kernel_seconds(1, 1, 1, "float16")
+
+
+def test_sweep_estimate_depends_on_the_cell_score():
+    from simulate.sweep import estimate_cell
+
+    cfg = {"data": {"d": 16}, "sampler": {"n_samples": 512, "steps": 200, "record": 60,
+                                           "dtype": "float32", "method": "sde"}}
+    exp = type("NoEstimate", (), {})()        # an experiment without its own estimate
+    emp = estimate_cell(exp, cfg, {"score": "empirical", "n_train": 4096})["seconds"]
+    pop = estimate_cell(exp, cfg, {"score": "population", "n_train": 4096})["seconds"]
+    assert emp == pytest.approx(sampling_seconds("empirical", 512, 4096, 16, 200, 60))
+    assert pop < emp
