@@ -41,9 +41,8 @@ from physics.schedules import make_schedule
 from ..cost import kernel_seconds, sampling_seconds
 from ..config import ConfigError, Field
 from ..data import isotropic_gaussian
-from ..sampling import sample
 from ..scores import make_score
-from .common import recording_steps, sampler_schema, sampler_time_range
+from .common import observed_reverse_run, recording_steps, sampler_schema, sampler_time_range
 
 __all__ = ["SCHEMA", "cells", "run_cell", "assemble", "plot", "estimate", "sizes",
            "sampler_time_range", "memorization_boundary_alpha", "memorization_boundary_n",
@@ -168,32 +167,13 @@ def _n_of(cell) -> int:
 
 
 def run_cell(cfg, cell) -> dict:
-    from analysis.memorization import collapse_fraction, memorization_ratio
-    from analysis.observers import NearestTrainingPoint
-
     sp, ms = cfg["sampler"], cfg["measure"]
     sch = make_schedule(sp["schedule"])
     d, n, seed = cell["d"], _n_of(cell), cell["seed"]
     data = isotropic_gaussian(n, d, cfg["data"]["variance"], seed=seed, dtype=sp["dtype"],
                               device=sp["device"])
     score = make_score(cell["score"], data, sch)
-    t_max, t_min = sampler_time_range(cfg)
-    obs = NearestTrainingPoint(data)
-    x = sample(score, sch, sp["n_samples"], method=sp["method"], steps=sp["steps"], t_max=t_max,
-               t_min=t_min, seed=SEED_OFFSETS["sampling"] + seed, observers=[obs],
-               record=recording_steps(cfg), dtype=sp["dtype"], device=sp["device"])
-    r = obs.result()
-    tc = r["collapse_time"]
-    out = {
-        "memorization_ratio": memorization_ratio(x, data, ms["ratio_threshold"]),
-        "collapse_fraction": collapse_fraction(x, data, ms["collapse_tol"]),
-        "collapse_time_measured": float(np.mean(tc)),
-        "collapse_time_spread": float(np.std(tc)),
-        "nearest_distance": r["distance"].mean(axis=1),
-        "same_as_final": r["same_as_final"],
-        "time": r["t"],
-        "tau": r["tau"],
-    }
+    out = observed_reverse_run(cfg, score, sch, data, SEED_OFFSETS["sampling"] + seed)
     if ms["excess_entropy"]:
         out["collapse_time_entropy"] = (_entropy_collapse_time(cfg, cell, score, sch)
                                         if cell["score"] == "empirical" else float("nan"))

@@ -1,5 +1,6 @@
 """Pieces every sampling experiment shares: the [sampler] config section, the sampler's time range
-(from noise variances tau in data units to the schedule's own time) and the recording steps."""
+(from noise variances tau in data units to the schedule's own time), the recording steps, and a
+reverse run observed by the nearest training point."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from physics.schedules import make_schedule
 from ..config import ConfigError, Field
 from ..sampling import METHODS
 
-__all__ = ["sampler_schema", "sampler_time_range", "recording_steps"]
+__all__ = ["sampler_schema", "sampler_time_range", "recording_steps", "observed_reverse_run"]
 
 
 def sampler_schema(*, steps: int = 200, n_samples: int = 256, t_min_tau: float = 1e-4,
@@ -52,3 +53,34 @@ def recording_steps(cfg) -> list[int]:
     """`record` step indices spread evenly over the `steps` of the reverse run."""
     steps, rec = cfg["sampler"]["steps"], cfg["sampler"]["record"]
     return np.unique(np.linspace(0, steps - 1, min(rec, steps)).round().astype(int)).tolist()
+
+
+def observed_reverse_run(cfg, score, schedule, data, seed: int) -> dict:
+    """Reverse run of the [sampler] section from `score` (sampling seed `seed`) with a
+    nearest-training-point observer; returns the memorization summaries of the final samples
+    (memorization ratio [GDPLLW23] at measure.ratio_threshold, collapse fraction [BDKOS25] at
+    measure.collapse_tol), the last-change collapse time per trajectory (mean and spread), and the
+    recorded curves (nearest distance, same-as-final fraction) on the recording times."""
+    from analysis.memorization import collapse_fraction, memorization_ratio
+    from analysis.observers import NearestTrainingPoint
+
+    from ..sampling import sample
+
+    sp, ms = cfg["sampler"], cfg["measure"]
+    t_max, t_min = sampler_time_range(cfg)
+    obs = NearestTrainingPoint(data)
+    x = sample(score, schedule, sp["n_samples"], method=sp["method"], steps=sp["steps"],
+               t_max=t_max, t_min=t_min, seed=seed, observers=[obs], record=recording_steps(cfg),
+               dtype=sp["dtype"], device=sp["device"])
+    r = obs.result()
+    tc = r["collapse_time"]
+    return {
+        "memorization_ratio": memorization_ratio(x, data, ms["ratio_threshold"]),
+        "collapse_fraction": collapse_fraction(x, data, ms["collapse_tol"]),
+        "collapse_time_measured": float(np.mean(tc)),
+        "collapse_time_spread": float(np.std(tc)),
+        "nearest_distance": r["distance"].mean(axis=1),
+        "same_as_final": r["same_as_final"],
+        "time": r["t"],
+        "tau": r["tau"],
+    }

@@ -19,9 +19,8 @@ from physics.schedules import make_schedule
 
 from ..config import Field
 from ..data import isotropic_gaussian
-from ..sampling import sample
 from ..scores import make_score
-from .common import recording_steps, sampler_schema, sampler_time_range
+from .common import observed_reverse_run, sampler_schema
 
 _pos = dict(check=lambda v: v > 0, rule="must be > 0")
 
@@ -62,31 +61,12 @@ def cells(cfg) -> list[dict]:
 
 
 def run_cell(cfg, cell) -> dict:
-    from analysis.memorization import collapse_fraction, memorization_ratio
-    from analysis.observers import NearestTrainingPoint
-
-    sp, dc, ms = cfg["sampler"], cfg["data"], cfg["measure"]
+    sp, dc = cfg["sampler"], cfg["data"]
     sch = _schedule(cfg)
     data = isotropic_gaussian(cell["n_train"], dc["d"], dc["variance"], seed=cell["seed"],
                               dtype=sp["dtype"], device=sp["device"])
     score = make_score(cell["score"], data, sch)
-    t_max, t_min = sampler_time_range(cfg)
-    obs = NearestTrainingPoint(data)
-    x = sample(score, sch, sp["n_samples"], method=sp["method"], steps=sp["steps"], t_max=t_max,
-               t_min=t_min, seed=10_000 + cell["seed"], observers=[obs],
-               record=recording_steps(cfg), dtype=sp["dtype"], device=sp["device"])
-    r = obs.result()
-    tc = r["collapse_time"]
-    return {
-        "memorization_ratio": memorization_ratio(x, data, ms["ratio_threshold"]),
-        "collapse_fraction": collapse_fraction(x, data, ms["collapse_tol"]),
-        "collapse_time_measured": float(np.mean(tc)),
-        "collapse_time_spread": float(np.std(tc)),
-        "nearest_distance": r["distance"].mean(axis=1),
-        "same_as_final": r["same_as_final"],
-        "time": r["t"],
-        "tau": r["tau"],
-    }
+    return observed_reverse_run(cfg, score, sch, data, 10_000 + cell["seed"])
 
 
 def assemble(cfg, cell_list, results) -> xr.Dataset:
