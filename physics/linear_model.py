@@ -74,6 +74,21 @@ def noise_scales(T=None, m=None, sigma2=None) -> tuple[float, float]:
     return m, sigma2
 
 
+def _vector_and_matrix(v, M, v_name: str, M_name: str, d: int | None = None):
+    """float64 (v (d,), M (d, d)); d from M (which must be square) unless given."""
+    v = np.asarray(v, dtype=np.float64)
+    M = np.asarray(M, dtype=np.float64)
+    if d is None:
+        if M.ndim != 2 or M.shape[0] != M.shape[1]:
+            raise ValueError(f"{M_name} must be a square (d, d) matrix, got shape {M.shape}")
+        d = M.shape[0]
+    elif M.shape != (d, d):
+        raise ValueError(f"{M_name} must have shape ({d}, {d}), got {M.shape}")
+    if v.shape != (d,):
+        raise ValueError(f"{v_name} must have shape ({d},), got {v.shape}")
+    return v, M
+
+
 def _check_train(train, name="train") -> np.ndarray:
     y = np.asarray(train, dtype=np.float64)
     if y.ndim != 2:
@@ -187,13 +202,8 @@ def fit_linear_denoiser_sampled(train, T=None, draws=1000, seed=0, *, m=None, si
 def generated_law(A, b, prior_cov=None):
     """Generated law of the one-step model [H24]: x ~ N(0, P) (P = I, the VP prior) mapped by
     D(x) = A x + b is Gaussian N(b, A P A^T). Returns (mean, cov)."""
-    A = np.asarray(A, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
-    if A.ndim != 2 or A.shape[0] != A.shape[1]:
-        raise ValueError(f"A must be a square (d, d) matrix, got shape {A.shape}")
+    b, A = _vector_and_matrix(b, A, "b", "A")
     d = A.shape[0]
-    if b.shape != (d,):
-        raise ValueError(f"b must have shape ({d},), got {b.shape}")
     if prior_cov is None:
         cov = A @ A.T
     else:
@@ -222,13 +232,8 @@ def kl_from_moments(mean, cov, T=None, *, m=None, sigma2=None, s=1.0, mu=None, S
     (lambda <= 64 d eps lambda_max).
     """
     m, sigma2 = noise_scales(T, m, sigma2)
-    cov = np.asarray(cov, dtype=np.float64)
-    mean = np.asarray(mean, dtype=np.float64)
-    if cov.ndim != 2 or cov.shape[0] != cov.shape[1]:
-        raise ValueError(f"cov must be a square (d, d) matrix, got shape {cov.shape}")
+    mean, cov = _vector_and_matrix(mean, cov, "mean", "cov")
     d = cov.shape[0]
-    if mean.shape != (d,):
-        raise ValueError(f"mean must have shape ({d},), got {mean.shape}")
     mu, S, s = _sampling_law(d, s, mu, S)
     if n is not None:
         n = _check_int(n, "n")
@@ -404,12 +409,7 @@ def _log_terms(gen_mean, gen_cov, points, h, smooth_generated):
 def _check_law(gen_mean, gen_cov, points):
     points = _check_train(points, "points")
     d = points.shape[1]
-    gen_mean = np.asarray(gen_mean, dtype=np.float64)
-    gen_cov = np.asarray(gen_cov, dtype=np.float64)
-    if gen_mean.shape != (d,):
-        raise ValueError(f"gen_mean must have shape ({d},), got {gen_mean.shape}")
-    if gen_cov.shape != (d, d):
-        raise ValueError(f"gen_cov must have shape ({d}, {d}), got {gen_cov.shape}")
+    gen_mean, gen_cov = _vector_and_matrix(gen_mean, gen_cov, "gen_mean", "gen_cov", d)
     return gen_mean, 0.5 * (gen_cov + gen_cov.T), points
 
 
