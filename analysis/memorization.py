@@ -6,9 +6,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from simulate.rowselect import STRIP, row_topk
+
 __all__ = [
     "nearest_neighbors",
-    "row_topk_smallest",
     "memorization_ratio",
     "collapse_fraction",
     "block_variance",
@@ -16,8 +17,6 @@ __all__ = [
 
 # Elements of one (query chunk, training chunk) distance block.
 _BLOCK = 1 << 22
-# Strip width of `row_topk_smallest`.
-_TOPK_GROUP = 32
 
 
 def _as_tensor(x, like=None) -> torch.Tensor:
@@ -33,32 +32,12 @@ def _as_tensor(x, like=None) -> torch.Tensor:
     return x
 
 
-def row_topk_smallest(v: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The k smallest entries of each row of v (B, C) and their columns, in no particular order;
-    equal to `torch.topk(v, k, largest=False)` up to the order and the choice among ties.
-
-    torch's topk is not vectorized along a row (~10x a min pass on CPU). Viewed as (B, C/g, g)
-    strips, a vertical amin over the strips (vectorized along the contiguous g columns) gives each
-    residue class's minimum; the k smallest overall lie in the k classes with the smallest minima
-    (a class holding one of them has its minimum below the k-th value, and at most k entries are),
-    each among its own k smallest: a topk of (B, g) minima and one of (B, k C/g) gathered entries.
-    """
-    b, c = v.shape
-    g = _TOPK_GROUP
-    if c % g or c < 4 * g or k > g or v.device.type != "cpu" or not v.is_contiguous():
-        return torch.topk(v, k, dim=1, largest=False)
-    strips = v.view(b, c // g, g)
-    _, cls = torch.topk(strips.amin(dim=1), k, dim=1, largest=False)          # (B, k) residues
-    cand = torch.gather(strips, 2, cls[:, None, :].expand(b, c // g, k))      # (B, C/g, k)
-    val, pos = torch.topk(cand.reshape(b, -1), k, dim=1, largest=False)       # pos = strip*k + j
-    return val, (pos // k) * g + torch.gather(cls, 1, pos % k)
-
-
 def nearest_neighbors(x, train, k: int = 2, chunk: int | None = None):
     """The k nearest training points of each sample: (distances (B, k), indices (B, k)).
 
     |x - y|^2 - |x|^2 = [x, 1] . [-2 y, |y|^2] by ONE chunked matmul of augmented matrices
-    (O(B k) memory beyond one (B, chunk) block), the k smallest per chunk by `row_topk_smallest`,
+    (O(B k) memory beyond one (B, chunk) block), the k smallest per chunk by
+    `simulate.rowselect.row_topk`,
     then exact distances recomputed on the k winners (no cancellation in the returned values).
     """
     x = _as_tensor(x)
@@ -70,8 +49,8 @@ def nearest_neighbors(x, train, k: int = 2, chunk: int | None = None):
         raise ValueError(f"k must be between 1 and the training-set size {n}, got {k}")
     b = x.shape[0]
     chunk = chunk or max(k, min(n, _BLOCK // max(b, 1)))
-    if chunk > _TOPK_GROUP:
-        chunk -= chunk % _TOPK_GROUP                       # whole strips for row_topk_smallest
+    if chunk > STRIP:
+        chunk -= chunk % STRIP                             # whole strips for row_topk
     xq = torch.cat([x, torch.ones_like(x[:, :1])], dim=1)
     keys = torch.cat([-2.0 * y, (y * y).sum(1, keepdim=True)], dim=1)
     buf = x.new_empty(b * min(chunk, n))
@@ -81,7 +60,7 @@ def nearest_neighbors(x, train, k: int = 2, chunk: int | None = None):
         kc = keys[start:start + chunk]
         d2 = buf[:b * kc.shape[0]].view(b, kc.shape[0])
         torch.mm(xq, kc.T, out=d2)                         # |x - y|^2 - |x|^2
-        dc, ic = row_topk_smallest(d2, min(k, kc.shape[0]))
+        dc, ic = row_topk(d2, min(k, kc.shape[0]), largest=False)
         cand_d = torch.cat([best_d, dc], 1)
         cand_i = torch.cat([best_i, ic + start], 1)
         order = torch.topk(cand_d, k, dim=1, largest=False).indices

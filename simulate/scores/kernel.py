@@ -37,6 +37,8 @@ from dataclasses import dataclass
 
 import torch
 
+from ..rowselect import STRIP, row_topk
+
 __all__ = ["MixtureStats", "augment_keys", "mixture_stats", "mixture_second_moment",
            "default_chunk"]
 
@@ -44,8 +46,6 @@ __all__ = ["MixtureStats", "augment_keys", "mixture_stats", "mixture_second_mome
 # block (max, exp, sum, second matmul) stay in cache; chunks of 256..1024 rows at B = 1024 are
 # within noise of each other, larger ones are slower (benchmarks/profile_kernel.py).
 LOGITS_BUDGET = 1 << 19
-# Width of the column groups of the two-level argmax (see `_row_argmax`); chunks are multiples.
-_ARGMAX_GROUP = 32
 _LOG2E = 1.0 / math.log(2.0)
 _LN2 = math.log(2.0)
 # Shifted logits below this are raised to it before the exp: exp(-80) ~ 2e-35 (float32),
@@ -86,9 +86,9 @@ def augment_keys(y: torch.Tensor) -> torch.Tensor:
 
 def default_chunk(batch: int, n: int) -> int:
     """Rows of the training set per chunk so that a (batch, chunk) block stays in LOGITS_BUDGET
-    (a multiple of the argmax group width, at least 256)."""
+    (a whole number of `simulate.rowselect` strips, at least 256)."""
     chunk = max(256, LOGITS_BUDGET // max(batch, 1))
-    chunk -= chunk % _ARGMAX_GROUP
+    chunk -= chunk % STRIP              # whole strips for the row argmax (simulate.rowselect)
     return int(min(n, chunk))
 
 
@@ -105,19 +105,10 @@ def _augment_queries(x: torch.Tensor, a, c, shift=0.0) -> torch.Tensor:
 
 
 def _row_argmax(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(max, argmax) along dim 1, equal to `logits.max(dim=1)` but several times faster on CPU
-    (torch's argmax is not vectorized): the (B, C) block is viewed as (B, C / g, g); a vertical
-    amax over the C / g strips (vectorized along the contiguous g columns) gives the column maxima
-    of each residue class, a small (B, g) max picks the residue j, and an argmax over the C / g
-    entries of that residue finds the strip. Ties may resolve to a different maximal column."""
-    b, c = logits.shape
-    g = _ARGMAX_GROUP
-    if c % g or c < 4 * g or logits.device.type != "cpu" or not logits.is_contiguous():
-        return logits.max(dim=1)
-    strips = logits.view(b, c // g, g)
-    gmax, j = strips.amax(dim=1).max(dim=1)
-    k = torch.gather(strips, 2, j.view(b, 1, 1).expand(b, c // g, 1)).view(b, c // g).argmax(dim=1)
-    return gmax, k * g + j
+    """(max, argmax) along dim 1, equal to `logits.max(dim=1)` up to ties but several times
+    faster on CPU (`simulate.rowselect.row_topk` with k = 1)."""
+    val, idx = row_topk(logits, 1)
+    return val[:, 0], idx[:, 0]
 
 
 def _mixture_stats_autograd(x, keys_aug, a, c, chunk) -> MixtureStats:

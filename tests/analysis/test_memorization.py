@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from analysis.memorization import (block_variance, collapse_fraction, memorization_ratio,
-                                   nearest_neighbors, row_topk_smallest)
+                                   nearest_neighbors)
 from analysis.observers import collapse_time_from_indices
 
 
@@ -34,20 +34,6 @@ def test_nearest_neighbors_strip_path_equals_brute_force(dtype, chunk, device):
     tol = 1e-5 if dtype == torch.float32 else 1e-12
     assert torch.allclose(d.double(), ref_d, rtol=tol)
 
-
-@pytest.mark.parametrize("k", [1, 2, 5, 32])
-@pytest.mark.parametrize("cols", [128, 1024, 1000])
-def test_row_topk_smallest_equals_topk(k, cols):
-    """Same values as torch.topk (sorted), including many ties (small integers), and columns
-    that hold those values; 1000 columns (not whole strips) take the fallback."""
-    g = torch.Generator().manual_seed(k * cols)
-    for v in (torch.randn(50, cols, generator=g),
-              torch.randint(0, 20, (50, cols), generator=g).float()):
-        val, idx = row_topk_smallest(v, k)
-        ref = torch.topk(v, k, dim=1, largest=False).values
-        assert torch.equal(torch.sort(val, dim=1).values, torch.sort(ref, dim=1).values)
-        assert torch.equal(torch.gather(v, 1, idx), val)
-        assert all(len(set(r)) == k for r in idx.tolist())   # k distinct columns
 
 def test_memorization_ratio_and_collapse_fraction_on_constructed_points():
     y = torch.tensor([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]], dtype=torch.float64)
