@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import sys
 
 import torch
@@ -19,7 +20,6 @@ DTYPES = {"float32": torch.float32, "float64": torch.float64}
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
 _MMAP_THRESHOLD = 32 << 20          # glibc's own ceiling for the dynamic threshold (64-bit)
 _TRIM_THRESHOLD = 256 << 20
-_ALLOCATOR_TUNED: list = []
 
 
 def resolve_dtype(dtype) -> torch.dtype:
@@ -52,6 +52,7 @@ def generator(seed: int, device="cpu") -> torch.Generator:
     return torch.Generator(device=resolve_device(device)).manual_seed(seed)
 
 
+@functools.cache
 def tune_allocator() -> bool:
     """Keep freed (B, chunk)-sized CPU buffers in the heap instead of unmapping them (glibc only;
     idempotent; returns whether the allocator is tuned).
@@ -62,15 +63,11 @@ def tune_allocator() -> bool:
     pages fault in again on every call: sweep cells ran 1.4x slower on Dask workers than in
     process (benchmarks/bench_sweep.py). Setting the mmap threshold to glibc's own ceiling (32 MiB)
     and the trim threshold to 256 MiB restores in-process speed; called by each cell."""
-    if _ALLOCATOR_TUNED:
-        return _ALLOCATOR_TUNED[0]
-    ok = False
-    if sys.platform.startswith("linux"):
-        try:
-            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-            ok = bool(libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD)) and \
-                bool(libc.mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD))
-        except (OSError, AttributeError):  # not glibc (musl, ...): nothing to tune
-            ok = False
-    _ALLOCATOR_TUNED.append(ok)
-    return ok
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return bool(libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD)) and \
+            bool(libc.mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD))
+    except (OSError, AttributeError):  # not glibc (musl, ...): nothing to tune
+        return False

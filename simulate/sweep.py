@@ -44,10 +44,12 @@ from .config import ConfigError, Field, load_toml, validate
 from .experiments import get_experiment
 
 __all__ = ["SweepError", "SweepIncomplete", "SweepPlan", "SWEEP_SCHEMA", "BACKENDS", "load_sweep",
-           "run_sweep", "merge_parts", "estimate_cell", "check_memory", "part_path", "parse_shard", "OutputLock",
-           "Journal", "describe"]
+           "run_sweep", "merge_parts", "estimate_cell", "check_memory", "part_path", "parse_shard",
+           "OutputLock", "Journal", "describe"]
 
 BACKENDS = ("inprocess", "local", "scheduler", "slurm")
+#: memory of one Python/torch worker process beyond its cell (added to every memory estimate)
+PROCESS_OVERHEAD = 300 * 2**20
 
 SWEEP_SCHEMA = {
     "backend": Field("str", "inprocess", choices=BACKENDS,
@@ -159,7 +161,7 @@ def estimate_cell(exp, cfg: dict, cell: dict) -> dict:
     """{'memory_bytes', 'seconds'} for one cell: the experiment's own `estimate(cfg, cell)` if it
     has one, else a sampling run of the cell's score (`simulate.cost.sampling_seconds`, calibrated
     on the benchmarks); memory the training set, the samples and one (B, chunk) logits block
-    (plus ~0.3 GB for the Python/torch process)."""
+    (PROCESS_OVERHEAD comes on top: the Python/torch process)."""
     if hasattr(exp, "estimate"):
         return dict(exp.estimate(cfg, cell))
     p = _leaves(cfg)
@@ -198,7 +200,8 @@ def estimate_lines(plan: SweepPlan, cells=None) -> list[str]:
     est = [estimate_cell(plan.exp, plan.cfg, c) for c in cells]
     mem = max(e["memory_bytes"] for e in est)
     sec = [e["seconds"] for e in est]
-    return [f"estimate per cell: memory <= {_fmt_bytes(mem)} (+ ~0.3 GiB per worker process), "
+    return [f"estimate per cell: memory <= {_fmt_bytes(mem)} "
+            f"(+ ~{_fmt_bytes(PROCESS_OVERHEAD)} per worker process), "
             f"time {_fmt_seconds(min(sec))} .. {_fmt_seconds(max(sec))} per thread (rough); "
             f"total {_fmt_seconds(sum(sec))} of compute for {len(cells)} cells"]
 
@@ -237,7 +240,6 @@ def check_memory(plan: SweepPlan, cells, backend: str, workers: int = 1, limit: 
         return
     est = [(estimate_cell(plan.exp, plan.cfg, c)["memory_bytes"], c) for c in cells]
     need, cell = max(est, key=lambda e: e[0])
-    overhead = 300 * 2**20
     if limit is None:
         if backend == "slurm":
             if not plan.opts["slurm"]["memory"]:
@@ -252,9 +254,9 @@ def check_memory(plan: SweepPlan, cells, backend: str, workers: int = 1, limit: 
             where = f"available memory on this machine ({share} worker process{'es' * (share > 1)})"
     else:
         where = "the memory limit"
-    if need + overhead > limit:
+    if need + PROCESS_OVERHEAD > limit:
         raise ConfigError(
-            f"cell {cell} needs about {_fmt_bytes(need + overhead)} but {where} is "
+            f"cell {cell} needs about {_fmt_bytes(need + PROCESS_OVERHEAD)} but {where} is "
             f"{_fmt_bytes(limit)}; reduce n_samples / n_train / d for that cell, use "
             f"dtype = \"float32\", use fewer workers, or run where more memory is available "
             f"(SLURM: raise [sweep.slurm] memory)")
