@@ -14,11 +14,13 @@ elementwise passes over the (B, d) state. These are estimates for planning (the 
 
 from __future__ import annotations
 
-__all__ = ["kernel_seconds", "nearest_seconds", "gaussian_score_seconds", "sampling_seconds"]
+__all__ = ["kernel_seconds", "nearest_seconds", "gaussian_score_seconds", "sampling_seconds",
+           "sampling_bytes", "kernel_block_bytes"]
 
 _KERNEL_NS = (2.1, 0.045)        # a + b d nanoseconds per (query, training point) pair
 _NEAREST_NS = (1.1, 0.031)
 _FLOAT64_FACTOR = {"float32": 1.0, "float64": 2.0}
+_ITEM = {"float32": 4, "float64": 8}
 _RUN_S = 0.05                    # set-up of a run: data, score, time grid, observers
 _STEP_S = 4e-4                   # Python, schedule and bookkeeping per sampler step
 _ELEMENTWISE_NS = 2.0            # per state entry per step (noise draw, update, clamp)
@@ -62,3 +64,21 @@ def sampling_seconds(score: str, b: int, n: int, d: int, steps: int, record: int
     step = _STEP_S + 1e-9 * _ELEMENTWISE_NS * b * d * _factor(dtype)
     return (_RUN_S + calls * per_call + steps * step + observe
             + 2 * nearest_seconds(b, n, d, dtype))
+
+
+def kernel_block_bytes(b: int, n: int, dtype: str = "float32") -> int:
+    """The (B, chunk) logits block of one streaming empirical-score call (kernel.default_chunk)
+    and its copy for the nearest-index resolution."""
+    from .scores.kernel import default_chunk
+
+    _factor(dtype)
+    return 2 * _ITEM[dtype] * b * default_chunk(b, n)
+
+
+def sampling_bytes(b: int, n: int, d: int, record: int, dtype: str = "float32") -> int:
+    """Memory of a reverse run: the training set and its augmented keys (~3 N (d+1) numbers),
+    the (B, d) state and its temporaries (~6 B d), one kernel block, and the float64 nearest
+    index and distance recorded at each recording (16 B bytes each)."""
+    _factor(dtype)
+    return (_ITEM[dtype] * (3 * n * (d + 1) + 6 * b * d) + kernel_block_bytes(b, n, dtype)
+            + 16 * record * b)

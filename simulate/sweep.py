@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .cost import sampling_seconds
+from .cost import sampling_bytes, sampling_seconds
 from .config import ConfigError, Field, load_toml, validate
 from .experiments import get_experiment
 
@@ -169,12 +169,9 @@ def estimate_cell(exp, cfg: dict, cell: dict) -> dict:
     d, n = int(p.get("d", 1)), int(p.get("n_train", 1))
     b, steps, rec = int(p.get("n_samples", 1)), int(p.get("steps", 1)), int(p.get("record", 1))
     dtype = p.get("dtype", "float64")
-    item = 4 if dtype == "float32" else 8
-    chunk = min(n, max(256, (1 << 22) // max(b, 1)))
-    mem = item * (3 * n * (d + 1) + 6 * b * d + 2 * b * chunk) + 8 * 2 * rec * b
     seconds = sampling_seconds(str(p.get("score", "empirical")), b, n, d, steps, rec, dtype,
                                str(p.get("method", "sde")))
-    return {"memory_bytes": int(mem), "seconds": seconds}
+    return {"memory_bytes": sampling_bytes(b, n, d, rec, dtype), "seconds": seconds}
 
 
 def _fmt_bytes(n: float) -> str:

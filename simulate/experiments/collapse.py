@@ -38,7 +38,7 @@ import xarray as xr
 from physics.critical import collapse_tau, collapse_time
 from physics.schedules import make_schedule
 
-from ..cost import kernel_seconds, sampling_seconds
+from ..cost import kernel_block_bytes, kernel_seconds, sampling_bytes, sampling_seconds
 from ..config import ConfigError, Field
 from ..data import isotropic_gaussian
 from ..scores import make_score
@@ -200,19 +200,18 @@ def _entropy_collapse_time(cfg, cell, score, sch) -> float:
 def estimate(cfg, cell) -> dict:
     """{'memory_bytes', 'seconds'} for one cell (one thread): the reverse run with its nearest-point
     observer (`simulate.cost.sampling_seconds`) and, when asked, the excess entropy (n_times
-    kernel calls on the fresh samples). Memory: training set, samples, one (B, chunk) logits
-    block."""
+    kernel calls on the fresh samples). Memory: `simulate.cost.sampling_bytes` (training set,
+    samples, one logits block at the kernel's own chunk size) plus the fresh samples' block."""
     sp, ms = cfg["sampler"], cfg["measure"]
     d, n = int(cell["d"]), _n_of(cell)
     b, steps, rec = sp["n_samples"], sp["steps"], len(recording_steps(cfg))
     item = 4 if sp["dtype"] == "float32" else 8
-    chunk = min(n, max(256, (1 << 22) // b))
-    mem = item * (3 * n * (d + 1) + 6 * b * d + 2 * b * chunk + 2 * d * d) + 16 * rec * b
+    mem = sampling_bytes(b, n, d, rec, sp["dtype"]) + item * 2 * d * d    # + a Gaussian's (d, d)
     seconds = sampling_seconds(cell["score"], b, n, d, steps, rec, sp["dtype"], sp["method"])
     if ms["excess_entropy"] and cell["score"] == "empirical":
         m = ms["n_fresh"]
         seconds += ms["n_entropy_times"] * kernel_seconds(m, n, d, sp["dtype"])
-        mem += item * (2 * m * d + 2 * m * min(n, max(256, (1 << 22) // m)))
+        mem += item * 2 * m * d + kernel_block_bytes(m, n, sp["dtype"])
     return {"memory_bytes": int(mem), "seconds": seconds}
 
 

@@ -45,3 +45,15 @@ def test_sweep_estimate_depends_on_the_cell_score():
     pop = estimate_cell(exp, cfg, {"score": "population", "n_train": 4096})["seconds"]
     assert emp == pytest.approx(sampling_seconds("empirical", 512, 4096, 16, 200, 60))
     assert pop < emp
+
+
+def test_memory_model_uses_the_kernels_block():
+    """The logits block in the memory estimate is the kernel's own (B, chunk) block."""
+    from simulate.cost import kernel_block_bytes, sampling_bytes
+    from simulate.scores.kernel import default_chunk
+
+    assert kernel_block_bytes(1024, 16384, "float32") == 2 * 4 * 1024 * default_chunk(1024, 16384)
+    assert kernel_block_bytes(64, 100, "float64") == 2 * 8 * 64 * 100     # chunk = N when N small
+    # N beyond the chunk: only the training set and its keys grow with N, the block does not
+    small, big = sampling_bytes(512, 20000, 16, 60), sampling_bytes(512, 40000, 16, 60)
+    assert big - small == 4 * 3 * 20000 * 17
