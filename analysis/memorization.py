@@ -37,8 +37,8 @@ def nearest_neighbors(x, train, k: int = 2, chunk: int | None = None):
 
     |x - y|^2 - |x|^2 = [x, 1] . [-2 y, |y|^2] by ONE chunked matmul of augmented matrices
     (O(B k) memory beyond one (B, chunk) block), the k smallest per chunk by
-    `simulate.rowselect.row_topk`,
-    then exact distances recomputed on the k winners (no cancellation in the returned values).
+    `simulate.rowselect.row_topk`, then exact distances recomputed on the k winners (no
+    cancellation in the returned values). The default chunk is a whole number of row_topk strips.
     """
     x = _as_tensor(x)
     y = _as_tensor(train, like=x)
@@ -48,9 +48,10 @@ def nearest_neighbors(x, train, k: int = 2, chunk: int | None = None):
     if not 1 <= k <= n:
         raise ValueError(f"k must be between 1 and the training-set size {n}, got {k}")
     b = x.shape[0]
-    chunk = chunk or max(k, min(n, _BLOCK // max(b, 1)))
-    if chunk > STRIP:
-        chunk -= chunk % STRIP                             # whole strips for row_topk
+    if not chunk:
+        chunk = max(k, min(n, _BLOCK // max(b, 1)))
+        if chunk > STRIP:
+            chunk -= chunk % STRIP                         # whole strips for row_topk
     xq = torch.cat([x, torch.ones_like(x[:, :1])], dim=1)
     keys = torch.cat([-2.0 * y, (y * y).sum(1, keepdim=True)], dim=1)
     buf = x.new_empty(b * min(chunk, n))
