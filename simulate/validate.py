@@ -15,7 +15,6 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 import xarray as xr
 
 from physics import critical

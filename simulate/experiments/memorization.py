@@ -140,10 +140,8 @@ def effective_cell(cell: dict) -> dict | None:
 
 def check_grid(cfg) -> None:
     """Errors the schema cannot see (combinations of keys)."""
-    g, sp = cfg["grid"], cfg["sampler"]
-    if not sp["t_max_tau"] > sp["t_min_tau"]:
-        raise ValueError(f"sampler.t_max_tau ({sp['t_max_tau']}) must exceed t_min_tau "
-                         f"({sp['t_min_tau']})")
+    g = cfg["grid"]
+    sampler_time_range(cfg)  # checks t_max_tau > t_min_tau
     for d, k in itertools.product(g["d"], g["intrinsic_dim"]):
         if k > d:
             raise ValueError(f"intrinsic_dim = {k} exceeds d = {d}")

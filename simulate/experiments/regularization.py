@@ -265,7 +265,9 @@ def estimate(cfg, cell) -> dict:
         return {"memory_bytes": int(mem), "seconds": evals * (1e-3 + 2e-8 * b * n * (d + 1))}
     w, steps = cell["width"], max(cfg["grid"]["train_steps"])
     n_ckpt = len(cfg["grid"]["train_steps"])
-    params = count_parameters(build_network(nc["kind"], d, width=w, depth=nc["depth"], seed=0))
+    with torch.device("meta"):     # shapes only: no memory, no initialization work
+        params = count_parameters(build_network(nc["kind"], d, width=w, depth=nc["depth"],
+                                                seed=None))
     flops = 6 * params * n * nc["noise_draws"] * steps + 2 * params * b * evals * n_ckpt
     mem += 4 * (4 * params + 4 * w * max(n * nc["noise_draws"], b))
     return {"memory_bytes": int(mem), "seconds": 6e-3 * steps + 1e-3 * evals * n_ckpt + flops / 3e9}
