@@ -9,9 +9,10 @@ import numpy as np
 from physics.schedules import make_schedule
 
 from ..config import ConfigError, Field
-from ..sampling import METHODS
+from ..sampling import METHODS, sample
 
-__all__ = ["sampler_schema", "sampler_time_range", "recording_steps", "observed_reverse_run"]
+__all__ = ["sampler_schema", "sampler_time_range", "recording_steps", "reverse_run",
+           "end_summaries", "observed_reverse_run"]
 
 
 def sampler_schema(*, steps: int = 200, n_samples: int = 256, t_min_tau: float = 1e-4,
@@ -55,30 +56,41 @@ def recording_steps(cfg) -> list[int]:
     return np.unique(np.linspace(0, steps - 1, min(rec, steps)).round().astype(int)).tolist()
 
 
-def observed_reverse_run(cfg, score, schedule, data, seed: int) -> dict:
-    """Reverse run of the [sampler] section from `score` (sampling seed `seed`) with a
-    nearest-training-point observer; returns the memorization summaries of the final samples
-    (memorization ratio [GDPLLW23] at measure.ratio_threshold, collapse fraction [BDKOS25] at
-    measure.collapse_tol), the last-change collapse time per trajectory (mean and spread), and the
-    recorded curves (nearest distance, same-as-final fraction) on the recording times."""
+def reverse_run(cfg, score, schedule, seed: int, observers=()):
+    """Samples of `score` from the [sampler] section: its method, steps, batch, tau range
+    (`sampler_time_range`), recording steps, dtype and device; sampling seed `seed`."""
+    sp = cfg["sampler"]
+    t_max, t_min = sampler_time_range(cfg)
+    return sample(score, schedule, sp["n_samples"], method=sp["method"], steps=sp["steps"],
+                  t_max=t_max, t_min=t_min, seed=seed, observers=list(observers),
+                  record=recording_steps(cfg), dtype=sp["dtype"], device=sp["device"])
+
+
+def end_summaries(x, train, measure: dict, collapse_times) -> dict:
+    """Memorization summaries of final samples x against the training set: the memorization
+    ratio [GDPLLW23] at measure["ratio_threshold"], the collapse fraction [BDKOS25] at
+    measure["collapse_tol"], and the mean and spread of the per-trajectory collapse times."""
     from analysis.memorization import collapse_fraction, memorization_ratio
+
+    return {
+        "memorization_ratio": memorization_ratio(x, train, measure["ratio_threshold"]),
+        "collapse_fraction": collapse_fraction(x, train, measure["collapse_tol"]),
+        "collapse_time_measured": float(np.mean(collapse_times)),
+        "collapse_time_spread": float(np.std(collapse_times)),
+    }
+
+
+def observed_reverse_run(cfg, score, schedule, data, seed: int) -> dict:
+    """`reverse_run` with a nearest-training-point observer: the `end_summaries` of the final
+    samples and the recorded curves (nearest distance, same-as-final fraction) on the recording
+    times."""
     from analysis.observers import NearestTrainingPoint
 
-    from ..sampling import sample
-
-    sp, ms = cfg["sampler"], cfg["measure"]
-    t_max, t_min = sampler_time_range(cfg)
     obs = NearestTrainingPoint(data)
-    x = sample(score, schedule, sp["n_samples"], method=sp["method"], steps=sp["steps"],
-               t_max=t_max, t_min=t_min, seed=seed, observers=[obs], record=recording_steps(cfg),
-               dtype=sp["dtype"], device=sp["device"])
+    x = reverse_run(cfg, score, schedule, seed, [obs])
     r = obs.result()
-    tc = r["collapse_time"]
     return {
-        "memorization_ratio": memorization_ratio(x, data, ms["ratio_threshold"]),
-        "collapse_fraction": collapse_fraction(x, data, ms["collapse_tol"]),
-        "collapse_time_measured": float(np.mean(tc)),
-        "collapse_time_spread": float(np.std(tc)),
+        **end_summaries(x, data, cfg["measure"], r["collapse_time"]),
         "nearest_distance": r["distance"].mean(axis=1),
         "same_as_final": r["same_as_final"],
         "time": r["t"],

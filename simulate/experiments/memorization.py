@@ -41,10 +41,9 @@ from physics.schedules import make_schedule
 from ..config import Field
 from ..data import isotropic_gaussian, linear_manifold
 from ..networks import NETWORKS, build_network, count_parameters
-from ..sampling import sample
 from ..scores import ConditionalScore, EmpiricalScore, LearnedScore
 from ..training import OPTIMIZERS, TrainConfig, train_score
-from .common import recording_steps, sampler_schema, sampler_time_range
+from .common import end_summaries, reverse_run, sampler_schema, sampler_time_range
 
 _pos = dict(check=lambda v: v > 0, rule="must be > 0")
 _nonneg = dict(check=lambda v: v >= 0, rule="must be >= 0")
@@ -325,12 +324,7 @@ def prepare(cfg, cell):
 
 def draw(cfg, cell, score, observers=()) -> torch.Tensor:
     """Reverse-SDE (or ODE) samples of `score` over the sampler's tau range, seed 10000 + seed."""
-    sp = cfg["sampler"]
-    sch = _schedule(cfg)
-    t_max, t_min = sampler_time_range(cfg)
-    return sample(score, sch, sp["n_samples"], method=sp["method"], steps=sp["steps"],
-                  t_max=t_max, t_min=t_min, seed=10_000 + cell["seed"], observers=list(observers),
-                  record=recording_steps(cfg), dtype=sp["dtype"], device=sp["device"])
+    return reverse_run(cfg, score, _schedule(cfg), 10_000 + cell["seed"], observers)
 
 
 def measure_ratio(cfg, cell) -> float:
@@ -361,10 +355,8 @@ class ClassNearestTrainingPoint:
 
 
 def run_cell(cfg, cell) -> dict:
-    from analysis.memorization import collapse_fraction, memorization_ratio
     from analysis.observers import NearestTrainingPoint
 
-    ms = cfg["measure"]
     ts, score, sample_labels, info = prepare(cfg, cell)
     if sample_labels is None:
         obs = NearestTrainingPoint(ts.x)
@@ -373,10 +365,7 @@ def run_cell(cfg, cell) -> dict:
     x = draw(cfg, cell, score, [obs])
     tc = obs.result()["collapse_time"] if sample_labels is None else obs.collapse_times()
     return {
-        "memorization_ratio": memorization_ratio(x, ts.x, ms["ratio_threshold"]),
-        "collapse_fraction": collapse_fraction(x, ts.x, ms["collapse_tol"]),
-        "collapse_time_measured": float(np.mean(tc)),
-        "collapse_time_spread": float(np.std(tc)),
+        **end_summaries(x, ts.x, cfg["measure"], tc),
         "collapse_time_theory": collapse_time_theory(cfg, cell, ts),
         "train_loss": info["loss"],
         "train_seconds": info["seconds"],
