@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["EMMResult", "EMMNotBracketed", "emm_search", "seed_crossings", "ratio_curve_at",
-           "random_label_prediction"]
+__all__ = ["EMMResult", "EMMNotBracketed", "emm_search", "seed_crossings", "seed_spread",
+           "ratio_curve_at", "random_label_prediction"]
 
 
 class EMMNotBracketed(ValueError):
@@ -72,15 +72,24 @@ class EMMResult:
 
     @property
     def seed_std(self) -> float:
-        """Std over seeds of the per-seed crossings (NaN with fewer than two finite ones)."""
-        f = self.seed_emm[np.isfinite(self.seed_emm)]
-        return float(np.std(f, ddof=1)) if f.size > 1 else math.nan
+        """Std over seeds of the per-seed crossings (`seed_spread`)."""
+        return seed_spread(self.seed_emm)[0]
 
     @property
     def seed_sem(self) -> float:
-        """Standard error of the seed-averaged crossing: seed_std / sqrt(number of seeds)."""
-        f = self.seed_emm[np.isfinite(self.seed_emm)]
-        return self.seed_std / math.sqrt(f.size) if f.size > 1 else math.nan
+        """Standard error of the seed-averaged crossing (`seed_spread`)."""
+        return seed_spread(self.seed_emm)[1]
+
+
+def seed_spread(seed_emm) -> tuple[float, float]:
+    """(std, standard error) over seeds of the finite per-seed crossings: the sample std (ddof 1)
+    and std / sqrt(number of finite crossings); NaN with fewer than two finite ones."""
+    f = np.asarray(seed_emm, dtype=float)
+    f = f[np.isfinite(f)]
+    if f.size < 2:
+        return math.nan, math.nan
+    std = float(np.std(f, ddof=1))
+    return std, std / math.sqrt(f.size)
 
 
 def _check_search_args(n_start, eps, growth, rel_resolution, n_min, n_max, max_evaluations):

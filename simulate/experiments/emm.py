@@ -52,19 +52,6 @@ SCHEMA = {
 }
 
 
-def _effective(point: dict) -> dict:
-    out = dict(point)
-    if out["score"] == "empirical":
-        out.update({k: None for k in mem.RECIPE_AXES})
-    if out["n_classes"] == 1:
-        out["label_mode"] = "none"
-    return out
-
-
-def _key(cell: dict) -> tuple:
-    return tuple(sorted(cell.items(), key=lambda kv: kv[0]))
-
-
 def _n_min(cfg, cell) -> int:
     """Smallest N searched: n_min, and at least one point per class when conditional."""
     n = cfg["search"]["n_min"]
@@ -77,17 +64,11 @@ def cells(cfg) -> list[dict]:
     if not s["n_min"] <= s["n_start"] <= s["n_max"]:
         raise ValueError(f"need search.n_min <= n_start <= n_max, got {s['n_min']}, "
                          f"{s['n_start']}, {s['n_max']}")
-    out, seen = [], set()
-    for point in mem.grid_points(cfg, AXES):
-        c = _effective(point)
-        if _key(c) not in seen:
-            seen.add(_key(c))
-            out.append(c)
-    return out
+    return mem.unique_cells(mem.grid_points(cfg, AXES), mem.canonical_cell)
 
 
 def run_cell(cfg, cell) -> dict:
-    from analysis.emm import EMMNotBracketed, emm_search, seed_crossings
+    from analysis.emm import EMMNotBracketed, emm_search, seed_crossings, seed_spread
 
     s, seeds = cfg["search"], cfg["grid"]["seeds"]
 
@@ -113,14 +94,13 @@ def run_cell(cfg, cell) -> dict:
     pad_n = np.full(k, np.nan)
     pad_r = np.full((k, len(seeds)), np.nan)
     pad_n[:ns.size], pad_r[:ns.size] = ns, rs
-    finite = seed_emm[np.isfinite(seed_emm)]
-    std = float(np.std(finite, ddof=1)) if finite.size > 1 else np.nan
+    std, sem = seed_spread(seed_emm)
     return {
         "emm": emm,
         "emm_upper": upper,
         "seed_emm": seed_emm,
         "emm_seed_std": std,
-        "emm_seed_sem": std / np.sqrt(finite.size) if finite.size > 1 else np.nan,
+        "emm_seed_sem": sem,
         "n_evaluations": int(ns.size),
         "evaluated_n": pad_n,
         "evaluated_ratio_seeds": pad_r,
@@ -156,13 +136,13 @@ VARIABLES = {
 
 def assemble(cfg, cell_list, results) -> xr.Dataset:
     g, s = cfg["grid"], cfg["search"]
-    by_cell = {_key(c): r for c, r in zip(cell_list, results)}
+    by_cell = {mem.cell_key(c): r for c, r in zip(cell_list, results)}
     shape = tuple(len(g[a]) for a in AXES)
     extra = {"seed": len(g["seeds"]), "evaluation": s["max_evaluations"]}
     arrays = {k: np.full(shape + tuple(extra[d] for d in dims), np.nan)
               for k, (dims, _, _) in VARIABLES.items()}
     for idx, point in zip(np.ndindex(shape), mem.grid_points(cfg, AXES)):
-        res = by_cell[_key(_effective(point))]
+        res = by_cell[mem.cell_key(mem.canonical_cell(point))]
         for k in VARIABLES:
             arrays[k][idx] = res[k]
     data_vars = {k: (AXES + dims, arrays[k], {"units": u, "long_name": name})

@@ -124,16 +124,39 @@ SEED_STREAMS = ("data: seed; class centres: SeedSequence (seed, 3); true labels:
 
 
 # ------------------------------------------------------------------------------- cells
-def effective_cell(cell: dict) -> dict | None:
-    """The cell actually computed for a grid point: recipe keys None for the empirical score,
-    label_mode "none" for one class; None (skipped) for a conditional cell with N < C."""
-    out = dict(cell)
+def canonical_cell(point: dict) -> dict:
+    """A grid point with the keys that do not apply blanked: recipe keys None for the empirical
+    score, label_mode "none" for one class (grid points that differ only there are one cell)."""
+    out = dict(point)
     if out["score"] == "empirical":
         out.update({k: None for k in RECIPE_AXES})
     if out["n_classes"] == 1:
         out["label_mode"] = "none"
+    return out
+
+
+def effective_cell(cell: dict) -> dict | None:
+    """The cell actually computed for a grid point: its `canonical_cell`; None (skipped) for a
+    conditional cell with N < C."""
+    out = canonical_cell(cell)
     if out["label_mode"] != "none" and out["n_train"] < out["n_classes"]:
         return None
+    return out
+
+
+def cell_key(cell: dict) -> tuple:
+    """A hashable key of a cell (its items sorted by name)."""
+    return tuple(sorted(cell.items(), key=lambda kv: kv[0]))
+
+
+def unique_cells(points, effective) -> list[dict]:
+    """effective(point) for each point, without repeats and without None, in order."""
+    out, seen = [], set()
+    for point in points:
+        c = effective(point)
+        if c is not None and cell_key(c) not in seen:
+            seen.add(cell_key(c))
+            out.append(c)
     return out
 
 
@@ -155,14 +178,7 @@ def grid_points(cfg, axes=AXES):
 
 def cells(cfg) -> list[dict]:
     check_grid(cfg)
-    out, seen = [], set()
-    for point in grid_points(cfg):
-        c = effective_cell(point)
-        key = None if c is None else tuple(sorted(c.items(), key=lambda kv: kv[0]))
-        if c is not None and key not in seen:
-            seen.add(key)
-            out.append(c)
-    return out
+    return unique_cells(grid_points(cfg), effective_cell)
 
 
 # ------------------------------------------------------------------------------- data
@@ -448,13 +464,12 @@ def coordinates(cfg, axes) -> dict:
 
 def assemble(cfg, cell_list, results) -> xr.Dataset:
     g = cfg["grid"]
-    by_cell = {tuple(sorted(c.items(), key=lambda kv: kv[0])): r
-               for c, r in zip(cell_list, results)}
+    by_cell = {cell_key(c): r for c, r in zip(cell_list, results)}
     shape = tuple(len(g["seeds" if a == "seed" else a]) for a in AXES)
     arrays = {k: np.full(shape, np.nan) for k in VARIABLES}
     for idx, point in zip(np.ndindex(shape), grid_points(cfg)):
         c = effective_cell(point)
-        res = None if c is None else by_cell.get(tuple(sorted(c.items(), key=lambda kv: kv[0])))
+        res = None if c is None else by_cell.get(cell_key(c))
         if res is not None:
             for k in VARIABLES:
                 arrays[k][idx] = res[k]
