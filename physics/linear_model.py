@@ -75,17 +75,18 @@ def noise_scales(T=None, m=None, sigma2=None) -> tuple[float, float]:
 
 
 def _vector_and_matrix(v, M, v_name: str, M_name: str, d: int | None = None):
-    """float64 (v (d,), M (d, d)); d from M (which must be square) unless given."""
+    """float64 (v (d,), M (d, d)); d from M (which must be square) unless given, in which case
+    v is checked first."""
     v = np.asarray(v, dtype=np.float64)
     M = np.asarray(M, dtype=np.float64)
     if d is None:
         if M.ndim != 2 or M.shape[0] != M.shape[1]:
             raise ValueError(f"{M_name} must be a square (d, d) matrix, got shape {M.shape}")
         d = M.shape[0]
-    elif M.shape != (d, d):
-        raise ValueError(f"{M_name} must have shape ({d}, {d}), got {M.shape}")
     if v.shape != (d,):
         raise ValueError(f"{v_name} must have shape ({d},), got {v.shape}")
+    if M.shape != (d, d):
+        raise ValueError(f"{M_name} must have shape ({d}, {d}), got {M.shape}")
     return v, M
 
 
