@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from .plots import save  # noqa: E402
+from .plots import plt, save
 
 __all__ = ["plot_memorization", "plot_emm", "recipe_label"]
 
@@ -129,8 +125,8 @@ def plot_emm(ds, path, formats=("png",)):
     """Two panels: (1) every evaluated (N, ratio) point of each search with the EMM bracket;
     (2) EMM with its bracket and seed spread vs the first varying grid axis."""
     fig, ax = plt.subplots(1, 2, figsize=(12, 4.4))
-    cell_dims = [d for d in ds["emm"].dims]
-    varying = [d for d in cell_dims if ds.sizes[d] > 1]
+    cell_dims = list(ds["emm"].dims)
+    varying = _varying(ds, cell_dims)
     flat = ds.stack(cell=cell_dims) if cell_dims else ds.expand_dims(cell=[0])
     cmap = plt.get_cmap("viridis")
     k = flat.sizes["cell"]
@@ -149,8 +145,7 @@ def plot_emm(ds, path, formats=("png",)):
     ax[0].set(xscale="log", xlabel="training-set size N", ylabel="seed-mean memorization ratio",
               ylim=(-0.03, 1.03), title="EMM search: evaluated points")
     ax[0].legend(fontsize=7)
-    var = [d for d in cell_dims if ds.sizes[d] > 1]
-    x_dim = var[0] if var else (cell_dims[0] if cell_dims else None)
+    x_dim = varying[0] if varying else (cell_dims[0] if cell_dims else None)
     if x_dim is not None:
         rest = [d for d in cell_dims if d != x_dim]
         sub = ds.stack(other=rest) if rest else ds.expand_dims(other=[0])

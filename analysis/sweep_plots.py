@@ -142,10 +142,10 @@ def reduce_dims(da, keep, selection=None):
 def _candidate_axes(ds, name, fixed=()):
     da = ds[name]
     skip = (_AVERAGED, _FACET, *fixed)
-    sweep = [d for d in sweep_axes(ds) if d in da.dims and da.sizes[d] > 1 and d not in skip]
-    internal = [d for d in da.dims if d not in sweep and d not in (*skip, "block")
-                and da.sizes[d] > 1 and _coord(ds, d).dtype.kind in "fiu"
-                and d not in sweep_axes(ds)]
+    axes = sweep_axes(ds)
+    sweep = [d for d in axes if d in da.dims and da.sizes[d] > 1 and d not in skip]
+    internal = [d for d in da.dims if d not in axes and d not in (*skip, "block")
+                and da.sizes[d] > 1 and _coord(ds, d).dtype.kind in "fiu"]
     return sweep, internal
 
 
@@ -234,7 +234,6 @@ def _title(chosen: dict, score=None) -> str:
 
 def _draw_boundaries(ax, ds, x, y, keep_sel, panel_sel):
     """Lines of the boundary variables along x or y (see the module docstring)."""
-    drawn = []
     for axis, other in ((x, y), (y, x)):
         for name in boundary_variables(ds, axis):
             b, _ = reduce_dims(ds[name], {other}, {**keep_sel, **panel_sel})
@@ -243,7 +242,6 @@ def _draw_boundaries(ax, ds, x, y, keep_sel, panel_sel):
             if b.ndim == 0:
                 if np.isfinite(vals):
                     (ax.axvline if axis == x else ax.axhline)(float(vals), **style)
-                    drawn.append(name)
                 continue
             o = _coord(ds, other)
             ok = np.isfinite(vals)
@@ -254,8 +252,6 @@ def _draw_boundaries(ax, ds, x, y, keep_sel, panel_sel):
                                                                         vals[ok][order])
             ax.plot(xs, ys, marker=".", **style)
             ax.plot(xs, ys, color="k", lw=0.8, ls="--")
-            drawn.append(name)
-    return drawn
 
 
 def heatmap_panel(ax, ds, name, x, y, selection=None, *, score=None, colorbar=True, cmap=None,
@@ -441,7 +437,7 @@ def plot_block_curves(ds, stem: Path, formats=("png", "pdf"), selection=None):
     fig, axes = _figure(len(names), len(scores), (4.8 * len(scores), 3.6 * len(names)))
     cmap = matplotlib.colormaps["viridis"]
     for i, name in enumerate(names):
-        sweep, internal = _candidate_axes(ds, name)
+        sweep, _ = _candidate_axes(ds, name)
         x = next((a for a in ("tau", "time") if a in ds[name].dims),
                  sweep[0] if sweep else None)
         if x is None:

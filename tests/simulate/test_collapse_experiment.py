@@ -5,7 +5,6 @@ import math
 
 import numpy as np
 import pytest
-import torch
 
 from physics.critical import collapse_time
 from physics.schedules import make_schedule
@@ -78,26 +77,15 @@ def test_memorization_boundary_is_where_collapse_time_equals_end_time():
         collapse.memorization_boundary_alpha(0.0, 1.0)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)  # as sweep cells run; 2 threads on a shared 2-core box crawl
-    yield
-    torch.set_num_threads(old)
-
-
 @pytest.fixture(scope="module")
 def small_run():
     """d = 128 = LAST_CHANGE_MIN_D, alpha = 0.05 (N = 602): about 6 s on one core."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
     cfg = config({"d": [LAST_CHANGE_MIN_D], "alpha": [0.05], "score": ["empirical", "population"],
                   "seeds": [0]},
                  sampler={"steps": 150, "record": 150, "n_samples": 200, "t_min_tau": 1e-4},
                  measure={"excess_entropy": True, "n_fresh": 600})
     cells = collapse.cells(cfg)
-    yield cfg, collapse.assemble(cfg, cells, [collapse.run_cell(cfg, c) for c in cells])
-    torch.set_num_threads(old)
+    return cfg, collapse.assemble(cfg, cells, [collapse.run_cell(cfg, c) for c in cells])
 
 
 def test_measured_collapse_time_against_rem_theory(small_run):

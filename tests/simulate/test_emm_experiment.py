@@ -6,7 +6,6 @@ falls with N once the training points crowd within ~sqrt(tau_min) of each other.
 
 import numpy as np
 import pytest
-import torch
 
 from simulate.config import validate
 from simulate.experiments import emm, get_experiment, memorization as mem

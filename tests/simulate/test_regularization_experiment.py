@@ -9,21 +9,11 @@ import math
 
 import numpy as np
 import pytest
-import torch
 
 from simulate.config import ConfigError, validate
 from simulate.experiments import get_experiment, regularization
 
 C_GRID = [0.0, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Small batches: one torch thread is ~10x faster than two on the shared 2-core machine."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 def config(**sections):
