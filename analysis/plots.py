@@ -10,19 +10,15 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from .sweep_plots import write_figure  # noqa: E402
+
 __all__ = ["plot_quickstart", "plot_validation", "plot_geometric", "plot_geometric_phase",
            "plot_geometric_learned", "save"]
 
 
 def save(fig, path, formats=("png",)) -> list[Path]:
     """Save a figure under `path` with each suffix in `formats`; close it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    out = []
-    for fmt in formats:
-        p = path.with_suffix("." + fmt)
-        fig.savefig(p, dpi=120, bbox_inches="tight")
-        out.append(p)
+    out = write_figure(fig, Path(path).with_suffix(""), formats, dpi=120, bbox_inches="tight")
     plt.close(fig)
     return out
 

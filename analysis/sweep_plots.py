@@ -39,7 +39,7 @@ from matplotlib.figure import Figure
 __all__ = ["FORMATS", "plot_results", "sweep_axes", "theory_partner", "boundary_variables",
            "reduce_dims", "default_axes", "heatmap_panel", "curve_panel", "plot_phase_diagram",
            "plot_curves", "plot_block_curves", "plot_memorization_curves", "plot_collapse",
-           "parse_selection"]
+           "parse_selection", "write_figure"]
 
 FORMATS = ("png", "pdf", "svg")
 _FACET = "score"
@@ -343,14 +343,22 @@ def curve_panel(ax, ds, name, x, selection=None, *, color_axis=None, score=None)
     return chosen
 
 
-def _save(fig, stem: Path, formats) -> list[Path]:
+def write_figure(fig, stem, formats, **savefig_kw) -> list[Path]:
+    """Write `fig` as <stem>.<fmt> for each format (the folder is created); returns the paths.
+    Backend-neutral (no pyplot): `analysis.plots.save` uses it too."""
+    stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     out = []
     for fmt in formats:
         p = stem.with_name(f"{stem.name}.{fmt}")
-        fig.savefig(p, dpi=110)  # constrained layout: no bbox_inches="tight" second pass
+        fig.savefig(p, **savefig_kw)
         out.append(p)
     return out
+
+
+def _save(fig, stem: Path, formats) -> list[Path]:
+    # constrained layout: no bbox_inches="tight" second pass
+    return write_figure(fig, stem, formats, dpi=110)
 
 
 def _figure(nrows, ncols, figsize):
