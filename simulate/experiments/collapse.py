@@ -42,7 +42,8 @@ from ..cost import kernel_block_bytes, kernel_seconds, sampling_bytes, sampling_
 from ..config import ConfigError, Field
 from ..data import isotropic_gaussian
 from ..scores import make_score
-from .common import observed_reverse_run, recording_steps, sampler_schema, sampler_time_range
+from .common import (fill_grid, observed_reverse_run, recording_steps, sampler_schema,
+                     sampler_time_range)
 
 __all__ = ["SCHEMA", "cells", "run_cell", "assemble", "plot", "estimate", "sizes",
            "sampler_time_range", "memorization_boundary_alpha", "memorization_boundary_n",
@@ -224,21 +225,15 @@ def assemble(cfg, cell_list, results) -> xr.Dataset:
     axes = ("score", "d", axis, "seed")
     values = {"score": list(g["score"]), "d": list(g["d"]), axis: list(g[axis]),
               "seed": list(g["seeds"])}
-    shape = tuple(len(values[a]) for a in axes)
     t_ref = np.asarray(next(r["time"] for r in results))
     tau_ref = np.asarray(next(r["tau"] for r in results))
     scalar_keys = ["memorization_ratio", "collapse_fraction", "collapse_time_measured",
                    "collapse_time_spread"]
     if cfg["measure"]["excess_entropy"]:
         scalar_keys.append("collapse_time_entropy")
-    scal = {k: np.full(shape, np.nan) for k in scalar_keys}
-    traj = {k: np.full(shape + (t_ref.size,), np.nan) for k in ("nearest_distance", "same_as_final")}
-    for cell, res in zip(cell_list, results):
-        i = tuple(values[a].index(cell[a]) for a in axes)
-        for k in scal:
-            scal[k][i] = res[k]
-        for k in traj:
-            traj[k][i] = res[k]
+    pairs = list(zip(cell_list, results))
+    scal = fill_grid(pairs, axes, values, scalar_keys)
+    traj = fill_grid(pairs, axes, values, ("nearest_distance", "same_as_final"), (t_ref.size,))
 
     sch = make_schedule(cfg["sampler"]["schedule"])
     d = np.asarray(g["d"])

@@ -12,7 +12,7 @@ from ..config import ConfigError, Field
 from ..sampling import METHODS, sample
 
 __all__ = ["sampler_schema", "sampler_time_range", "recording_steps", "reverse_run",
-           "end_summaries", "observed_reverse_run"]
+           "end_summaries", "observed_reverse_run", "fill_grid"]
 
 
 def sampler_schema(*, steps: int = 200, n_samples: int = 256, t_min_tau: float = 1e-4,
@@ -96,3 +96,15 @@ def observed_reverse_run(cfg, score, schedule, data, seed: int) -> dict:
         "time": r["t"],
         "tau": r["tau"],
     }
+
+
+def fill_grid(pairs, axes, values: dict, keys, trailing=()) -> dict:
+    """{key: array} with each result's entry `key` at its cell's grid index: arrays of shape
+    (len(values[a]) for a in axes) + trailing, NaN where no cell. pairs: (cell, result)."""
+    shape = tuple(len(values[a]) for a in axes) + tuple(trailing)
+    out = {k: np.full(shape, np.nan) for k in keys}
+    for cell, res in pairs:
+        i = tuple(list(values[a]).index(cell[a]) for a in axes)
+        for k in keys:
+            out[k][i] = res[k]
+    return out

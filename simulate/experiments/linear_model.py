@@ -33,6 +33,7 @@ import xarray as xr
 from physics import linear_model as lm
 
 from ..config import Field
+from .common import fill_grid
 
 SCHEMA = {
     "job": Field("str", choices=("linear_model",), help="experiment to run"),
@@ -175,12 +176,7 @@ def assemble(cfg, cell_list, results) -> xr.Dataset:
     g = cfg["grid"]
     axes = ("n_train", "d", "T", "seed")
     coords = {"n_train": g["n_train"], "d": g["d"], "T": g["T"], "seed": g["seeds"]}
-    shape = tuple(len(coords[a]) for a in axes)
-    out = {k: np.full(shape, np.nan) for k in _VARS}
-    for cell, res in zip(cell_list, results):
-        i = tuple(list(coords[a]).index(cell[a]) for a in axes)
-        for k in out:
-            out[k][i] = res[k]
+    out = fill_grid(zip(cell_list, results), axes, coords, _VARS)
     s, intercept = cfg["data"]["std"], cfg["data"]["intercept"]
     n = np.asarray(g["n_train"], dtype=float)
     th_shape = (len(g["n_train"]), len(g["d"]), len(g["T"]))

@@ -20,7 +20,7 @@ from physics.schedules import make_schedule
 from ..config import Field
 from ..data import isotropic_gaussian
 from ..scores import make_score
-from .common import observed_reverse_run, sampler_schema
+from .common import fill_grid, observed_reverse_run, sampler_schema
 
 _pos = dict(check=lambda v: v > 0, rule="must be > 0")
 
@@ -71,19 +71,12 @@ def run_cell(cfg, cell) -> dict:
 
 def assemble(cfg, cell_list, results) -> xr.Dataset:
     g = cfg["grid"]
-    shape = (len(g["score"]), len(g["n_train"]), len(g["seeds"]))
     t_ref = next(r["time"] for r in results)
-    nt = len(t_ref)
-    scal = {k: np.full(shape, np.nan) for k in ("memorization_ratio", "collapse_fraction",
-                                                 "collapse_time_measured", "collapse_time_spread")}
-    traj = {k: np.full(shape + (nt,), np.nan) for k in ("nearest_distance", "same_as_final")}
-    for cell, res in zip(cell_list, results):
-        i = (g["score"].index(cell["score"]), g["n_train"].index(cell["n_train"]),
-             g["seeds"].index(cell["seed"]))
-        for k in scal:
-            scal[k][i] = res[k]
-        for k in traj:
-            traj[k][i] = res[k]
+    pairs, axes = list(zip(cell_list, results)), ("score", "n_train", "seed")
+    values = {"score": g["score"], "n_train": g["n_train"], "seed": g["seeds"]}
+    scal = fill_grid(pairs, axes, values, ("memorization_ratio", "collapse_fraction",
+                                           "collapse_time_measured", "collapse_time_spread"))
+    traj = fill_grid(pairs, axes, values, ("nearest_distance", "same_as_final"), (len(t_ref),))
     d = cfg["data"]["d"]
     n = np.asarray(g["n_train"])
     theory = collapse_time(n, np.full(d, cfg["data"]["variance"]), _schedule(cfg))

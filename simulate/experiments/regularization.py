@@ -59,6 +59,7 @@ from ..networks import NETWORKS, build_network, count_parameters
 from ..sampling import sample
 from ..scores import EmpiricalScore, FloorNormalizedScore, LearnedScore, TikhonovScore
 from ..training import TrainConfig, train_score
+from .common import fill_grid
 
 REGULARIZERS = ("tikhonov", "floor", "network")
 _ge0 = dict(check=lambda v: v >= 0, rule="must be >= 0")
@@ -275,16 +276,9 @@ def estimate(cfg, cell) -> dict:
 
 # ----------------------------------------------------------------------------- assemble
 def _grid_of(cell_list, results, reg, axes, coords, keys):
-    shape = tuple(len(coords[a]) for a in axes)
     extra = (len(coords["train_steps"]),) if reg == "network" else ()
-    out = {k: np.full(shape + extra, np.nan) for k in keys}
-    for cell, res in zip(cell_list, results):
-        if cell["regularizer"] != reg:
-            continue
-        i = tuple(list(coords[a]).index(cell[a]) for a in axes)
-        for k in keys:
-            out[k][i] = res[k]
-    return out
+    pairs = [(c, r) for c, r in zip(cell_list, results) if c["regularizer"] == reg]
+    return fill_grid(pairs, axes, coords, keys, extra)
 
 
 def _attrs(units, long_name, **kw):
