@@ -6,6 +6,9 @@
     run_cell(cfg, cell) -> dict arrays measured in one cell
     assemble(cfg, cells, results) -> xarray.Dataset
     plot(ds, path)              the figure written beside the results
+
+`run_in_memory(exp, cfg)` runs every cell of a validated config in this process and assembles
+the Dataset, with no file and no journal (tests, notebooks); sweeps go through simulate.sweep.
 """
 
 from importlib import import_module
@@ -26,3 +29,11 @@ def get_experiment(name: str):
     if name not in EXPERIMENTS:
         raise ValueError(f"unknown job {name!r}; choose one of {sorted(EXPERIMENTS)}")
     return import_module(EXPERIMENTS[name])
+
+
+def run_in_memory(exp, cfg) -> tuple:
+    """(cells, Dataset): every cell of the validated config `cfg` of experiment `exp` (a module
+    or a job name) run here, one after another, and assembled."""
+    exp = get_experiment(exp) if isinstance(exp, str) else exp
+    cells = exp.cells(cfg)
+    return cells, exp.assemble(cfg, cells, [exp.run_cell(cfg, c) for c in cells])

@@ -9,7 +9,7 @@ import pytest
 from physics.critical import collapse_time
 from physics.schedules import make_schedule
 from simulate.config import ConfigError, validate
-from simulate.experiments import collapse
+from simulate.experiments import collapse, run_in_memory
 from simulate.sweep import load_sweep
 from simulate.validate import LAST_CHANGE_MIN_D
 
@@ -84,8 +84,7 @@ def small_run():
                   "seeds": [0]},
                  sampler={"steps": 150, "record": 150, "n_samples": 200, "t_min_tau": 1e-4},
                  measure={"excess_entropy": True, "n_fresh": 600})
-    cells = collapse.cells(cfg)
-    return cfg, collapse.assemble(cfg, cells, [collapse.run_cell(cfg, c) for c in cells])
+    return cfg, run_in_memory(collapse, cfg)[1]
 
 
 def test_measured_collapse_time_against_rem_theory(small_run):
@@ -137,8 +136,7 @@ def test_memorization_flips_across_the_boundary():
     are asserted (64 samples: binomial std <= 0.06)."""
     cfg = config({"d": [16], "alpha": [0.1, 0.35, 0.6], "score": ["empirical"]},
                  sampler={"steps": 40, "record": 20, "n_samples": 64, "t_min_tau": 1.0})
-    cells = collapse.cells(cfg)
-    ds = collapse.assemble(cfg, cells, [collapse.run_cell(cfg, c) for c in cells])
+    ds = run_in_memory(collapse, cfg)[1]
     ratio = ds["memorization_ratio"].isel(score=0, d=0, seed=0).values
     assert ds["memorization_boundary_alpha"].item() == pytest.approx(0.5 * math.log(2))
     t_c = ds["collapse_time_theory"].isel(d=0).values

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from simulate.config import validate
-from simulate.experiments import emm, get_experiment, memorization as mem
+from simulate.experiments import emm, get_experiment, memorization as mem, run_in_memory
 
 
 
@@ -31,9 +31,8 @@ def test_emm_brackets_the_crossing_and_grows_with_d():
     it (seeded), points beyond n_evaluations are NaN padding, and EMM grows with d (training
     points lie farther apart, so the same tau_min resolves more of them)."""
     cfg = config()
-    cells = emm.cells(cfg)
+    cells, ds = run_in_memory(emm, cfg)
     assert len(cells) == 2
-    ds = emm.assemble(cfg, cells, [emm.run_cell(cfg, c) for c in cells])
     sel = ds.squeeze(drop=True)  # dims left: d, seed, evaluation
     for d in (2, 4):
         s = sel.sel(d=d)

@@ -13,7 +13,7 @@ from analysis.plots import plot_geometric_learned
 from physics import critical
 from physics.schedules import OrnsteinUhlenbeck
 from simulate.config import ConfigError, validate
-from simulate.experiments import geometric
+from simulate.experiments import geometric, run_in_memory
 
 OU = OrnsteinUhlenbeck()
 
@@ -31,8 +31,7 @@ def tiny_config(data=None, measure=None, train=None, **grid):
 
 
 def run(cfg):
-    cells = geometric.cells(cfg)
-    return cells, geometric.assemble(cfg, cells, [geometric.run_cell(cfg, c) for c in cells])
+    return run_in_memory(geometric, cfg)
 
 
 def test_geometric_cells_assemble_with_theory():
@@ -74,10 +73,9 @@ def test_alpha_axis_validation_and_sizes():
     with pytest.raises(ConfigError, match="gives N = "):
         geometric.cells(tiny_config(n_train=[], alpha=[2.0], d=[12]))  # e^24 > 1e6
     cfg = tiny_config(n_train=[], alpha=[0.2, 0.35], d=[10, 12], score=["population"])
-    cells = geometric.cells(cfg)
+    cells, ds = run_in_memory(geometric, cfg)
     assert {(c["alpha"], c["d"], c["n_train"]) for c in cells} == {
         (a, d, round(math.exp(a * d))) for a in (0.2, 0.35) for d in (10, 12)}
-    ds = geometric.assemble(cfg, cells, [geometric.run_cell(cfg, c) for c in cells])
     assert ds["kept_fraction"].dims[:3] == ("score", "alpha", "d")
     np.testing.assert_array_equal(ds["n_train"].sel(alpha=0.35, d=12), round(math.exp(4.2)))
 
@@ -130,10 +128,9 @@ def _fd_jacobian(score, x, t, h=1e-5):
 def test_learned_score_pipeline_and_jacobian_matches_finite_differences(tmp_path):
     cfg = tiny_config(n_train=[8], d=[6], score=["empirical", "learned"], width=[8, 16],
                       data={"block_dims": [1, 2]}, measure={"n_tau": 4, "n_points": 3})
-    cells = geometric.cells(cfg)
+    cells, ds = run_in_memory(geometric, cfg)
     learned = [c for c in cells if c["score"] == "learned"]
     assert len(learned) == 2 and all("train_step" not in c for c in learned)  # one run per width
-    ds = geometric.assemble(cfg, cells, [geometric.run_cell(cfg, c) for c in cells])
     lk = ds["learned_kept_fraction"]
     assert lk.dims == ("n_train", "d", "std_ratio", "seed", "width", "train_step", "tau", "block")
     assert list(ds["train_step"].values) == [3, 6] and np.all(np.isfinite(lk.sel(block=[0, 1])))

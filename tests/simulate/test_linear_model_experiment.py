@@ -9,7 +9,7 @@ import pytest
 
 from physics.linear_model import kl_large_n_limit
 from simulate.config import validate
-from simulate.experiments import get_experiment, linear_model
+from simulate.experiments import get_experiment, linear_model, run_in_memory
 
 D = 4
 N_GRID = [3, 4, 5, 6, 7, 8, 10, 14, 20, 100]
@@ -25,9 +25,7 @@ def small_config(**measure):
 
 @pytest.fixture(scope="module")
 def ds():
-    cfg = small_config()
-    cells = linear_model.cells(cfg)
-    return linear_model.assemble(cfg, cells, [linear_model.run_cell(cfg, c) for c in cells])
+    return run_in_memory(linear_model, small_config())[1]
 
 
 def _curve(ds, name):

@@ -10,7 +10,7 @@ import torch
 from analysis.memorization import nearest_neighbors
 from physics.critical import collapse_tau
 from simulate.config import ConfigError, validate
-from simulate.experiments import get_experiment, memorization as mem
+from simulate.experiments import get_experiment, memorization as mem, run_in_memory
 
 
 
@@ -38,9 +38,8 @@ def test_empirical_run_memorizes_small_n_with_dims_and_attrs():
     time lies above the REM t_C (finite-d bias of the last-change estimator, README) but within a
     factor 2, and decreases with N like t_C."""
     cfg = config()
-    cells = mem.cells(cfg)
+    cells, ds = run_in_memory(mem, cfg)
     assert len(cells) == 4
-    ds = mem.assemble(cfg, cells, [mem.run_cell(cfg, c) for c in cells])
     emp = ds.sel(score="empirical").squeeze(drop=True)  # (n_train, seed)
     assert emp["memorization_ratio"].dims == ("n_train", "seed")
     assert np.all(collapse_tau(np.array([4, 16]), np.ones(8)) >= 1.0)
@@ -158,8 +157,7 @@ def test_random_labels_collapse_like_n_over_c_points():
     REM t_C (finite-d bias of the estimator at d = 8, README)."""
     cfg = config({"n_train": [16, 64], "n_classes": [4], "label_mode": ["none", "random"],
                   "seeds": [0, 1, 2, 3]}, sampler={"steps": 200, "n_samples": 256, "record": 60})
-    cells = mem.cells(cfg)
-    ds = mem.assemble(cfg, cells, [mem.run_cell(cfg, c) for c in cells]).squeeze(drop=True)
+    ds = run_in_memory(mem, cfg)[1].squeeze(drop=True)
     rand = ds.sel(label_mode="random", n_train=64)
     none = ds.sel(label_mode="none", n_train=16)
     assert float(rand["collapse_time_theory"].mean()) == pytest.approx(

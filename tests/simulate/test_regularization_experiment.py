@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from simulate.config import ConfigError, validate
-from simulate.experiments import get_experiment, regularization
+from simulate.experiments import get_experiment, regularization, run_in_memory
 
 C_GRID = [0.0, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1]
 
@@ -26,8 +26,7 @@ def config(**sections):
 
 
 def run(cfg):
-    cells = regularization.cells(cfg)
-    return regularization.assemble(cfg, cells, [regularization.run_cell(cfg, c) for c in cells])
+    return run_in_memory(regularization, cfg)[1]
 
 
 @pytest.fixture(scope="module")

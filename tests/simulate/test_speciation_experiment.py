@@ -7,7 +7,7 @@ import pytest
 
 from physics import critical
 from simulate.config import ConfigError, validate
-from simulate.experiments import speciation
+from simulate.experiments import run_in_memory, speciation
 
 
 def _cfg(**grid):
@@ -37,9 +37,7 @@ def test_measured_speciation_time_matches_theory_d64():
     curve follows the theory curve within 0.1 at every branching time (150 trajectories: the
     binomial standard error of phi is <= 0.04)."""
     cfg = _cfg()
-    cells = speciation.cells(cfg)
-    res = [speciation.run_cell(cfg, c) for c in cells]
-    ds = speciation.assemble(cfg, cells, res)
+    ds = run_in_memory(speciation, cfg)[1]
     meas = float(ds["speciation_time_measured"].squeeze())
     curve_t = float(ds["speciation_time_cloning_theory"].squeeze())
     assert curve_t == pytest.approx(critical.speciation_time_from_cloning(8.0))
