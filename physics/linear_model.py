@@ -1,4 +1,5 @@
-"""The solvable linear one-step diffusion model of [H24] (SCIENCE.md section 4, last bullet).
+"""The solvable linear one-step diffusion model of [H24] (Halder, arXiv 2411.17807; docs/theory.md,
+"Solvable linear model ([H24])").
 
 Setting. Training set y_1..y_N in R^d drawn from the sampling law N(mu, S) (default N(0, s^2 I)).
 Forward noising to diffusion time T: x_T = m y + sigma z, z ~ N(0, I), with the OU/VP kernel
@@ -17,9 +18,16 @@ covariance A A^T. Since a(0) = 0, rank(A A^T) = rank(C_N) = min(N - 1, d) (min(N
 intercept): for too few training points the generated law lives on the affine hull of the training
 set and KL(generated || sampling) is infinite.
 
+The paper's official code fits the model differently (noise scaled by l = e^{-2T}, OLS on one noise
+draw per point, prior matched to the training set): `fit="official"`, implemented in
+`physics.linear_model_official`. The kernel-density distances of the generalization criterion and
+the KL / squared Hellinger distance between Gaussians live in `physics.linear_model_criterion`; all
+public names of both are importable from here.
+
 This module is pure float64 numpy/scipy; the only functions that draw random numbers are the
-Monte-Carlo helpers `fit_linear_denoiser_sampled`, `expected_kl` and `generalization_probability`,
-which take a seed, as [H24]'s averages and generalization criterion are over training sets.
+Monte-Carlo helpers `fit_linear_denoiser_sampled`, `expected_kl`, `fit_generated_law` (official
+fit) and `generalization_probability`, which take a seed, as [H24]'s averages and generalization
+criterion are over training sets.
 
 Measured (d = 10, `expected_kl`, 4000 repeats): the training-set average of the KL is largest at
 the first finite size N = d + 1 (18.3 at T = 1, 10.7 at T = 0.3, 27.8 at T = 2) and falls
@@ -32,7 +40,14 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.special import logsumexp
+
+from .linear_model_checks import (_check_int, _check_positive, _check_train, _sampling_law,
+                                  _vector_and_matrix, noise_scales)
+from .linear_model_criterion import (gaussian_kl, hellinger_squared, kde_bandwidth, kde_distance,
+                                     kde_l2_distance, log_kde_cross_overlap, log_kde_self_overlap,
+                                     reference_delta, relative_distance)
+from .linear_model_official import (fit_linear_denoiser_official, generated_law_official,
+                                    official_noise_scales, ols_denoiser)
 
 __all__ = [
     "noise_scales",
@@ -44,93 +59,30 @@ __all__ = [
     "kl_generated_to_sampling",
     "kl_large_n_limit",
     "expected_kl",
+    "fit_generated_law",
+    "divergences_to_sampling",
+    "generalization_probability",
+    "FITS",
+    "CRITERIA",
+    # physics.linear_model_criterion
     "kde_bandwidth",
+    "log_kde_self_overlap",
+    "log_kde_cross_overlap",
+    "kde_distance",
     "kde_l2_distance",
     "relative_distance",
-    "generalization_probability",
+    "reference_delta",
+    "gaussian_kl",
+    "hellinger_squared",
+    # physics.linear_model_official
+    "official_noise_scales",
+    "ols_denoiser",
+    "fit_linear_denoiser_official",
+    "generated_law_official",
 ]
 
-
-# ---------------------------------------------------------------------------------------------
-# validation helpers
-# ---------------------------------------------------------------------------------------------
-def noise_scales(T=None, m=None, sigma2=None) -> tuple[float, float]:
-    """(m, sigma^2) of the forward kernel x_T = m y + sigma z [H24]: either the OU/VP time T > 0,
-    m = e^{-T}, sigma^2 = 1 - e^{-2T} (SCIENCE.md section 1), or m > 0 and sigma^2 > 0 directly."""
-    if T is not None:
-        if m is not None or sigma2 is not None:
-            raise ValueError("give either T or (m, sigma2), not both")
-        T = float(T)
-        if not np.isfinite(T) or T <= 0:
-            raise ValueError(f"diffusion time T must be finite and > 0, got {T}")
-        return math.exp(-T), -math.expm1(-2.0 * T)
-    if m is None or sigma2 is None:
-        raise ValueError("give the diffusion time T, or both m and sigma2")
-    m, sigma2 = float(m), float(sigma2)
-    if not np.isfinite(m) or m <= 0:
-        raise ValueError(f"m must be finite and > 0, got {m}")
-    if not np.isfinite(sigma2) or sigma2 <= 0:
-        raise ValueError(f"sigma2 must be finite and > 0, got {sigma2}")
-    return m, sigma2
-
-
-def _vector_and_matrix(v, M, v_name: str, M_name: str, d: int | None = None):
-    """float64 (v (d,), M (d, d)); d from M (which must be square) unless given, in which case
-    v is checked first."""
-    v = np.asarray(v, dtype=np.float64)
-    M = np.asarray(M, dtype=np.float64)
-    if d is None:
-        if M.ndim != 2 or M.shape[0] != M.shape[1]:
-            raise ValueError(f"{M_name} must be a square (d, d) matrix, got shape {M.shape}")
-        d = M.shape[0]
-    if v.shape != (d,):
-        raise ValueError(f"{v_name} must have shape ({d},), got {v.shape}")
-    if M.shape != (d, d):
-        raise ValueError(f"{M_name} must have shape ({d}, {d}), got {M.shape}")
-    return v, M
-
-
-def _check_train(train, name="train") -> np.ndarray:
-    y = np.asarray(train, dtype=np.float64)
-    if y.ndim != 2:
-        raise ValueError(f"{name} must have shape (N, d), got shape {y.shape}")
-    if y.shape[0] < 1:
-        raise ValueError(f"{name} needs N >= 1 points, got N = {y.shape[0]}")
-    if y.shape[1] < 1:
-        raise ValueError(f"{name} needs dimension d >= 1, got d = {y.shape[1]}")
-    if not np.all(np.isfinite(y)):
-        raise ValueError(f"{name} contains non-finite values")
-    return y
-
-
-def _check_positive(x, name) -> float:
-    x = float(x)
-    if not np.isfinite(x) or x <= 0:
-        raise ValueError(f"{name} must be finite and > 0, got {x}")
-    return x
-
-
-def _check_int(n, name, lo=1) -> int:
-    if isinstance(n, bool) or int(n) != n or int(n) < lo:
-        raise ValueError(f"{name} must be an integer >= {lo}, got {n}")
-    return int(n)
-
-
-def _sampling_law(d, s=1.0, mu=None, S=None) -> tuple[np.ndarray, np.ndarray | None, float]:
-    """(mu, S or None, s): S None means the isotropic S = s^2 I."""
-    s = _check_positive(s, "s")
-    mu = np.zeros(d) if mu is None else np.asarray(mu, dtype=np.float64)
-    if mu.shape != (d,):
-        raise ValueError(f"sampling mean mu must have shape ({d},), got {mu.shape}")
-    if S is not None:
-        S = np.asarray(S, dtype=np.float64)
-        if S.shape != (d, d):
-            raise ValueError(f"sampling covariance S must have shape ({d}, {d}), got {S.shape}")
-        if not np.allclose(S, S.T, rtol=1e-12, atol=0):
-            raise ValueError("sampling covariance S must be symmetric")
-        if np.linalg.eigvalsh(S)[0] <= 0:
-            raise ValueError("sampling covariance S must be positive definite")
-    return mu, S, s
+FITS = ("expectation", "official")
+CRITERIA = ("reference", "symmetric")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -362,120 +314,106 @@ def expected_kl(n, d, T=None, repeats=1000, seed=0, s=1.0, *, m=None, sigma2=Non
     return mean
 
 
+
+
 # ---------------------------------------------------------------------------------------------
-# distances to kernel density estimates (all Gaussian integrals)
+# the two fits side by side, divergences, and the generalization criterion
 # ---------------------------------------------------------------------------------------------
-def kde_bandwidth(n, d, s=1.0) -> float:
-    """Kernel bandwidth h = s N^{-1/d} of [H24]'s kernel density estimates (one point per
-    volume s^d: the kernels just touch)."""
-    n, d = _check_int(n, "n"), _check_int(d, "d")
-    return _check_positive(s, "s") * n ** (-1.0 / d)
+def _check_choice(value, name, choices):
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
+    return value
 
 
-def _log_gauss(points, mean, cov):
-    """log N(points_i; mean, cov) for each row, via a Cholesky factor (cov positive definite)."""
-    d = cov.shape[0]
-    L = np.linalg.cholesky(cov)
-    v = np.linalg.solve(L, (points - mean).T)
-    return (-0.5 * np.sum(v * v, axis=0) - np.sum(np.log(np.diag(L)))
-            - 0.5 * d * math.log(2.0 * math.pi))
+def fit_generated_law(train, T=None, *, fit="expectation", m=None, sigma2=None, intercept=True,
+                      seed=0, transpose=False):
+    """Generated law (mean, cov) of the [H24] model fitted to `train`.
 
-
-def _log_kde_self(points, h):
-    """log int KDE^2 = log (1/N^2) sum_{i,j} N(y_i; y_j, 2 h^2 I)."""
-    n, d = points.shape
-    sq = np.sum(points * points, axis=1)
-    d2 = np.maximum(sq[:, None] + sq[None, :] - 2.0 * points @ points.T, 0.0)
-    return (logsumexp(-d2 / (4.0 * h * h)) - 2.0 * math.log(n)
-            - 0.5 * d * math.log(4.0 * math.pi * h * h))
-
-
-def _log_terms(gen_mean, gen_cov, points, h, smooth_generated):
-    """(log int p^2 or inf, log int p KDE, log int KDE^2) with p the (optionally h-smoothed)
-    generated law; uses int N(x; a, A) N(x; c, B) dx = N(a; c, A + B)."""
-    n, d = points.shape
-    eye = np.eye(d)
-    k = 1.0 if smooth_generated else 0.0
-    cross_cov = gen_cov + (1.0 + k) * h * h * eye
-    log_cross = logsumexp(_log_gauss(points, gen_mean, cross_cov)) - math.log(n)
-    self_cov = 2.0 * gen_cov + 2.0 * k * h * h * eye
-    lam = np.linalg.eigvalsh(self_cov)
-    if lam[0] <= 64 * d * np.finfo(np.float64).eps * max(lam[-1], 1.0):
-        log_self = math.inf  # a singular Gaussian has no square-integrable density
-    else:
-        log_self = -0.5 * float(np.sum(np.log(lam))) - 0.5 * d * math.log(2.0 * math.pi)
-    return log_self, log_cross, _log_kde_self(points, h)
-
-
-def _check_law(gen_mean, gen_cov, points):
-    points = _check_train(points, "points")
-    d = points.shape[1]
-    gen_mean, gen_cov = _vector_and_matrix(gen_mean, gen_cov, "gen_mean", "gen_cov", d)
-    return gen_mean, 0.5 * (gen_cov + gen_cov.T), points
-
-
-def kde_l2_distance(gen_mean, gen_cov, points, h, *, smooth_generated=False) -> float:
-    """Squared L2 distance between the generated Gaussian N(b, Sigma_g) and the Gaussian KDE
-    K(x) = (1/N) sum_n N(x; y_n, h^2 I) of `points` [H24]:
-        |p - K|^2 = N(0; 0, 2 Sigma_g) - (2/N) sum_n N(y_n; b, Sigma_g + h^2 I)
-                    + (1/N^2) sum_{n,n'} N(y_n; y_n', 2 h^2 I),
-    from int N(x; a, A) N(x; c, B) dx = N(a; c, A + B). It is +inf if Sigma_g is singular (no
-    square-integrable density). smooth_generated=True compares p * k_h = N(b, Sigma_g + h^2 I) with
-    the KDE instead (a Gaussian-kernel MMD, always finite).
+    fit="expectation": exact least squares over the noise, N(b, A A^T) (`fit_linear_denoiser`,
+    `generated_law`; prior N(0, I)). fit="official": the paper's code (Halder, arXiv 2411.17807,
+    `LDM.py`): noise scaled by l = m^2, OLS on one noise draw per point (from `seed`, an int or a
+    Generator), prior N(m mu_N, v I); N(beta_0 + m B mu_N, v B B^T) (`generated_law_official`;
+    transpose=True gives the code's v B^T B). The official fit always has an intercept.
     """
-    gen_mean, gen_cov, points = _check_law(gen_mean, gen_cov, points)
-    h = _check_positive(h, "h")
-    log_self, log_cross, log_kk = _log_terms(gen_mean, gen_cov, points, h, smooth_generated)
-    if not np.isfinite(log_self):
-        return math.inf
-    return float(math.exp(log_self) - 2.0 * math.exp(log_cross) + math.exp(log_kk))
+    _check_choice(fit, "fit", FITS)
+    if fit == "expectation":
+        return generated_law(*fit_linear_denoiser(train, T, m=m, sigma2=sigma2,
+                                                  intercept=intercept))
+    if not intercept:
+        raise ValueError("fit='official' always fits an intercept (intercept must be True)")
+    B, beta0 = fit_linear_denoiser_official(train, T, seed, m=m, sigma2=sigma2)
+    return generated_law_official(B, beta0, train, T, m=m, sigma2=sigma2, transpose=transpose)
 
 
-def relative_distance(gen_mean, gen_cov, train, fresh, h=None, *, s=1.0,
-                      smooth_generated=False) -> float:
-    """[H24] generalization statistic: (D_train - D_fresh) / (int K_train^2 + int K_fresh^2).
-
-    D_X = |p_gen - K_X|^2 is the squared L2 distance of the generated law to the Gaussian KDE of the
-    point set X (training set, or N fresh samples of the sampling law), bandwidth h = s N^{-1/d} by
-    default. The int p_gen^2 term cancels in the difference, so the statistic stays finite when the
-    generated covariance is singular (N < d):
-        D_train - D_fresh = int K_t^2 - int K_f^2 - 2 [int p K_t - int p K_f].
-    Positive: the generated law is farther from the training-set KDE than from a fresh KDE
-    ("generalizing"); negative: closer to the training set ("memorizing").
-    """
-    gen_mean, gen_cov, train = _check_law(gen_mean, gen_cov, train)
-    fresh = _check_train(fresh, "fresh")
-    if fresh.shape[1] != train.shape[1]:
-        raise ValueError(f"fresh must have d = {train.shape[1]} columns, got {fresh.shape[1]}")
-    if h is None:
-        h = kde_bandwidth(train.shape[0], train.shape[1], s)
-    h = _check_positive(h, "h")
-    _, lc_t, lk_t = _log_terms(gen_mean, gen_cov, train, h, smooth_generated)
-    _, lc_f, lk_f = _log_terms(gen_mean, gen_cov, fresh, h, smooth_generated)
-    top = max(lk_t, lk_f)  # work relative to the largest self term (no overflow at large d)
-    kt, kf = math.exp(lk_t - top), math.exp(lk_f - top)
-    ct, cf = math.exp(lc_t - top), math.exp(lc_f - top)
-    return float((kt - kf - 2.0 * (ct - cf)) / (kt + kf))
+def divergences_to_sampling(gen_mean, gen_cov, s=1.0, mu=None) -> tuple[float, float]:
+    """(KL(generated || N(mu, s^2 I)), squared Hellinger distance to it) of a Gaussian generated
+    law [H24]; KL = +inf and H^2 = 1 when the generated covariance is singular (N <= d).
+    See `gaussian_kl`, `hellinger_squared`."""
+    gen_mean, gen_cov = _vector_and_matrix(gen_mean, gen_cov, "gen_mean", "gen_cov")
+    d = gen_cov.shape[0]
+    mu, _, s = _sampling_law(d, s, mu, None)
+    cov = s * s * np.eye(d)
+    return gaussian_kl(gen_mean, gen_cov, mu, cov), hellinger_squared(gen_mean, gen_cov, mu, cov)
 
 
 def generalization_probability(n, d, repeats, seed, T=None, *, m=None, sigma2=None, s=1.0,
-                               intercept=True, smooth_generated=False) -> float:
-    """Fraction of training sets for which the [H24] model generalizes (Monte Carlo over sets):
-    P[ D(p_gen, K_train) > D(p_gen, K_fresh) ], training and fresh sets of n points each from
-    N(0, s^2 I), bandwidth h = s n^{-1/d}; see `relative_distance`. [H24] calls the regime
-    generalizing when this probability tends to 1."""
+                               intercept=True, smooth_generated=False, criterion="reference",
+                               n_ref=10_000, fit="expectation", data_mean=0.0,
+                               shared_reference=False, return_deltas=False):
+    """[H24] probability that the linear model generalizes, P = 1/2 + 1/2 E[sign Delta], over
+    `repeats` training sets of n points of N(data_mean 1, s^2 I_d) (Monte Carlo from `seed`).
+
+    criterion="reference" (default; the paper's, official code `LDM.py`, Halder, arXiv 2411.17807):
+    Delta = D(p_gen, K_train) - D(p_gen, K_ref), D(p, K) = int K^2 - 2 int p K, K_ref the KDE of
+    `n_ref` fresh samples; each KDE has the bandwidth of its own size, eps_X = s N_X^{-1/d}
+    (`reference_delta`). A fresh reference set per training set as in the official code, or one
+    for all repeats with shared_reference=True (its O(n_ref^2 d) self-overlap computed once).
+    P -> 1 with N while N << n_ref; as N -> n_ref the two sets become alike and P erodes.
+
+    criterion="symmetric" (this suite's earlier criterion, not the paper's): a fresh set of the
+    same size n and one shared bandwidth s n^{-1/d} (`relative_distance`). The two KDEs are then
+    exchangeable except that p_gen was fitted on the training set, which can only pull p_gen
+    towards K_train: P tends to 1/2 from below as N grows, by construction.
+
+    fit: "expectation" or "official" (`fit_generated_law`); smooth_generated (symmetric only)
+    compares p_gen * k_h with the KDEs. return_deltas=True also returns the per-set statistics
+    (relative Delta, same sign as Delta).
+    """
     n, d = _check_int(n, "n"), _check_int(d, "d")
     repeats = _check_int(repeats, "repeats")
-    m, sigma2 = noise_scales(T, m, sigma2)
+    _check_choice(criterion, "criterion", CRITERIA)
+    _check_choice(fit, "fit", FITS)
+    noise_scales(T, m, sigma2)
     s = _check_positive(s, "s")
+    n_ref = _check_int(n_ref, "n_ref")
+    data_mean = float(data_mean)
+    if not np.isfinite(data_mean):
+        raise ValueError(f"data_mean must be finite, got {data_mean}")
+    if smooth_generated and criterion == "reference":
+        raise ValueError("smooth_generated applies to criterion='symmetric' only")
+    if fit == "official" and (n < 2 or not intercept):
+        raise ValueError("fit='official' needs n >= 2 and intercept=True")
     rng = np.random.default_rng(seed)
+
+    def draw(k):
+        return data_mean + s * rng.standard_normal((k, d))
+
     h = kde_bandwidth(n, d, s)
-    wins = 0
-    for _ in range(repeats):
-        train = s * rng.standard_normal((n, d))
-        fresh = s * rng.standard_normal((n, d))
-        A, b = fit_linear_denoiser(train, m=m, sigma2=sigma2, intercept=intercept)
-        mean, cov = generated_law(A, b)
-        wins += relative_distance(mean, cov, train, fresh, h,
-                                  smooth_generated=smooth_generated) > 0
-    return wins / repeats
+    ref = log_self_ref = None
+    if criterion == "reference" and shared_reference:
+        ref = draw(n_ref)
+        log_self_ref = log_kde_self_overlap(ref, kde_bandwidth(n_ref, d, s))
+    deltas = np.empty(repeats)
+    for r in range(repeats):
+        train = draw(n)
+        mean, cov = fit_generated_law(train, T, fit=fit, m=m, sigma2=sigma2, intercept=intercept,
+                                      seed=rng)
+        if criterion == "symmetric":
+            deltas[r] = relative_distance(mean, cov, train, draw(n), h,
+                                          smooth_generated=smooth_generated)
+        else:
+            reference = ref if shared_reference else draw(n_ref)
+            deltas[r] = reference_delta(mean, cov, train, reference, s=s,
+                                        log_self_ref=log_self_ref)
+    p = float(0.5 + 0.5 * np.mean(np.sign(deltas)))
+    return (p, deltas) if return_deltas else p
