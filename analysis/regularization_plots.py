@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .linear_model_plots import plot_linear_model  # noqa: F401  (moved; kept importable here)
 from .plots import plt, save
 
 __all__ = ["plot_regularization", "plot_linear_model"]
@@ -92,41 +93,5 @@ def plot_regularization(ds, path, formats=("png",)):
         ax[2].set(xscale="log", yscale="log", xlabel="training steps",
                   ylabel="median distance", title="network: early stopping")
         ax[2].legend(fontsize=7)
-    fig.tight_layout()
-    return save(fig, path, formats)
-
-
-def plot_linear_model(ds, path, formats=("png",)):
-    """[H24]: average KL(generated || sampling) vs N/d (infinite for N <= d, shaded) with the
-    large-N expansion and its N -> infinity limit; P(generalizing) and the relative distance."""
-    fig, ax = plt.subplots(1, 2, figsize=(12, 4.4))
-    cmap = plt.get_cmap("tab10")
-    n = ds["n_train"].values.astype(float)
-    i = 0
-    for d in ds["d"].values:
-        for T in ds["T"].values:
-            sel = ds.sel(d=d, T=T)
-            col = cmap(i % 10)
-            i += 1
-            x = n / d
-            kl = sel["kl_mean"].mean("seed").values
-            fin = np.isfinite(kl)
-            ax[0].plot(x[fin], kl[fin], "o", color=col, label=f"d={d}, T={T:g}: exact KL (mean)")
-            ax[0].plot(x[fin], sel["kl_expected"].mean("seed").values[fin], "-", color=col, lw=0.8)
-            big = x > 1.5
-            ax[0].plot(x[big], sel["kl_large_n"].values[big], "--", color=col, lw=1)
-            ax[0].axhline(float(sel["kl_infinite_n"]), color=col, ls=":", lw=1)
-            ax[1].plot(x, sel["p_generalizing"].mean("seed"), "o-", color=col,
-                       label=f"d={d}, T={T:g}")
-    ax[0].axvspan(min(n.min() / ds["d"].values.max(), 0.5), 1.0, color="red", alpha=0.08,
-                  label="KL = inf (N <= d with intercept)")
-    ax[0].set(xscale="log", yscale="log", xlabel="N / d", ylabel="KL(generated || sampling) (nats)",
-              title="[H24] KL: dots exact, line Wishart average, dashed large-N, dotted N -> inf")
-    ax[0].title.set_fontsize(8)
-    ax[0].legend(fontsize=7)
-    ax[1].axhline(0.5, color="gray", lw=0.8)
-    ax[1].set(xscale="log", xlabel="N / d", ylabel="P(generalizing)", ylim=(-0.03, 1.03),
-              title="P[D(p_gen, KDE_train) > D(p_gen, KDE_fresh)]")
-    ax[1].legend(fontsize=7)
     fig.tight_layout()
     return save(fig, path, formats)

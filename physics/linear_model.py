@@ -47,7 +47,7 @@ from .linear_model_criterion import (gaussian_kl, hellinger_squared, kde_bandwid
                                      kde_l2_distance, log_kde_cross_overlap, log_kde_self_overlap,
                                      reference_delta, relative_distance)
 from .linear_model_official import (fit_linear_denoiser_official, generated_law_official,
-                                    official_noise_scales, ols_denoiser)
+                                    official_large_n_limit, official_noise_scales, ols_denoiser)
 
 __all__ = [
     "noise_scales",
@@ -79,6 +79,7 @@ __all__ = [
     "ols_denoiser",
     "fit_linear_denoiser_official",
     "generated_law_official",
+    "official_large_n_limit",
 ]
 
 FITS = ("expectation", "official")

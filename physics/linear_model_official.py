@@ -23,7 +23,7 @@ import numpy as np
 from .linear_model_checks import _check_train, noise_scales
 
 __all__ = ["official_noise_scales", "ols_denoiser", "fit_linear_denoiser_official",
-           "generated_law_official"]
+           "generated_law_official", "official_large_n_limit"]
 
 
 def official_noise_scales(T=None, m=None, sigma2=None) -> tuple[float, float]:
@@ -76,3 +76,24 @@ def generated_law_official(B, beta0, train, T=None, *, m=None, sigma2=None, tran
     v = m * m * float(np.mean(np.var(y, axis=0, ddof=1))) + noise_var
     cov = v * (B.T @ B if transpose else B @ B.T)
     return beta0 + m * (B @ y.mean(axis=0)), 0.5 * (cov + cov.T)
+
+
+def official_large_n_limit(d, T=None, s=1.0, *, m=None, sigma2=None) -> tuple[float, float]:
+    """N -> infinity limit of the official [H24] model's (KL, squared Hellinger distance) to the
+    sampling law N(mu, s^2 I_d) (*derived*): C_N -> s^2 I gives B -> m s^2 / (m^2 s^2 + l sigma^2) I,
+    v -> m^2 s^2 + l sigma^2, l = m^2, so the generated law is N(mu, r s^2 I) with
+        r = s^2 / (s^2 + sigma^2)      (1 / (2 - e^{-2T}) for s = 1: 0.5046 at T = 2),
+        KL -> (d/2) (r - 1 - log r),   H^2 -> 1 - [r^{1/4} / ((1 + r)/2)^{1/2}]^d.
+    The l = e^{-2T} scaling makes the noise comparable to the signal at every T, so the model
+    stays biased (r < 1/2 ... 1) at large N, unlike the expectation fit's r -> 1 as T -> 0."""
+    d = int(d)
+    if d < 1:
+        raise ValueError(f"d must be an integer >= 1, got {d}")
+    m, sigma2 = noise_scales(T, m, sigma2)
+    s = float(s)
+    if not np.isfinite(s) or s <= 0:
+        raise ValueError(f"s must be finite and > 0, got {s}")
+    r = s * s / (s * s + sigma2)
+    kl = 0.5 * d * (r - 1.0 - math.log(r))
+    log_bc = d * (0.25 * math.log(r) - 0.5 * math.log(0.5 * (1.0 + r)))
+    return kl, float(-math.expm1(log_bc))

@@ -14,7 +14,8 @@ from physics.linear_model import (divergences_to_sampling, fit_generated_law,
                                   gaussian_kl, generalization_probability, generated_law,
                                   generated_law_official, hellinger_squared, kde_bandwidth,
                                   kde_distance, kl_generated_to_sampling, log_kde_cross_overlap,
-                                  log_kde_self_overlap, noise_scales, official_noise_scales,
+                                  log_kde_self_overlap, noise_scales, official_large_n_limit,
+                                  official_noise_scales,
                                   ols_denoiser, reference_delta)
 
 
@@ -214,6 +215,9 @@ def test_official_large_n_generated_variance():
     mean, cov = fit_generated_law(y, 2.0, fit="official", seed=2)
     np.testing.assert_allclose(np.diag(cov), 1.0 / (2.0 - m * m), rtol=0.01)
     np.testing.assert_allclose(mean, 10.0, atol=0.02)
+    kl, h2 = divergences_to_sampling(mean, cov, mu=np.full(3, 10.0))
+    kl_inf, h2_inf = official_large_n_limit(3, 2.0)
+    assert kl == pytest.approx(kl_inf, rel=0.03) and h2 == pytest.approx(h2_inf, rel=0.03)
 
 
 @pytest.mark.parametrize("n,finite", [(4, False), (5, True)])

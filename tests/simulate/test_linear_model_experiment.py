@@ -15,11 +15,11 @@ D = 4
 N_GRID = [3, 4, 5, 6, 7, 8, 10, 14, 20, 100]
 
 
-def small_config(**measure):
-    raw = {"job": "linear_model",
-           "grid": {"n_train": N_GRID, "d": [D], "T": [1.0], "seeds": [0]},
+def small_config(fit=("expectation",), mean=0.0, **measure):
+    raw = {"job": "linear_model", "data": {"mean": mean},
+           "grid": {"n_train": N_GRID, "d": [D], "T": [1.0], "fit": list(fit), "seeds": [0]},
            "measure": {"repeats": 200, "expected_kl_repeats": 4000, "mc_n_train": [6, 100],
-                       "mc_samples": 20000, **measure}}
+                       "mc_samples": 20000, "n_ref": 2000, **measure}}
     return validate(raw, linear_model.SCHEMA)
 
 
@@ -28,8 +28,8 @@ def ds():
     return run_in_memory(linear_model, small_config())[1]
 
 
-def _curve(ds, name):
-    return ds[name].isel(d=0, T=0, seed=0).values
+def _curve(ds, name, fit="expectation"):
+    return ds[name].sel(fit=fit).isel(d=0, T=0, seed=0).values
 
 
 def test_registered():
@@ -64,39 +64,70 @@ def test_large_n_limit_matches_simulation(ds):
     """N = 100 = 25 d: the O(1/N) expansion equals the average exact KL over 200 drawn training
     sets within 4 standard errors, and the 4000-draw Wishart average within 0.5 % (the neglected
     term is O(d^3 / N^2))."""
-    kl = ds.sel(n_train=100).isel(d=0, T=0, seed=0)
+    kl = ds.sel(n_train=100, fit="expectation").isel(d=0, T=0, seed=0)
     limit = float(kl_large_n_limit(100, D, T=1.0))
     assert float(kl["kl_large_n"]) == pytest.approx(limit, rel=1e-12)
     assert abs(float(kl["kl_mean"]) - limit) < 4 * float(kl["kl_stderr"])
     assert float(kl["kl_expected"]) == pytest.approx(limit, rel=5e-3)
-    assert float(ds["kl_infinite_n"].isel(d=0, T=0)) == pytest.approx(
-        float(kl_large_n_limit(np.inf, D, T=1.0)), rel=1e-12)
-    assert float(ds["kl_infinite_n"].isel(d=0, T=0)) < limit
+    kl_inf = ds["kl_infinite_n"].sel(fit="expectation").isel(d=0, T=0)
+    assert float(kl_inf) == pytest.approx(float(kl_large_n_limit(np.inf, D, T=1.0)), rel=1e-12)
+    assert float(kl_inf) < limit
 
 
 def test_monte_carlo_check_agrees_with_exact_kl(ds):
     """E_{x = A z + b}[log p_gen - log p_s] on 20000 draws equals the exact KL of the same training
     set within 5 standard errors; it is nan where not requested."""
     for n in (6, 100):
-        c = ds.sel(n_train=n).isel(d=0, T=0, seed=0)
+        c = ds.sel(n_train=n, fit="expectation").isel(d=0, T=0, seed=0)
         assert abs(float(c["kl_mc"]) - float(c["kl_first"])) < 5 * float(c["kl_mc_stderr"]), n
     assert np.isnan(ds["kl_mc"].sel(n_train=10)).all()
 
 
 def test_generalization_statistics_are_bounded(ds):
-    p = ds["p_generalizing"].values
-    assert np.all((p >= 0) & (p <= 1))
-    assert np.all(np.isfinite(ds["relative_distance_mean"].values))
-    # [H24]: memorizing at tiny N (generated law on the training points' hull), P(generalizing)
-    # growing with N (measured 0.13 at N = 3, 0.47 at N = 100; binomial stderr ~0.03 each)
-    p_small = float(ds["p_generalizing"].sel(n_train=3).squeeze())
-    p_large = float(ds["p_generalizing"].sel(n_train=100).squeeze())
-    assert p_small < 0.25 and p_large > p_small + 0.15
+    for name in ("p_generalizing", "p_generalizing_symmetric", "hellinger2_mean"):
+        v = ds[name].values
+        assert np.all((v >= 0) & (v <= 1)), name
+    for name in ("relative_distance_mean", "reference_delta_mean"):
+        assert np.all(np.isfinite(ds[name].values)), name
+    # d = 4, T = 1, n_ref = 2000 (measured): reference P 0.235 at N = 3 (generated law on the
+    # training points' hull), 0.4-0.56 beyond; symmetric P 0.14 -> 0.445, below 1/2 at every N
+    # and below the reference P for 5 <= N <= 20 (0.405 vs 0.445 at N = 100); stderr <= 0.035
+    p, p_sym = _curve(ds, "p_generalizing"), _curve(ds, "p_generalizing_symmetric")
+    n = ds["n_train"].values
+    assert p[n == 3][0] < 0.35 and np.all(p[n >= 6] > 0.35)
+    assert np.all(p_sym < 0.5 + 3 * 0.5 / math.sqrt(200))
+    mid = (n >= 5) & (n <= 20)
+    assert np.all(p[mid] > p_sym[mid])
+    # Hellinger distance 1 exactly where the KL is infinite
+    h2, kl = _curve(ds, "hellinger2_mean"), _curve(ds, "kl_mean")
+    assert np.all(h2[np.isinf(kl)] == 1.0) and np.all(h2[np.isfinite(kl)] < 1.0)
+
+
+def test_official_fit_cells():
+    """Official fit at data mean 10 (d = 4, T = 2): KL inf / Hellinger 1 for N <= d, the
+    Monte-Carlo KL of the one-step generation agrees with the exact one, and the KL and the
+    Hellinger distance approach their N -> infinity limits from above (within 10% at N = 250 d;
+    0.50 vs 0.38 at N = 25 d)."""
+    cfg = small_config(fit=("official",), mean=10.0, repeats=30, expected_kl_repeats=0,
+                       mc_n_train=[1000], n_ref=500)
+    cfg["grid"]["T"] = [2.0]
+    cfg["grid"]["n_train"] = [3, 4, 5, 1000]
+    ds = run_in_memory(linear_model, cfg)[1]
+    kl, h2 = _curve(ds, "kl_mean", "official"), _curve(ds, "hellinger2_mean", "official")
+    assert np.all(np.isinf(kl[:2])) and np.all(h2[:2] == 1.0) and np.all(np.isfinite(kl[2:]))
+    c = ds.sel(n_train=1000, fit="official").isel(d=0, T=0, seed=0)
+    assert abs(float(c["kl_mc"]) - float(c["kl_first"])) < 5 * float(c["kl_mc_stderr"])
+    assert np.isnan(float(c["kl_expected"])) and np.isnan(float(c["kl_large_n"]))
+    kl_inf = float(ds["kl_infinite_n"].sel(fit="official").isel(d=0, T=0))
+    h2_inf = float(ds["hellinger2_infinite_n"].sel(fit="official").isel(d=0, T=0))
+    assert kl_inf < float(c["kl_mean"]) < 1.1 * kl_inf
+    assert h2_inf < float(c["hellinger2_mean"]) < 1.1 * h2_inf
+    assert ds.attrs["sampling_mean"] == 10.0
 
 
 def test_dataset_documents_itself(ds):
-    assert ds["kl_mean"].dims == ("n_train", "d", "T", "seed")
-    assert ds["kl_large_n"].dims == ("n_train", "d", "T")
+    assert ds["kl_mean"].dims == ("n_train", "fit", "d", "T", "seed")
+    assert ds["kl_large_n"].dims == ("n_train", "fit", "d", "T")
     for name in list(ds.data_vars) + list(ds.coords):
         assert "units" in ds[name].attrs and "long_name" in ds[name].attrs, name
     assert ds.attrs["repeats"] == 200 and "SeedSequence" in ds.attrs["randomness"]
@@ -104,12 +135,16 @@ def test_dataset_documents_itself(ds):
 
 def test_run_cell_is_reproducible_and_config_checked():
     cfg = small_config(repeats=5, expected_kl_repeats=0, mc_n_train=[])
-    cell = {"n_train": 7, "d": D, "T": 1.0, "seed": 3}
+    cell = {"n_train": 7, "d": D, "T": 1.0, "fit": "expectation", "seed": 3}
     a, b = linear_model.run_cell(cfg, cell), linear_model.run_cell(cfg, cell)
     assert a == pytest.approx(b, nan_ok=True)
     assert math.isnan(a["kl_expected"])
     with pytest.raises(ValueError, match="mc_n_train"):
         linear_model.cells(small_config(mc_n_train=[9]))
+    bad = small_config(fit=("official",), mc_n_train=[])
+    bad["data"]["intercept"] = False
+    with pytest.raises(ValueError, match="official"):
+        linear_model.cells(bad)
 
 
 def test_plot_writes_png(ds, tmp_path):
