@@ -346,15 +346,18 @@ def fit_generated_law(train, T=None, *, fit="expectation", m=None, sigma2=None, 
     return generated_law_official(B, beta0, train, T, m=m, sigma2=sigma2, transpose=transpose)
 
 
-def divergences_to_sampling(gen_mean, gen_cov, s=1.0, mu=None) -> tuple[float, float]:
+def divergences_to_sampling(gen_mean, gen_cov, s=1.0, mu=None, *, cov_factor=None):
     """(KL(generated || N(mu, s^2 I)), squared Hellinger distance to it) of a Gaussian generated
     law [H24]; KL = +inf and H^2 = 1 when the generated covariance is singular (N <= d).
+    cov_factor: optional F with gen_cov = F F^T (e.g. sqrt(v) B of the official fit), whose
+    singular values give log det gen_cov accurately when it is ill-conditioned (N ~ d + 1).
     See `gaussian_kl`, `hellinger_squared`."""
     gen_mean, gen_cov = _vector_and_matrix(gen_mean, gen_cov, "gen_mean", "gen_cov")
     d = gen_cov.shape[0]
     mu, _, s = _sampling_law(d, s, mu, None)
     cov = s * s * np.eye(d)
-    return gaussian_kl(gen_mean, gen_cov, mu, cov), hellinger_squared(gen_mean, gen_cov, mu, cov)
+    return (gaussian_kl(gen_mean, gen_cov, mu, cov, cov1_factor=cov_factor),
+            hellinger_squared(gen_mean, gen_cov, mu, cov, cov1_factor=cov_factor))
 
 
 def generalization_probability(n, d, repeats, seed, T=None, *, m=None, sigma2=None, s=1.0,

@@ -205,26 +205,34 @@ def _two_laws(mean1, cov1, mean2, cov2):
     return mean1, 0.5 * (cov1 + cov1.T), mean2, 0.5 * (cov2 + cov2.T)
 
 
-def _logdet_or_none(cov):
-    """log det of a symmetric PSD matrix, None if it is (numerically) singular."""
-    lam = np.linalg.eigvalsh(cov)
+def _logdet_or_none(cov, factor=None):
+    """log det of a symmetric PSD matrix, None if it is (numerically) singular. With `factor`
+    F (cov = F F^T) the singular values of F are used: the test sigma_min > 64 d eps sigma_max
+    then covers twice the dynamic range (cond(F)^2 = cond(cov))."""
     d = cov.shape[0]
+    if factor is not None:
+        sv = np.linalg.svd(np.asarray(factor, dtype=np.float64), compute_uv=False)
+        if sv.shape != (d,) or sv[0] <= 0 or sv[-1] <= 64 * d * np.finfo(np.float64).eps * sv[0]:
+            return None
+        return 2.0 * float(np.sum(np.log(sv)))
+    lam = np.linalg.eigvalsh(cov)
     if lam[-1] <= 0 or lam[0] <= 64 * d * np.finfo(np.float64).eps * lam[-1]:
         return None
     return float(np.sum(np.log(lam)))
 
 
-def gaussian_kl(mean1, cov1, mean2, cov2) -> float:
+def gaussian_kl(mean1, cov1, mean2, cov2, *, cov1_factor=None) -> float:
     """KL(N(m1, S1) || N(m2, S2)) = 1/2 [tr(S2^{-1} S1) - d + (m1 - m2)^T S2^{-1} (m1 - m2)
     + log det S2 - log det S1]; +inf if S1 is singular (not absolutely continuous), S2 must be
-    positive definite."""
+    positive definite. cov1_factor: optional square F with S1 = F F^T, for log det S1 from the
+    singular values of F (ill-conditioned S1, e.g. the official [H24] fit at N = d + 1)."""
     mean1, cov1, mean2, cov2 = _two_laws(mean1, cov1, mean2, cov2)
     d = cov1.shape[0]
     try:
         L = np.linalg.cholesky(cov2)
     except np.linalg.LinAlgError:
         raise ValueError("cov2 must be positive definite") from None
-    ld1 = _logdet_or_none(cov1)
+    ld1 = _logdet_or_none(cov1, cov1_factor)
     if ld1 is None:
         return math.inf
     W = np.linalg.solve(L, cov1)
@@ -234,14 +242,15 @@ def gaussian_kl(mean1, cov1, mean2, cov2) -> float:
     return 0.5 * (tr - d + float(v @ v) + ld2 - ld1)
 
 
-def hellinger_squared(mean1, cov1, mean2, cov2) -> float:
+def hellinger_squared(mean1, cov1, mean2, cov2, *, cov1_factor=None) -> float:
     """Squared Hellinger distance H^2 = 1 - BC between N(m1, S1) and N(m2, S2), with the
     Bhattacharyya coefficient, S = (S1 + S2)/2, delta = m1 - m2,
         BC = det(S1)^{1/4} det(S2)^{1/4} / det(S)^{1/2} exp(-delta^T S^{-1} delta / 8);
     H^2 = 1 if either covariance is singular (mutually singular laws). In [0, 1]; it is the
-    distance the official [H24] code reports (Halder, arXiv 2411.17807, `LDM.py`)."""
+    distance the official [H24] code reports (Halder, arXiv 2411.17807, `LDM.py`).
+    cov1_factor as in `gaussian_kl`."""
     mean1, cov1, mean2, cov2 = _two_laws(mean1, cov1, mean2, cov2)
-    ld1, ld2 = _logdet_or_none(cov1), _logdet_or_none(cov2)
+    ld1, ld2 = _logdet_or_none(cov1, cov1_factor), _logdet_or_none(cov2)
     if ld1 is None or ld2 is None:
         return 1.0
     S = 0.5 * (cov1 + cov2)

@@ -168,7 +168,8 @@ def run_cell(cfg, cell) -> dict:
             kls[r] = lm.kl_generated_to_sampling(train, T=T, s=s, mu=mu_vec, intercept=intercept)
             hel[r] = lm.hellinger_squared(g_mean, g_cov, mu_vec, s * s * np.eye(d))
         else:
-            kls[r], hel[r] = lm.divergences_to_sampling(g_mean, g_cov, s, mu_vec)
+            kls[r], hel[r] = lm.divergences_to_sampling(g_mean, g_cov, s, mu_vec,
+                                                        cov_factor=math.sqrt(u_var) * A)
         rel[r] = lm.relative_distance(g_mean, g_cov, train, draw(n), h,
                                       smooth_generated=ms["smooth_generated"])
         reference = ref if ms["shared_reference"] else draw(ms["n_ref"])

@@ -230,6 +230,24 @@ def test_official_divergences_infinite_up_to_n_equals_d(n, finite):
     assert (h2 < 1.0) == finite and 0.0 < h2 <= 1.0
 
 
+def test_official_kl_at_n_equals_d_plus_one_is_finite_with_the_factor():
+    """N = d + 1 = 101: v B B^T can be too ill-conditioned for an eigenvalue test, the singular
+    values of sqrt(v) B are not; with the factor the KL is finite and equals the direct formula
+    1/2 [tr - d + |delta|^2 + 0 - log det] from the singular values."""
+    rng = np.random.default_rng(12)
+    d = 100
+    y = rng.normal(size=(d + 1, d))
+    B, b0 = fit_linear_denoiser_official(y, 2.0, seed=3)
+    mean, cov = generated_law_official(B, b0, y, 2.0)
+    m, nv = official_noise_scales(2.0)
+    F = math.sqrt(m * m * np.mean(np.var(y, axis=0, ddof=1)) + nv) * B
+    kl, h2 = divergences_to_sampling(mean, cov, cov_factor=F)
+    sv = np.linalg.svd(F, compute_uv=False)
+    direct = 0.5 * (np.sum(F * F) - d + mean @ mean - 2 * np.sum(np.log(sv)))
+    assert np.isfinite(kl) and kl == pytest.approx(direct, rel=1e-8)
+    assert 0 < h2 <= 1.0
+
+
 # --------------------------------------------------------------------------------------------
 # Gaussian divergences
 # --------------------------------------------------------------------------------------------
