@@ -54,24 +54,22 @@ def variance_ratio(jac_diag, tau, variances) -> np.ndarray:
 def empirical_posterior_variances(train, u, tau, directions) -> np.ndarray:
     """u_k^T Cov_w(y) u_k for the empirical score at data-unit points u (B, d), float64 [BBDM24]:
 
-        w = softmax_n((u . y_n - |y_n|^2 / 2) / tau),  Cov_w(y) along u_k = sum_n w_n (p_nk - pbar_k)^2,
+        w = softmax_n((u . y_n - |y_n|^2 / 2) / tau),   Cov_w along u_k = sum_n w_n c_nk^2 - (sum_n w_n c_nk)^2,
 
-    p_nk = y_n . u_k, computed centred (logits relative to the row maximum, projections centred on
-    their weighted mean) in O(N d) per point instead of the O(N d^2) full Jacobian.
-    train (N, d), directions (d, K) orthonormal columns. Returns (B, K).
+    c_nk = (y_n - ybar) . u_k the projections centred on the training mean (logits relative to the
+    row maximum inside softmax). Two (B, N) x (N, K) matmuls: O(N d) per point instead of the
+    O(N d^2) full Jacobian. Absolute error ~1e-16 max|c|^2, negligible against the Gaussian posterior
+    variance tau v / (v + tau) that rho divides by for tau >> 1e-14. train (N, d), directions
+    (d, K) orthonormal columns. Returns (B, K).
     """
     y = torch.as_tensor(train).to(torch.float64)
     x = torch.as_tensor(u).to(torch.float64)
     dirs = torch.as_tensor(np.asarray(directions, dtype=np.float64), device=y.device)
-    proj = y @ dirs                                              # (N, K)
+    proj = (y - y.mean(0)) @ dirs                                    # (N, K), centred
     logits = (x @ y.T - 0.5 * (y * y).sum(1)[None, :]) / float(tau)  # (B, N)
     w = torch.softmax(logits, dim=1)
-    mean = w @ proj                                              # (B, K)
-    out = torch.empty_like(mean)
-    for b in range(x.shape[0]):  # centred second moment, one point at a time (memory N K)
-        c = proj - mean[b]
-        out[b] = w[b] @ (c * c)
-    return out.cpu().numpy()
+    mean = w @ proj
+    return torch.clamp(w @ (proj * proj) - mean * mean, min=0.0).cpu().numpy()
 
 
 def signature_fraction(rho, direction_block, blocks, signature: str) -> np.ndarray:

@@ -11,6 +11,7 @@ import xarray as xr
 from analysis.dimensions import score_jacobian
 from analysis.plots import plot_geometric_learned
 from physics import critical
+from physics.manifold import normalized_variances
 from physics.schedules import OrnsteinUhlenbeck
 from simulate.config import ConfigError, validate
 from simulate.experiments import geometric, run_in_memory
@@ -21,7 +22,7 @@ OU = OrnsteinUhlenbeck()
 
 def tiny_config(data=None, measure=None, train=None, **grid):
     raw = {"job": "geometric",
-           "data": {"block_dims": [2, 3], "normal_std": 0.01, "normalize": False, **(data or {})},
+           "data": {"block_dims": [2, 3], "normal_std": 0.01, "normalize": "none", **(data or {})},
            "grid": {"n_train": [1, 300], "d": [12], "std_ratio": [0.3],
                     "score": ["empirical", "population"], "seeds": [0], **grid},
            "measure": {"n_tau": 10, "n_points": 6, "tau_min": 1e-4, "tau_max": 1.0,
@@ -51,6 +52,18 @@ def test_geometric_cells_assemble_with_theory():
     for name in list(ds.data_vars) + list(ds.coords):
         assert "units" in ds[name].attrs and "long_name" in ds[name].attrs, name
     assert ds["critical_tau"].attrs["units"] == "data variance"
+    # population score: the posterior-variance ratio is exactly 1 at every anchor, so no block
+    # carries either signature; the empirical score with N = 1 collapses (rho = 0) everywhere
+    pop = ds.sel(score="population").isel(d=0, std_ratio=0, seed=0)
+    np.testing.assert_allclose(pop["variance_ratio"], 1.0, atol=1e-9)
+    assert np.all(np.isnan(pop["critical_tau"]))
+    emp1 = ds["critical_tau"].sel(score="empirical", n_train=1, signature="collapse").isel(
+        d=0, std_ratio=0, seed=0)
+    assert np.all(np.isinf(emp1))
+    # exact and probe spectra are max-normalized, beside each other per anchor
+    sv = ds["singular_value"].sel(score="population").isel(d=0, std_ratio=0, seed=0)
+    np.testing.assert_allclose(sv.isel(rank=0), 1.0)
+    assert list(ds["anchor"].values) == ["train", "fresh", "mean"]
 
 
 def test_geometric_config_errors():
@@ -81,21 +94,25 @@ def test_alpha_axis_validation_and_sizes():
 
 
 def test_phase_dataset_carries_both_theories(tmp_path):
-    """The phase variables: [ALD24] tau_c per block (g = 0: s^2 / (2 ln N)), the REM tau_C on the
-    same spectrum (it solves ln N = (1/2) sum_j log(1 + s_j^2 / tau)), and the lost directions at
-    tau_phase predicted by each; the measured lost count is k_b (1 - kept fraction at tau_phase)."""
-    cfg = tiny_config(data={"normalize": True}, n_train=[], alpha=[0.3, 0.5], d=[10],
+    """The phase variables: [ALD24] tau_c per block (g = 0: v / (2 ln N)), the REM tau_C (it solves
+    ln N = (1/2) sum_j log(1 + v_j / tau)), both with the actual variances v of the radius-normalized
+    law (not the nominal std^2), and the lost directions at tau_phase predicted by each; the
+    measured lost count is k_b (1 - kept fraction at tau_phase)."""
+    cfg = tiny_config(data={"normalize": "radius"}, n_train=[], alpha=[0.3, 0.5], d=[10],
                       std_ratio=[0.4, 1.0], score=["empirical"], measure={"tau_phase": 0.05})
     _, ds = run(cfg)
     for a in (0.3, 0.5):
         n = round(math.exp(10 * a))
         for r in (0.4, 1.0):
             sel = ds.sel(alpha=a, d=10, std_ratio=r)
-            var = np.array([0.01**2, 1.0, r**2])
+            nominal = np.r_[np.ones(2), np.full(3, r**2), np.full(5, 1e-4)]
+            spectrum = normalized_variances(nominal, "radius")
+            var = spectrum[[5, 0, 2]]
+            assert not np.allclose(var, [1e-4, 1.0, r**2], rtol=0.05)  # normalization matters
+            np.testing.assert_allclose(sel["block_variance"], var, rtol=1e-12)
             np.testing.assert_allclose(sel["critical_tau_theory"], var / (2 * math.log(n)),
                                        rtol=1e-12)
             tc = float(sel["critical_tau_rem"])
-            spectrum = np.r_[np.ones(2), np.full(3, r**2), np.full(5, 1e-4)]
             assert abs(0.5 * np.sum(np.log1p(spectrum / tc)) - math.log(n)) < 1e-9
             k = np.array([5, 2, 3])
             for name, tau_c in (("lost_dims_theory", var / (2 * math.log(n))),
@@ -110,7 +127,11 @@ def test_phase_dataset_carries_both_theories(tmp_path):
     kf = ds["kept_fraction_by_threshold"].transpose("threshold", ...).values
     assert np.all(np.diff(kf, axis=0) <= 1e-12)
     np.testing.assert_allclose(ds["critical_tau_by_threshold"].sel(threshold=0.5),
-                               ds["critical_tau"])
+                               ds["critical_tau_kept"])
+    assert ds["critical_tau"].dims[-3:] == ("anchor", "signature", "block")
+    # the official theory panel: each block's predicted singular value over the largest, <= 1
+    th = ds["singular_value_theory_normalized"].sel(block=[0, 1])
+    assert float(th.max()) <= 1 + 1e-12 and float(th.min()) > 0
     geometric.plot(ds, tmp_path / "phase.png")  # main figure and phase diagram
     assert (tmp_path / "phase.png").stat().st_size > 0 and (tmp_path / "phase_phase.png").exists()
 
@@ -132,7 +153,8 @@ def test_learned_score_pipeline_and_jacobian_matches_finite_differences(tmp_path
     learned = [c for c in cells if c["score"] == "learned"]
     assert len(learned) == 2 and all("train_step" not in c for c in learned)  # one run per width
     lk = ds["learned_kept_fraction"]
-    assert lk.dims == ("n_train", "d", "std_ratio", "seed", "width", "train_step", "tau", "block")
+    assert lk.dims == ("n_train", "d", "std_ratio", "seed", "width", "train_step", "anchor", "tau",
+                       "block")
     assert list(ds["train_step"].values) == [3, 6] and np.all(np.isfinite(lk.sel(block=[0, 1])))
     assert np.all(np.isfinite(ds["learned_train_loss"])) and "learned_lost_dims" in ds
     assert "empirical" in ds["score"].values  # beside the empirical score of the same data
