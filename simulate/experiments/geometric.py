@@ -1,25 +1,32 @@
 """Geometric memorization [ALD24]: per-subspace loss of tangent dimensions on linear manifolds.
 
 Each cell draws a linear manifold with two tangent blocks, (k1, s1) and (k2, s1 * std_ratio), plus
-normal noise, builds a score and measures the data-unit Jacobian spectrum per block on a tau grid
-(`analysis.dimensions.jacobian_sweep`): the kept fraction of each block (lost when
-r = 1 + tau lambda < threshold), the mean |eigenvalue| per block, and each block's measured
-critical tau, also for a set of thresholds (threshold sensitivity).
+normal noise, normalized as the data.normalize key says (official [ALD24] code: the unit sphere),
+builds a score and measures on a tau grid, at each anchor of measure.anchors (training points,
+fresh samples of the law, the data mean; each plus noise sqrt(tau) z), with
+`analysis.dimensions.jacobian_sweep`: per block the posterior-variance ratio rho, the critical tau
+of each signature (collapse rho < 1/2, excess rho > 2: the largest tau at which more than half of
+the block's (point, direction) pairs carry it), the kept fraction (lost when
+r = 1 + tau lambda < threshold) and its critical tau per threshold (critical_tau_kept, sensitivity
+study), the mean |eigenvalue| per block, the exact Jacobian singular values and the official
+[ALD24] probe estimator (both max-normalized).
 
-Scores: empirical, linear, the Gaussian "population" approximation with the manifold's covariance
-(closed-form Jacobians), and "learned": a network trained by DSM (`simulate.training.train_score`)
-on the same training set, once per (N, width, seed); its checkpoints are the training-steps axis,
-and its Jacobian comes from torch.func (jacrev) [ALD24 did the same with networks].
+Scores: empirical, linear, the Gaussian "population" approximation with the law's actual
+covariance (closed-form Jacobians), and "learned": a network trained by DSM
+(`simulate.training.train_score`) on the same training set, once per (N, width, seed); its
+checkpoints are the training-steps axis, and its Jacobian comes from torch.func (jacrev).
 
 Training-set size: the `n_train` axis, or instead the `alpha` axis with N = round(e^{alpha d})
 ([BBDM24] N = e^{alpha d}); exactly one of the two. Phase diagram over (alpha, std_ratio, d):
 lost dimensions per block at the fixed noise measure.tau_phase and each block's critical tau.
 
-Theory stored beside the measurement, per (N, d, std_ratio): the [ALD24] critical tau per block
-(`physics.critical.subspace_collapse_tau`) and predicted Jacobian singular values, and the REM
-collapse tau_C on the same spectrum (`rem_subspace_collapse_tau`, one tau for every block: the
-posterior condenses on one training point and all directions go at once). Both are turned into
-predicted kept fractions by the same threshold rule (`analysis.dimensions.predicted_kept_fraction`).
+Theory stored beside the measurement, per (N, d, std_ratio), with the *actual* per-direction
+variances of the law (`geometric_theory.actual_variances`, coordinate block_variance): the [ALD24]
+critical tau per block and predicted Jacobian singular values (raw, and divided by their maximum:
+the official theory panel), and the REM collapse tau_C (one tau for every block: the posterior
+condenses on one training point and all directions go at once). Both are turned into predicted
+kept fractions by the same threshold rule (`analysis.dimensions.predicted_kept_fraction`).
+Results: docs/theory.md, "Geometric memorization ([ALD24])".
 """
 
 from __future__ import annotations
