@@ -1,13 +1,13 @@
 """Tangent dimensions of the score [ALD24]: the spectrum of the score Jacobian near the data.
 
 Units. A schedule noises data as x_t = m(t) y + sigma(t) z. In the data-scale variable u = x / m
-(the VE process with noise variance tau = sigma^2 / m^2, SCIENCE.md section 1) the score is
+(the VE process with noise variance tau = sigma^2 / m^2, docs/theory.md) the score is
 s_u(u) = m s(m u), so the Jacobian in data units is
 
     J_data = m(t)^2 J_x,        J_x = grad_x s(x, t)   (the schedule's x units).
 
 For the population score of N(mu, C) this gives J_data = -(C + tau I)^{-1}, eigenvalues
--1/(tau + s_i^2) (SCIENCE.md section 2). For the empirical score,
+-1/(tau + s_i^2) ([BBDM24]). For the empirical score,
 J_data = (Cov_w(y) / tau - I) / tau, so a direction where the posterior weights w have collapsed onto
 one training point (Cov_w -> 0) has eigenvalue -1/tau: the direction is *lost* [ALD24].
 
@@ -45,6 +45,11 @@ __all__ = [
     "tangent_dimensions",
     "critical_tau_per_block",
     "jacobian_sweep",
+    "ANCHORS",
+    "SIGNATURES",
+    "variance_ratio",
+    "signature_critical_tau",
+    "official_probe_spectrum",
     "kept_fraction_per_block",
     "mean_abs_eigenvalue_per_block",
     "predicted_kept_fraction",
@@ -93,8 +98,8 @@ def score_jacobian(score, x: torch.Tensor, t, method: str = "auto") -> torch.Ten
     """Jacobian grad_x s(x, t) of a score at a batch x (B, d), shape (B, d, d), in x units.
 
     method: "exact" uses `score.jacobian` (closed form: empirical score
-    ((m^2/sigma^2) Cov_w(y) - I)/sigma^2, population score -(m^2 C + sigma^2 I)^{-1}, SCIENCE.md
-    section 2); "autograd" differentiates `score(x, t)` with torch.func.jacrev (learned or analytic
+    ((m^2/sigma^2) Cov_w(y) - I)/sigma^2, population score -(m^2 C + sigma^2 I)^{-1},
+    [BBDM24]); "autograd" differentiates `score(x, t)` with torch.func.jacrev (learned or analytic
     scores); "auto" uses the closed form when the score has a working one, else autograd.
     """
     x = _check_x(x, score)
@@ -143,76 +148,9 @@ def jacobian_spectrum_data_units(score, x: torch.Tensor, t, method: str = "auto"
                                  schedule=None) -> np.ndarray:
     """Eigenvalues (ascending, float64, (B, d)) of the symmetrized data-unit Jacobian
     (J_data + J_data^T)/2, J_data = m(t)^2 grad_x s. Population score of N(0, C): exactly
-    -1/(tau + s_i^2), s_i^2 the eigenvalues of C (SCIENCE.md section 2); a direction lost to
+    -1/(tau + s_i^2), s_i^2 the eigenvalues of C ([BBDM24]); a direction lost to
     memorization sits at -1/tau [ALD24]."""
     return _symmetric_eigvalsh(jacobian_data_units(score, x, t, method, schedule))
-
-
-# -- the [ALD24] probe estimator ----------------------------------------------------------------
-def probe_singular_values(score, x0: torch.Tensor, sigma=None, t=None, k: int | None = None,
-                          seed: int = 0, *, probes: str = "orthonormal",
-                          antithetic: bool = True) -> np.ndarray:
-    """[ALD24] estimator of the score-Jacobian spectrum from score evaluations only.
-
-    For each point x0 (a (d,) or (B, d) tensor) draw K probes z_i and stack the rows
-
-        r_i = sigma * s(x0 + sigma z_i, t)                                  (antithetic=False, [ALD24])
-        r_i = sigma * (s(x0 + sigma z_i, t) - s(x0 - sigma z_i, t)) / 2     (antithetic=True)
-
-    into a (K, d) matrix R and return its singular values (descending; (K',) or (B, K'),
-    K' = min(K, d)). Linearizing s(x0 + delta) = s(x0) + J_x delta + O(delta^2):
-
-        R = sigma 1 s(x0)^T + sigma^2 Z J_x^T   (plain),   R = sigma^2 Z J_x^T + O(sigma^4)  (antithetic),
-
-    Z the (K, d) probe matrix. With K = d orthonormal probes Z is orthogonal and the antithetic
-    singular values are exactly sigma^2 times the singular values of J_x (to O(sigma^2) relative);
-    with K < d orthonormal probes they are those of J_x compressed to a random K-dimensional subspace
-    (interlacing: biased low). probes="gaussian" uses z_i ~ N(0, I) with R scaled by 1/sqrt(K), so
-    that E[Z^T Z] = I (unbiased only as K >> d). The plain [ALD24] stack equals the antithetic one
-    when s(x0) = 0 (x0 a fixed point, e.g. a training point once the score has collapsed onto it).
-
-    Units: with the probe scale sigma = sigma(t) (default when sigma is None), sigma^2 J_x =
-    tau J_data, so the values are tau |lambda_i| in data units: tau / (tau + s_i^2) for a resolved
-    direction of the population score (-> 0 when tau << s_i^2) and 1 for a lost one (lambda = -1/tau).
-    """
-    if t is None:
-        raise ValueError("t (the schedule time) is required")
-    single = x0.ndim == 1
-    x0 = _check_x(x0[None] if single else x0, score)
-    b, d = x0.shape
-    if sigma is None:
-        sigma = math.sqrt(float(score.schedule.noise_var(float(t))))
-    sigma = float(sigma)
-    if not sigma > 0:
-        raise ValueError(f"probe scale sigma must be > 0, got {sigma!r}")
-    k = d if k is None else int(k)
-    if k < 1:
-        raise ValueError(f"k must be >= 1, got {k}")
-    if probes not in ("orthonormal", "gaussian"):
-        raise ValueError(f"probes must be 'orthonormal' or 'gaussian', got {probes!r}")
-    if probes == "orthonormal" and k > d:
-        raise ValueError(f"at most d = {d} orthonormal probes, got k = {k}")
-    gen = torch.Generator(device="cpu").manual_seed(int(seed))
-    z = torch.randn(b, max(k, d) if probes == "orthonormal" else k, d, generator=gen,
-                    dtype=torch.float64)
-    if probes == "orthonormal":  # Haar-random orthonormal frame per point, first k rows
-        q, r = torch.linalg.qr(z.transpose(1, 2))
-        q = q * torch.sign(torch.diagonal(r, dim1=-2, dim2=-1))[:, None, :]
-        z = q.transpose(1, 2)[:, :k]
-        norm = 1.0
-    else:
-        norm = 1.0 / math.sqrt(k)
-    z = z.to(dtype=x0.dtype, device=x0.device)
-    t_rep = t.repeat_interleave(k) if isinstance(t, torch.Tensor) and t.ndim == 1 else t
-    plus = (x0[:, None, :] + sigma * z).reshape(b * k, d)
-    with torch.no_grad():
-        rows = score(plus, t_rep).reshape(b, k, d)
-        if antithetic:
-            minus = (x0[:, None, :] - sigma * z).reshape(b * k, d)
-            rows = 0.5 * (rows - score(minus, t_rep).reshape(b, k, d))
-    mat = (sigma * norm) * rows.to(torch.float64)
-    sv = torch.linalg.svdvals(mat).cpu().numpy()
-    return sv[0] if single else sv
 
 
 # -- per-block spectra and tangent dimensions ---------------------------------------------------
@@ -319,207 +257,235 @@ def critical_tau_per_block(taus, kept_fraction, level: float = 0.5,
 
 
 # -- sweep -----------------------------------------------------------------------------------
+ANCHORS = ("train", "fresh", "mean")
+
+
+def _law_mean(data) -> torch.Tensor:
+    """Population mean of the data law: data.mean, 0 for the centred models (linear manifolds,
+    normalized or not, and the +-m mixture), else the training-set mean."""
+    if getattr(data, "mean", None) is not None:
+        return torch.as_tensor(data.mean, dtype=torch.float64)
+    if (getattr(data, "params", None) or {}).get("model") in ("linear_manifold", "gaussian_mixture"):
+        return torch.zeros(data.x.shape[1], dtype=torch.float64)
+    return data.x.to(torch.float64).mean(0)
+
+
+def _anchor_points(data, anchor, anchors, n_points, rng, seed) -> tuple[torch.Tensor, str]:
+    if anchors is not None:
+        y = torch.as_tensor(anchors, dtype=torch.float64)
+        d = np.asarray(data.basis).shape[0]
+        if y.ndim != 2 or y.shape[1] != d:
+            raise ValueError(f"anchors must have shape (P, {d}), got {tuple(y.shape)}")
+        return y, "given"
+    x_train = getattr(data, "x", None)
+    if x_train is None:
+        raise ValueError("data has no training points: pass anchors")
+    if anchor == "train":
+        if not 1 <= n_points <= x_train.shape[0]:
+            raise ValueError(f"n_points must be in [1, {x_train.shape[0]}], got {n_points}")
+        idx = np.sort(rng.choice(x_train.shape[0], size=n_points, replace=False))
+        return x_train[torch.as_tensor(idx)].to(torch.float64), "training points"
+    if n_points < 1:
+        raise ValueError(f"n_points must be >= 1, got {n_points}")
+    if anchor == "fresh":
+        y = torch.from_numpy(data.draw(n_points, seed=int(seed) + 7919))
+        return y.to(torch.float64), "fresh samples of the law"
+    return _law_mean(data).expand(n_points, -1).clone(), "data mean (official [ALD24] panel)"
+
+
 def jacobian_sweep(score, data, taus, n_points: int = 16, seed: int = 0, schedule=None, *,
-                   anchors=None, noise_scale: float = 1.0, threshold: float = 0.5,
-                   method: str = "auto"):
-    """Per-block Jacobian spectrum and tangent dimensions across noise levels [ALD24].
+                   anchor: str = "train", anchors=None, noise_scale: float = 1.0,
+                   threshold: float = 0.5, method: str = "auto", variances=None,
+                   spectrum: bool = True, probe_points: int = 0):
+    """Per-block Jacobian spectrum, posterior-variance ratio and critical taus vs noise [ALD24].
 
-    For each tau on the grid (schedule time t = schedule.time_of_tau(tau)) evaluate the score at
-    n_points points near the data,
+    For each tau on the grid (schedule time t = schedule.time_of_tau(tau)) the score is probed at
+    n_points points x = m(t) (y + noise_scale sqrt(tau) z), z ~ N(0, I), from anchors y:
+      anchor="train"  training points chosen without replacement (x a draw of the forward kernel
+                      from a training point; the posterior condenses on the anchor itself);
+      anchor="fresh"  fresh samples of the data law (`DataSample.draw`);
+      anchor="mean"   the data mean (the official [ALD24] empirical-score panel probes the origin);
+    `anchors` (a (P, d) tensor) overrides them. The same anchors and z serve every tau.
 
-        x = m(t) (y + noise_scale sqrt(tau) z),   z ~ N(0, I),
+    Per direction u of data.basis (population variance v_u: the actual variances of the law,
+    `data.variances()`, unless `variances` is given) the posterior-variance ratio
+    rho_u = u^T Cov[y|x] u / (tau v_u / (v_u + tau)) (`analysis.posterior_variance`); a block's
+    critical tau per signature ("collapse": rho < 1/2; "excess": rho > 2) is the largest tau at
+    which more than half of its (point, direction) pairs carry it (`signature_critical_tau`).
 
-    i.e. draws of the forward kernel x_t | x_0 = y (noise_scale = 1, default) from anchors y: by
-    default n_points training points chosen without replacement (seeded); pass `anchors` (a (P, d)
-    tensor, e.g. fresh samples of the data law) to probe elsewhere. The same anchors and z are used
-    at every tau. The data-unit Jacobian m^2 grad_x s is compressed to each block of data.basis
-    (`block_spectra`) and directions are counted kept by the rule of `tangent_dimensions`.
+    spectrum=True (default) also computes the data-unit Jacobian m^2 grad_x s: its eigenvalues
+    compressed to each block (`block_spectra`; kept fraction by the rule of `tangent_dimensions`)
+    and its singular values. spectrum=False computes rho alone, for the plain empirical score in
+    O(N d) per point (`empirical_posterior_variances`). probe_points > 0 adds the official [ALD24]
+    probe estimator (`official_probe_spectrum`, at x0 = m(t) y of the first probe_points anchors).
 
-    Returns an xarray Dataset with dims (tau, point, direction) and (tau, block, point):
-    eigenvalue (data units, per block in ascending order at the positions of that block's
-    directions), kept_ratio, kept_dims, kept_fraction (tau, block), critical_tau (block), and the
-    [ALD24] theory tau_c per block when `data` is a linear manifold.
+    Returns an xarray Dataset: variance_ratio (tau, point, direction), signature_fraction
+    (signature, tau, block), critical_tau (signature, block); with spectrum: eigenvalue,
+    kept_ratio (tau, point, direction), kept_dims (tau, block, point), kept_fraction (tau, block),
+    critical_tau_kept (block, the kept-fraction rule of `critical_tau_per_block`), singular_value
+    (tau, point, rank); with probes: probe_singular_value (tau, probe_point, probe_rank); the
+    [ALD24] theory tau_c per block (actual variances) when `data` is a linear manifold.
     """
     import xarray as xr
+
+    from analysis.posterior_variance import (SIGNATURES, empirical_posterior_variances,
+                                             signature_critical_tau, signature_fraction,
+                                             variance_ratio)
+    from analysis.probes import official_probe_spectrum
 
     schedule = schedule if schedule is not None else getattr(score, "schedule", None)
     if schedule is None:
         raise ValueError("need a schedule (score.schedule or schedule=)")
+    if anchor not in ANCHORS:
+        raise ValueError(f"anchor must be one of {ANCHORS}, got {anchor!r}")
     taus = np.sort(np.asarray(taus, dtype=np.float64).ravel())
-    if taus.size == 0 or np.any(~np.isfinite(taus)) or np.any(taus <= 0):
-        raise ValueError("taus must be a non-empty grid of positive finite values")
+    if taus.size < 2 or np.any(~np.isfinite(taus)) or np.any(taus <= 0):
+        raise ValueError("taus must be a grid of at least two positive finite values")
     if noise_scale < 0:
         raise ValueError(f"noise_scale must be >= 0, got {noise_scale!r}")
-    x_train = getattr(data, "x", None)
+    if not isinstance(probe_points, (int, np.integer)) or probe_points < 0:
+        raise ValueError(f"probe_points must be a non-negative integer, got {probe_points!r}")
     basis, block = np.asarray(data.basis), np.asarray(data.block)
+    var = np.asarray(data.variances() if variances is None else variances, dtype=np.float64)
+    if var.shape != block.shape:
+        raise ValueError(f"variances must have shape {block.shape}, got {var.shape}")
+    fast = not spectrum and getattr(score, "name", "") == "empirical" and hasattr(score, "train")
+    if not spectrum and not fast and method == "exact" and not hasattr(score, "jacobian"):
+        raise ValueError(f"{type(score).__name__} has no closed-form jacobian")
     rng = np.random.default_rng(seed)
-    if anchors is None:
-        if x_train is None:
-            raise ValueError("data has no training points: pass anchors")
-        if not 1 <= n_points <= x_train.shape[0]:
-            raise ValueError(f"n_points must be in [1, {x_train.shape[0]}], got {n_points}")
-        idx = np.sort(rng.choice(x_train.shape[0], size=n_points, replace=False))
-        y = x_train[torch.as_tensor(idx)].to(torch.float64)
-    else:
-        y = torch.as_tensor(anchors, dtype=torch.float64)
-        if y.ndim != 2 or y.shape[1] != basis.shape[0]:
-            raise ValueError(f"anchors must have shape (P, {basis.shape[0]}), got {tuple(y.shape)}")
+    y, anchor_desc = _anchor_points(data, anchor, anchors, n_points, rng, seed)
     p, d = y.shape
-    z = torch.from_numpy(rng.standard_normal((p, d))).to(y.device)
+    probe_points = min(int(probe_points), p)
+    z = torch.from_numpy(rng.standard_normal((p, d)))
+    x_train = getattr(data, "x", None)
     dtype = x_train.dtype if x_train is not None else torch.float64
 
     blocks = sorted(int(b) for b in np.unique(block))
     order = np.concatenate([np.nonzero(block == b)[0] for b in blocks])  # directions by block
-    dir_block = block[order]
-    eig = np.empty((taus.size, p, d))
-    kept = np.empty((taus.size, len(blocks), p), dtype=np.int64)
+    dir_block, dirs = block[order], basis[:, order]
+    rho = np.empty((taus.size, p, d))
+    eig = np.empty((taus.size, p, d)) if spectrum else None
+    sv = np.empty((taus.size, p, d)) if spectrum else None
+    kept = np.empty((taus.size, len(blocks), p), dtype=np.int64) if spectrum else None
+    probe = np.empty((taus.size, probe_points, d - 1)) if probe_points else None
     times = np.asarray(schedule.time_of_tau(taus), dtype=np.float64)
     for i, (tau, t) in enumerate(zip(taus, times)):
         m = float(schedule.mean_scale(t))
-        x = (m * (y + noise_scale * math.sqrt(tau) * z)).to(dtype)
-        jac = jacobian_data_units(score, x, float(t), method, schedule)
-        spec = block_spectra(jac, basis, block)
-        eig[i] = np.concatenate([spec[b] for b in blocks], axis=-1)
-        counts = tangent_dimensions(spec, tau, threshold)
-        kept[i] = np.stack([counts[b] for b in blocks])
+        u = y + noise_scale * math.sqrt(tau) * z
+        if fast:
+            post = empirical_posterior_variances(score.train, u, tau, dirs)
+            rho[i] = post * (var[order] + tau) / (tau * var[order])
+        else:
+            jac = jacobian_data_units(score, (m * u).to(dtype), float(t), method, schedule)
+            j64 = torch.as_tensor(jac).detach().to("cpu", torch.float64)
+            diag = torch.einsum("ik,bij,jk->bk", torch.from_numpy(dirs), j64,
+                                torch.from_numpy(dirs)).numpy()
+            rho[i] = variance_ratio(diag, tau, var[order])
+            if spectrum:
+                spec = block_spectra(j64, basis, block)
+                eig[i] = np.concatenate([spec[b] for b in blocks], axis=-1)
+                counts = tangent_dimensions(spec, tau, threshold)
+                kept[i] = np.stack([counts[b] for b in blocks])
+                sv[i] = torch.linalg.svdvals(j64).numpy()
+        if probe_points:
+            probe[i] = official_probe_spectrum(score, (m * y[:probe_points]).to(dtype), float(t),
+                                               seed=seed + i)
 
+    sig_names = list(SIGNATURES)
+    frac_sig = np.stack([signature_fraction(rho, dir_block, blocks, s) for s in sig_names])
+    crit_sig = np.stack([signature_critical_tau(taus, f) for f in frac_sig])
     dims = np.array([int(np.sum(block == b)) for b in blocks])
-    frac = kept.mean(axis=2) / dims
     stds = list(getattr(data, "block_stds", []))
     params = dict(getattr(data, "params", {}) or {})
     normal_std = float(params.get("normal_std", np.nan))
     block_std = [normal_std if b < 0 else (stds[b] if b < len(stds) else np.nan) for b in blocks]
-    ds = xr.Dataset(
-        {
+    block_var = [float(var[block == b].mean()) for b in blocks]
+    dv = {
+        "variance_ratio": (("tau", "point", "direction"), rho, {
+            "long_name": "posterior-variance ratio rho = u^T Cov[y|x] u / (tau v_u / (v_u + tau))",
+            "units": "1", "population_value": 1.0}),
+        "signature_fraction": (("signature", "tau", "block"), frac_sig, {
+            "long_name": "fraction of the block's (point, direction) pairs carrying the signature",
+            "units": "1"}),
+        "critical_tau": (("signature", "block"), crit_sig, {
+            "long_name": "largest tau at which more than half of the block's (point, direction) "
+                         "pairs carry the signature (inf: above the grid; nan: never)",
+            "units": "data variance"}),
+    }
+    if spectrum:
+        frac = kept.mean(axis=2) / dims
+        dv.update({
             "eigenvalue": (("tau", "point", "direction"), eig, {
                 "long_name": "eigenvalue of the symmetrized score Jacobian compressed to its block",
-                "units": "1/data variance (data units: m^2 grad_x s)",
-                "collapsed_value": "-1/tau"}),
+                "units": "1/data variance (data units: m^2 grad_x s)", "collapsed_value": "-1/tau"}),
             "kept_ratio": (("tau", "point", "direction"), 1.0 + taus[:, None, None] * eig, {
-                "long_name": "kept ratio r = 1 + tau lambda (1 resolved, 0 lost)",
-                "units": "1"}),
+                "long_name": "kept ratio r = 1 + tau lambda (1 resolved, 0 lost)", "units": "1"}),
             "kept_dims": (("tau", "block", "point"), kept, {
                 "long_name": f"directions kept (r >= {threshold})", "units": "count"}),
             "kept_fraction": (("tau", "block"), frac, {
                 "long_name": "fraction of the block's directions kept, mean over points",
                 "units": "1"}),
-            "critical_tau": (("block",), critical_tau_per_block(taus, frac), {
-                "long_name": "tau below which more than half of the block is lost",
-                "units": "data variance"}),
-        },
+            "critical_tau_kept": (("block",), critical_tau_per_block(taus, frac), {
+                "long_name": "tau below which more than half of the block is lost (kept-fraction "
+                             "rule, scanned from small tau)", "units": "data variance"}),
+            "singular_value": (("tau", "point", "rank"), sv, {
+                "long_name": "singular values of the data-unit score Jacobian (exact), descending",
+                "units": "1/data variance"}),
+        })
+    if probe_points:
+        dv["probe_singular_value"] = (("tau", "probe_point", "probe_rank"), probe, {
+            "long_name": "official [ALD24] probe estimator: svd of s(x0 + sigma z_k)/sigma, first "
+                         "dropped, max-normalized", "units": "1"})
+    ds = xr.Dataset(
+        dv,
         coords={
             "tau": ("tau", taus, {"long_name": "data-scale noise variance sigma^2/m^2",
                                   "units": "data variance"}),
             "t": ("tau", times, {"long_name": f"{getattr(schedule, 'name', '')} schedule time",
                                  "units": "schedule time"}),
+            "signature": ("signature", sig_names,
+                          {"long_name": "; ".join(f"{k}: {v[1]}" for k, v in SIGNATURES.items())}),
             "block": ("block", np.array(blocks), {"long_name": "block index (-1: normal space)"}),
             "block_dim": ("block", dims, {"long_name": "directions in the block"}),
             "block_std": ("block", np.asarray(block_std, dtype=np.float64),
-                          {"long_name": "data std along the block", "units": "data std"}),
+                          {"long_name": "nominal data std along the block", "units": "data std"}),
+            "block_variance": ("block", np.asarray(block_var),
+                               {"long_name": "actual population variance along the block "
+                                             "(mean over its directions)", "units": "data variance"}),
             "direction_block": ("direction", dir_block,
                                 {"long_name": "block of each direction slot"}),
             "point": ("point", np.arange(p)),
         },
         attrs={
             "source": "[ALD24] geometric memorization; memphase.analysis.dimensions.jacobian_sweep",
+            "anchor": anchor if anchors is None else "given",
+            "anchors": anchor_desc,
             "threshold": threshold,
             "threshold_rule": "lost when 1 + tau * lambda < threshold",
             "points": "x = m(t) (y + noise_scale sqrt(tau) z), y anchors",
             "noise_scale": noise_scale,
-            "anchors": "training points" if anchors is None else "given",
             "seed": seed,
             "score": str(getattr(score, "describe", lambda: {})()),
             "schedule": str(getattr(schedule, "to_dict", lambda: {})()),
             "method": method,
         },
     )
-    n_train = int(getattr(score, "n_train", data.x.shape[0]))
+    n_train = int(getattr(score, "n_train", x_train.shape[0] if x_train is not None else 0))
     if params.get("model") == "linear_manifold" and n_train >= 2:
-        try:
-            from physics.critical import block_collapse_tau
-        except ImportError:  # theory module not available
-            block_collapse_tau = None
-        if block_collapse_tau is not None:
-            rest = float(params.get("normal_std") or 0.0)
-            spans = sum(int(k) for k, _ in params["blocks"])
-            extra = dict(rest_std=rest, d=params["d"]) if rest > 0 and spans < params["d"] else {}
-            theory = block_collapse_tau(n_train,
-                                        params["blocks"], normalized=bool(params.get("normalize")),
-                                        **extra)
-            th = np.full(len(blocks), np.nan)
-            for j, b in enumerate(blocks):
-                if b >= 0:
-                    th[j] = theory[b]
-            ds["critical_tau_theory"] = (("block",), th, {
-                "long_name": "[ALD24] theory tau_c (physics.critical.block_collapse_tau)",
-                "units": "data variance"})
+        from physics.critical import subspace_collapse_tau
+
+        tau_c = subspace_collapse_tau(n_train, np.sqrt(np.maximum(var, 1e-300)),
+                                      normalized=bool(params.get("normalize")))
+        th = np.array([np.nan if b < 0 else float(tau_c[block == b].mean()) for b in blocks])
+        ds["critical_tau_theory"] = (("block",), th, {
+            "long_name": "[ALD24] theory tau_c with the actual variances "
+                         "(physics.critical.subspace_collapse_tau)", "units": "data variance"})
     return ds
 
 
-# -- summaries of a sweep and the threshold rule applied to theory -----------------------------
-def _block_masks(direction_block, blocks):
-    direction_block = np.asarray(direction_block)
-    return [direction_block == b for b in blocks]
-
-
-def kept_fraction_per_block(eigenvalue, taus, direction_block, blocks,
-                            threshold=0.5) -> np.ndarray:
-    """Fraction of each block's directions kept, r = 1 + tau lambda >= threshold, mean over points.
-
-    eigenvalue: (T, P, D) data-unit eigenvalues (`jacobian_sweep`'s "eigenvalue"), taus (T,),
-    direction_block (D,) the block of each direction slot, blocks the block indices wanted.
-    threshold: a float, or a (H,) sequence for a threshold-sensitivity study.
-    Returns (T, n_blocks), or (H, T, n_blocks) for a sequence; nan for a block with no direction.
-    Same rule as `tangent_dimensions` (lost when 1 + tau lambda < threshold) [ALD24].
-    """
-    eig = np.asarray(eigenvalue, dtype=np.float64)
-    taus = np.asarray(taus, dtype=np.float64)
-    if eig.ndim != 3 or eig.shape[0] != taus.size:
-        raise ValueError(f"eigenvalue must be (T, P, D) with T = len(taus) = {taus.size}, got "
-                         f"{eig.shape}")
-    ths = np.atleast_1d(np.asarray(threshold, dtype=np.float64))
-    if np.any((ths <= 0) | (ths >= 1)):
-        raise ValueError(f"thresholds must lie in (0, 1), got {ths.tolist()}")
-    ratio = 1.0 + taus[:, None, None] * eig  # kept ratio r, (T, P, D)
-    out = np.full((ths.size, taus.size, len(blocks)), np.nan)
-    for j, mask in enumerate(_block_masks(direction_block, blocks)):
-        if mask.any():
-            kept = ratio[None, :, :, mask] >= ths[:, None, None, None]  # (H, T, P, k_b)
-            out[:, :, j] = kept.mean(axis=(2, 3))
-    return out if np.ndim(threshold) else out[0]
-
-
-def mean_abs_eigenvalue_per_block(eigenvalue, direction_block, blocks) -> np.ndarray:
-    """Mean |lambda| over points and the block's directions, (T, n_blocks) (nan for an empty
-    block): the measured counterpart of the [ALD24] predicted singular values."""
-    eig = np.abs(np.asarray(eigenvalue, dtype=np.float64))
-    out = np.full((eig.shape[0], len(blocks)), np.nan)
-    for j, mask in enumerate(_block_masks(direction_block, blocks)):
-        if mask.any():
-            out[:, j] = eig[:, :, mask].mean(axis=(1, 2))
-    return out
-
-
-def predicted_kept_fraction(tau, tau_c, variance, threshold: float = 0.5) -> np.ndarray:
-    """Kept fraction a collapse theory predicts for a block of data variance s^2 at noise tau.
-
-    A block is kept (1) when tau >= tau_c (no memorization: [ALD24] tau_c,i, or the REM tau_C of
-    SCIENCE.md section 3) and the noise does not swamp it, s^2 / (tau + s^2) >= threshold (the
-    population value of r = 1 + tau lambda, module docstring); otherwise lost (0). Broadcasts;
-    nan where tau_c or the variance is nan.
-    """
-    tau = np.asarray(tau, dtype=np.float64)
-    tau_c = np.asarray(tau_c, dtype=np.float64)
-    var = np.asarray(variance, dtype=np.float64)
-    kept = (tau >= tau_c) & (var / (tau + var) >= threshold)
-    return np.where(np.isnan(tau_c) | np.isnan(var), np.nan, kept.astype(np.float64))
-
-
-def predicted_kept_ratio_rem(tau, variance, tau_collapse) -> np.ndarray:
-    """REM picture of the kept ratio r = 1 + tau lambda of a direction of variance s^2 [BBDM24]:
-    the population value s^2 / (tau + s^2) above the collapse tau_C (weights spread over
-    exponentially many points), 0 below it (weights condensed on one training point,
-    lambda = -1/tau, SCIENCE.md sections 2-3). Broadcasts."""
-    tau = np.asarray(tau, dtype=np.float64)
-    var = np.asarray(variance, dtype=np.float64)
-    return np.where(tau >= np.asarray(tau_collapse, dtype=np.float64), var / (tau + var), 0.0)
+from analysis.block_summaries import (kept_fraction_per_block,  # noqa: E402  (re-exported)
+                                      mean_abs_eigenvalue_per_block, predicted_kept_fraction,
+                                      predicted_kept_ratio_rem)
+from analysis.posterior_variance import (SIGNATURES, signature_critical_tau,  # noqa: E402
+                                         variance_ratio)
+from analysis.probes import official_probe_spectrum, probe_singular_values  # noqa: E402

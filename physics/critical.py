@@ -33,9 +33,10 @@ __all__ = [
     "rem_subspace_collapse_tau",
 ]
 
-#: phi at the speciation time of the +-m mixture with unit spread, E_z[expit(2 + 2 z)] = 0.77520
-#: (SCIENCE.md quotes 0.7753); the level used to read t_S off a measured cloning curve.
-PHI_AT_SPECIATION = 0.775
+#: phi at the speciation time of the +-m mixture with unit spread [BBDM24]: exactly
+#: E_z[expit(2 + 2 z)] = 0.775200 (the official plot draws a guide line at 0.7753); the level at
+#: which t_S is read off a measured cloning curve.
+PHI_AT_SPECIATION = 0.77520
 
 # Quadrature grid for E_z[g(z)], z ~ N(0, 1): trapezoid on [-12, 12] converges exponentially for
 # smooth integrands with Gaussian decay (truncation error ~ e^{-72}).
@@ -132,7 +133,8 @@ def cloning_probability(t, norm_m, spread: float = 1.0):
 def speciation_time_from_cloning(norm_m, level: float = PHI_AT_SPECIATION, spread: float = 1.0):
     """OU time where the theory phi(t) of `cloning_probability` crosses `level` (brentq) [BBDM24].
 
-    Measured clone curves are read the same way: t_S is where phi crosses 0.775 (SCIENCE.md sec 3).
+    Measured clone curves are read the same way: t_S is where phi crosses PHI_AT_SPECIATION = 0.77520,
+    the exact phi(t_S) = E[expit(2 + 2 z)] of the unit-spread mixture.
     """
     level = float(_finite(level, "level"))
     if not 0.5 < level < 1.0:
@@ -300,12 +302,16 @@ def block_collapse_tau(n, blocks, normalized: bool = True, rest_std=None, d=None
 
 
 def jacobian_singular_values(tau, n, stds, normalized: bool = True) -> np.ndarray:
-    """Predicted singular values of the score Jacobian (data units) [ALD24, as in their code].
+    """Predicted singular values of the score Jacobian (data units) [ALD24, official code].
 
-    sqrt(lambda_i^2 + v_i^2), lambda_i = 1/(tau + s_i^2), v_i = F(tau) max(0, 1/tau - 1/t_i(tau)),
-    t_i(tau) = sqrt((g sum_j s_j^4/2 + tau s_i^2)/(2 ln N)),
-    F(tau) = sum_j s_j^2/(tau^2 (tau + s_j^2)).
-    v_i > 0 exactly when tau < tau_c,i. tau of shape (T,) gives (T, d).
+    sqrt(lambda_i^2 + v_i^2), lambda_i = 1/(tau + s_i^2),
+    g = 0 (normalized):  v_i = F(tau) max(0, 1/tau - 1/t_i(tau)),
+    g = 1 (not):         v_i = F(tau) [max(0, 1/tau - 1/t_c0) + max(0, 1/tau - 1/t_i(tau))],
+    t_i(tau) = sqrt((g sum_j s_j^4/2 + tau s_i^2)/(2 ln N)), t_c0 = sqrt(g sum_j s_j^4/2 / (2 ln N)),
+    F(tau) = sum_j s_j^2/(tau^2 (tau + s_j^2)). The g = 1 term (the collapse of the norm
+    fluctuations below t_c0, common to every direction) is the official code's. The s_i^2 must be
+    the actual per-direction variances of the data (`simulate.data.DataSample.variances`).
+    v_i > 0 below tau_c,i. tau of shape (T,) gives (T, d).
     """
     tau = _positive(tau, "tau")
     s, c_num, two_log_n = _ald_terms(n, stds, normalized)
@@ -314,8 +320,10 @@ def jacobian_singular_values(tau, n, stds, normalized: bool = True) -> np.ndarra
     lam = 1.0 / (tt + s2)
     t_i = np.sqrt((c_num + tt * s2) / two_log_n)
     big_f = np.sum(s2 / (tt**2 * (tt + s2)), axis=1, keepdims=True)
-    v = big_f * np.maximum(0.0, 1.0 / tt - 1.0 / t_i)
-    out = np.sqrt(lam**2 + v**2)
+    v = np.maximum(0.0, 1.0 / tt - 1.0 / t_i)
+    if c_num > 0:  # g = 1: t_c0 > 0
+        v = v + np.maximum(0.0, 1.0 / tt - 1.0 / math.sqrt(c_num / two_log_n))
+    out = np.sqrt(lam**2 + (big_f * v) ** 2)
     return out.reshape(tau.shape + (s.size,))
 
 

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from physics.manifold import normalization_mode, normalized_variances
+
 from .device import resolve_device, resolve_dtype
 
 __all__ = [
@@ -62,13 +64,83 @@ class DataSample:
         """(d, k_b) orthonormal basis of block b (b = -1: the normal space)."""
         return self.basis[:, self.block == b]
 
-    def variances(self) -> np.ndarray:
-        """Population variance along each basis direction (float64)."""
+    def variances(self, method: str = "auto") -> np.ndarray:
+        """Actual population variance along each basis direction, (d,) float64 (a copy).
+
+        method "auto": exact where the law is known in closed form (a Gaussian law: the diagonal
+        of basis^T cov basis; a normalized linear manifold: `physics.manifold.normalized_variances`,
+        which is not the nominal s_i^2 [ALD24]; the two-class mixture), else "monte_carlo": the
+        variance of 2e5 fresh draws of the law (`draw`, fixed seed), along each basis direction.
+        Cached per method.
+        """
+        if method not in ("auto", "monte_carlo"):
+            raise ValueError(f"method must be 'auto' or 'monte_carlo', got {method!r}")
+        cache = self.__dict__.setdefault("_variance_cache", {})
+        if method not in cache:
+            exact = self._exact_variances() if method == "auto" else None
+            if exact is None:
+                y = self.draw(_MC_SAMPLES, seed=_MC_SEED) @ self.basis
+                exact = y.var(axis=0)
+            cache[method] = np.asarray(exact, dtype=np.float64)
+        return cache[method].copy()
+
+    def _exact_variances(self) -> np.ndarray | None:
         if self.cov is not None:
             return np.einsum("ij,ik,kj->j", self.basis, self.cov, self.basis)
-        stds = np.array([self.block_stds[b] if b >= 0 else self.params.get("normal_std", 0.0)
-                         for b in self.block])
-        return stds**2
+        model = self.params.get("model")
+        if model == "linear_manifold":
+            return normalized_variances(_manifold_stds(self.params, self.block) ** 2,
+                                        self.params.get("normalize", False))
+        if model == "gaussian_mixture":
+            stds = np.array([self.block_stds[b] for b in self.block])
+            return stds**2
+        return None
+
+    def draw(self, n: int, seed: int) -> np.ndarray:
+        """n fresh samples of the same law (same basis), float64 numpy (n, d), from `seed`.
+
+        Known laws: Gaussian (mean, cov), linear manifolds (normalized or not), the two-class
+        mixture. Used for fresh anchors and Monte Carlo moments.
+        """
+        _check_n_d(n, self.d)
+        rng = _rng(seed)
+        model = self.params.get("model")
+        if model == "linear_manifold":
+            stds = _manifold_stds(self.params, self.block)
+            z = rng.standard_normal((n, self.d)) * stds
+            return _normalize_rows(z, stds, self.params.get("normalize", False)) @ self.basis.T
+        if model == "gaussian_mixture":
+            m = np.asarray(self.params["centers"], dtype=np.float64)
+            sign = 1.0 - 2.0 * rng.integers(0, 2, size=n)
+            return sign[:, None] * m + self.params["spread"] * rng.standard_normal((n, self.d))
+        if self.cov is not None:
+            var = np.clip(np.einsum("ij,ik,kj->j", self.basis, self.cov, self.basis), 0, None)
+            mean = np.zeros(self.d) if self.mean is None else self.mean
+            return mean + (rng.standard_normal((n, self.d)) * np.sqrt(var)) @ self.basis.T
+        raise NotImplementedError(f"no sampler for data model {model!r}")
+
+
+_MC_SAMPLES, _MC_SEED = 200_000, 12345
+
+
+def _manifold_stds(params, block) -> np.ndarray:
+    """Nominal per-direction stds of a linear manifold (construction basis order)."""
+    stds = np.full(len(block), float(params.get("normal_std", 0.0)))
+    start = 0
+    for k, s in params["blocks"]:
+        stds[start:start + int(k)] = float(s)
+        start += int(k)
+    return stds
+
+
+def _normalize_rows(z: np.ndarray, stds: np.ndarray, normalize) -> np.ndarray:
+    """Rows of z = s * g normalized [ALD24]: sphere z / |z|; radius z sqrt(sum s^2) / |z|;
+    unchanged when normalize is False."""
+    mode = normalization_mode(normalize)
+    if mode is False:
+        return z
+    radius = 1.0 if mode == "sphere" else float(np.sqrt(np.sum(stds**2)))
+    return z * (radius / np.linalg.norm(z, axis=1, keepdims=True))
 
 
 def _check_n_d(n, d):
@@ -153,20 +225,25 @@ def _check_blocks(blocks, d):
     return out
 
 
-def linear_manifold(n: int, d: int, blocks, normal_std: float = 0.0, normalize: bool = False,
+def linear_manifold(n: int, d: int, blocks, normal_std: float = 0.0, normalize=False,
                     seed: int = 0, *, dtype="float64", device="cpu") -> DataSample:
     """Linear manifold of tangent blocks [ALD24]: y = sum_b sum_{i in b} s_b z_i e_i + normal noise.
 
     `blocks` is a list of (dim, std); the directions e_i are the columns of a Haar-random basis, the
     first sum(dim) spanning the tangent space, the rest the normal space with std `normal_std`.
-    normalize=True rescales every point to the radius sqrt(sum_i s_i^2) (the mean norm), which
-    removes the fluctuations of |y|^2 ([ALD24] g = 0 case) while keeping the variance along
-    tangent direction i close to s_i^2.
+    normalize (removes the fluctuations of |y|^2, the [ALD24] g = 0 case):
+      False     no normalization (Gaussian, variance s_i^2 along e_i; [ALD24] g = 1);
+      "sphere"  every point divided by its norm: the unit sphere, as the official [ALD24] code;
+      "radius"  every point rescaled to the radius sqrt(sum_i s_i^2); True means "radius".
+    Normalizing changes the variance along e_i away from s_i^2 (d = 30, stds 1 (x2), 0.3 (x5),
+    0.01 (rest): 0.352 and 0.059 on the sphere, 0.862 and 0.145 at the radius, for nominal 1 and
+    0.09); `DataSample.variances()` returns the actual values (`physics.manifold`).
     """
     _check_n_d(n, d)
     blks = _check_blocks(blocks, d)
     if not np.isfinite(normal_std) or normal_std < 0:
         raise ValueError(f"normal_std must be >= 0, got {normal_std!r}")
+    mode = normalization_mode(normalize)
     rng = _rng(seed)
     basis = random_orthonormal_basis(d, rng)
     stds = np.full(d, float(normal_std))
@@ -176,17 +253,14 @@ def linear_manifold(n: int, d: int, blocks, normal_std: float = 0.0, normalize: 
         stds[start:start + k] = s
         block[start:start + k] = b
         start += k
-    z = rng.standard_normal((n, d)) * stds
-    if normalize:
-        radius = np.sqrt(np.sum(stds**2))
-        z *= radius / np.linalg.norm(z, axis=1, keepdims=True)
+    z = _normalize_rows(rng.standard_normal((n, d)) * stds, stds, mode)
     x = z @ basis.T
-    cov = None if normalize else (basis * stds**2) @ basis.T
+    cov = None if mode else (basis * stds**2) @ basis.T
     return DataSample(
-        x=_to_torch(x, dtype, device), mean=None if normalize else np.zeros(d), cov=cov,
+        x=_to_torch(x, dtype, device), mean=None if mode else np.zeros(d), cov=cov,
         basis=basis, block=block, block_stds=[s for _, s in blks],
         params={"model": "linear_manifold", "n": n, "d": d, "blocks": [list(b) for b in blks],
-                "normal_std": normal_std, "normalize": normalize, "seed": seed},
+                "normal_std": normal_std, "normalize": mode, "seed": seed},
     )
 
 

@@ -96,8 +96,8 @@ def published_checks() -> list[Check]:
                      tolerance=5e-5, absolute=True, note="published, 2 significant digits"))
     d = 16384
     phi = float(critical.cloning_probability(0.5 * math.log(d), math.sqrt(d)))
-    out.append(Check("phi(t_S)", f"mixture d={d}", 0.7753, phi, tolerance=5e-3, absolute=True,
-                     note="theory curve at t_S"))
+    out.append(Check("phi(t_S)", f"mixture d={d}", critical.PHI_AT_SPECIATION, phi, tolerance=1e-4,
+                     absolute=True, note="theory curve at t_S, exact E[expit(2 + 2z)]"))
     return out
 
 

@@ -1,25 +1,32 @@
 """Geometric memorization [ALD24]: per-subspace loss of tangent dimensions on linear manifolds.
 
 Each cell draws a linear manifold with two tangent blocks, (k1, s1) and (k2, s1 * std_ratio), plus
-normal noise, builds a score and measures the data-unit Jacobian spectrum per block on a tau grid
-(`analysis.dimensions.jacobian_sweep`): the kept fraction of each block (lost when
-r = 1 + tau lambda < threshold), the mean |eigenvalue| per block, and each block's measured
-critical tau, also for a set of thresholds (threshold sensitivity).
+normal noise, normalized as the data.normalize key says (official [ALD24] code: the unit sphere),
+builds a score and measures on a tau grid, at each anchor of measure.anchors (training points,
+fresh samples of the law, the data mean; each plus noise sqrt(tau) z), with
+`analysis.dimensions.jacobian_sweep`: per block the posterior-variance ratio rho, the critical tau
+of each signature (collapse rho < 1/2, excess rho > 2: the largest tau at which more than half of
+the block's (point, direction) pairs carry it), the kept fraction (lost when
+r = 1 + tau lambda < threshold) and its critical tau per threshold (critical_tau_kept, sensitivity
+study), the mean |eigenvalue| per block, the exact Jacobian singular values and the official
+[ALD24] probe estimator (both max-normalized).
 
-Scores: empirical, linear, the Gaussian "population" approximation with the manifold's covariance
-(closed-form Jacobians), and "learned": a network trained by DSM (`simulate.training.train_score`)
-on the same training set, once per (N, width, seed); its checkpoints are the training-steps axis,
-and its Jacobian comes from torch.func (jacrev) [ALD24 did the same with networks].
+Scores: empirical, linear, the Gaussian "population" approximation with the law's actual
+covariance (closed-form Jacobians), and "learned": a network trained by DSM
+(`simulate.training.train_score`) on the same training set, once per (N, width, seed); its
+checkpoints are the training-steps axis, and its Jacobian comes from torch.func (jacrev).
 
 Training-set size: the `n_train` axis, or instead the `alpha` axis with N = round(e^{alpha d})
 ([BBDM24] N = e^{alpha d}); exactly one of the two. Phase diagram over (alpha, std_ratio, d):
 lost dimensions per block at the fixed noise measure.tau_phase and each block's critical tau.
 
-Theory stored beside the measurement, per (N, d, std_ratio): the [ALD24] critical tau per block
-(`physics.critical.subspace_collapse_tau`) and predicted Jacobian singular values, and the REM
-collapse tau_C on the same spectrum (`rem_subspace_collapse_tau`, one tau for every block: the
-posterior condenses on one training point and all directions go at once). Both are turned into
-predicted kept fractions by the same threshold rule (`analysis.dimensions.predicted_kept_fraction`).
+Theory stored beside the measurement, per (N, d, std_ratio), with the *actual* per-direction
+variances of the law (`geometric_theory.actual_variances`, coordinate block_variance): the [ALD24]
+critical tau per block and predicted Jacobian singular values (raw, and divided by their maximum:
+the official theory panel), and the REM collapse tau_C (one tau for every block: the posterior
+condenses on one training point and all directions go at once). Both are turned into predicted
+kept fractions by the same threshold rule (`analysis.dimensions.predicted_kept_fraction`).
+Results: docs/theory.md, "Geometric memorization ([ALD24])".
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ import torch
 import xarray as xr
 
 from physics import critical
+from physics.manifold import normalized_variances
 from physics.schedules import make_schedule
 
 from ..config import ConfigError, Field
@@ -40,6 +48,8 @@ from ..data import linear_manifold
 from ..networks import NETWORKS, build_network, count_parameters
 from ..scores import EmpiricalScore, GaussianScore, LearnedScore, LinearScore
 from ..training import OPTIMIZERS, TrainConfig, train_score
+from .geometric_theory import (ANCHORS, BLOCKS, SIGNATURES, _blocks, _mode, _stds,  # noqa: F401
+                               actual_variances, block_theory, block_theory_variances)
 
 _pos = dict(check=lambda v: v > 0, rule="must be > 0")
 _unit = dict(check=lambda v: 0 < v < 1, rule="in (0, 1)")
@@ -53,7 +63,9 @@ SCHEMA = {
                             help="dimensions of the two tangent blocks"),
         "std": Field("float", 1.0, **_pos, help="std of the first block"),
         "normal_std": Field("float", 0.01, check=lambda v: v >= 0, rule="must be >= 0"),
-        "normalize": Field("bool", True, help="points on a sphere ([ALD24] g = 0)"),
+        "normalize": Field("str", "sphere", choices=("none", "sphere", "radius"),
+                           help="sphere: unit sphere (official [ALD24] code, g = 0); radius: "
+                                "radius sqrt(sum s^2); none: Gaussian (g = 1)"),
     },
     "grid": {
         "n_train": Field("list[int]", [], check=lambda v: 1 <= v <= N_MAX, rule="1 <= n_train <= 1e6",
@@ -84,6 +96,11 @@ SCHEMA = {
                                 help="critical tau where the kept fraction reaches half its peak "
                                      "(normalized data lose the radial direction at every tau)"),
         "schedule": Field("str", "ou", choices=("ou", "linear_vp", "ve")),
+        "anchors": Field("list[str]", list(ANCHORS), choices=ANCHORS,
+                         help="where the Jacobian is probed: training points, fresh samples of the "
+                              "law, the data mean (official [ALD24] panel), each plus noise"),
+        "probe_points": Field("int", 1, check=lambda v: v >= 0, rule="must be >= 0",
+                              help="anchors per tau for the official [ALD24] probe estimator"),
     },
     "train": {
         "network": Field("str", "residual_mlp", choices=tuple(NETWORKS)),
@@ -101,7 +118,6 @@ SCHEMA = {
     },
 }
 
-BLOCKS = np.array([-1, 0, 1])  # normal space, block 1, block 2
 CLOSED_FORM = ("empirical", "linear", "population")
 
 
@@ -156,16 +172,6 @@ def cells(cfg) -> list[dict]:
     return out
 
 
-def _blocks(cfg, ratio):
-    (k1, k2), s1 = cfg["data"]["block_dims"], cfg["data"]["std"]
-    return [(k1, s1), (k2, s1 * ratio)]
-
-
-def _stds(cfg, ratio, d) -> np.ndarray:
-    return critical.block_stds(_blocks(cfg, ratio), d=d,
-                               rest_std=max(cfg["data"]["normal_std"], 1e-12))
-
-
 def taus(cfg) -> np.ndarray:
     """The tau grid: n_tau log-spaced values in [tau_min, tau_max] plus tau_phase."""
     m = cfg["measure"]
@@ -176,41 +182,66 @@ def taus(cfg) -> np.ndarray:
 def _manifold(cfg, cell):
     dc = cfg["data"]
     return linear_manifold(cell["n_train"], cell["d"], _blocks(cfg, cell["std_ratio"]),
-                           normal_std=dc["normal_std"], normalize=dc["normalize"],
-                           seed=cell["seed"])
+                           normal_std=dc["normal_std"], normalize=_mode(cfg), seed=cell["seed"])
 
 
-def _closed_form_score(kind, data, stds, sch):
+def _closed_form_score(kind, data, sch):
     if kind == "empirical":
         return EmpiricalScore(data, sch)
     if kind == "linear":
         return LinearScore(data, sch)
-    # Gaussian with the manifold's per-direction variances (exact when not normalized)
-    return GaussianScore(None, (data.basis * stds**2) @ data.basis.T, sch)
+    # Gaussian with the law's actual per-direction variances (exact when not normalized)
+    return GaussianScore(None, (data.basis * data.variances()) @ data.basis.T, sch)
 
 
 def _measure(cfg, score, data, seed, method="auto") -> dict:
-    """Per-block summaries of one Jacobian sweep on the tau grid (anchors seeded by `seed`, so
-    every score of a cell is probed at the same points)."""
+    """Per-anchor, per-block summaries of Jacobian sweeps on the tau grid (anchors seeded by
+    `seed`, so every score of a cell is probed at the same points)."""
     from analysis.dimensions import (critical_tau_per_block, jacobian_sweep,
                                      kept_fraction_per_block, mean_abs_eigenvalue_per_block)
 
     ms = cfg["measure"]
     grid = taus(cfg)
-    sweep = jacobian_sweep(score, data, grid, n_points=min(ms["n_points"], data.x.shape[0]),
-                           seed=seed, schedule=make_schedule(ms["schedule"]),
-                           threshold=ms["threshold"], method=method)
-    eig, dir_block = sweep["eigenvalue"].values, sweep["direction_block"].values
-    kept = kept_fraction_per_block(eig, grid, dir_block, BLOCKS, ms["threshold"])
-    by_th = kept_fraction_per_block(eig, grid, dir_block, BLOCKS, ms["thresholds"])
     crit = lambda f: critical_tau_per_block(grid, f, relative=ms["relative_level"])
-    return {
-        "kept_fraction": kept,
-        "eigenvalue_abs": mean_abs_eigenvalue_per_block(eig, dir_block, BLOCKS),
-        "critical_tau": crit(kept),
-        "kept_fraction_by_threshold": by_th,
-        "critical_tau_by_threshold": np.stack([crit(f) for f in by_th]),
-    }
+    per = []
+    for anchor in ANCHORS:
+        if anchor not in ms["anchors"]:
+            per.append(None)
+            continue
+        sweep = jacobian_sweep(score, data, grid, n_points=min(ms["n_points"], data.x.shape[0]),
+                               seed=seed, schedule=make_schedule(ms["schedule"]), anchor=anchor,
+                               threshold=ms["threshold"], method=method,
+                               probe_points=ms["probe_points"])
+        eig, dir_block = sweep["eigenvalue"].values, sweep["direction_block"].values
+        kept = kept_fraction_per_block(eig, grid, dir_block, BLOCKS, ms["threshold"])
+        by_th = kept_fraction_per_block(eig, grid, dir_block, BLOCKS, ms["thresholds"])
+        sv = sweep["singular_value"].values
+        sv = (sv / np.maximum(sv.max(axis=2, keepdims=True), 1e-300)).mean(axis=1)
+        probe = (sweep["probe_singular_value"].values.mean(axis=1) if ms["probe_points"]
+                 else np.full((grid.size, data.d - 1), np.nan))
+        per.append({
+            "kept_fraction": kept,
+            "eigenvalue_abs": mean_abs_eigenvalue_per_block(eig, dir_block, BLOCKS),
+            "critical_tau_kept": crit(kept),
+            "kept_fraction_by_threshold": by_th,
+            "critical_tau_by_threshold": np.stack([crit(f) for f in by_th]),
+            "critical_tau": sweep["critical_tau"].sel(signature=list(SIGNATURES),
+                                                      block=BLOCKS).values,
+            "signature_fraction": sweep["signature_fraction"].sel(
+                signature=list(SIGNATURES), block=BLOCKS).values,
+            "variance_ratio": _block_median(sweep["variance_ratio"].values, dir_block),
+            "singular_value": sv,
+            "probe_singular_value": probe,
+        })
+    template = next(p for p in per if p is not None)
+    return {k: np.stack([p[k] if p is not None else np.full_like(template[k], np.nan)
+                         for p in per]) for k in template}
+
+
+def _block_median(rho, dir_block) -> np.ndarray:
+    """Median of rho over points and each block's directions, (tau, block)."""
+    return np.stack([np.median(rho[:, :, dir_block == b].reshape(rho.shape[0], -1), axis=1)
+                     for b in BLOCKS], axis=1)
 
 
 def _train(cfg, cell, data, sch):
@@ -253,40 +284,11 @@ def run_cell(cfg, cell) -> dict:
     data = _manifold(cfg, cell)
     if cell["score"] == "learned":
         return _run_learned(cfg, cell, data, sch)
-    score = _closed_form_score(cell["score"], data, _stds(cfg, cell["std_ratio"], cell["d"]), sch)
+    score = _closed_form_score(cell["score"], data, sch)
     return _measure(cfg, score, data, cell["seed"])
 
 
 # -- theory -------------------------------------------------------------------------------------
-def block_theory(cfg, n: int, d: int, ratio: float, grid) -> dict:
-    """Both theories for one (N, d, std_ratio), per block (normal, 1, 2) [ALD24, BBDM24]:
-    critical taus, predicted mean |Jacobian eigenvalue| on the grid and predicted kept fractions
-    (threshold rule of `analysis.dimensions.predicted_kept_fraction`). nan for N < 2."""
-    from analysis.dimensions import predicted_kept_fraction, predicted_kept_ratio_rem
-
-    ms, dc = cfg["measure"], cfg["data"]
-    stds = _stds(cfg, ratio, d)
-    k = sum(dc["block_dims"])
-    first = np.array([k, 0, dc["block_dims"][0]])  # a direction of each block in `stds`
-    var = stds[first] ** 2
-    nan_t, nan_b = np.full((grid.size, 3), np.nan), np.full(3, np.nan)
-    if n < 2:
-        return {"tau_ald": nan_b, "tau_rem": np.nan, "sv_ald": nan_t, "sv_rem": nan_t,
-                "kept_ald": nan_t, "kept_rem": nan_t}
-    tau_ald = critical.subspace_collapse_tau(n, stds, normalized=dc["normalize"])[first]
-    tau_rem = float(critical.rem_subspace_collapse_tau(n, stds))
-    sv = critical.jacobian_singular_values(grid, n, stds, normalized=dc["normalize"])[:, first]
-    r_rem = predicted_kept_ratio_rem(grid[:, None], var, tau_rem)
-    return {
-        "tau_ald": tau_ald,
-        "tau_rem": tau_rem,
-        "sv_ald": sv,
-        "sv_rem": (1.0 - r_rem) / grid[:, None],
-        "kept_ald": predicted_kept_fraction(grid[:, None], tau_ald, var, ms["threshold"]),
-        "kept_rem": predicted_kept_fraction(grid[:, None], tau_rem, var, ms["threshold"]),
-    }
-
-
 # -- assembly -----------------------------------------------------------------------------------
 def _attrs(long_name, units):
     return {"long_name": long_name, "units": units}
@@ -300,18 +302,32 @@ def _n_table(cfg) -> np.ndarray:
                      for v in g[axis]], dtype=np.int64)
 
 
-MEASURED = {  # name -> (trailing dims, long name, units)
-    "kept_fraction": (("tau", "block"), "fraction of the block's directions kept "
+MEASURED = {  # name -> (trailing dims, long name, units); every one per anchor
+    "kept_fraction": (("anchor", "tau", "block"), "fraction of the block's directions kept "
                       "(1 + tau lambda >= threshold), mean over points", "1"),
-    "eigenvalue_abs": (("tau", "block"), "mean |eigenvalue| of the data-unit score Jacobian "
-                       "in the block", "1/data variance"),
-    "critical_tau": (("block",), "measured tau below which the block's kept fraction is under "
-                     "half (of its peak when relative_level)", "data variance"),
-    "kept_fraction_by_threshold": (("threshold", "tau", "block"),
+    "eigenvalue_abs": (("anchor", "tau", "block"), "mean |eigenvalue| of the data-unit score "
+                       "Jacobian in the block", "1/data variance"),
+    "critical_tau_kept": (("anchor", "block"), "measured tau below which the block's kept "
+                          "fraction is under half (of its peak when relative_level)",
+                          "data variance"),
+    "kept_fraction_by_threshold": (("anchor", "threshold", "tau", "block"),
                                    "kept fraction at each sensitivity threshold", "1"),
-    "critical_tau_by_threshold": (("threshold", "block"),
-                                  "measured critical tau at each sensitivity threshold",
-                                  "data variance"),
+    "critical_tau_by_threshold": (("anchor", "threshold", "block"),
+                                  "measured critical tau (kept-fraction rule) at each sensitivity "
+                                  "threshold", "data variance"),
+    "critical_tau": (("anchor", "signature", "block"), "largest tau at which more than half of "
+                     "the block's (point, direction) pairs carry the signature (inf: above the "
+                     "grid, nan: never)", "data variance"),
+    "signature_fraction": (("anchor", "signature", "tau", "block"), "fraction of the block's "
+                           "(point, direction) pairs carrying the signature", "1"),
+    "variance_ratio": (("anchor", "tau", "block"), "median posterior-variance ratio rho = "
+                       "u^T Cov[y|x] u / (tau v_u / (v_u + tau)) over points and directions "
+                       "(1: population score)", "1"),
+    "singular_value": (("anchor", "tau", "rank"), "exact Jacobian singular values divided by "
+                       "their maximum, mean over points", "1"),
+    "probe_singular_value": (("anchor", "tau", "probe_rank"), "official [ALD24] probe "
+                             "estimator (first dropped, max-normalized), mean over probe points",
+                             "1"),
 }
 TRAINING = {  # per checkpoint (train_step) or per training run
     "train_loss": (("train_step",), "mean DSM loss over the 50 steps before the checkpoint", "1"),
@@ -327,8 +343,9 @@ def _gather(spec, lead, sizes, pairs, index_of) -> dict:
     for k, (trail, name, units) in spec.items():
         dims = lead + trail
         arr = np.full(tuple(sizes[a] for a in dims), np.nan)
-        for cell, res in pairs:
-            arr[index_of(cell)] = res[k]
+        for cell, res in pairs:  # trailing dims of varying length (rank ~ d) fill a prefix
+            val = np.asarray(res[k])
+            arr[index_of(cell) + tuple(slice(0, m) for m in val.shape)] = val
         out[k] = (dims, arr, _attrs(name, units))
     return out
 
@@ -344,13 +361,16 @@ def _theory_variables(cfg, axis, grid) -> dict:
     td = (axis, "d", "std_ratio")
     return {
         "critical_tau_theory": (td + ("block",), stack("tau_ald"), _attrs(
-            "[ALD24] critical tau of the block (physics.critical.subspace_collapse_tau)",
-            "data variance")),
+            "[ALD24] critical tau of the block with the actual variances "
+            "(physics.critical.subspace_collapse_tau)", "data variance")),
         "critical_tau_rem": (td, stack("tau_rem"), _attrs(
-            "REM collapse tau_C on the same spectrum, one tau for every block "
-            "(physics.critical.rem_subspace_collapse_tau)", "data variance")),
+            "REM collapse tau_C on the actual spectrum, one tau for every block "
+            "(physics.critical.collapse_tau)", "data variance")),
         "singular_value_theory": (td + ("tau", "block"), stack("sv_ald"), _attrs(
             "[ALD24] predicted Jacobian singular value of the block", "1/data variance")),
+        "singular_value_theory_normalized": (td + ("tau", "block"), stack("sv_ald_norm"), _attrs(
+            "official [ALD24] theory panel: predicted singular value of the block divided by the "
+            "largest predicted one at that tau", "1")),
         "singular_value_rem": (td + ("tau", "block"), stack("sv_rem"), _attrs(
             "REM picture: 1/(tau + s^2) above tau_C, 1/tau below", "1/data variance")),
         "kept_fraction_theory": (td + ("tau", "block"), stack("kept_ald"), _attrs(
@@ -372,7 +392,9 @@ def assemble(cfg, cell_list, results) -> xr.Dataset:
     values = {axis: g[axis], "d": g["d"], "std_ratio": g["std_ratio"], "seed": g["seeds"],
               "width": g["width"], "train_step": steps, "score": closed}
     sizes = {k: len(v) for k, v in values.items()}
-    sizes.update(tau=grid.size, block=BLOCKS.size, threshold=len(ms["thresholds"]))
+    sizes.update(tau=grid.size, block=BLOCKS.size, threshold=len(ms["thresholds"]),
+                 anchor=len(ANCHORS), signature=len(SIGNATURES), rank=max(g["d"]),
+                 probe_rank=max(g["d"]) - 1)
     common = (axis, "d", "std_ratio", "seed")
     where = lambda c: tuple(list(values[a]).index(c[a]) for a in common)
     pairs = list(zip(cell_list, results))
@@ -398,7 +420,9 @@ def assemble(cfg, cell_list, results) -> xr.Dataset:
         "threshold": ms["threshold"], "threshold_rule": "lost when 1 + tau * lambda < threshold",
         "tau_phase": ms["tau_phase"], "relative_level": int(ms["relative_level"]),
         "size_axis": axis, "std": dc["std"], "normal_std": dc["normal_std"],
-        "normalize": int(dc["normalize"]),
+        "normalize": dc["normalize"],
+        "variances": "every theory uses the actual per-direction variances of the law "
+                     "(block_variance), not the nominal std^2",
         "blocks": f"dims {dc['block_dims']}, std {dc['std']} and std * std_ratio",
         "seed_use": "seed: training set, anchor points and noise of the Jacobian sweep, network "
                     "initialization and DSM training generator",
@@ -420,6 +444,18 @@ def _coords(cfg, axis, vals, closed, grid, n_tab) -> dict:
         "block_dim": (("d", "block"), np.array([[dd - k1 - k2, k1, k2] for dd in d]),
                       _attrs("directions in the block", "1")),
         "block_std": (("std_ratio", "block"), stds, _attrs("data std along the block", "data std")),
+        "block_variance": (("d", "std_ratio", "block"), np.array(
+            [[block_theory_variances(cfg, int(dd), r) for r in g["std_ratio"]] for dd in d]),
+            _attrs("actual population variance along the block (after normalization)",
+                   "data variance")),
+        "anchor": ("anchor", list(ANCHORS), _attrs(
+            "where the Jacobian is probed: training point / fresh sample / data mean, plus "
+            "noise sqrt(tau) z", "1")),
+        "signature": ("signature", list(SIGNATURES), _attrs(
+            "signature of a lost direction: collapse rho < 1/2, excess rho > 2", "1")),
+        "rank": ("rank", np.arange(max(g["d"])), _attrs("singular value index, descending", "1")),
+        "probe_rank": ("probe_rank", np.arange(max(g["d"]) - 1), _attrs(
+            "probe singular value index after dropping the first", "1")),
         "threshold": ("threshold", np.asarray(cfg["measure"]["thresholds"]),
                       _attrs("sensitivity threshold on r = 1 + tau lambda", "1")),
     }
@@ -463,7 +499,10 @@ def estimate(cfg, cell) -> dict:
     ms, tc = cfg["measure"], cfg["train"]
     n, d = cell["n_train"], cell["d"]
     t, p = taus(cfg).size, min(ms["n_points"], n)
-    jac_flops = t * p * (10.0 * d**3 + (2.0 * n * d * d if cell["score"] == "empirical" else 0))
+    n_anchor, probes = len(ms["anchors"]), min(ms["probe_points"], p)
+    per_eval = 2.0 * n * d if cell["score"] == "empirical" else 2.0 * d * d
+    jac_flops = n_anchor * t * (p * (10.0 * d**3 + (2.0 * n * d * d if cell["score"] == "empirical"
+                                                    else 0)) + probes * d * (per_eval + 4 * d * d))
     mem = 8 * (3 * n * d + 2 * p * max(n, 1) + 8 * p * d * d + 4 * t * p * d) + 50 * 2**20
     if cell["score"] != "learned":
         return {"memory_bytes": int(mem), "seconds": 0.05 + 0.01 * t + jac_flops / 1e9}

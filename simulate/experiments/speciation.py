@@ -4,7 +4,8 @@ Data: the two-class mixture (1/2) N(+m, I) + (1/2) N(-m, I) with |m|^2 = d (SCIE
 For each d (and seed) the cloning observable is measured on a grid of branching times around the
 prediction t_S = (1/2) ln d: n_traj reverse trajectories run to the branching time t_b, each is
 split into clones with independent noise, and phi(t_b) is the fraction of clone pairs that end in
-the same class (sign of x . m). The measured t_S is where phi crosses phi(t_S) = 0.775, with a
+the same class (sign of x . m). The measured t_S is where phi crosses phi(t_S) = 0.77520
+(`physics.critical.PHI_AT_SPECIATION`, exact E[expit(2 + 2z)]), with a
 bootstrap CI over trajectories. Scores: the population score of the mixture, or the empirical score
 of N mixture points (which speciates at the same time as long as N is large enough [BBDM24]).
 Stored beside the measurement: the theory curve phi(t) (`physics.critical.cloning_probability`) and
@@ -198,7 +199,7 @@ def plot(ds: xr.Dataset, path) -> None:
     a.legend(fontsize=7)
     dd = ds["d"].values
     b.plot(dd, ds["speciation_time_theory"], "k-", label="(1/2) ln d")
-    b.plot(dd, ds["speciation_time_cloning_theory"], "k--", lw=1, label="theory phi(t) = 0.775")
+    b.plot(dd, ds["speciation_time_cloning_theory"], "k--", lw=1, label=f"theory phi(t) = {critical.PHI_AT_SPECIATION}")
     for s in ds["score"].values:
         sel = ds.sel(score=s).isel(n_train=-1)
         y = sel["speciation_time_measured"].mean("seed")

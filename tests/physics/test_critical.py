@@ -104,12 +104,14 @@ def test_cloning_probability_limits_and_monotone():
 
 @pytest.mark.parametrize("d", sorted(PUBLISHED_TS))
 def test_phi_at_speciation_published(d):
-    # SCIENCE.md: phi(t_S) ≈ 0.7753 at t_S = (1/2) ln d, |m|^2 = d; with unit spread the value
-    # is d-independent, E_z[expit(2 + 2z)] = 0.77520 (agrees with 0.7753 to 3 decimals)
+    # [BBDM24]: phi(t_S) at t_S = (1/2) ln d, |m|^2 = d; with unit spread the value is
+    # d-independent, E_z[expit(2 + 2z)] = 0.77520 (the official plot's guide line is at 0.7753)
     phi = float(cloning_probability(0.5 * math.log(d), math.sqrt(d)))
     assert abs(phi - 0.7753) < 5e-4
-    u1 = integrate.quad(lambda z: special.expit(2 + 2 * z) * stats.norm.pdf(z), -40, 40)[0]
+    u1 = integrate.quad(lambda z: special.expit(2 + 2 * z) * stats.norm.pdf(z), -40, 40,
+                        epsabs=1e-13)[0]
     assert phi == pytest.approx(u1, abs=1e-10)
+    assert PHI_AT_SPECIATION == pytest.approx(u1, abs=5e-6)  # 0.77520, to its printed digits
 
 
 @pytest.mark.parametrize("d", sorted(PUBLISHED_TS))
@@ -276,16 +278,36 @@ def test_subspace_collapse_tau_solves_quadratic(normalized):
 
 
 def _jsv_literal(tau, n, s, g):
+    """The official [ALD24] theory cell, re-derived: for g = 1 a second term with
+    t_c0 = sqrt(g sum s^4 / 2 / (2 ln N)) (the collapse of the norm fluctuations)."""
     l2n = 2 * math.log(n)
     big_f = sum(sj**2 / (tau**2 * (tau + sj**2)) for sj in s)
     c = g * sum(sj**4 for sj in s) / 2
+    tc0 = math.sqrt(c / l2n)
     out = []
     for si in s:
         lam = 1 / (tau + si**2)
         ti = math.sqrt((c + tau * si**2) / l2n)
         v = big_f * max(0.0, 1 / tau - 1 / ti)
+        if g == 1.0:
+            v += big_f * max(0.0, 1 / tau - 1 / tc0)
         out.append(math.hypot(lam, v))
     return out
+
+
+def test_jacobian_singular_values_g1_term_lifts_every_direction_below_tc0():
+    """g = 1: below t_c0 every direction, even the 0.01 normal ones above their own t_i, carries
+    the common F(tau) (1/tau - 1/t_c0) term; above t_c0 it is absent."""
+    s = block_stds(ALD_BLOCKS, d=30, rest_std=0.01)
+    tc0 = math.sqrt(np.sum(s**4) / 2 / (2 * math.log(1000)))
+    lam = lambda t: 1 / (t + s**2)  # noqa: E731
+    below = 0.5 * tc0
+    sv = jacobian_singular_values(below, 1000, s, normalized=False)
+    big_f = np.sum(s**2 / (below**2 * (below + s**2)))
+    ti = np.sqrt((np.sum(s**4) / 2 + below * s**2) / (2 * math.log(1000)))
+    v = big_f * ((1 / below - 1 / tc0) + np.maximum(0, 1 / below - 1 / ti))
+    np.testing.assert_allclose(sv, np.hypot(lam(below), v), rtol=1e-12)
+    assert np.all(sv[7:] > 10 * lam(below)[7:])
 
 
 @pytest.mark.parametrize("normalized", [True, False])
