@@ -205,7 +205,8 @@ def survival_energy(e, tau, w, k, lam):
 
 
 def _energy_grid(tau, n, w, k, lam, step):
-    """Uniform e-grid from the bulk (S ~ 1 - 1e-6) to the upper tail (S ~ _TAIL / n), and S on it.
+    """Uniform e-grid from the bulk (S ~ 1 - 1e-6, or for wide laws and N > 100 from
+    log N + 30 below the level S = 60 / N) to the upper tail (S ~ _TAIL / n), and S on it.
     For several blocks S is inverted on a coarser grid (<= _COARSE points) and log S is
     interpolated by a cubic spline (log S is smooth on the scale of the std of E)."""
     mean, std = _moments(w, k, lam)
@@ -213,6 +214,15 @@ def _energy_grid(tau, n, w, k, lam, step):
     q_lo = max(mean - z_tail * std, 1e-9 * mean)
     q_hi = mean + 14.0 * std
     e_lo, e_hi = -q_hi / (2.0 * tau), -q_lo / (2.0 * tau)
+    if n > 100.0 and (e_hi - e_lo) > 200.0:
+        # Only the top of the law matters: with e_60 the level where S = 60 / N, the maximum of the
+        # N terms lies above e_60 up to probability e^-60, and terms below e_60 - log N - 30 change
+        # log Z by < e^-30; below that level S is replaced by 1 (E by max(E, e_lo)).
+        ec = np.linspace(e_lo, e_hi, 400)
+        sc = survival_energy(ec, tau, w, k, lam)
+        above = np.nonzero(sc <= 60.0 / n)[0]
+        if above.size:
+            e_lo = max(e_lo, ec[max(above[0] - 1, 0)] - math.log(n) - 30.0)
     h = min(step, (e_hi - e_lo) / 400.0)
     e = np.arange(e_lo, e_hi + h, h)
     if w.size == 1 or e.size <= _COARSE:
@@ -260,7 +270,8 @@ def _partition_terms(e, s, h, n, want_y2=False):
     one_minus_phi = np.clip(np.correlate(g, a, "valid") + below_g, 0.0, 1.0)
     with np.errstate(divide="ignore"):
         log_phi = np.log1p(-one_minus_phi)
-    integrand = np.exp(-np.exp(v)) - np.exp(n * log_phi)
+    with np.errstate(over="ignore"):
+        integrand = np.exp(-np.exp(v)) - np.exp(n * log_phi)
     elogz = c + h * integrand.sum()
     if not want_y2:
         return elogz
