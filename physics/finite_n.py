@@ -463,10 +463,10 @@ def _top_planted(e, s, h, lam, tau, n, var, d):
     s0 = np.where(e0 > e[ok][-1], 0.0, np.where(e0 < e[0], 1.0, np.exp(spline(np.clip(e0, e[0], e[ok][-1])))))
     with np.errstate(divide="ignore"):
         vals = dens * np.exp((n - 1.0) * np.log1p(-np.clip(s0, 0.0, 1.0)))
-    return integrate_trapezoid(vals, zeta)
+    return _trapezoid(vals, zeta)
 
 
-def integrate_trapezoid(y, x):
+def _trapezoid(y, x):
     return float(np.sum(0.5 * (y[1:] + y[:-1]) * np.diff(x)))
 
 

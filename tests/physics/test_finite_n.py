@@ -88,7 +88,7 @@ def test_spectrum_collapse_time_reduces_to_isotropic():
     spec = np.r_[np.full(20, 1.0), np.full(12, 1.0 + 1e-9)]
     assert finite_n.collapse_time_finite_n(50, 32, spectrum=spec) == pytest.approx(
         finite_n.collapse_time_finite_n(50, 32), rel=1e-6)
-    # a genuine 2-block spectrum sits between the REM value and ... is finite and above REM
+    # a genuine 2-block spectrum: finite N collapses later than its REM value
     spec = np.r_[np.full(16, 0.5), np.full(16, 2.0)]
     t_c = finite_n.collapse_time_finite_n(50, 32, spectrum=spec)
     assert t_c > critical.collapse_time(50, spec)
