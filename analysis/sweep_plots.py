@@ -12,7 +12,8 @@ Conventions (an experiment that follows them gets its theory drawn by `memphase 
   (in that coordinate's units) as a function of its own dims, e.g. `collapse_time_theory` (d, alpha)
   with boundary_axis "time", or `memorization_boundary_alpha` (d,) with boundary_axis "alpha". It is
   drawn as a line on every heatmap with <axis> as x or y: a curve over the other plotted axis
-  when it depends on it, else a straight line.
+  when it depends on it, else a straight line (dashed; attribute `line_style` overrides, e.g.
+  ":" for the finite-N collapse time beside the dashed REM one).
 - A `block` dim gives per-block curves; `memorization_ratio` (and `collapse_fraction`) with an
   `n_train` or `alpha` dim give memorization curves.
 
@@ -238,7 +239,7 @@ def _draw_boundaries(ax, ds, x, y, keep_sel, panel_sel):
         for name in boundary_variables(ds, axis):
             b, _ = reduce_dims(ds[name], {other}, {**keep_sel, **panel_sel})
             vals = np.asarray(b.values, dtype=float)
-            style = dict(color="w", lw=2.0, ls="--")
+            style = dict(color="w", lw=2.0, ls=ds[name].attrs.get("line_style", "--"))
             if b.ndim == 0:
                 if np.isfinite(vals):
                     (ax.axvline if axis == x else ax.axhline)(float(vals), **style)
@@ -251,7 +252,7 @@ def _draw_boundaries(ax, ds, x, y, keep_sel, panel_sel):
             xs, ys = (vals[ok][order], o[ok][order]) if axis == x else (o[ok][order],
                                                                         vals[ok][order])
             ax.plot(xs, ys, marker=".", **style)
-            ax.plot(xs, ys, color="k", lw=0.8, ls="--")
+            ax.plot(xs, ys, color="k", lw=0.8, ls=style["ls"])
 
 
 def heatmap_panel(ax, ds, name, x, y, selection=None, *, score=None, colorbar=True, cmap=None,
@@ -548,9 +549,10 @@ def plot_results(path, var=None, x=None, y=None, out=None, formats=("png", "pdf"
 
 def plot_collapse(ds, path, formats=("png",)) -> list[Path]:
     """Figure of the collapse experiment [BBDM24]: (a) measured t_C (last change; squares: excess
-    entropy) vs REM theory, empirical score, hollow where t_C < end time (censored); (b) fraction of
-    trajectories on their final training point over (N or alpha, time) at the largest d with the
-    theory t_C line: the (alpha, t) phase diagram; (c) memorization ratio over (N or alpha, d) with
+    entropy) vs REM theory, empirical score, hollow where t_C < end time (censored), dotted: the
+    finite-N theory t_C(N, d) per d; (b) fraction of trajectories on their final training point
+    over (N or alpha, time) at the largest d with the REM (dashed) and finite-N (dotted) t_C lines:
+    the (alpha, t) phase diagram; (c) memorization ratio over (N or alpha, d) with
     the boundary N_b(d) where t_C = end time."""
     axis = ds.attrs.get("size_axis", "n_train" if "n_train" in ds.dims else "alpha")
     score = "empirical" if "empirical" in _coord(ds, "score") else str(_coord(ds, "score")[0])
@@ -571,6 +573,12 @@ def plot_collapse(ds, path, formats=("png",)) -> list[Path]:
         if "collapse_time_entropy" in emp:
             e = np.asarray(emp["collapse_time_entropy"].sel(d=d).values, float)
             ax[0].plot(t, e, "s", color=col, ms=4, alpha=0.7)
+        if "collapse_time_finite_n_theory" in emp:
+            fin = np.asarray(emp["collapse_time_finite_n_theory"].broadcast_like(
+                emp["collapse_time_measured"]).sel(d=d).values, float)
+            order = np.argsort(t)
+            ax[0].plot(t[order], fin[order], ":", color=col, lw=1.2,
+                       label="finite-N theory" if i == 0 else None)
     lim = np.array([np.nanmin(th.values), np.nanmax(th.values)])
     if np.all(np.isfinite(lim)):
         ax[0].plot(lim, lim, "k-", lw=0.8, label="measured = theory")
@@ -582,7 +590,8 @@ def plot_collapse(ds, path, formats=("png",)) -> list[Path]:
     if ds.sizes.get(axis, 0) >= 2:
         heatmap_panel(ax[1], ds, "same_as_final", axis, "time", {"d": float(dvals.max())},
                       score=score, vmin=0, vmax=1)
-        ax[1].set_title(f"{score}, d={dvals.max()}: on final training point (dashed: t_C)",
+        ax[1].set_title(f"{score}, d={dvals.max()}: on final point (dashed: REM t_C, dotted: "
+                        "finite-N t_C)",
                         fontsize=8)
         if ds.sizes.get("d", 0) >= 2:
             heatmap_panel(ax[2], ds, "memorization_ratio", axis, "d", score=score, vmin=0, vmax=1)

@@ -331,3 +331,4 @@ def rem_subspace_collapse_tau(n, stds):
     """REM collapse tau on the [ALD24] spectrum: `collapse_tau(n, stds**2)` [BBDM24], *derived*;
     compare with `subspace_collapse_tau` (the two differ at finite d)."""
     return collapse_tau(n, _spectrum(stds, "stds") ** 2)
+from .finite_n import collapse_tau_finite_n, collapse_time_finite_n, excess_entropy_finite_n, participation_finite_n, top_weight_finite_n  # noqa: E402,F401,E501  finite-N theory (docs/theory.md)

@@ -8,6 +8,11 @@ from simulate.validate import Check, format_table, validate_main
 
 
 def test_check_gating_and_status():
+    fin = Check("q", "s", 1.0, 1.05, tolerance=0.02, theory_finite_n=1.04, versus_finite_n=True)
+    assert fin.passed and abs(fin.rel_error_finite_n - 0.01 / 1.04) < 1e-12
+    assert fin.explained == pytest.approx(0.8)
+    assert not Check("q", "s", 1.0, 1.05, tolerance=0.02, theory_finite_n=1.0,
+                     versus_finite_n=True).passed
     ok = Check("q", "s", 1.0, 1.05, tolerance=0.1)
     bad = Check("q", "s", 1.0, 1.2, tolerance=0.1)
     info = Check("q", "s", 1.0, 1.2, tolerance=0.1, gated=False)
@@ -35,6 +40,13 @@ def test_validate_quick_passes_and_writes_table(tmp_path, capsys):
         assert rows.sizes["check"] >= 3, name
         assert np.all(np.abs(rows["rel_error"].values[rows["gated"].values.astype(bool)]) <= 0.1)
     assert (q == "bias trend t_C (last change)").sum() >= 1
+    # finite-N theory column beside REM on every t_C row; the excess-entropy t_C is gated on it
+    tc = np.isin(q, ["t_C (excess entropy)", "t_C (last change)"])
+    assert np.all(np.isfinite(ds["theory_finite_n"].values[tc]))
+    assert np.all(ds["theory_finite_n"].values[tc] > ds["theory"].values[tc])
+    ee = q == "t_C (excess entropy)"
+    assert np.all(np.abs(ds["rel_error_finite_n"].values[ee]) <= 0.02)
+    assert "finite-N" in text and "explains" in text
     assert out.with_suffix(".png").stat().st_size > 1000
     ds.close()
 

@@ -14,7 +14,10 @@ linear) x seeds. Per cell, reverse trajectories of `sampler.n_samples` samples w
     collapse_time_entropy (optional)   zero of the Monte-Carlo excess entropy [BBDM24, BM23]
                                        (`measure.excess_entropy = true`; empirical-score cells)
 
-Theory stored beside (SCIENCE.md sec. 3): the REM collapse time t_C(N, d) and noise tau_C, and the
+Theory stored beside (SCIENCE.md sec. 3): the REM collapse time t_C(N, d) and noise tau_C, the exact
+finite-N collapse time and noise (`collapse_time_finite_n_theory`, `collapse_tau_finite_n_theory`:
+the zero of the finite-N excess entropy, `physics.critical.collapse_tau_finite_n`; NaN where
+N < 2 or tau_C lies outside the schedule's range), and the
 memorization boundary for the sampler's end time t_end: the trajectories collapse before the end
 iff t_C(N, d) > t_end, i.e. N < N_b(d) = (1 + s^2 / tau_end)^{d/2}, alpha < alpha_b.
 
@@ -35,7 +38,7 @@ import math
 import numpy as np
 import xarray as xr
 
-from physics.critical import collapse_tau, collapse_time
+from physics.critical import collapse_tau, collapse_tau_finite_n, collapse_time
 from physics.schedules import make_schedule
 
 from ..cost import kernel_block_bytes, kernel_seconds, sampling_bytes, sampling_seconds
@@ -219,6 +222,24 @@ def estimate(cfg, cell) -> dict:
 # ----------------------------------------------------------------------------- dataset
 
 
+def finite_n_theory(n, d, variance, schedule):
+    """Finite-N collapse noise and time per (d, size) cell (`collapse_tau_finite_n`, mapped to the
+    schedule's time); NaN where N < 2 or where tau_C is outside the schedule's tau range."""
+    n = np.asarray(n, dtype=float)
+    tau = np.full(n.shape, np.nan)
+    t = np.full(n.shape, np.nan)
+    for i, dd in enumerate(np.asarray(d)):
+        for j, nn in enumerate(n[i]):
+            if not nn >= 2:
+                continue
+            tau[i, j] = float(collapse_tau_finite_n(nn, int(dd), variance))
+            try:
+                t[i, j] = float(schedule.time_of_tau(tau[i, j]))
+            except ValueError:
+                pass
+    return tau, t
+
+
 def assemble(cfg, cell_list, results) -> xr.Dataset:
     g, var = cfg["grid"], cfg["data"]["variance"]
     axis = _size_axis(cfg)
@@ -240,6 +261,7 @@ def assemble(cfg, cell_list, results) -> xr.Dataset:
     n = sizes(cfg)
     tau_c = np.stack([collapse_tau(n[i], np.full(int(dd), var)) for i, dd in enumerate(d)])
     t_c = np.stack([collapse_time(n[i], np.full(int(dd), var), sch) for i, dd in enumerate(d)])
+    tau_fin, t_fin = finite_n_theory(n, d, var, sch)
     _, t_end = sampler_time_range(cfg)
     tau_end = float(sch.tau(t_end))
     alpha_b = float(memorization_boundary_alpha(tau_end, var))
@@ -263,6 +285,13 @@ def assemble(cfg, cell_list, results) -> xr.Dataset:
         "collapse_time_theory": (grid2, t_c, {
             "units": t_units, "long_name": "REM collapse time t_C (SCIENCE.md sec. 3)",
             "boundary_axis": "time"}),
+        "collapse_time_finite_n_theory": (grid2, t_fin, {
+            "units": t_units, "long_name": "finite-N collapse time t_C(N, d): zero of the exact "
+                                           "finite-N excess entropy (docs/theory.md)",
+            "boundary_axis": "time", "line_style": ":"}),
+        "collapse_tau_finite_n_theory": (grid2, tau_fin, {
+            "units": "data variance", "long_name": "finite-N collapse noise tau_C(N, d)",
+            "boundary_axis": "tau", "line_style": ":"}),
         "collapse_tau_theory": (grid2, tau_c, {
             "units": "data variance", "long_name": "REM collapse noise tau_C = s^2/(N^(2/d)-1)",
             "boundary_axis": "tau"}),

@@ -143,3 +143,15 @@ def test_memorization_flips_across_the_boundary():
     assert t_c[0] > ds.attrs["end_time"] > t_c[2]
     assert ratio[0] >= 0.85 and ratio[2] <= 0.15
     assert ratio[0] >= ratio[1] >= ratio[2]
+
+
+def test_finite_n_boundary_stored_beside_rem(small_run):
+    from physics.critical import collapse_time_finite_n
+
+    _, ds = small_run
+    fin = ds["collapse_time_finite_n_theory"]
+    assert fin.dims == ("d", "alpha") and fin.attrs["boundary_axis"] == "time"
+    n, d = int(ds["n_train"].item()), int(ds["d"].item())
+    assert fin.item() == pytest.approx(float(collapse_time_finite_n(n, d)), rel=1e-9)
+    assert fin.item() > float(ds["collapse_time_theory"].item())     # finite N collapses later
+    assert float(ds["collapse_tau_finite_n_theory"].item()) > float(ds["collapse_tau_theory"].item())

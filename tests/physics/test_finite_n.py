@@ -1,0 +1,158 @@
+"""Finite-N theory of collapse (physics.finite_n): quadrature against closed forms, brute-force
+Monte Carlo of E log Z, the noncentral chi-square cdf, and the REM limit."""
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from physics import critical, finite_n
+from physics.schedules import GeometricVE
+
+
+def _mc_log_z(tau, n, var, draws, seed, batch=50_000):
+    """Brute-force E log Z (fresh training set per draw) with the annealed control variate
+    A(u) = log N - sum_j log(1 + s_j^2/tau)/2 - sum_j u_j^2 / (2 (tau + s_j^2)), E A exact."""
+    var = np.asarray(var, float)
+    d = var.size
+    rng = np.random.default_rng(seed)
+    r = []
+    for _ in range(draws // batch):
+        u = rng.standard_normal((batch, d)) * np.sqrt(var + tau)
+        y = rng.standard_normal((batch, n, d)) * np.sqrt(var)
+        e = -((u[:, None, :] - y) ** 2).sum(-1) / (2 * tau)
+        mx = e.max(1)
+        log_z = mx + np.log(np.exp(e - mx[:, None]).sum(1))
+        ann = math.log(n) - 0.5 * np.log1p(var / tau).sum() - (u**2 / (2 * (tau + var))).sum(1)
+        r.append(log_z - ann)
+    r = np.concatenate(r)
+    exact_ann = math.log(n) - 0.5 * np.log1p(var / tau).sum() - d / 2
+    return r.mean() + exact_ann, r.std() / math.sqrt(r.size)
+
+
+def test_one_point_is_exact():
+    # N = 1: E log Z = E E_1 = -E|u - y|^2 / (2 tau) = -sum_j (2 s_j^2 + tau) / (2 tau)
+    tau, d = 0.7, 16
+    got = finite_n.log_partition_mean(tau, 1, 1.0, d)
+    assert got == pytest.approx(-d * (2 + tau) / (2 * tau), rel=1e-10)
+    w, k = np.array([0.3, 2.0]), np.array([6.0, 10.0])
+    got = finite_n.log_partition_mean(tau, 1, w, k)
+    assert got == pytest.approx(-np.sum(k * (2 * w + tau)) / (2 * tau), rel=1e-7)
+
+
+@pytest.mark.parametrize("tau,n,d", [(1.0, 8, 4), (0.4, 6, 6)])
+def test_log_partition_matches_brute_force_monte_carlo(tau, n, d):
+    mc, se = _mc_log_z(tau, n, np.ones(d), draws=1_000_000, seed=3)
+    th = finite_n.log_partition_mean(tau, n, 1.0, d)
+    assert abs(th - mc) < 4 * se + 1e-6, (th, mc, se)
+    assert se < 5e-3          # the comparison has power: |E log Z| ~ 1-3
+
+
+def test_two_block_spectrum_matches_monte_carlo():
+    var = np.r_[np.full(3, 0.25), np.full(5, 2.0)]
+    tau, n = 0.8, 10
+    mc, se = _mc_log_z(tau, n, var, draws=500_000, seed=5)
+    th = finite_n.log_partition_mean(tau, n, [0.25, 2.0], [3.0, 5.0])
+    assert abs(th - mc) < 4 * se + 1e-5, (th, mc, se)
+
+
+def test_quadrature_converged():
+    base = finite_n.collapse_time_finite_n(25, 64)
+    fine = finite_n.collapse_time_finite_n(25, 64, nodes=24, step=0.05)
+    assert abs(fine / base - 1) < 1e-9
+    f = finite_n.excess_entropy_finite_n(1.1, 602, 128)
+    assert abs(finite_n.excess_entropy_finite_n(1.1, 602, 128, nodes=24, step=0.05) - f) < 1e-9
+
+
+def test_generalized_inversion_equals_noncentral_chi_square():
+    d, lam = 12, 20.0
+    mean, sd = d + lam, math.sqrt(2 * (d + 2 * lam))
+    q = np.linspace(0.1, mean + 10 * sd, 400)
+    exact = stats.ncx2.cdf(q, d, lam)
+    split = finite_n._cdf_generalized(q, np.array([1.0, 1.0]), np.array([5.0, 7.0]),
+                                      np.array([lam / 4, 3 * lam / 4]))
+    assert np.all(np.abs(split - exact) <= 1e-7 * exact + 1e-9)
+    assert exact.min() < 1e-12      # the tail is really probed
+
+
+def test_spectrum_path_reduces_to_isotropic_path():
+    spec = np.r_[np.full(14, 1.0), np.full(10, 1.0 + 1e-9)]   # two blocks, isotropic in effect
+    iso = finite_n.excess_entropy_finite_n(0.9, 50, 24)
+    two = finite_n.excess_entropy_finite_n(0.9, 50, 24, spectrum=spec)
+    assert two == pytest.approx(iso, abs=1e-7)
+
+
+@pytest.mark.slow
+def test_spectrum_collapse_time_reduces_to_isotropic():
+    spec = np.r_[np.full(20, 1.0), np.full(12, 1.0 + 1e-9)]
+    assert finite_n.collapse_time_finite_n(50, 32, spectrum=spec) == pytest.approx(
+        finite_n.collapse_time_finite_n(50, 32), rel=1e-6)
+    # a genuine 2-block spectrum: finite N collapses later than its REM value
+    spec = np.r_[np.full(16, 0.5), np.full(16, 2.0)]
+    t_c = finite_n.collapse_time_finite_n(50, 32, spectrum=spec)
+    assert t_c > critical.collapse_time(50, spec)
+
+
+def test_collapse_is_the_zero_of_the_excess_entropy_and_vectorized():
+    n, d = np.array([25, 602]), np.array([64, 128])
+    t_c = finite_n.collapse_time_finite_n(n, d)
+    assert t_c.shape == (2,)
+    f = finite_n.excess_entropy_finite_n(t_c, n, d)
+    assert np.all(np.abs(f) < 1e-8)
+    assert np.all(finite_n.excess_entropy_finite_n(t_c * 1.05, n, d) > 0)
+    assert np.all(finite_n.excess_entropy_finite_n(t_c * 0.95, n, d) < 0)
+    # finite N collapses later than the REM prediction (the measured sign of the bias)
+    assert np.all(t_c > [critical.collapse_time(a, np.ones(b)) for a, b in zip(n, d)])
+    # variance scales tau: tau_C(s^2) = s^2 tau_C(1)
+    tau1 = finite_n.collapse_tau_finite_n(25, 64)
+    assert finite_n.collapse_tau_finite_n(25, 64, variance=3.0) == pytest.approx(3 * tau1, rel=1e-8)
+    # public names re-exported from physics.critical
+    assert critical.collapse_time_finite_n is finite_n.collapse_time_finite_n
+
+
+def test_schedule_time_maps_the_same_tau():
+    sch = GeometricVE()
+    t = finite_n.collapse_time_finite_n(25, 64, schedule=sch)
+    assert float(sch.tau(t)) == pytest.approx(float(finite_n.collapse_tau_finite_n(25, 64)), rel=1e-9)
+
+
+def test_reduces_to_rem_as_d_grows_at_fixed_alpha():
+    # t_C(N = e^{alpha d}, d) -> REM t_C(alpha); the relative gap falls like 1/d (halves per doubling)
+    alpha = 0.05
+    rem = float(critical.collapse_time(math.exp(alpha * 64), np.ones(64)))
+    rel = [float(finite_n.collapse_time_finite_n(math.exp(alpha * d), d)) / rem - 1
+           for d in (64, 128, 256, 512)]
+    assert rel[0] > 0.05 and rel[-1] < 0.011, rel
+    assert all(0.45 < b / a < 0.6 for a, b in zip(rel, rel[1:])), rel
+
+
+def test_weight_observables_match_monte_carlo():
+    tau, n, d = 0.5, 12, 6
+    rng = np.random.default_rng(11)
+    m = 200_000
+    u = rng.standard_normal((m, d)) * math.sqrt(1 + tau)
+    y = rng.standard_normal((m, n, d))
+    e = -((u[:, None, :] - y) ** 2).sum(-1) / (2 * tau)
+    w = np.exp(e - e.max(1, keepdims=True))
+    w /= w.sum(1, keepdims=True)
+    y2 = (w**2).sum(1)
+    planted = y[:, 0, :] + math.sqrt(tau) * rng.standard_normal((m, d))
+    top = (((planted[:, None, :] - y) ** 2).sum(-1).argmin(1) == 0).astype(float)
+    t = 0.5 * math.log1p(tau)
+    assert abs(finite_n.participation_finite_n(t, n, d) - y2.mean()) < 4 * y2.std() / math.sqrt(m)
+    assert abs(finite_n.top_weight_finite_n(t, n, d) - top.mean()) < 4 * top.std() / math.sqrt(m)
+
+
+@pytest.mark.parametrize("call,match", [
+    (lambda: finite_n.collapse_time_finite_n(0, 64), "n must"),
+    (lambda: finite_n.collapse_time_finite_n(25, 6.5), "dimension d"),
+    (lambda: finite_n.collapse_time_finite_n(25, 64, variance=-1.0), "variance"),
+    (lambda: finite_n.collapse_time_finite_n(25, 4, spectrum=[1.0, 2.0]), "spectrum has 2"),
+    (lambda: finite_n.collapse_time_finite_n(25, 2, 2.0, spectrum=[1.0, 2.0]), "not both"),
+    (lambda: finite_n.excess_entropy_finite_n(-1.0, 25, 64), "time"),
+    (lambda: finite_n.collapse_time_finite_n(1, 64), ">= 2"),
+])
+def test_bad_input_names_the_problem(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
