@@ -31,17 +31,19 @@ EXAMPLES = {
 }
 
 
-def _print_outputs(out, plot):
+def _print_outputs(out, figures):
     print(f"results: {out}")
-    if plot and out.with_suffix(".png").exists():
-        print(f"figure:  {out.with_suffix('.png')}")
+    for p in figures[:1]:
+        print(f"figure:  {p}")
 
 
 def _cmd_run(args) -> int:
-    from .runner import run_job
+    from .sweep import run_sweep
 
-    out = run_job(args.config, output=args.output, progress=not args.quiet, plot=not args.no_plot)
-    _print_outputs(out, not args.no_plot)
+    figures: list = []
+    out = run_sweep(args.config, output=args.output, backend="inprocess",
+                    progress=not args.quiet, plot=not args.no_plot, figures=figures)
+    _print_outputs(out, figures)
     return 0
 
 
@@ -53,23 +55,25 @@ def _cmd_sweep(args) -> int:
         print("\n".join(describe(args.config) if args.config.endswith(".toml")
                         else estimate_lines(plan)))
         return 0
+    figures: list = []
     out = run_sweep(args.config, output=args.output, backend=args.backend, workers=args.workers,
                     scheduler=args.scheduler, shard=args.shard, new=args.new,
                     progress=not args.quiet, plot=not (args.no_plot or args.shard),
-                    threads=args.threads)
+                    threads=args.threads, figures=figures)
     if args.shard:
         print(f"part:    {out}")
     else:
-        _print_outputs(out, not args.no_plot)
+        _print_outputs(out, figures)
     return 0
 
 
 def _cmd_merge(args) -> int:
     from .sweep import merge_parts
 
+    figures: list = []
     out = merge_parts(args.config, output=args.output, progress=not args.quiet,
-                      plot=not args.no_plot)
-    _print_outputs(out, not args.no_plot)
+                      plot=not args.no_plot, figures=figures)
+    _print_outputs(out, figures)
     return 0
 
 
@@ -102,8 +106,10 @@ def _free_path(path: Path) -> Path:
 def _cmd_validate(args) -> int:
     from .validate import validate_main
 
+    from .sweep import resolve_output
+
     default = Path("data/results") / ("validate-quick.h5" if args.quick else "validate.h5")
-    out = Path(args.output) if args.output else _free_path(default)
+    out = resolve_output(args.output, "validate") if args.output else _free_path(default)
     if out.exists():
         raise ConfigError(f"{out} exists; choose another --output (results are never overwritten)")
     return validate_main(quick=args.quick, output=out, seed=args.seed, plot=not args.no_plot)

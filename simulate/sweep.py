@@ -45,7 +45,8 @@ from .experiments import get_experiment
 
 __all__ = ["SweepError", "SweepIncomplete", "SweepPlan", "SWEEP_SCHEMA", "BACKENDS", "load_sweep",
            "run_sweep", "merge_parts", "estimate_cell", "check_memory", "part_path", "parse_shard",
-           "OutputLock", "Journal", "describe"]
+           "OutputLock", "Journal", "describe", "RESULT_SUFFIXES", "resolve_output",
+           "draw_figures"]
 
 BACKENDS = ("inprocess", "local", "scheduler", "slurm")
 #: memory of one Python/torch worker process beyond its cell (added to every memory estimate)
@@ -142,6 +143,32 @@ def load_sweep(config_path) -> SweepPlan:
         raise ConfigError(f"{where}: cell {dup} appears twice; a [grid] list repeats a value")
     axes = {k: v for k, v in cfg.get("grid", {}).items() if isinstance(v, list) and v}
     return SweepPlan(exp, cfg, text, opts, cells, keys, config_hash(cfg), where, axes)
+
+
+# ----------------------------------------------------------------------------- output paths
+
+#: suffixes of a results file (HDF5 / netCDF-4); anything else is refused before any compute, so
+#: that the figure (<name>.png beside it) can never be written over the results
+RESULT_SUFFIXES = (".h5", ".hdf5", ".nc")
+
+
+def resolve_output(output, job: str) -> Path:
+    """The results path of a run: `output` itself, or <folder>/<job>.h5 when `output` names a
+    folder (ends with '/' or is an existing folder). SweepError (one line) when the suffix is not
+    one of RESULT_SUFFIXES or when a folder on the way is a file."""
+    text = str(output)
+    p = Path(text)
+    if text.endswith(("/", os.sep)) or p.is_dir():
+        p = p / f"{job}.h5"
+    if p.suffix.lower() not in RESULT_SUFFIXES:
+        raise SweepError(f"output {text!r} must end in {', '.join(RESULT_SUFFIXES)} (an HDF5/"
+                         f"netCDF results file; the figure goes beside it as <name>.png)")
+    for parent in p.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise SweepError(f"cannot write {p}: {parent} is a file, not a folder")
+            break
+    return p
 
 
 # ----------------------------------------------------------------------------- estimates
@@ -461,6 +488,18 @@ class Journal:
             return None
         return {k: _decode_value(v) for k, v in data.items()}, meta
 
+    def figures(self) -> list[str]:
+        """Figure paths an earlier attempt of this run was placing (see `draw_figures`)."""
+        try:
+            return list(json.loads((self.dir / "figures.json").read_text()))
+        except (OSError, ValueError, TypeError):
+            return []
+
+    def note_figures(self, paths):
+        self.dir.mkdir(parents=True, exist_ok=True)
+        text = json.dumps([str(p) for p in paths]).encode()
+        _atomic_write(self.dir / "figures.json", lambda fh: fh.write(text))
+
     def remove(self):
         shutil.rmtree(self.dir, ignore_errors=True)
 
@@ -659,6 +698,64 @@ def read_part(path, plan: SweepPlan | None = None) -> dict:
     return out
 
 
+# ----------------------------------------------------------------------------- figures
+
+
+def _place(src: Path, dst: Path, replace: bool) -> bool:
+    """Move `src` to `dst`; without `replace` never over an existing file (False if taken)."""
+    if replace:
+        os.replace(src, dst)
+        return True
+    try:
+        os.link(src, dst)  # atomic: fails if dst exists
+    except FileExistsError:
+        return False
+    except OSError:  # no hard links on this file system
+        if dst.exists():
+            return False
+        os.replace(src, dst)
+        return True
+    src.unlink()
+    return True
+
+
+def draw_figures(plan: SweepPlan, ds, target, journal=None) -> list[Path]:
+    """Draw the experiment's figure(s) of `ds` beside `target` and return the paths written.
+
+    The figure is drawn in a temporary folder and then moved to <stem>.png (and whatever
+    <stem>_*.png the experiment draws). A file the run did not create is never overwritten: if a
+    name is taken, the figure goes to <stem>-1.png, <stem>-2.png, ... (a warning says so). Names
+    recorded in `journal` (an earlier, interrupted attempt of this run) may be replaced."""
+    target = Path(target)
+    tmp = target.with_name(f".{target.name}.fig-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        plan.exp.plot(ds, tmp / f"{target.stem}.png")
+        made = sorted(p.name for p in tmp.iterdir() if p.name.startswith(target.stem))
+        ours = set(journal.figures()) if journal is not None else set()
+
+        def names(stem):
+            return [target.parent / (stem + n[len(target.stem):]) for n in made]
+
+        k, stem = 0, target.stem
+        while any(p.exists() and str(p) not in ours for p in names(stem)):
+            k += 1
+            stem = f"{target.stem}-{k}"
+        dst = names(stem)
+        if journal is not None:
+            journal.note_figures(dst)
+        for n, d in zip(made, dst):
+            if not _place(tmp / n, d, replace=str(d) in ours):
+                raise SweepError(f"{d} appeared while the figure was drawn; rerun to draw it")
+        if k:
+            print(f"memphase: warning: {names(target.stem)[0]} exists and was not written by this "
+                  f"run; kept it, figure written to {dst[0]}", file=sys.stderr)
+        return dst
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 # ----------------------------------------------------------------------------- driver
 
 
@@ -699,11 +796,12 @@ def _assemble(plan, loaded, wall, backend):
 
 
 def run_sweep(config_path, output=None, backend=None, workers=None, scheduler=None, shard=None,
-              new=False, progress=True, plot=True, threads=None) -> Path:
+              new=False, progress=True, plot=True, threads=None, figures=None) -> Path:
     """Run (or resume) a sweep; return the path written (final file, or part file for a shard).
 
-    Refuses (SweepError / ConfigError) a held lock, a journal of another config without `new`,
-    or an existing final file of another config. Raises SweepIncomplete if cells failed.
+    Refuses (SweepError / ConfigError) an output that is not .h5/.hdf5/.nc, a held lock, a
+    journal of another config without `new`, or an existing final file of another config. Raises
+    SweepIncomplete if cells failed. `figures`, if a list, receives the figure paths drawn.
     """
     plan = load_sweep(config_path)
     if workers is not None:
@@ -717,7 +815,7 @@ def run_sweep(config_path, output=None, backend=None, workers=None, scheduler=No
     if backend not in BACKENDS:
         raise SweepError(f"unknown backend {backend!r}; choose one of {list(BACKENDS)}")
     shard = parse_shard(shard)
-    out = Path(output or plan.cfg["output"])
+    out = resolve_output(output or plan.cfg["output"], plan.job)
     target = part_path(out, *shard) if shard else out
     mine = [(k, c) for i, (k, c) in enumerate(zip(plan.keys, plan.cells))
             if shard is None or i % shard[1] == shard[0]]
@@ -731,7 +829,8 @@ def run_sweep(config_path, output=None, backend=None, workers=None, scheduler=No
                 raise SweepError(f"{target} exists and was made with a different config; choose "
                                  f"another --output (finished results are never overwritten)")
             if journal.exists() and journal.stored_hash() in (plan.config_hash, None):
-                journal.remove()  # killed after the final write, before the cleanup
+                # killed after the final write, before the figure and the cleanup
+                _finish(plan, target, journal, plot and not shard, figures)
             return target
         journal.open(new=new)
         t0 = time.time()
@@ -791,10 +890,24 @@ def run_sweep(config_path, output=None, backend=None, workers=None, scheduler=No
 
             ds = _assemble(plan, loaded, wall, backend)
             write_dataset(ds, target)
-            if plot:
-                plan.exp.plot(ds, target.with_suffix(".png"))
-        journal.remove()
+        _finish(plan, target, journal, plot and not shard, figures, ds=None if shard else ds)
     return target
+
+
+def _finish(plan, target, journal, plot, figures, ds=None):
+    """After the final write: draw the figure, then remove the journal (its presence beside a
+    finished file means the figure may be missing: the next run draws it)."""
+    if plot:
+        if ds is None:
+            from analysis.results import open_results
+
+            with open_results(target) as ds:
+                drawn = draw_figures(plan, ds.load(), target, journal)
+        else:
+            drawn = draw_figures(plan, ds, target, journal)
+        if figures is not None:
+            figures.extend(drawn)
+    journal.remove()
 
 
 def find_parts(output) -> dict:
@@ -809,15 +922,19 @@ def find_parts(output) -> dict:
     return found
 
 
-def merge_parts(config_path, output=None, progress=True, plot=True) -> Path:
-    """Assemble `<stem>.part-I-of-N.h5` (all I) into the final Dataset, written atomically."""
+def merge_parts(config_path, output=None, progress=True, plot=True, figures=None) -> Path:
+    """Assemble `<stem>.part-I-of-N.h5` (all I) into the final Dataset, written atomically;
+    output and figure rules as in `run_sweep`."""
     plan = load_sweep(config_path)
-    out = Path(output or plan.cfg["output"])
+    out = resolve_output(output or plan.cfg["output"], plan.job)
     with OutputLock(out):
+        journal = Journal(out, plan)  # only a marker here: final file written, figure pending
         if out.exists():
             if not _existing_is_same(out, plan, part=False):
                 raise SweepError(f"{out} exists and was made with a different config; choose "
                                  f"another --output (finished results are never overwritten)")
+            if journal.exists() and journal.stored_hash() in (plan.config_hash, None):
+                _finish(plan, out, journal, plot, figures)
             return out
         found = find_parts(out)
         if not found:
@@ -841,9 +958,9 @@ def merge_parts(config_path, output=None, progress=True, plot=True) -> Path:
         from .store import write_dataset
 
         ds = _assemble(plan, loaded, time.time() - t0, f"shards/{n}")
+        journal.open()
         write_dataset(ds, out)
-        if plot:
-            plan.exp.plot(ds, out.with_suffix(".png"))
+        _finish(plan, out, journal, plot, figures, ds=ds)
     return out
 
 
