@@ -41,8 +41,9 @@ def _cmd_run(args) -> int:
     from .sweep import run_sweep
 
     figures: list = []
-    out = run_sweep(args.config, output=args.output, backend="inprocess",
-                    progress=not args.quiet, plot=not args.no_plot, figures=figures)
+    out = run_sweep(args.config, output=args.output, backend="inprocess", new=args.new,
+                    progress=not args.quiet, plot=not args.no_plot, figures=figures,
+                    allow_code_change=args.allow_code_change)
     _print_outputs(out, figures)
     return 0
 
@@ -59,7 +60,8 @@ def _cmd_sweep(args) -> int:
     out = run_sweep(args.config, output=args.output, backend=args.backend, workers=args.workers,
                     scheduler=args.scheduler, shard=args.shard, new=args.new,
                     progress=not args.quiet, plot=not (args.no_plot or args.shard),
-                    threads=args.threads, figures=figures)
+                    threads=args.threads, figures=figures,
+                    allow_code_change=args.allow_code_change)
     if args.shard:
         print(f"part:    {out}")
     else:
@@ -72,7 +74,8 @@ def _cmd_merge(args) -> int:
 
     figures: list = []
     out = merge_parts(args.config, output=args.output, progress=not args.quiet,
-                      plot=not args.no_plot, figures=figures)
+                      plot=not args.no_plot, figures=figures,
+                      allow_code_change=args.allow_code_change)
     _print_outputs(out, figures)
     return 0
 
@@ -126,11 +129,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def common(sp, what="results file (default: the config's 'output')"):
+    def common(sp, what="results file .h5/.hdf5/.nc, or a folder/ for <folder>/<job>.h5 "
+                        "(default: the config's 'output')", new=True):
         sp.add_argument("config", help="TOML job/sweep config")
         sp.add_argument("--output", "-o", help=what)
         sp.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
         sp.add_argument("--no-plot", action="store_true", help="skip the figure")
+        sp.add_argument("--allow-code-change", action="store_true",
+                        help="keep cells computed by another memphase version, commit or "
+                             "experiment source (refused by default; the result's "
+                             "code_versions attribute lists every version)")
+        if new:
+            sp.add_argument("--new", action="store_true",
+                            help="discard a journal left by a different config or code instead "
+                                 "of refusing")
 
     r = sub.add_parser("run", help="run a job config in-process",
                        description="Run every cell of a job config in this process and write one "
@@ -154,8 +166,6 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--scheduler", metavar="ADDR", help="use a running Dask scheduler tcp://host:port")
     s.add_argument("--shard", metavar="I/N", help="run only cells i with i %% N == I and write "
                    "<stem>.part-I-of-N.h5 (SLURM job arrays); then `memphase merge`")
-    s.add_argument("--new", action="store_true",
-                   help="discard a journal left by a different config instead of refusing")
     s.add_argument("--dry-run", action="store_true", help="validate and print the plan only")
     s.set_defaults(func=_cmd_sweep)
 
@@ -164,7 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Read <stem>.part-I-of-N.h5 for every I, check they come "
                                    "from this config, write the final file atomically.",
                        epilog="example: " + EXAMPLES["merge"])
-    common(m)
+    common(m, new=False)
     m.set_defaults(func=_cmd_merge)
 
     i = sub.add_parser("info", help="describe a config (plan, estimate, progress) or a results file",
