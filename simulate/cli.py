@@ -12,8 +12,6 @@ from pathlib import Path
 import signal
 import sys
 
-from .config import ConfigError
-
 EXAMPLES = {
     "run": "memphase run data/configs/quickstart.toml",
     "sweep": ("memphase sweep data/configs/quickstart.toml                      # in-process\n"
@@ -90,6 +88,11 @@ def _cmd_info(args) -> int:
 def _cmd_plot(args) -> int:
     from analysis.sweep_plots import plot_results
 
+    if args.out:  # a file on the way would fail deep inside matplotlib
+        out = Path(args.out)
+        bad = next((q for q in (out, *out.parents) if q.exists() and not q.is_dir()), None)
+        if bad is not None:
+            raise ValueError(f"--out {args.out}: {bad} is a file, not a folder")
     formats = [f.strip().lower() for f in args.format.split(",") if f.strip()]
     for p in plot_results(args.path, var=args.var, x=args.x, y=args.y, out=args.out,
                           formats=formats, selection=args.sel):
@@ -114,6 +117,8 @@ def _cmd_validate(args) -> int:
     default = Path("data/results") / ("validate-quick.h5" if args.quick else "validate.h5")
     out = resolve_output(args.output, "validate") if args.output else _free_path(default)
     if out.exists():
+        from .config import ConfigError
+
         raise ConfigError(f"{out} exists; choose another --output (results are never overwritten)")
     return validate_main(quick=args.quick, output=out, seed=args.seed, plot=not args.no_plot)
 
@@ -215,28 +220,54 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv=None) -> int:
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (SLURM time limit, scancel, kill): unwinds like Ctrl-C; exit status 143."""
+
+
+def _terminate(signum, frame):
+    raise Terminated
+
+
+def _one_line(e: BaseException) -> str:
+    return "; ".join(line.strip() for line in str(e).splitlines() if line.strip()) or repr(e)
+
+
+def _main(argv) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     from analysis.results import ResultFileError
 
+    from .config import ConfigError
     from .sweep import SweepIncomplete
 
-    def _terminate(signum, frame):  # SLURM time limits and scancel send SIGTERM: unwind cleanly
-        raise KeyboardInterrupt
-
-    try:
-        old_term = signal.signal(signal.SIGTERM, _terminate)
-    except ValueError:  # not the main thread
-        old_term = None
     try:
         return args.func(args)
     except SweepIncomplete as e:
         print(f"memphase: {e}", file=sys.stderr)
         return 1
-    except (ConfigError, ResultFileError, ValueError, FileNotFoundError, PermissionError) as e:
-        print(f"memphase: error: {e}", file=sys.stderr)
+    except (ConfigError, ResultFileError, ValueError) as e:
+        print(f"memphase: error: {_one_line(e)}", file=sys.stderr)
         return 2
+    except OSError as e:  # the file system said no: missing, permission, not a folder, disk full
+        where = f": {e.filename}" if getattr(e, "filename", None) else ""
+        what = e.strerror or _one_line(e)
+        print(f"memphase: error: {what}{where}", file=sys.stderr)
+        return 2
+
+
+def main(argv=None) -> int:
+    """Entry point: exit status 0 done, 1 cells failed, 2 bad input, 130 Ctrl-C, 143 SIGTERM.
+    An interrupt at any moment (imports included) prints one line."""
+    try:
+        old_term = signal.signal(signal.SIGTERM, _terminate)
+    except ValueError:  # not the main thread
+        old_term = None
+    try:
+        return _main(argv)
+    except Terminated:
+        print("memphase: terminated (SIGTERM); finished cells are kept, rerun the same command "
+              "to resume", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print("memphase: interrupted; finished cells are kept, rerun the same command to resume",
               file=sys.stderr)

@@ -379,7 +379,13 @@ class Journal:
     def open(self, new: bool = False, allow_code_change: bool = False):
         """Create the journal, or resume it: refused (SweepError) when it holds another config
         (unless `new`: discarded) or cells of other code (unless `allow_code_change`)."""
-        man = self._manifest() if self.exists() else None
+        try:
+            man = self._manifest() if self.exists() else None
+        except SweepError:
+            if not new:
+                raise
+            self.remove()  # unreadable: discarded as asked
+            man = None
         if man is not None and man["config_hash"] != self.plan.config_hash:
             if not new:
                 raise SweepError(f"{self.dir} holds cells of a different config (hash "
@@ -525,6 +531,24 @@ def _iter_dask(client, plan, todo):
 
 
 @contextlib.contextmanager
+def _workers_ignore_sigint():
+    """Start worker processes with SIGINT ignored (inherited through exec; Python then installs
+    no KeyboardInterrupt handler): a Ctrl-C reaches the whole process group, and only the driver
+    should react (one line), closing the cluster, instead of every worker printing a traceback."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
+@contextlib.contextmanager
 def dask_client(plan: SweepPlan, backend: str):
     """A distributed.Client for the backend (closing what it started on exit)."""
     import logging
@@ -535,8 +559,15 @@ def dask_client(plan: SweepPlan, backend: str):
     if backend == "local":
         from distributed import LocalCluster
 
-        cluster = LocalCluster(n_workers=opts["workers"], threads_per_worker=1, processes=True,
-                               dashboard_address=None, silence_logs=logging.ERROR)
+        import warnings
+
+        with _workers_ignore_sigint(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "port in use" and similar start-up chatter
+            # cell errors come back as data (compute_cell); a worker's own log at shutdown
+            # (lost heartbeat after Ctrl-C) is noise
+            cluster = LocalCluster(n_workers=opts["workers"], threads_per_worker=1,
+                                   processes=True, dashboard_address=None,
+                                   silence_logs=logging.CRITICAL)
         client = Client(cluster)
     elif backend == "scheduler":
         addr = opts["scheduler"]
@@ -633,15 +664,14 @@ def read_part(path, plan: SweepPlan | None = None) -> dict:
     corrupt, foreign, or (given a plan) made with a different config."""
     import h5py
 
-    from analysis.results import ResultFileError
+    from analysis.results import ResultFileError, check_readable, hdf5_open_error
 
     p = Path(path)
+    check_readable(p, "part file")
     try:
         f = h5py.File(p, "r")
-    except FileNotFoundError:
-        raise ResultFileError(f"part file not found: {p}") from None
     except OSError as e:
-        raise ResultFileError(f"{p} is not a readable HDF5 file (truncated or corrupt?): {e}") from None
+        raise hdf5_open_error(p, e) from None
     with f:
         if "memphase_part" not in f.attrs or "cells" not in f:
             raise ResultFileError(f"{p} is not a memphase sweep part file")
@@ -730,14 +760,14 @@ def _existing_is_same(target: Path, plan: SweepPlan, part: bool) -> bool:
     if part:
         import h5py
 
-        from analysis.results import ResultFileError
+        from analysis.results import check_readable, hdf5_open_error
 
+        check_readable(target, "part file")
         try:
             with h5py.File(target, "r") as f:
                 old = f.attrs.get("config_hash")
         except OSError as e:
-            raise ResultFileError(f"{target} is not a readable HDF5 file (truncated or corrupt?): "
-                                  f"{e}") from None
+            raise hdf5_open_error(target, e) from None
         return old == plan.config_hash
     from analysis.results import open_results
 
