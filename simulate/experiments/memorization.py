@@ -404,7 +404,8 @@ def estimate(cfg, cell) -> dict:
     nets = c if cell["label_mode"] != "none" else 1
     item = 4 if sp["dtype"] == "float32" else 8
     b_samp = sp["n_samples"]
-    train_s, mem = 0.0, item * (n * d + 6 * b_samp * d + b_samp * n)
+    # the set plus float64 copies of the nearest-neighbour passes (measured ~23 bytes per entry)
+    train_s, mem = 0.0, item * (n * d + 6 * b_samp * d + b_samp * n) + 24 * n * (d + 1)
     if cell["score"] == "learned":
         w, depth, e = cell["width"], cell["depth"], cell["embedding_dim"]
         p = depth * (w * w + e * w) + 2 * d * w
