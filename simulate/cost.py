@@ -79,7 +79,7 @@ def kernel_block_bytes(b: int, n: int, dtype: str = "float32") -> int:
 #: nearest-neighbour passes and the observers; fitted so that the estimate covers the measured peak
 #: RSS of every experiment's cells (tests/simulate/test_memory_estimate.py: measured 5-7 float32
 #: copies of the set at N = 1e5, d = 64, where 3 were counted before)
-_TRAIN_EXTRA_BYTES = 20
+_TRAIN_EXTRA_BYTES = 24
 
 
 def sampling_bytes(b: int, n: int, d: int, record: int, dtype: str = "float32") -> int:
