@@ -67,10 +67,10 @@ def _cases():
 CASES = _cases()
 
 
-@pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="needs Linux /proc")
 IN_CI = ("quickstart", "memorization")  # the two examples; the rest: `-m slow` (~8 s each)
 
 
+@pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="needs Linux /proc")
 @pytest.mark.parametrize("job", [j if j in IN_CI else pytest.param(j, marks=pytest.mark.slow)
                                  for j in sorted(CASES)])
 def test_estimate_covers_the_measured_peak(job):
