@@ -7,11 +7,31 @@ from pathlib import Path
 
 import xarray as xr
 
-__all__ = ["ResultFileError", "open_results", "open_sweep"]
+__all__ = ["ResultFileError", "open_results", "open_sweep", "check_readable", "hdf5_open_error"]
 
 
 class ResultFileError(ValueError):
     """A results file that cannot be read as a memphase Dataset; the message names the file."""
+
+
+def check_readable(p: Path, what: str = "results file"):
+    """ResultFileError naming `p` when it is missing, a folder, or not readable by this user."""
+    import os
+
+    if p.is_dir():
+        raise ResultFileError(f"{p} is a folder, not a {what}")
+    if not p.exists():
+        raise ResultFileError(f"{what} not found: {p}")
+    if not os.access(p, os.R_OK):
+        raise ResultFileError(f"{p}: permission denied (cannot read the {what})")
+
+
+def hdf5_open_error(p: Path, e: OSError) -> ResultFileError:
+    """The one-line error for an HDF5 file h5py could not open."""
+    text = str(e)
+    if isinstance(e, PermissionError) or "errno = 13" in text or "Permission denied" in text:
+        return ResultFileError(f"{p}: permission denied")
+    return ResultFileError(f"{p} is not a readable HDF5 file (truncated or corrupt?): {e}")
 
 
 def open_results(path, chunks=None) -> xr.Dataset:
@@ -21,15 +41,14 @@ def open_results(path, chunks=None) -> xr.Dataset:
     or lacks the memphase provenance attributes (a foreign file).
     """
     p = Path(path)
-    if not p.is_file():
-        raise ResultFileError(f"results file not found: {p}")
+    check_readable(p)
     import h5py
 
     try:
         with h5py.File(p, "r") as f:
             part = "memphase_part" in f.attrs
     except OSError as e:
-        raise ResultFileError(f"{p} is not a readable HDF5 file (truncated or corrupt?): {e}") from None
+        raise hdf5_open_error(p, e) from None
     if part:
         raise ResultFileError(f"{p} is one shard's part file, not a results file; assemble the "
                               f"parts with `memphase merge CONFIG`")

@@ -12,8 +12,6 @@ from pathlib import Path
 import signal
 import sys
 
-from .config import ConfigError
-
 EXAMPLES = {
     "run": "memphase run data/configs/quickstart.toml",
     "sweep": ("memphase sweep data/configs/quickstart.toml                      # in-process\n"
@@ -31,17 +29,20 @@ EXAMPLES = {
 }
 
 
-def _print_outputs(out, plot):
+def _print_outputs(out, figures):
     print(f"results: {out}")
-    if plot and out.with_suffix(".png").exists():
-        print(f"figure:  {out.with_suffix('.png')}")
+    for p in figures[:1]:
+        print(f"figure:  {p}")
 
 
 def _cmd_run(args) -> int:
-    from .runner import run_job
+    from .sweep import run_sweep
 
-    out = run_job(args.config, output=args.output, progress=not args.quiet, plot=not args.no_plot)
-    _print_outputs(out, not args.no_plot)
+    figures: list = []
+    out = run_sweep(args.config, output=args.output, backend="inprocess", new=args.new,
+                    progress=not args.quiet, plot=not args.no_plot, figures=figures,
+                    allow_code_change=args.allow_code_change)
+    _print_outputs(out, figures)
     return 0
 
 
@@ -53,23 +54,27 @@ def _cmd_sweep(args) -> int:
         print("\n".join(describe(args.config) if args.config.endswith(".toml")
                         else estimate_lines(plan)))
         return 0
+    figures: list = []
     out = run_sweep(args.config, output=args.output, backend=args.backend, workers=args.workers,
                     scheduler=args.scheduler, shard=args.shard, new=args.new,
                     progress=not args.quiet, plot=not (args.no_plot or args.shard),
-                    threads=args.threads)
+                    threads=args.threads, figures=figures,
+                    allow_code_change=args.allow_code_change)
     if args.shard:
         print(f"part:    {out}")
     else:
-        _print_outputs(out, not args.no_plot)
+        _print_outputs(out, figures)
     return 0
 
 
 def _cmd_merge(args) -> int:
     from .sweep import merge_parts
 
+    figures: list = []
     out = merge_parts(args.config, output=args.output, progress=not args.quiet,
-                      plot=not args.no_plot)
-    _print_outputs(out, not args.no_plot)
+                      plot=not args.no_plot, figures=figures,
+                      allow_code_change=args.allow_code_change)
+    _print_outputs(out, figures)
     return 0
 
 
@@ -83,6 +88,11 @@ def _cmd_info(args) -> int:
 def _cmd_plot(args) -> int:
     from analysis.sweep_plots import plot_results
 
+    if args.out:  # a file on the way would fail deep inside matplotlib
+        out = Path(args.out)
+        bad = next((q for q in (out, *out.parents) if q.exists() and not q.is_dir()), None)
+        if bad is not None:
+            raise ValueError(f"--out {args.out}: {bad} is a file, not a folder")
     formats = [f.strip().lower() for f in args.format.split(",") if f.strip()]
     for p in plot_results(args.path, var=args.var, x=args.x, y=args.y, out=args.out,
                           formats=formats, selection=args.sel):
@@ -102,9 +112,13 @@ def _free_path(path: Path) -> Path:
 def _cmd_validate(args) -> int:
     from .validate import validate_main
 
+    from .sweep import resolve_output
+
     default = Path("data/results") / ("validate-quick.h5" if args.quick else "validate.h5")
-    out = Path(args.output) if args.output else _free_path(default)
+    out = resolve_output(args.output, "validate") if args.output else _free_path(default)
     if out.exists():
+        from .config import ConfigError
+
         raise ConfigError(f"{out} exists; choose another --output (results are never overwritten)")
     return validate_main(quick=args.quick, output=out, seed=args.seed, plot=not args.no_plot)
 
@@ -120,11 +134,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def common(sp, what="results file (default: the config's 'output')"):
+    def common(sp, what="results file .h5/.hdf5/.nc, or a folder/ for <folder>/<job>.h5 "
+                        "(default: the config's 'output')", new=True):
         sp.add_argument("config", help="TOML job/sweep config")
         sp.add_argument("--output", "-o", help=what)
         sp.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
         sp.add_argument("--no-plot", action="store_true", help="skip the figure")
+        sp.add_argument("--allow-code-change", action="store_true",
+                        help="keep cells computed by another memphase version, commit or "
+                             "experiment source (refused by default; the result's "
+                             "code_versions attribute lists every version)")
+        if new:
+            sp.add_argument("--new", action="store_true",
+                            help="discard a journal left by a different config or code instead "
+                                 "of refusing")
 
     r = sub.add_parser("run", help="run a job config in-process",
                        description="Run every cell of a job config in this process and write one "
@@ -148,8 +171,6 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--scheduler", metavar="ADDR", help="use a running Dask scheduler tcp://host:port")
     s.add_argument("--shard", metavar="I/N", help="run only cells i with i %% N == I and write "
                    "<stem>.part-I-of-N.h5 (SLURM job arrays); then `memphase merge`")
-    s.add_argument("--new", action="store_true",
-                   help="discard a journal left by a different config instead of refusing")
     s.add_argument("--dry-run", action="store_true", help="validate and print the plan only")
     s.set_defaults(func=_cmd_sweep)
 
@@ -158,7 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Read <stem>.part-I-of-N.h5 for every I, check they come "
                                    "from this config, write the final file atomically.",
                        epilog="example: " + EXAMPLES["merge"])
-    common(m)
+    common(m, new=False)
     m.set_defaults(func=_cmd_merge)
 
     i = sub.add_parser("info", help="describe a config (plan, estimate, progress) or a results file",
@@ -199,28 +220,54 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv=None) -> int:
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (SLURM time limit, scancel, kill): unwinds like Ctrl-C; exit status 143."""
+
+
+def _terminate(signum, frame):
+    raise Terminated
+
+
+def _one_line(e: BaseException) -> str:
+    return "; ".join(line.strip() for line in str(e).splitlines() if line.strip()) or repr(e)
+
+
+def _main(argv) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     from analysis.results import ResultFileError
 
+    from .config import ConfigError
     from .sweep import SweepIncomplete
 
-    def _terminate(signum, frame):  # SLURM time limits and scancel send SIGTERM: unwind cleanly
-        raise KeyboardInterrupt
-
-    try:
-        old_term = signal.signal(signal.SIGTERM, _terminate)
-    except ValueError:  # not the main thread
-        old_term = None
     try:
         return args.func(args)
     except SweepIncomplete as e:
         print(f"memphase: {e}", file=sys.stderr)
         return 1
-    except (ConfigError, ResultFileError, ValueError, FileNotFoundError, PermissionError) as e:
-        print(f"memphase: error: {e}", file=sys.stderr)
+    except (ConfigError, ResultFileError, ValueError) as e:
+        print(f"memphase: error: {_one_line(e)}", file=sys.stderr)
         return 2
+    except OSError as e:  # the file system said no: missing, permission, not a folder, disk full
+        where = f": {e.filename}" if getattr(e, "filename", None) else ""
+        what = e.strerror or _one_line(e)
+        print(f"memphase: error: {what}{where}", file=sys.stderr)
+        return 2
+
+
+def main(argv=None) -> int:
+    """Entry point: exit status 0 done, 1 cells failed, 2 bad input, 130 Ctrl-C, 143 SIGTERM.
+    An interrupt at any moment (imports included) prints one line."""
+    try:
+        old_term = signal.signal(signal.SIGTERM, _terminate)
+    except ValueError:  # not the main thread
+        old_term = None
+    try:
+        return _main(argv)
+    except Terminated:
+        print("memphase: terminated (SIGTERM); finished cells are kept, rerun the same command "
+              "to resume", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print("memphase: interrupted; finished cells are kept, rerun the same command to resume",
               file=sys.stderr)

@@ -75,10 +75,18 @@ def kernel_block_bytes(b: int, n: int, dtype: str = "float32") -> int:
     return 2 * _ITEM[dtype] * b * default_chunk(b, n)
 
 
+#: bytes per training entry N (d+1) beyond the set itself: float64 copies made by the final
+#: nearest-neighbour passes and the observers; fitted so that the estimate covers the measured peak
+#: RSS of every experiment's cells (tests/simulate/test_memory_estimate.py: measured 5-7 float32
+#: copies of the set at N = 1e5, d = 64, where 3 were counted before)
+_TRAIN_EXTRA_BYTES = 24
+
+
 def sampling_bytes(b: int, n: int, d: int, record: int, dtype: str = "float32") -> int:
-    """Memory of a reverse run: the training set and its augmented keys (~3 N (d+1) numbers),
-    the (B, d) state and its temporaries (~6 B d), one kernel block, and the float64 nearest
-    index and distance recorded at each recording (16 B bytes each)."""
+    """Memory of a reverse run: the training set and its augmented keys (~3 N (d+1) numbers) and
+    the float64 copies of the nearest-neighbour passes (_TRAIN_EXTRA_BYTES per entry), the (B, d)
+    state and its temporaries (~6 B d), one kernel block, and the float64 nearest index and
+    distance recorded at each recording (16 B bytes each)."""
     _factor(dtype)
-    return (_ITEM[dtype] * (3 * n * (d + 1) + 6 * b * d) + kernel_block_bytes(b, n, dtype)
-            + 16 * record * b)
+    return ((_ITEM[dtype] * 3 + _TRAIN_EXTRA_BYTES) * n * (d + 1) + _ITEM[dtype] * 6 * b * d
+            + kernel_block_bytes(b, n, dtype) + 16 * record * b)

@@ -165,6 +165,24 @@ def _to_torch(arr: np.ndarray, dtype, device) -> torch.Tensor:
     return torch.as_tensor(arr, dtype=resolve_dtype(dtype), device=resolve_device(device))
 
 
+_CHUNK_BYTES = 32 << 20
+
+
+def _gaussian_rows(rng, n: int, d: int, transform, dtype, device) -> torch.Tensor:
+    """(n, d) points transform(z, rows) of standard normals z, made in `dtype`: for float32 the
+    float64 draws come in row chunks (the same stream as one (n, d) draw) and are cast chunk by
+    chunk, so the peak memory is the float32 set plus one chunk, not a float64 copy of it."""
+    dt, dev = resolve_dtype(dtype), resolve_device(device)
+    if dt == torch.float64:
+        return torch.as_tensor(transform(rng.standard_normal((n, d)), slice(0, n)), device=dev)
+    out = torch.empty((n, d), dtype=dt)
+    step = max(1, _CHUNK_BYTES // (8 * d))
+    for i in range(0, n, step):
+        rows = slice(i, min(i + step, n))
+        out[rows] = torch.from_numpy(transform(rng.standard_normal((rows.stop - i, d)), rows))
+    return out.to(dev)
+
+
 def isotropic_gaussian(n: int, d: int, variance: float = 1.0, seed: int = 0, *,
                        dtype="float64", device="cpu") -> DataSample:
     """n points of N(0, variance I_d)."""
@@ -172,9 +190,15 @@ def isotropic_gaussian(n: int, d: int, variance: float = 1.0, seed: int = 0, *,
     if not np.isfinite(variance) or variance <= 0:
         raise ValueError(f"variance must be positive, got {variance!r}")
     rng = _rng(seed)
-    x = np.sqrt(variance) * rng.standard_normal((n, d))
+    scale = np.sqrt(variance)
+
+    def draw(z, rows):
+        z *= scale
+        return z
+
     return DataSample(
-        x=_to_torch(x, dtype, device), mean=np.zeros(d), cov=variance * np.eye(d),
+        x=_gaussian_rows(rng, n, d, draw, dtype, device), mean=np.zeros(d),
+        cov=variance * np.eye(d),
         basis=np.eye(d), block=np.zeros(d, dtype=int), block_stds=[float(np.sqrt(variance))],
         params={"model": "isotropic_gaussian", "n": n, "d": d, "variance": variance, "seed": seed},
     )
@@ -192,13 +216,13 @@ def spectrum_gaussian(n: int, variances, seed: int = 0, *, rotate: bool = True,
     _check_n_d(n, d)
     rng = _rng(seed)
     basis = random_orthonormal_basis(d, rng) if rotate else np.eye(d)
-    z = rng.standard_normal((n, d)) * np.sqrt(var)
-    x = z @ basis.T
+    scale = np.sqrt(var)
+    x = _gaussian_rows(rng, n, d, lambda z, rows: (z * scale) @ basis.T, dtype, device)
     # one block per distinct variance, in decreasing order
     uniq = sorted(set(var.tolist()), reverse=True)
     block = np.array([uniq.index(v) for v in var])
     return DataSample(
-        x=_to_torch(x, dtype, device), mean=np.zeros(d), cov=(basis * var) @ basis.T,
+        x=x, mean=np.zeros(d), cov=(basis * var) @ basis.T,
         basis=basis, block=block, block_stds=[float(np.sqrt(v)) for v in uniq],
         params={"model": "spectrum_gaussian", "n": n, "variances": var.tolist(),
                 "rotate": rotate, "seed": seed},
@@ -280,11 +304,12 @@ def gaussian_mixture(n: int, d: int, norm_m: float | None = None, spread: float 
     m = norm_m * basis[:, 0]
     labels = rng.integers(0, 2, size=n)
     sign = 1.0 - 2.0 * labels
-    x = sign[:, None] * m + spread * rng.standard_normal((n, d))
+    x = _gaussian_rows(rng, n, d, lambda z, rows: sign[rows, None] * m + spread * z, dtype,
+                       device)
     block = np.ones(d, dtype=int)
     block[0] = 0
     return DataSample(
-        x=_to_torch(x, dtype, device), mean=None, cov=None, basis=basis, block=block,
+        x=x, mean=None, cov=None, basis=basis, block=block,
         block_stds=[float(np.sqrt(norm_m**2 + spread**2)), spread],
         labels=torch.as_tensor(labels, dtype=torch.int64, device=resolve_device(device)),
         params={"model": "gaussian_mixture", "n": n, "d": d, "norm_m": norm_m, "spread": spread,

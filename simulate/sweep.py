@@ -42,10 +42,13 @@ import numpy as np
 from .cost import sampling_bytes, sampling_seconds
 from .config import ConfigError, Field, load_toml, validate
 from .experiments import get_experiment
+from .files import (OutputLock, SweepError, check_free_space, disk_full, remove_stale_temporaries,
+                    atomic_write as _atomic_write, fsync_dir as _fsync_dir)
 
 __all__ = ["SweepError", "SweepIncomplete", "SweepPlan", "SWEEP_SCHEMA", "BACKENDS", "load_sweep",
            "run_sweep", "merge_parts", "estimate_cell", "check_memory", "part_path", "parse_shard",
-           "OutputLock", "Journal", "describe"]
+           "OutputLock", "Journal", "describe", "RESULT_SUFFIXES", "resolve_output",
+           "draw_figures"]
 
 BACKENDS = ("inprocess", "local", "scheduler", "slurm")
 #: memory of one Python/torch worker process beyond its cell (added to every memory estimate)
@@ -71,10 +74,6 @@ SWEEP_SCHEMA = {
         "job_extra": Field("list[str]", [], allow_empty=True, help="extra #SBATCH directives"),
     },
 }
-
-
-class SweepError(ValueError):
-    """A sweep that cannot start or continue (lock held, changed config, missing parts...)."""
 
 
 class SweepIncomplete(RuntimeError):
@@ -144,6 +143,32 @@ def load_sweep(config_path) -> SweepPlan:
     return SweepPlan(exp, cfg, text, opts, cells, keys, config_hash(cfg), where, axes)
 
 
+# ----------------------------------------------------------------------------- output paths
+
+#: suffixes of a results file (HDF5 / netCDF-4); anything else is refused before any compute, so
+#: that the figure (<name>.png beside it) can never be written over the results
+RESULT_SUFFIXES = (".h5", ".hdf5", ".nc")
+
+
+def resolve_output(output, job: str) -> Path:
+    """The results path of a run: `output` itself, or <folder>/<job>.h5 when `output` names a
+    folder (ends with '/' or is an existing folder). SweepError (one line) when the suffix is not
+    one of RESULT_SUFFIXES or when a folder on the way is a file."""
+    text = str(output)
+    p = Path(text)
+    if text.endswith(("/", os.sep)) or p.is_dir():
+        p = p / f"{job}.h5"
+    if p.suffix.lower() not in RESULT_SUFFIXES:
+        raise SweepError(f"output {text!r} must end in {', '.join(RESULT_SUFFIXES)} (an HDF5/"
+                         f"netCDF results file; the figure goes beside it as <name>.png)")
+    for parent in p.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise SweepError(f"cannot write {p}: {parent} is a file, not a folder")
+            break
+    return p
+
+
 # ----------------------------------------------------------------------------- estimates
 
 
@@ -203,7 +228,7 @@ def estimate_lines(plan: SweepPlan, cells=None) -> list[str]:
             f"total {_fmt_seconds(sum(sec))} of compute for {len(cells)} cells"]
 
 
-# ----------------------------------------------------------------------------- lock
+# ----------------------------------------------------------------------------- memory
 
 
 def available_memory() -> int:
@@ -259,104 +284,11 @@ def check_memory(plan: SweepPlan, cells, backend: str, workers: int = 1, limit: 
             f"(SLURM: raise [sweep.slurm] memory)")
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-class OutputLock:
-    """Exclusive lock `<target>.lock` (created with O_EXCL, holding pid and host). A lock left by
-    a dead process on this host (kill -9) is stale and taken over; a live one is refused."""
-
-    def __init__(self, target):
-        self.target = Path(target)
-        self.path = self.target.with_name(self.target.name + ".lock")
-        self.held = False
-
-    def _stale(self) -> bool:
-        try:
-            info = json.loads(self.path.read_text())
-        except FileNotFoundError:
-            return True
-        except (OSError, ValueError):  # empty / half-written: killed between create and write
-            try:
-                return time.time() - self.path.stat().st_mtime > 10
-            except FileNotFoundError:
-                return True
-        if info.get("host") != socket.gethostname():
-            return False  # cannot check a process on another machine
-        return not _pid_alive(int(info.get("pid", -1)))
-
-    def acquire(self):
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        for _ in range(3):
-            try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                if self._stale():
-                    with contextlib.suppress(FileNotFoundError):
-                        self.path.unlink()
-                    continue
-                try:
-                    info = json.loads(self.path.read_text())
-                    who = f"pid {info.get('pid')} on {info.get('host')}"
-                except (OSError, ValueError):
-                    who = "another process"
-                raise SweepError(f"{self.target} is being written by another run ({who}); lock "
-                                 f"file {self.path} (delete it only if that run is dead)") from None
-            with os.fdopen(fd, "w") as fh:
-                json.dump({"pid": os.getpid(), "host": socket.gethostname(),
-                           "started": _now()}, fh)
-            self.held = True
-            return self
-        raise SweepError(f"could not take the lock {self.path}")
-
-    def release(self):
-        if self.held:
-            with contextlib.suppress(FileNotFoundError):
-                self.path.unlink()
-            self.held = False
-
-    def __enter__(self):
-        return self.acquire()
-
-    def __exit__(self, *exc):
-        self.release()
-
-
 # ----------------------------------------------------------------------------- journal
 
 
 def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-
-
-def _fsync_dir(path: Path):
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def _atomic_write(path: Path, write):
-    """write(fh) into a temporary file beside `path`, fsync, rename over `path`."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
 
 
 def _encode_result(result: dict) -> dict:
@@ -375,41 +307,108 @@ def _decode_value(a: np.ndarray):
     return a.item() if a.ndim == 0 else a
 
 
-class Journal:
-    """Per-cell checkpoints of one sweep target: `<target>.cells/` (see the module docstring)."""
+def code_identity(job: str) -> dict:
+    """The code computing `job`'s cells: {'memphase_version', 'git_commit', 'source_hash'}, the
+    package version, the commit of the source tree ('+dirty' if modified) and the sha256 (first
+    16 hex digits) of the experiment module's source file."""
+    import inspect
 
-    def __init__(self, target, plan: SweepPlan):
+    from .store import git_commit, package_version
+
+    try:
+        src = Path(inspect.getsourcefile(get_experiment(job))).read_bytes()
+        digest = hashlib.sha256(src).hexdigest()[:16]
+    except (OSError, TypeError):
+        digest = "unknown"
+    return {"memphase_version": package_version(), "git_commit": git_commit(),
+            "source_hash": digest}
+
+
+def describe_code(code) -> str:
+    if not isinstance(code, dict):
+        return "unrecorded code version (journal of an older memphase)"
+    return (f"memphase {code.get('memphase_version')}, commit {code.get('git_commit')}, "
+            f"experiment source {code.get('source_hash')}")
+
+
+def _refuse_code_change(where, old, new, other="or with --new to discard them"):
+    raise SweepError(f"{where} holds cells computed by other code ({describe_code(old)}) than "
+                     f"{'this run' if other.startswith('or with --new') else 'other cells'} "
+                     f"({describe_code(new)}); refusing to mix code versions in one result; "
+                     f"rerun with --allow-code-change to keep them (the result's code_versions "
+                     f"attribute lists both) {other}")
+
+
+class Journal:
+    """Per-cell checkpoints of one sweep target: `<target>.cells/` (see the module docstring).
+
+    The manifest records the config hash and the code identity (`code_identity`) of the run that
+    created it; every cell records the code that computed it."""
+
+    def __init__(self, target, plan: SweepPlan, code: dict | None = None):
         self.dir = Path(target).with_name(Path(target).name + ".cells")
         self.plan = plan
         self.manifest = self.dir / "manifest.json"
+        self.code = code
 
     def exists(self) -> bool:
         return self.dir.is_dir()
 
-    def stored_hash(self):
+    def _manifest(self):
         try:
-            return json.loads(self.manifest.read_text())["config_hash"]
+            man = json.loads(self.manifest.read_text())
+            if not isinstance(man, dict) or "config_hash" not in man:
+                raise ValueError("not a manifest")
+            return man
         except FileNotFoundError:
             return None
-        except (OSError, ValueError, KeyError):
+        except PermissionError:
+            raise SweepError(f"journal manifest {self.manifest}: permission denied") from None
+        except (OSError, ValueError, UnicodeDecodeError):
             raise SweepError(f"journal manifest {self.manifest} is unreadable; rerun with --new "
-                             f"to discard the journal") from None
+                             f"to discard the journal (or delete {self.dir})") from None
 
-    def open(self, new: bool = False):
-        if self.exists():
-            old = self.stored_hash()
-            if old is not None and old != self.plan.config_hash:
-                if not new:
-                    raise SweepError(f"{self.dir} holds cells of a different config (hash {old}, "
-                                     f"now {self.plan.config_hash}); refusing to resume; rerun "
-                                     f"with --new to discard them")
+    def stored_hash(self):
+        man = self._manifest()
+        return None if man is None else man["config_hash"]
+
+    def _write_manifest(self, man):
+        _atomic_write(self.manifest, lambda fh: fh.write(json.dumps(man, indent=1).encode()))
+        _fsync_dir(self.dir)
+
+    def open(self, new: bool = False, allow_code_change: bool = False):
+        """Create the journal, or resume it: refused (SweepError) when it holds another config
+        (unless `new`: discarded) or cells of other code (unless `allow_code_change`)."""
+        try:
+            man = self._manifest() if self.exists() else None
+        except SweepError:
+            if not new:
+                raise
+            self.remove()  # unreadable: discarded as asked
+            man = None
+        if man is not None and man["config_hash"] != self.plan.config_hash:
+            if not new:
+                raise SweepError(f"{self.dir} holds cells of a different config (hash "
+                                 f"{man['config_hash']}, now {self.plan.config_hash}); refusing "
+                                 f"to resume; rerun with --new to discard them")
+            self.remove()
+            man = None
+        if man is not None and self.code is not None and man.get("code") != self.code:
+            if new:
                 self.remove()
+                man = None
+            elif not allow_code_change:
+                _refuse_code_change(self.dir, man.get("code"), self.code)
+            else:
+                man["code"] = self.code
+                man["code_history"] = man.get("code_history", []) + [self.code]
+                self._write_manifest(man)
         self.dir.mkdir(parents=True, exist_ok=True)
-        if not self.manifest.exists():
+        if man is None:
             man = {"config_hash": self.plan.config_hash, "job": self.plan.job,
-                   "cells": len(self.plan.cells), "created": _now(), "config": self.plan.text}
-            _atomic_write(self.manifest, lambda fh: fh.write(json.dumps(man, indent=1).encode()))
-            _fsync_dir(self.dir)
+                   "cells": len(self.plan.cells), "created": _now(), "config": self.plan.text,
+                   "code": self.code, "code_history": [self.code]}
+            self._write_manifest(man)
         return self
 
     def _cell_path(self, key):
@@ -434,7 +433,8 @@ class Journal:
     def record(self, key, cell, result, meta):
         arrays = _encode_result(result)
         arrays["__meta__"] = np.asarray(json.dumps({"cell": cell, "config_hash":
-                                                    self.plan.config_hash, **meta}))
+                                                    self.plan.config_hash, **meta,
+                                                    "code": self.code}))
         _atomic_write(self._cell_path(key), lambda fh: np.savez(fh, **arrays))
         with contextlib.suppress(FileNotFoundError):
             self._error_path(key).unlink()
@@ -460,6 +460,18 @@ class Journal:
                 os.replace(p, p.with_name(p.name + ".corrupt"))
             return None
         return {k: _decode_value(v) for k, v in data.items()}, meta
+
+    def figures(self) -> list[str]:
+        """Figure paths an earlier attempt of this run was placing (see `draw_figures`)."""
+        try:
+            return list(json.loads((self.dir / "figures.json").read_text()))
+        except (OSError, ValueError, TypeError):
+            return []
+
+    def note_figures(self, paths):
+        self.dir.mkdir(parents=True, exist_ok=True)
+        text = json.dumps([str(p) for p in paths]).encode()
+        _atomic_write(self.dir / "figures.json", lambda fh: fh.write(text))
 
     def remove(self):
         shutil.rmtree(self.dir, ignore_errors=True)
@@ -519,6 +531,24 @@ def _iter_dask(client, plan, todo):
 
 
 @contextlib.contextmanager
+def _workers_ignore_sigint():
+    """Start worker processes with SIGINT ignored (inherited through exec; Python then installs
+    no KeyboardInterrupt handler): a Ctrl-C reaches the whole process group, and only the driver
+    should react (one line), closing the cluster, instead of every worker printing a traceback."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
+@contextlib.contextmanager
 def dask_client(plan: SweepPlan, backend: str):
     """A distributed.Client for the backend (closing what it started on exit)."""
     import logging
@@ -529,8 +559,15 @@ def dask_client(plan: SweepPlan, backend: str):
     if backend == "local":
         from distributed import LocalCluster
 
-        cluster = LocalCluster(n_workers=opts["workers"], threads_per_worker=1, processes=True,
-                               dashboard_address=None, silence_logs=logging.ERROR)
+        import warnings
+
+        with _workers_ignore_sigint(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "port in use" and similar start-up chatter
+            # cell errors come back as data (compute_cell); a worker's own log at shutdown
+            # (lost heartbeat after Ctrl-C) is noise
+            cluster = LocalCluster(n_workers=opts["workers"], threads_per_worker=1,
+                                   processes=True, dashboard_address=None,
+                                   silence_logs=logging.CRITICAL)
         client = Client(cluster)
     elif backend == "scheduler":
         addr = opts["scheduler"]
@@ -627,15 +664,14 @@ def read_part(path, plan: SweepPlan | None = None) -> dict:
     corrupt, foreign, or (given a plan) made with a different config."""
     import h5py
 
-    from analysis.results import ResultFileError
+    from analysis.results import ResultFileError, check_readable, hdf5_open_error
 
     p = Path(path)
+    check_readable(p, "part file")
     try:
         f = h5py.File(p, "r")
-    except FileNotFoundError:
-        raise ResultFileError(f"part file not found: {p}") from None
     except OSError as e:
-        raise ResultFileError(f"{p} is not a readable HDF5 file (truncated or corrupt?): {e}") from None
+        raise hdf5_open_error(p, e) from None
     with f:
         if "memphase_part" not in f.attrs or "cells" not in f:
             raise ResultFileError(f"{p} is not a memphase sweep part file")
@@ -659,6 +695,64 @@ def read_part(path, plan: SweepPlan | None = None) -> dict:
     return out
 
 
+# ----------------------------------------------------------------------------- figures
+
+
+def _place(src: Path, dst: Path, replace: bool) -> bool:
+    """Move `src` to `dst`; without `replace` never over an existing file (False if taken)."""
+    if replace:
+        os.replace(src, dst)
+        return True
+    try:
+        os.link(src, dst)  # atomic: fails if dst exists
+    except FileExistsError:
+        return False
+    except OSError:  # no hard links on this file system
+        if dst.exists():
+            return False
+        os.replace(src, dst)
+        return True
+    src.unlink()
+    return True
+
+
+def draw_figures(plan: SweepPlan, ds, target, journal=None) -> list[Path]:
+    """Draw the experiment's figure(s) of `ds` beside `target` and return the paths written.
+
+    The figure is drawn in a temporary folder and then moved to <stem>.png (and whatever
+    <stem>_*.png the experiment draws). A file the run did not create is never overwritten: if a
+    name is taken, the figure goes to <stem>-1.png, <stem>-2.png, ... (a warning says so). Names
+    recorded in `journal` (an earlier, interrupted attempt of this run) may be replaced."""
+    target = Path(target)
+    tmp = target.with_name(f".{target.name}.fig-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        plan.exp.plot(ds, tmp / f"{target.stem}.png")
+        made = sorted(p.name for p in tmp.iterdir() if p.name.startswith(target.stem))
+        ours = set(journal.figures()) if journal is not None else set()
+
+        def names(stem):
+            return [target.parent / (stem + n[len(target.stem):]) for n in made]
+
+        k, stem = 0, target.stem
+        while any(p.exists() and str(p) not in ours for p in names(stem)):
+            k += 1
+            stem = f"{target.stem}-{k}"
+        dst = names(stem)
+        if journal is not None:
+            journal.note_figures(dst)
+        for n, d in zip(made, dst):
+            if not _place(tmp / n, d, replace=str(d) in ours):
+                raise SweepError(f"{d} appeared while the figure was drawn; rerun to draw it")
+        if k:
+            print(f"memphase: warning: {names(target.stem)[0]} exists and was not written by this "
+                  f"run; kept it, figure written to {dst[0]}", file=sys.stderr)
+        return dst
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 # ----------------------------------------------------------------------------- driver
 
 
@@ -666,14 +760,14 @@ def _existing_is_same(target: Path, plan: SweepPlan, part: bool) -> bool:
     if part:
         import h5py
 
-        from analysis.results import ResultFileError
+        from analysis.results import check_readable, hdf5_open_error
 
+        check_readable(target, "part file")
         try:
             with h5py.File(target, "r") as f:
                 old = f.attrs.get("config_hash")
         except OSError as e:
-            raise ResultFileError(f"{target} is not a readable HDF5 file (truncated or corrupt?): "
-                                  f"{e}") from None
+            raise hdf5_open_error(target, e) from None
         return old == plan.config_hash
     from analysis.results import open_results
 
@@ -694,16 +788,32 @@ def _assemble(plan, loaded, wall, backend):
         plan.text, seeds, job=plan.job, config_path=plan.path, config_hash=plan.config_hash,
         cells=len(plan.cells), backend=backend, runtime_s=round(wall, 3),
         cell_seconds_total=round(sum(secs), 3), cell_seconds_max=round(max(secs), 3),
-        hosts=sorted({m.get("host", "?") for m in metas})))
+        hosts=sorted({m.get("host", "?") for m in metas}),
+        code_versions=code_versions(metas)))
     return ds
 
 
+def code_versions(metas) -> list[dict]:
+    """Every code version that computed cells (`code_identity` + 'cells': how many), in order of
+    first appearance; cells of a journal that predates the record count as 'unrecorded'."""
+    out: dict = {}
+    for m in metas:
+        code = m.get("code") if isinstance(m.get("code"), dict) else {"source_hash": "unrecorded"}
+        key = json.dumps(code, sort_keys=True)
+        out.setdefault(key, dict(code, cells=0))["cells"] += 1
+    return list(out.values())
+
+
 def run_sweep(config_path, output=None, backend=None, workers=None, scheduler=None, shard=None,
-              new=False, progress=True, plot=True, threads=None) -> Path:
+              new=False, progress=True, plot=True, threads=None, figures=None,
+              allow_code_change=False) -> Path:
     """Run (or resume) a sweep; return the path written (final file, or part file for a shard).
 
-    Refuses (SweepError / ConfigError) a held lock, a journal of another config without `new`,
-    or an existing final file of another config. Raises SweepIncomplete if cells failed.
+    Refuses (SweepError / ConfigError) an output that is not .h5/.hdf5/.nc, a held lock, a
+    journal of another config without `new`, a journal of cells computed by other code (another
+    memphase version, commit or experiment source) without `allow_code_change`, or an existing
+    final file of another config. Raises SweepIncomplete if cells failed. `figures`, if a list,
+    receives the figure paths drawn.
     """
     plan = load_sweep(config_path)
     if workers is not None:
@@ -717,7 +827,7 @@ def run_sweep(config_path, output=None, backend=None, workers=None, scheduler=No
     if backend not in BACKENDS:
         raise SweepError(f"unknown backend {backend!r}; choose one of {list(BACKENDS)}")
     shard = parse_shard(shard)
-    out = Path(output or plan.cfg["output"])
+    out = resolve_output(output or plan.cfg["output"], plan.job)
     target = part_path(out, *shard) if shard else out
     mine = [(k, c) for i, (k, c) in enumerate(zip(plan.keys, plan.cells))
             if shard is None or i % shard[1] == shard[0]]
@@ -725,15 +835,17 @@ def run_sweep(config_path, output=None, backend=None, workers=None, scheduler=No
     if not target.exists():
         check_memory(plan, [c for _, c in mine], backend, plan.opts["workers"])
     with OutputLock(target):
-        journal = Journal(target, plan)
+        journal = Journal(target, plan, code=code_identity(plan.job))
+        remove_stale_temporaries(target, journal.dir)
         if target.exists():
             if not _existing_is_same(target, plan, part=bool(shard)):
                 raise SweepError(f"{target} exists and was made with a different config; choose "
                                  f"another --output (finished results are never overwritten)")
             if journal.exists() and journal.stored_hash() in (plan.config_hash, None):
-                journal.remove()  # killed after the final write, before the cleanup
+                # killed after the final write, before the figure and the cleanup
+                _finish(plan, target, journal, plot and not shard, figures)
             return target
-        journal.open(new=new)
+        journal.open(new=new, allow_code_change=allow_code_change)
         t0 = time.time()
         loaded = {}
         for k in journal.done_keys() & {k for k, _ in mine}:
@@ -785,16 +897,44 @@ def run_sweep(config_path, output=None, backend=None, workers=None, scheduler=No
             loaded[k] = got
         wall = time.time() - t0
         if shard:
+            check_free_space(target, sum(np.asarray(v).nbytes for k, _ in mine
+                                         for v in loaded[k][0].values()), "the part file")
             _write_part(target, plan, shard, [(k, c, *loaded[k]) for k, c in mine])
         else:
-            from .store import write_dataset
-
             ds = _assemble(plan, loaded, wall, backend)
-            write_dataset(ds, target)
-            if plot:
-                plan.exp.plot(ds, target.with_suffix(".png"))
-        journal.remove()
+            _write_final(ds, target)
+        _finish(plan, target, journal, plot and not shard, figures, ds=None if shard else ds)
     return target
+
+
+def _write_final(ds, target):
+    """The final Dataset, atomically, after a free-space check (HDF5 crashes on a full disk)."""
+    from .store import write_dataset
+
+    check_free_space(target, ds.nbytes)
+    try:
+        write_dataset(ds, target)
+    except OSError as e:
+        if disk_full(e):  # ENOSPC, EDQUOT: the disk filled up while writing
+            raise SweepError(f"disk full while writing {target}; free some space and rerun the "
+                             f"same command (finished cells are kept)") from None
+        raise
+
+
+def _finish(plan, target, journal, plot, figures, ds=None):
+    """After the final write: draw the figure, then remove the journal (its presence beside a
+    finished file means the figure may be missing: the next run draws it)."""
+    if plot:
+        if ds is None:
+            from analysis.results import open_results
+
+            with open_results(target) as ds:
+                drawn = draw_figures(plan, ds.load(), target, journal)
+        else:
+            drawn = draw_figures(plan, ds, target, journal)
+        if figures is not None:
+            figures.extend(drawn)
+    journal.remove()
 
 
 def find_parts(output) -> dict:
@@ -809,15 +949,22 @@ def find_parts(output) -> dict:
     return found
 
 
-def merge_parts(config_path, output=None, progress=True, plot=True) -> Path:
-    """Assemble `<stem>.part-I-of-N.h5` (all I) into the final Dataset, written atomically."""
+def merge_parts(config_path, output=None, progress=True, plot=True, figures=None,
+                allow_code_change=False) -> Path:
+    """Assemble `<stem>.part-I-of-N.h5` (all I) into the final Dataset, written atomically;
+    output, figure and code-version rules as in `run_sweep` (parts computed by different code
+    are refused without `allow_code_change`)."""
     plan = load_sweep(config_path)
-    out = Path(output or plan.cfg["output"])
+    out = resolve_output(output or plan.cfg["output"], plan.job)
     with OutputLock(out):
+        journal = Journal(out, plan)  # only a marker here: final file written, figure pending
+        remove_stale_temporaries(out, journal.dir)
         if out.exists():
             if not _existing_is_same(out, plan, part=False):
                 raise SweepError(f"{out} exists and was made with a different config; choose "
                                  f"another --output (finished results are never overwritten)")
+            if journal.exists() and journal.stored_hash() in (plan.config_hash, None):
+                _finish(plan, out, journal, plot, figures)
             return out
         found = find_parts(out)
         if not found:
@@ -838,12 +985,14 @@ def merge_parts(config_path, output=None, progress=True, plot=True) -> Path:
         lost = [c for k, c in zip(plan.keys, plan.cells) if k not in loaded]
         if lost:
             raise SweepError(f"{len(lost)} cells are in no part file (first: {lost[0]})")
-        from .store import write_dataset
-
+        codes = code_versions([m for _, m in loaded.values()])
+        if len(codes) > 1 and not allow_code_change:
+            _refuse_code_change(f"the part files of {out}", codes[0], codes[1],
+                                "or rerun the shards computed by the old code")
         ds = _assemble(plan, loaded, time.time() - t0, f"shards/{n}")
-        write_dataset(ds, out)
-        if plot:
-            plan.exp.plot(ds, out.with_suffix(".png"))
+        journal.open(new=True)
+        _write_final(ds, out)
+        _finish(plan, out, journal, plot, figures, ds=ds)
     return out
 
 

@@ -81,7 +81,7 @@ def estimate(cfg, cell) -> dict:
     samples = m["n_traj"] * (1 + m["n_clones"]) * len(m["offsets"])
     per = 4.0 * n * (d + 1) if cell["score"] == "empirical" else 30.0 * d
     item = 4 if m["dtype"] == "float32" else 8
-    mem = item * (n * (d + 1) * 3 + 8 * m["n_traj"] * m["n_clones"] * d
+    mem = 16 * n * (d + 1) + item * (n * (d + 1) * 3 + 8 * m["n_traj"] * m["n_clones"] * d
                   + m["n_traj"] * m["n_clones"] * min(n, 4096))
     # ~10 GFLOP/s per thread for the streaming kernel (benchmarks/RESULTS.md), plus Python overhead
     return {"memory_bytes": int(mem), "seconds": samples * m["steps"] * per / 1e10 + 2e-4 * samples}

@@ -103,7 +103,8 @@ def test_kill_9_mid_sweep_then_resume_equals_uninterrupted(sweep_dir, reference,
 
 
 def test_sigterm_releases_the_lock_and_keeps_the_journal(sweep_dir):
-    """SLURM time limits send SIGTERM: the run stops cleanly (exit 130), the lock is released
+    """SLURM time limits send SIGTERM: the run stops cleanly (exit 143 = 128 + SIGTERM, was 130
+    before issue 12), the lock is released
     (a resubmitted task may land on another host) and the finished cells stay."""
     out = sweep_dir / "termed.h5"
     journal = sweep_dir / "termed.h5.cells"
@@ -115,7 +116,8 @@ def test_sigterm_releases_the_lock_and_keeps_the_journal(sweep_dir):
         time.sleep(0.005)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130 and "rerun the same command to resume" in err
+    assert proc.returncode == 143 and "rerun the same command to resume" in err
+    assert err.count("\n") == 1 and "SIGTERM" in err
     assert not (sweep_dir / "termed.h5.lock").exists() and len(list(journal.glob("*.npz"))) >= 3
 
 

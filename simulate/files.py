@@ -1,0 +1,252 @@
+"""Safe file handling of a sweep's single writer: the output lock, atomic writes, a free-space
+check before the final write, and the removal of temporaries left by killed writers.
+
+    <target>.lock          held with flock(2) for the whole run; holds {pid, host, started} for
+                           the message a second run prints. The kernel drops the flock when its
+                           holder dies (kill -9 included), so taking over a stale lock is one
+                           atomic flock call: of many processes racing for it exactly one wins.
+    .<name>.tmp-<pid>      a file being written (renamed to <name> when complete); one whose pid
+                           is dead is removed by the next run (`remove_stale_temporaries`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import errno
+import json
+import os
+import re
+import shutil
+import socket
+from pathlib import Path
+
+__all__ = ["SweepError", "OutputLock", "atomic_write", "fsync_dir", "pid_alive",
+           "check_free_space", "remove_stale_temporaries", "disk_full", "FREE_SPACE_MARGIN"]
+
+#: bytes kept free beyond a file's estimated size (HDF5 metadata, the file system's own needs)
+FREE_SPACE_MARGIN = 16 * 2**20
+
+_DISK_FULL = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
+
+
+class SweepError(ValueError):
+    """A sweep that cannot start or continue (lock held, changed config, missing parts...)."""
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process `pid` exists on this host."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OverflowError:
+        return False
+    return True
+
+
+def disk_full(e: OSError) -> bool:
+    return isinstance(e, OSError) and e.errno in _DISK_FULL
+
+
+def _fmt_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return ""
+
+
+# ----------------------------------------------------------------------------- the lock
+
+
+class OutputLock:
+    """Exclusive lock `<target>.lock`: flock(2) on the file, which records pid and host.
+
+    A live holder (this process included) makes `acquire` raise SweepError naming it. A lock
+    left by a dead process is taken over atomically (the kernel released its flock). A record
+    naming another host is refused unless that host's lock is visibly released (flock is not
+    shared by every network file system): delete the file only if that run is dead. On a file
+    system without flock the lock falls back to exclusive creation plus the pid check."""
+
+    def __init__(self, target):
+        self.target = Path(target)
+        self.path = self.target.with_name(self.target.name + ".lock")
+        self.held = False
+        self._fd = None
+
+    def record(self) -> dict:
+        """The {pid, host, started} record in the lock file ({} if missing or not a record)."""
+        try:
+            info = json.loads(self.path.read_text())
+        except (OSError, ValueError, UnicodeDecodeError):
+            return {}
+        return info if isinstance(info, dict) else {}
+
+    def _refuse(self, info=None):
+        info = self.record() if info is None else info
+        who = (f"pid {info.get('pid')} on {info.get('host')}" if info.get("pid") is not None
+               else "another process")
+        raise SweepError(f"{self.target} is being written by another run ({who}); lock file "
+                         f"{self.path} (delete it only if that run is dead)")
+
+    def _write_record(self, fd):
+        os.ftruncate(fd, 0)
+        os.lseek(fd, 0, os.SEEK_SET)
+        os.write(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                                 "started": _now()}).encode())
+        with contextlib.suppress(OSError):
+            os.fsync(fd)
+
+    def acquire(self):
+        import fcntl
+
+        if self.held:
+            raise SweepError(f"lock {self.path} is already held by this object")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        for _ in range(50):
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                self._refuse()
+            except OSError as e:  # ENOLCK, EOPNOTSUPP...: no flock on this file system
+                os.close(fd)
+                if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                    self._refuse()
+                return self._acquire_without_flock()
+            # a releasing holder unlinks the file: the inode locked must still be the one there
+            try:
+                same = os.stat(self.path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if not same:
+                os.close(fd)
+                continue
+            info = self.record()
+            host = info.get("host")
+            if host is not None and host != socket.gethostname():
+                os.close(fd)
+                self._refuse(info)
+            self._write_record(fd)
+            self._fd, self.held = fd, True
+            return self
+        raise SweepError(f"could not take the lock {self.path}")
+
+    def _acquire_without_flock(self):
+        """Exclusive creation; a record of a dead pid on this host is stale and removed."""
+        for _ in range(3):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                info = self.record()
+                if info.get("host") == socket.gethostname() and not pid_alive(
+                        int(info.get("pid", -1)) if str(info.get("pid", "")).isdigit() else -1):
+                    with contextlib.suppress(FileNotFoundError):
+                        self.path.unlink()
+                    continue
+                self._refuse(info)
+            self._write_record(fd)
+            os.close(fd)
+            self.held = True
+            return self
+        raise SweepError(f"could not take the lock {self.path}")
+
+    def release(self):
+        if self.held:
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()  # while still holding the flock: see the inode check above
+            if self._fd is not None:
+                os.close(self._fd)
+            self._fd, self.held = None, False
+
+    def __enter__(self):
+        return self.acquire()
+
+    def __exit__(self, *exc):
+        self.release()
+
+
+# ----------------------------------------------------------------------------- writing
+
+
+def fsync_dir(path: Path):
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def atomic_write(path: Path, write):
+    """write(fh) into `.<name>.tmp-<pid>` beside `path`, fsync, rename over `path`. A full disk
+    raises SweepError naming the file (the temporary is removed)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        if disk_full(e):
+            raise SweepError(f"disk full while writing {path} ({e.strerror}); free some space "
+                             f"and rerun the same command: finished cells are kept") from None
+        raise
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+def check_free_space(path, nbytes: int, what: str = "the results"):
+    """Refuse (SweepError) to write about `nbytes` to `path` when its file system has less free
+    space than that plus FREE_SPACE_MARGIN and 10% (HDF5 crashes on a full disk, upstream)."""
+    path = Path(path)
+    folder = next((p for p in [path.parent, *path.parents] if p.exists()), Path("."))
+    free = shutil.disk_usage(folder).free
+    need = int(nbytes) + int(nbytes) // 10 + FREE_SPACE_MARGIN
+    if free < need:
+        raise SweepError(f"not enough free disk space to write {what} {path}: about "
+                         f"{_fmt_bytes(need)} needed, {_fmt_bytes(free)} free on {folder}; free "
+                         f"some space and rerun the same command (finished cells are kept)")
+
+
+_TMP = re.compile(r"\.(?:tmp|fig)-(\d+)$")
+
+
+def remove_stale_temporaries(target, *folders) -> list[Path]:
+    """Remove `.<target name>.tmp-<pid>` / `.fig-<pid>` beside `target` and `.*.tmp-<pid>` in
+    `folders` (the journal) whose writer `pid` is dead; return what was removed. Call it while
+    holding the target's OutputLock (no other writer of these names can then exist)."""
+    target = Path(target)
+    cands = list(target.parent.glob(f".{glob_escape(target.name)}.*-*"))
+    for f in folders:
+        if Path(f).is_dir():
+            cands += list(Path(f).glob(".*.tmp-*"))
+    removed = []
+    for p in cands:
+        m = _TMP.search(p.name)
+        if not m or int(m[1]) == os.getpid() or pid_alive(int(m[1])):
+            continue
+        if p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                p.unlink()
+        removed.append(p)
+    return removed
+
+
+def glob_escape(name: str) -> str:
+    return re.sub(r"([\[\]*?])", r"[\1]", name)
