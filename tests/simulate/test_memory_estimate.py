@@ -47,8 +47,9 @@ def _cases():
     r["measure"].update(n_tau=4, n_points=8)
     out["geometric"] = (r, None)
     r = canon("linear_model")
-    r["grid"] = {"n_train": [11, 2000], "d": [10], "T": [1.0], "seeds": [0]}
-    r["measure"].update(repeats=2, expected_kl_repeats=10, mc_n_train=[11], mc_samples=1000)
+    r["grid"] = {"n_train": [11, 20000], "d": [50], "T": [2.0], "fit": ["official"], "seeds": [0]}
+    r["measure"].update(repeats=2, expected_kl_repeats=10, mc_n_train=[11], mc_samples=1000,
+                        n_ref=10000)
     out["linear_model"] = (r, None)
     r = canon("regularization")
     r["grid"] = {"regularizer": ["tikhonov"], "c": [1e-3], "seeds": [0]}
