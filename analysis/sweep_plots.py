@@ -215,11 +215,16 @@ def _grid_ticks(axis, values, max_ticks: int = 12):
         axis.set_minor_locator(matplotlib.ticker.NullLocator())
 
 
+def quantity_units(da) -> str:
+    """The unit to print for a variable: the suite's quantity ("OU time", "data variance", ...)
+    that a CF file keeps in `quantity` beside units "1", else its units."""
+    return da.attrs.get("quantity") or da.attrs.get("units", "")
+
+
 def _label(ds, dim) -> str:
     if dim not in ds.coords:
         return dim
-    a = ds[dim].attrs
-    units = a.get("units", "")
+    units = quantity_units(ds[dim])
     return f"{dim} [{units}]" if units and units != "1" else dim
 
 
@@ -278,7 +283,7 @@ def heatmap_panel(ax, ds, name, x, y, selection=None, *, score=None, colorbar=Tr
     mesh = ax.pcolormesh(xe, ye, np.ma.masked_invalid(z), shading="flat",
                          cmap=cmap or "viridis", vmin=vmin, vmax=vmax)
     if colorbar:
-        units = ds[name].attrs.get("units", "")
+        units = quantity_units(ds[name])
         ax.figure.colorbar(mesh, ax=ax, label=f"{name}" + (f" [{units}]" if units and units != "1"
                                                            else ""))
     partner = theory_partner(ds, name)
@@ -336,7 +341,7 @@ def curve_panel(ax, ds, name, x, selection=None, *, color_axis=None, score=None)
             lo, hi = xs.min(), xs.max()
             if np.isfinite(bv) and lo <= bv <= hi:
                 ax.axvline(bv, color=col, ls=":", lw=1.2)
-    units = ds[name].attrs.get("units", "")
+    units = quantity_units(ds[name])
     ax.set(xscale="log" if _log_scale(xs) else "linear", xlabel=_label(ds, x),
            ylabel=name + (f" [{units}]" if units and units != "1" else ""))
     ax.set_title(_title(chosen, score), fontsize=8)

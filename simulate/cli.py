@@ -13,7 +13,7 @@ import signal
 import sys
 
 EXAMPLES = {
-    "run": "memphase run data/configs/quickstart.toml",
+    "run": "memphase run quickstart             # a bundled config by name, or a path to a TOML file",
     "sweep": ("memphase sweep data/configs/quickstart.toml                      # in-process\n"
               "  memphase sweep data/configs/quickstart.toml --backend local --workers 4\n"
               "  memphase sweep data/configs/quickstart.toml --scheduler tcp://host:8786\n"
@@ -79,9 +79,26 @@ def _cmd_merge(args) -> int:
 
 
 def _cmd_info(args) -> int:
+    from .bundled import resolve_config
     from .sweep import describe
 
-    print("\n".join(describe(args.path)))
+    print("\n".join(describe(resolve_config(args.path))))
+    return 0
+
+
+def _cmd_configs(args) -> int:
+    from .bundled import bundled_configs, config_summary
+
+    configs = bundled_configs()
+    if not configs:
+        raise ValueError("no bundled configs found (is memphase installed with its package data?)")
+    width = max(map(len, configs))
+    for name, path in configs.items():
+        title, runtime = config_summary(path)
+        print(f"{name:<{width}}  {title}" + (f" ({runtime})" if runtime else ""))
+    if args.paths:
+        for name, path in configs.items():
+            print(f"{name}: {path}")
     return 0
 
 
@@ -132,11 +149,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="Statistical physics of memorization in diffusion models.",
         epilog="examples:\n  " + EXAMPLES["run"] + "\n  " + EXAMPLES["sweep"],
     )
+    p.add_argument("--version", action="version", version=f"memphase {_version()}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def common(sp, what="results file .h5/.hdf5/.nc, or a folder/ for <folder>/<job>.h5 "
                         "(default: the config's 'output')", new=True):
-        sp.add_argument("config", help="TOML job/sweep config")
+        sp.add_argument("config", help="TOML job/sweep config: a path, or the name of a bundled "
+                                       "config (`memphase configs` lists them)")
         sp.add_argument("--output", "-o", help=what)
         sp.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
         sp.add_argument("--no-plot", action="store_true", help="skip the figure")
@@ -182,6 +201,12 @@ def build_parser() -> argparse.ArgumentParser:
     common(m, new=False)
     m.set_defaults(func=_cmd_merge)
 
+    c = sub.add_parser("configs", help="list the canonical configs that ship with memphase",
+                       description="Every bundled config by name, with its header's title and "
+                                   "runtime; `memphase run NAME` runs one.")
+    c.add_argument("--paths", action="store_true", help="also print where each file lies")
+    c.set_defaults(func=_cmd_configs)
+
     i = sub.add_parser("info", help="describe a config (plan, estimate, progress) or a results file",
                        formatter_class=raw, epilog="examples:\n  " + EXAMPLES["info"])
     i.add_argument("path", help="TOML config, results .h5 or part file")
@@ -220,6 +245,12 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _version() -> str:
+    from .store import package_version
+
+    return package_version()
+
+
 class Terminated(KeyboardInterrupt):
     """SIGTERM (SLURM time limit, scancel, kill): unwinds like Ctrl-C; exit status 143."""
 
@@ -241,6 +272,10 @@ def _main(argv) -> int:
     from .sweep import SweepIncomplete
 
     try:
+        if getattr(args, "config", None) is not None:
+            from .bundled import resolve_config
+
+            args.config = resolve_config(args.config)
         return args.func(args)
     except SweepIncomplete as e:
         print(f"memphase: {e}", file=sys.stderr)

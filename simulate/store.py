@@ -13,31 +13,72 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["provenance", "write_dataset", "package_version", "git_commit", "ENCODING_DEFAULTS"]
+__all__ = ["provenance", "write_dataset", "cf_conventions", "package_version", "git_commit",
+           "ENCODING_DEFAULTS"]
 
 ENCODING_DEFAULTS = {"zlib": True, "complevel": 4}
 
 
 def package_version() -> str:
+    """memphase's version: the installed distribution's metadata (one place: pyproject.toml)."""
     try:
         return metadata.version("memphase")
     except metadata.PackageNotFoundError:
         return "unknown (not installed)"
 
 
-def git_commit() -> str:
-    """The commit of the source tree the code runs from ('+dirty' if modified), or 'none'."""
-    root = Path(__file__).resolve().parent.parent
+def _source_root() -> Path:
+    return Path(__file__).resolve().parent.parent
+
+
+def _is_memphase_checkout(root: Path) -> bool:
+    """True when `root` is the top of a git checkout of memphase itself (an editable install or a
+    source tree), not a user's repository that happens to contain an installed memphase."""
+    try:
+        top = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=root,
+                             capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    if top.returncode != 0 or Path(top.stdout.strip()).resolve() != root:
+        return False
+    try:
+        return 'name = "memphase"' in (root / "pyproject.toml").read_text()
+    except OSError:
+        return False
+
+
+def _live_commit(root: Path) -> str | None:
     try:
         rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
                              text=True, timeout=5)
         if rev.returncode != 0:
-            return "none"
+            return None
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
                                capture_output=True, text=True, timeout=5).stdout.strip()
         return rev.stdout.strip() + ("+dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
-        return "none"
+        return None
+
+
+def _built_commit() -> str | None:
+    """The commit recorded when the wheel was built (setup.py writes memphase/_build_info.py)."""
+    try:
+        from memphase import _build_info  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    return getattr(_build_info, "COMMIT", None) or None
+
+
+def git_commit() -> str:
+    """memphase's own commit: the live checkout's HEAD ('+dirty' if modified) when the code runs
+    from a git checkout of memphase (editable install), else the commit recorded in the wheel at
+    build time, else 'unknown'. Never the commit of a repository that merely contains the venv."""
+    root = _source_root()
+    if _is_memphase_checkout(root):
+        live = _live_commit(root)
+        if live:
+            return live
+    return _built_commit() or "unknown"
 
 
 def provenance(config_text: str, seeds, **extra) -> dict:
@@ -60,11 +101,39 @@ def provenance(config_text: str, seeds, **extra) -> dict:
     return attrs
 
 
+# units strings the suite uses that CF/UDUNITS do not parse: all are dimensionless numbers in the
+# suite's conventions (data-scale variances, schedule times, counts); CF gets units "1" and the
+# quantity moves to the `quantity` attribute (read by the plots for axis labels).
+CF_UNITS = {"1", "s", "seconds", "bytes"}
+
+
+def cf_conventions(ds):
+    """`ds` made readable by CF tools (CF-1.10): a `Conventions` attribute, and every units string
+    that is not a CF unit replaced by "1" (dimensionless) with the original kept as `quantity`
+    (e.g. "OU time", "data variance", "nats"); quantities in schedule time say so in their
+    long_name. Returns a shallow copy; `ds` is not modified."""
+    out = ds.copy()
+    out.attrs["Conventions"] = "CF-1.10"
+    for name in list(out.variables):
+        attrs = dict(out[name].attrs)
+        units = attrs.get("units")
+        if units is None or units in CF_UNITS:
+            continue
+        attrs["units"] = "1"
+        attrs.setdefault("quantity", str(units))
+        long_name = attrs.get("long_name", name)
+        if "time" in str(units) and str(units) not in long_name:
+            attrs["long_name"] = f"{long_name} (in {units})"
+        out[name].attrs = attrs
+    return out
+
+
 def write_dataset(ds, path) -> Path:
     """Write `ds` to `path` (HDF5 via h5netcdf, compressed) atomically: a crash leaves either the
     old file or the new one, never a half-written file under the final name."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    ds = cf_conventions(ds)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     encoding = {v: dict(ENCODING_DEFAULTS) for v in ds.data_vars
                 if ds[v].dtype.kind in "fiub" and ds[v].ndim > 0}

@@ -786,11 +786,37 @@ def _assemble(plan, loaded, wall, backend):
     seeds = plan.cfg.get("grid", {}).get("seeds", [])
     ds.attrs.update(provenance(
         plan.text, seeds, job=plan.job, config_path=plan.path, config_hash=plan.config_hash,
-        cells=len(plan.cells), backend=backend, runtime_s=round(wall, 3),
+        cells=len(plan.cells), backend=backend, runtime_s=round(sum(secs), 3),
+        wall_s=round(wall, 3),
         cell_seconds_total=round(sum(secs), 3), cell_seconds_max=round(max(secs), 3),
         hosts=sorted({m.get("host", "?") for m in metas}),
-        code_versions=code_versions(metas)))
+        code_versions=code_versions(metas), **key_parameters(plan.cfg)))
     return ds
+
+
+def key_parameters(cfg: dict) -> dict:
+    """Every fixed (non-grid) config value as its own attribute `param_<table>_<key>`, e.g.
+    `param_data_d`, `param_sampler_steps`, `param_sampler_dtype`: a notebook reads d, N, the
+    schedule, thresholds, steps and dtype without parsing the config text. Grid axes are
+    coordinates already; nested lists become JSON."""
+    out = {}
+
+    def walk(table, prefix):
+        for k, v in table.items():
+            if prefix == "" and k in ("grid", "sweep"):
+                continue
+            name = f"{prefix}_{k}" if prefix else k
+            if isinstance(v, dict):
+                walk(v, name)
+            elif isinstance(v, bool):
+                out[f"param_{name}"] = int(v)
+            elif isinstance(v, (int, float, str)):
+                out[f"param_{name}"] = v
+            elif v is not None:
+                out[f"param_{name}"] = json.dumps(v)
+
+    walk(cfg, "")
+    return out
 
 
 def code_versions(metas) -> list[dict]:
@@ -1040,7 +1066,8 @@ def describe(path) -> list[str]:
     with ds:
         lines = [f"results {p}: dims " + ", ".join(f"{k}={v}" for k, v in ds.sizes.items())]
         for name, v in ds.data_vars.items():
-            lines.append(f"  {name}{tuple(v.dims)} [{v.attrs.get('units', '?')}] "
+            unit = v.attrs.get("quantity", v.attrs.get("units", "?"))
+            lines.append(f"  {name}{tuple(v.dims)} [{unit}] "
                          f"{v.attrs.get('long_name', '')}")
         for k in ("job", "cells", "backend", "seeds", "memphase_version", "git_commit", "host",
                   "created", "runtime_s", "cell_seconds_total"):

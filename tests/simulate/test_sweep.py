@@ -68,7 +68,9 @@ def test_uninterrupted_run_is_lazy_self_describing_and_clean(sweep_dir, referenc
         import dask.array
 
         assert isinstance(ds["memorization_ratio"].data, dask.array.Array)  # lazy
-        assert ds["nearest_distance"].attrs["units"] == "data units"
+        assert ds["nearest_distance"].attrs["units"] == "1"  # CF: dimensionless
+        assert ds["nearest_distance"].attrs["quantity"] == "data units"
+        assert ds.attrs["Conventions"] == "CF-1.10"
         assert ds.attrs["cells"] == N_CELLS and ds.attrs["backend"] == "inprocess"
         for key in ("memphase_version", "git_commit", "host", "seeds", "cell_seconds_total"):
             assert key in ds.attrs
