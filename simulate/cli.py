@@ -8,6 +8,7 @@ exits with status 1 after recording them; rerunning retries them.
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 import signal
 import sys
@@ -283,6 +284,10 @@ def _main(argv) -> int:
     except (ConfigError, ResultFileError, ValueError) as e:
         print(f"memphase: error: {_one_line(e)}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `memphase configs | head`: the reader left; not an error
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
     except OSError as e:  # the file system said no: missing, permission, not a folder, disk full
         where = f": {e.filename}" if getattr(e, "filename", None) else ""
         what = e.strerror or _one_line(e)
