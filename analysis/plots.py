@@ -26,23 +26,38 @@ def save(fig, path, formats=("png",)) -> list[Path]:
 def plot_quickstart(ds, path, formats=("png",)):
     """Three panels: memorization vs N per score; measured vs theory collapse time; fraction of
     trajectories already on their final training point vs tau."""
-    fig, ax = plt.subplots(1, 3, figsize=(15, 4.2))
+    fig, ax = plt.subplots(1, 3, figsize=(15, 4.4))
     n = ds["n_train"].values
-    for s in ds["score"].values:
+    scores = list(ds["score"].values)
+    colors = plt.get_cmap("tab10")
+    # the ratio and the collapse fraction often coincide (both 1 or both 0): filled small markers
+    # on solid lines for the ratio, large hollow markers on dashed lines for the collapse fraction,
+    # and each score shifted slightly in log N, so that every series stays visible
+    for i, s in enumerate(scores):
         sel = ds.sel(score=s)
-        ax[0].plot(n, sel["memorization_ratio"].mean("seed"), "o-", label=f"{s}: ratio < 1/3")
-        ax[0].plot(n, sel["collapse_fraction"].mean("seed"), "s--", label=f"{s}: collapse frac.")
+        shift = 1.0 + 0.06 * (i - (len(scores) - 1) / 2)
+        ax[0].plot(n * shift, sel["memorization_ratio"].mean("seed"), "o-", ms=5,
+                   color=colors(2 * i), label=f"{s}: memorization ratio (|x-NN1|/|x-NN2| < 1/3)")
+        ax[0].plot(n * shift, sel["collapse_fraction"].mean("seed"), "s--", ms=10, mfc="none",
+                   mew=1.5, color=colors(2 * i + 1), label=f"{s}: collapse fraction")
     ax[0].set(xscale="log", xlabel="training-set size N", ylabel="fraction of samples",
-              title="memorization", ylim=(-0.03, 1.03))
-    ax[0].legend(fontsize=8)
+              title="memorization", ylim=(-0.05, 1.05))
+    ax[0].legend(fontsize=8, loc="center right")
+    d = ds.attrs.get("param_data_d", "")
+    if d == "" and n[0] > 1:  # in memory, without provenance: alpha = log N / d
+        d = int(round(np.log(n[0]) / float(ds["alpha"][0])))
+    clock = str(ds.attrs.get("param_sampler_schedule", "schedule")).replace("ou", "OU")
     if "empirical" in ds["score"].values:
         emp = ds.sel(score="empirical")
         ax[1].errorbar(n, emp["collapse_time_measured"].mean("seed"),
-                       yerr=emp["collapse_time_spread"].mean("seed"), fmt="o",
-                       label="measured (last change of nearest point)")
-    ax[1].plot(n, ds["collapse_time_theory"], "k-", label="theory t_C (REM)")
-    ax[1].set(xscale="log", xlabel="training-set size N", ylabel="collapse time (schedule time)",
-              title=f"collapse time, d = {ds.attrs.get('d', '')}".rstrip(", d = "))
+                       yerr=emp["collapse_time_spread"].mean("seed"), fmt="o", capsize=3,
+                       label="measured: last change of nearest point (mean ± std)")
+    ax[1].plot(n, ds["collapse_time_theory"], "k-", label="theory: REM t_C (d -> infinity)")
+    if "collapse_time_finite_n_theory" in ds:
+        ax[1].plot(n, ds["collapse_time_finite_n_theory"], "k:", lw=2,
+                   label="theory: finite-N t_C (excess entropy)")
+    ax[1].set(xscale="log", xlabel="training-set size N", ylabel=f"collapse time t_C ({clock} time)",
+              title="collapse time" + (f", d = {d}" if d != "" else ""))
     ax[1].legend(fontsize=8)
     if "empirical" in ds["score"].values:
         cmap = plt.get_cmap("viridis")

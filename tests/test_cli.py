@@ -51,6 +51,15 @@ def test_run_writes_self_describing_dataset(tiny_config, tmp_path, capsys):
     assert float(pop.max()) <= 0.02              # the population score does not collapse
     assert float(ds["memorization_ratio"].sel(score="empirical", n_train=3, seed=0)) == 1.0
     assert np.all(np.diff(ds["collapse_time_theory"].values) < 0)  # t_C falls with N
+    # the finite-N t_C lies above the REM limit at these small d (docs/theory.md), and both
+    # are the same function of N as physics.critical computes
+    from physics.critical import collapse_time_finite_n
+
+    n = ds["n_train"].values
+    fin = ds["collapse_time_finite_n_theory"].values
+    assert np.all(fin > ds["collapse_time_theory"].values)
+    assert np.allclose(fin, collapse_time_finite_n(n, 6, 1.0), rtol=1e-9)
+    assert ds.attrs["Conventions"] == "CF-1.10" and ds.attrs["param_data_d"] == 6
     # rerunning the same config is a no-op and never rewrites the finished file
     mtime = out.stat().st_mtime_ns
     assert main(["run", str(tiny_config), "-q"]) == 0

@@ -4,7 +4,7 @@ For each training-set size N (and seed), reverse-SDE samples from the empirical 
 population score; records along each trajectory the nearest training point of x_t / m(t), its
 distance, and the measured collapse time t_hat_C (last change of that index [BBDM24]); at the end
 the memorization ratio [GDPLLW23] and the collapse fraction [BDKOS25]. Theory: the REM collapse
-time t_C of SCIENCE.md section 3 for the same (N, d).
+time t_C and the finite-N collapse time for the same (N, d) (docs/theory.md).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import itertools
 import numpy as np
 import xarray as xr
 
-from physics.critical import collapse_time
+from physics.critical import collapse_time, collapse_time_finite_n
 from physics.schedules import make_schedule
 
 from ..config import Field
@@ -80,6 +80,10 @@ def assemble(cfg, cell_list, results) -> xr.Dataset:
     d = cfg["data"]["d"]
     n = np.asarray(g["n_train"])
     theory = collapse_time(n, np.full(d, cfg["data"]["variance"]), _schedule(cfg))
+    finite = np.full(len(n), np.nan)
+    ok = n >= 2
+    if ok.any():
+        finite[ok] = collapse_time_finite_n(n[ok], d, cfg["data"]["variance"], _schedule(cfg))
     dims = ("score", "n_train", "seed")
     ds = xr.Dataset(
         {
@@ -96,7 +100,11 @@ def assemble(cfg, cell_list, results) -> xr.Dataset:
             "same_as_final": (dims + ("time",), traj["same_as_final"], {
                 "units": "1", "long_name": "fraction whose nearest training point is already the final one"}),
             "collapse_time_theory": (("n_train",), np.asarray(theory, float), {
-                "units": "schedule time", "long_name": "REM collapse time t_C (SCIENCE.md sec. 3)"}),
+                "units": "schedule time", "long_name": "REM collapse time t_C (d -> infinity), "
+                "[BBDM24] arXiv 2402.18491; docs/theory.md"}),
+            "collapse_time_finite_n_theory": (("n_train",), finite, {
+                "units": "schedule time", "long_name": "finite-N collapse time t_C(N, d): zero of the "
+                "exact excess entropy (docs/theory.md, 'Finite-N collapse time')"}),
         },
         coords={
             "score": ("score", list(g["score"]), {"long_name": "score function"}),
