@@ -66,9 +66,14 @@ class Field:
     unique: bool = True
 
 
+#: TOML integers are 64-bit signed ("an integer that cannot be represented losslessly must be an
+#: error", TOML 1.0); Python's parser accepts more, and such values overflow float arithmetic
+INT_RANGE = (-(2**63), 2**63 - 1)
+
+
 def _type_ok(kind: str, v) -> bool:
     if kind == "int":
-        return isinstance(v, int) and not isinstance(v, bool)
+        return isinstance(v, int) and not isinstance(v, bool) and INT_RANGE[0] <= v <= INT_RANGE[1]
     if kind == "float":
         return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
     if kind == "str":
@@ -149,8 +154,9 @@ def _check_leaf(name: str, f: Field, v):
         kinds = f.kind
     for item in items:
         if not _type_ok(kinds, item):
+            what = " in the 64-bit range" if isinstance(item, int) and kinds == "int" else ""
             raise ConfigError(f"'{name}' must be {'a list of ' + kinds if f.kind != kinds else kinds}"
-                              f", got {short_repr(item)} ({type(item).__name__})")
+                              f"{what}, got {short_repr(item)} ({type(item).__name__})")
         if f.choices is not None and item not in f.choices:
             raise ConfigError(f"'{name}' = {short_repr(item)} is not one of {list(f.choices)}")
         if f.check is not None:

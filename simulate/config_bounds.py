@@ -195,7 +195,7 @@ def check_scales(cfg: dict) -> None:
     if "variance" in data:
         variance, var_key = data["variance"], "data.variance"
     elif "std" in data:
-        variance, var_key = data["std"] ** 2, "data.std squared"
+        variance, var_key = data["std"] * data["std"], "data.std squared"
     else:
         variance, var_key = None, ""
     if "t_min_tau" in sp and variance is not None:
@@ -205,13 +205,14 @@ def check_scales(cfg: dict) -> None:
     if variance is not None:
         _in_range(var_key, variance, dtype, "distances of the data")
     if data.get("normal_std", 0) > 0:
-        _in_range("data.normal_std squared", data["normal_std"] ** 2, "float64",
+        _in_range("data.normal_std squared", data["normal_std"] * data["normal_std"], "float64",
                   "distances off the manifold")
     for key in ("tau_min", "tau_max", "tau_phase"):
         if key in ms:
             _in_range(f"measure.{key}", ms[key], "float64", "noise scales")
     if "sigma_end" in sp:
-        _in_range("sampler.sigma_end squared", sp["sigma_end"] ** 2, dtype, "noise scales")
+        _in_range("sampler.sigma_end squared", sp["sigma_end"] * sp["sigma_end"], dtype,
+                  "noise scales")
 
 
 # ----------------------------------------------------------------------------- all

@@ -136,12 +136,16 @@ def load_sweep(config_path) -> SweepPlan:
         config_bounds.check_plan(cfg, opts)
     except ConfigError as e:
         raise ConfigError(f"{where}: {e}") from None
+    except ArithmeticError as e:  # a value past the float range that no bound caught
+        raise ConfigError(f"{where}: a config value overflows the float range ({e})") from None
     opts["slurm"]["job_extra"] = [s for s in opts["slurm"]["job_extra"] if s]
     try:
         cells = exp.cells(cfg)
         config_bounds.check_cells(cells)
     except ValueError as e:
         raise ConfigError(f"{where}: {e}") from None
+    except ArithmeticError as e:
+        raise ConfigError(f"{where}: a config value overflows the float range ({e})") from None
     keys = [cell_key(c) for c in cells]
     if len(set(keys)) != len(keys):
         seen: set = set()

@@ -70,7 +70,7 @@ SCHEMA = {
                            help="std of block 2 / std of block 1"),
         "score": Field("list[str]", ["empirical", "linear", "population"],
                        choices=("empirical", "linear", "population", "learned")),
-        "width": Field("list[int]", [64], check=lambda v: v >= 1, rule="must be >= 1",
+        "width": Field("list[int]", [64], check=lambda v: 1 <= v <= 4096, rule="1..4096",
                        help="network widths (score = learned only)"),
         "seeds": Field("list[int]", [0], check=lambda v: v >= 0, rule="must be >= 0",
                        help="data, anchor points, network init and training noise per seed"),
