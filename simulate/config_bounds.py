@@ -11,6 +11,8 @@ is a one-line `ConfigError` that names the key, the limit and why:
   torch sees (`simulate.device.check_device`);
 - the [sweep] table: threads and SLURM cores at most `MAX_THREADS`, a SLURM memory that SLURM can
   read ("8GB", "512MB"), a SLURM walltime in one of its formats;
+- the `output` string: a possible file name (not empty, no NUL, components and length within the
+  POSIX limits);
 - numerical scales (`check_scales`): values in data units (data variance, noise variance tau)
   whose squares the run forms in its dtype must stay normal numbers of that dtype; the reverse
   run must end at a noise variance no larger than the data variance and start no further than
@@ -29,7 +31,7 @@ from .config import ConfigError
 __all__ = ["MAX_CELLS", "MAX_THREADS", "REMOTE_BACKENDS", "grid_size", "check_grid_size",
            "check_cells", "check_devices", "check_sweep_options", "parse_memory",
            "check_walltime", "dtype_scale_range", "check_scales", "check_sampler_scales",
-           "check_plan"]
+           "check_output_value", "check_plan"]
 
 #: most cells one config may describe (product of the [grid] list lengths): each cell is a journal
 #: file and an estimate line; 1e5 cells of the cheapest experiment are hours of compute
@@ -215,12 +217,40 @@ def check_scales(cfg: dict) -> None:
                   "noise scales")
 
 
+# ----------------------------------------------------------------------------- output value
+
+#: POSIX limits of one path component and a whole path, in bytes (Linux: NAME_MAX, PATH_MAX)
+NAME_MAX, PATH_MAX = 255, 4096
+
+
+def check_output_value(cfg: dict) -> None:
+    """The config's `output` string can be a file name at all: not empty, no NUL byte, no
+    component over NAME_MAX bytes, at most PATH_MAX bytes (otherwise the OS refuses it with
+    OSError later). Where results may go (suffix, existing files) is the sweep's business."""
+    out = cfg.get("output")
+    if not isinstance(out, str):
+        return
+    if not out.strip():
+        raise ConfigError("'output' is empty; give a results file, e.g. data/results/run.h5")
+    if "\x00" in out:
+        raise ConfigError("'output' contains a NUL byte")
+    raw = out.encode("utf-8", "surrogateescape")
+    if len(raw) > PATH_MAX:
+        raise ConfigError(f"'output' is {len(raw)} bytes long; paths are at most {PATH_MAX}")
+    long = [c for c in raw.split(b"/") if len(c) > NAME_MAX - 32]  # room for .lock, .cells, .tmp
+    if long:
+        raise ConfigError(f"'output' has a path component of {len(long[0])} bytes; the limit is "
+                          f"{NAME_MAX - 32} (file systems allow {NAME_MAX}, the sweep adds "
+                          f"suffixes such as .cells and .lock)")
+
+
 # ----------------------------------------------------------------------------- all
 
 
 def check_plan(cfg: dict, opts: dict) -> None:
     """Every check of this module that needs no cell list: run after validation, before the
     cells are enumerated (`check_cells` comes after)."""
+    check_output_value(cfg)
     check_sweep_options(opts)
     check_grid_size(cfg)
     check_devices(cfg, opts["backend"])

@@ -269,3 +269,19 @@ def test_duplicate_rule_covers_axis_lists_outside_grid():
     assert cfg["data"]["block_dims"] == [3, 3]
     # an int range is the set of its distinct rounded values: it never repeats one
     assert expand_range("n", {"start": 2, "stop": 4, "num": 5, "scale": "log"}, "int") == [2, 3, 4]
+
+
+# ----------------------------------------------------------------------------- output value
+
+
+@pytest.mark.parametrize("value, match", [
+    ('""', "'output' is empty"),
+    ('"a\\u0000b.h5"', "'output' contains a NUL byte"),
+    ('"d/' + "x" * 300 + '.h5"', r"'output' has a path component of 303 bytes; the limit is 223"),
+    ('"' + "d/" * 2100 + 'x.h5"', r"'output' is 4204 bytes long; paths are at most 4096"),
+])
+def test_output_value_is_a_possible_file_name(tmp_path, value, match):
+    """A 300-character output name was an OSError (File name too long) traceback in `info`."""
+    import re
+
+    assert re.search(match, _load_error(_quickstart(tmp_path, output=value)))
