@@ -112,7 +112,8 @@ def expand_range(name: str, spec: dict, kind: str) -> list:
         raise ConfigError(f"'{name}': range num = {num} exceeds the limit of {MAX_LIST_LEN} values "
                           f"per list")
     if scale not in ("linear", "log"):
-        raise ConfigError(f"'{name}': range scale must be 'linear' or 'log', got {short_repr(scale)}")
+        raise ConfigError(f"'{name}': range scale must be 'linear' or 'log', "
+                          f"got {short_repr(scale)}")
     if scale == "log":
         if start <= 0 or stop <= 0:
             raise ConfigError(f"'{name}': a log range needs start and stop > 0")
@@ -147,7 +148,8 @@ def _check_leaf(name: str, f: Field, v):
         if not v:
             raise ConfigError(f"'{name}' must be a non-empty list of {kinds}")
         if len(v) > MAX_LIST_LEN:
-            raise ConfigError(f"'{name}' holds {len(v)} values; the limit is {MAX_LIST_LEN} per list")
+            raise ConfigError(f"'{name}' holds {len(v)} values; the limit is {MAX_LIST_LEN} "
+                              f"per list")
         items = v
     else:
         items = [v]

@@ -183,10 +183,10 @@ def check_sampler_scales(cfg: dict, variance: float, var_key: str) -> None:
                           f"noise (t_min_tau <= data variance), else its samples are mostly noise")
     eps = float(np.finfo(dtype).eps)
     if hi_tau > variance / eps**2:
-        raise ConfigError(f"'sampler.t_max_tau' = {hi_tau:g} exceeds {variance / eps**2:.3g} = data "
-                          f"variance / eps^2 of {dtype}: beyond it x_t / m(t) keeps no bit of the "
-                          f"data (the run starts from pure noise already there) and m(t)^2 "
-                          f"underflows; lower it")
+        raise ConfigError(f"'sampler.t_max_tau' = {hi_tau:g} exceeds {variance / eps**2:.3g} = "
+                          f"data variance / eps^2 of {dtype}: beyond it x_t / m(t) keeps no bit "
+                          f"of the data (the run starts from pure noise already there) and "
+                          f"m(t)^2 underflows; lower it")
 
 
 def check_scales(cfg: dict) -> None:

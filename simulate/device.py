@@ -59,7 +59,8 @@ def check_device(spec, available: bool = True) -> str:
     except (RuntimeError, ValueError, TypeError):
         raise ValueError(f"{spec[:60]!r} is not a device; use cpu, cuda, cuda:N or auto") from None
     if dev.type not in ("cpu", "cuda"):
-        raise ValueError(f"device type {dev.type!r} is not supported; use cpu, cuda, cuda:N or auto")
+        raise ValueError(f"device type {dev.type!r} is not supported; use cpu, cuda, cuda:N or "
+                         f"auto")
     if dev.type == "cpu" and dev.index not in (None, 0):
         raise ValueError(f"{spec!r}: there is one cpu device; use cpu")
     if dev.type == "cuda" and available:

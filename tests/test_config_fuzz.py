@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 
 hypothesis = pytest.importorskip("hypothesis")
-from hypothesis import HealthCheck, given, seed, settings  # noqa: E402
+from hypothesis import HealthCheck, event, given, seed, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from simulate import sweep  # noqa: E402
@@ -38,8 +38,8 @@ CANONICAL = {p.name: tomllib.loads(p.read_text()) for p in CONFIGS}
 #: seconds one in-process `info` / `run` (up to the first cell) may take before it counts as a
 #: hang (measured well under a second each once imported; generous for a loaded 2-core machine)
 HANG_LIMIT = 20.0
-CI_EXAMPLES = 60
-SLOW_EXAMPLES = 4000
+CI_EXAMPLES = 200
+SLOW_EXAMPLES = 10_000
 
 
 # ----------------------------------------------------------------------------- TOML writer
@@ -279,9 +279,11 @@ def call_cli(argv) -> tuple:
     return rc, out.getvalue(), err.getvalue()
 
 
-def check_property(text: str, monkeypatch_compute) -> None:
+def check_property(text: str, monkeypatch_compute) -> str:
     """`info` and the pre-compute part of `run` on the config text: exit 0 (or reaching the
-    first cell) or exactly one error line with exit 2; a rejected config creates no file."""
+    first cell) or exactly one error line with exit 2; a rejected config creates no file.
+    Returns the outcome, e.g. "info 0, run compute" or "info 2"."""
+    outcome = []
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         cfg = root / "c.toml"
@@ -295,6 +297,7 @@ def check_property(text: str, monkeypatch_compute) -> None:
                 with monkeypatch_compute():
                     rc, out, err = call_cli(argv)
                 assert rc in (0, 2, "compute"), (argv[0], rc, err[-2000:], text[:3000])
+                outcome.append(f"{argv[0]} {rc}")
                 if rc == 2:
                     assert err.startswith("memphase: error: ") and err.count("\n") == 1, \
                         (argv[0], err[-2000:], text[:3000])
@@ -305,6 +308,7 @@ def check_property(text: str, monkeypatch_compute) -> None:
                     break  # run loads the same way; one rejection checked is enough
         finally:
             os.chdir(cwd)
+    return ", ".join(outcome)
 
 
 @contextlib.contextmanager
@@ -340,7 +344,7 @@ def test_toml_writer_round_trips_every_canonical_config():
           suppress_health_check=list(HealthCheck))
 @given(mutated_config())
 def test_mutated_configs_give_exit_0_or_one_line_exit_2(text):
-    check_property(text, _no_compute)
+    event(check_property(text, _no_compute))
 
 
 @pytest.mark.slow
@@ -349,7 +353,7 @@ def test_mutated_configs_give_exit_0_or_one_line_exit_2(text):
           suppress_health_check=list(HealthCheck))
 @given(mutated_config())
 def test_mutated_configs_long_run(text):
-    check_property(text, _no_compute)
+    event(check_property(text, _no_compute))
 
 
 # ----------------------------------------------------------------------------- subprocesses
@@ -400,14 +404,16 @@ def _leaf_cases(values):
 
 
 def _check_leaves(values) -> int:
-    n = 0
+    from collections import Counter
+
+    outcomes = Counter()
     for name, path, v, text in _leaf_cases(values):
         try:
-            check_property(text, _no_compute)
+            outcomes[check_property(text, _no_compute)] += 1
         except (AssertionError, Hang) as e:
             raise AssertionError(f"{name} {'.'.join(path)} = {v!r}: {e}") from None
-        n += 1
-    return n
+    print(f"leaf cases: {sum(outcomes.values())} {dict(outcomes)}")
+    return sum(outcomes.values())
 
 
 def test_every_leaf_of_every_config_with_extreme_values():
