@@ -9,12 +9,26 @@ from __future__ import annotations
 
 import difflib
 import math
+import reprlib
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-__all__ = ["ConfigError", "Field", "load_toml", "validate", "schema_help", "expand_range"]
+__all__ = ["ConfigError", "Field", "load_toml", "validate", "schema_help", "expand_range",
+           "MAX_LIST_LEN", "short_repr"]
+
+#: most values one list key may hold (an explicit list or a range table's `num`): a grid axis
+#: longer than this is a typo (`num = 1e9`) and would exhaust memory before any check could run
+MAX_LIST_LEN = 10_000
+
+_REPR = reprlib.Repr()
+_REPR.maxstring, _REPR.maxother, _REPR.maxlevel, _REPR.maxlist = 60, 60, 3, 6
+
+
+def short_repr(value) -> str:
+    """repr(value) cut to ~60 characters and 3 nesting levels, for one-line error messages."""
+    return _REPR.repr(value)
 
 
 class ConfigError(ValueError):
@@ -34,6 +48,12 @@ class Field:
     check:   optional predicate on the value (each element for lists) with `rule` its description.
     choices: allowed values (each element for lists).
     allow_empty: a list kind may be `[]` (e.g. extra SLURM directives); grid axes may not.
+    unique:  a list kind may not repeat a value (the default: lists are axes of the results). The
+             one duplicate rule of the suite: a value written twice is rejected, naming the key
+             and the value; an int range table is the set of its distinct rounded values (see
+             `expand_range`), so it never repeats one. Lists that are not axes (block dimensions,
+             SLURM directives) set unique=False.
+    check:   may also raise ValueError with its own message (e.g. a device string).
     """
 
     kind: str
@@ -43,11 +63,17 @@ class Field:
     choices: tuple | None = None
     help: str = ""
     allow_empty: bool = False
+    unique: bool = True
+
+
+#: TOML integers are 64-bit signed ("an integer that cannot be represented losslessly must be an
+#: error", TOML 1.0); Python's parser accepts more, and such values overflow float arithmetic
+INT_RANGE = (-(2**63), 2**63 - 1)
 
 
 def _type_ok(kind: str, v) -> bool:
     if kind == "int":
-        return isinstance(v, int) and not isinstance(v, bool)
+        return isinstance(v, int) and not isinstance(v, bool) and INT_RANGE[0] <= v <= INT_RANGE[1]
     if kind == "float":
         return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
     if kind == "str":
@@ -63,11 +89,13 @@ _RANGE_KEYS = {"start", "stop", "num", "scale"}
 def expand_range(name: str, spec: dict, kind: str) -> list:
     """A range table -> the list it stands for: `{start = 4, stop = 4096, num = 7, scale = "log"}`
     (geometric, both ends included) or `scale = "linear"` (the default, evenly spaced). For an
-    int axis the values are rounded and repeated values dropped (so log ranges of N stay valid)."""
+    int axis the values are rounded and repeated values dropped (so log ranges of N stay valid):
+    an int range is the ordered set of its distinct rounded values. `num` is at most
+    `MAX_LIST_LEN`; the expansion is linear in `num`."""
     unknown = set(spec) - _RANGE_KEYS
     if unknown:
-        raise ConfigError(f"'{name}': unknown range key '{sorted(unknown)[0]}'; a range is "
-                          "{start = ..., stop = ..., num = ..., scale = \"linear\" | \"log\"}")
+        raise ConfigError(f"'{name}': unknown range key {short_repr(sorted(unknown)[0])}; a range "
+                          "is {start = ..., stop = ..., num = ..., scale = \"linear\" | \"log\"}")
     missing = [k for k in ("start", "stop", "num") if k not in spec]
     if missing:
         raise ConfigError(f"'{name}': range needs '{missing[0]}' "
@@ -77,28 +105,34 @@ def expand_range(name: str, spec: dict, kind: str) -> list:
     start, stop, num, scale = spec["start"], spec["stop"], spec["num"], spec.get("scale", "linear")
     for key, val in (("start", start), ("stop", stop)):
         if not _type_ok("float", val):
-            raise ConfigError(f"'{name}': range {key} must be a number, got {val!r}")
+            raise ConfigError(f"'{name}': range {key} must be a number, got {short_repr(val)}")
     if not _type_ok("int", num) or num < 1:
-        raise ConfigError(f"'{name}': range num must be an integer >= 1, got {num!r}")
+        raise ConfigError(f"'{name}': range num must be an integer >= 1, got {short_repr(num)}")
+    if num > MAX_LIST_LEN:
+        raise ConfigError(f"'{name}': range num = {num} exceeds the limit of {MAX_LIST_LEN} values "
+                          f"per list")
     if scale not in ("linear", "log"):
-        raise ConfigError(f"'{name}': range scale must be 'linear' or 'log', got {scale!r}")
+        raise ConfigError(f"'{name}': range scale must be 'linear' or 'log', "
+                          f"got {short_repr(scale)}")
     if scale == "log":
         if start <= 0 or stop <= 0:
             raise ConfigError(f"'{name}': a log range needs start and stop > 0")
-        ratio = (stop / start) ** (1 / (num - 1)) if num > 1 else 1.0
-        vals = [start * ratio**i for i in range(num)]
+        q = stop / start
+        if 0 < q < math.inf:
+            ratio = q ** (1 / (num - 1)) if num > 1 else 1.0
+            vals = [start * ratio**i for i in range(num)]
+        else:  # stop / start leaves the float range: step in log space
+            lo, step = math.log(start), (math.log(stop) - math.log(start)) / max(num - 1, 1)
+            vals = [start] + [math.exp(lo + step * i) for i in range(1, num)]
     else:
         step = (stop - start) / (num - 1) if num > 1 else 0.0
         vals = [start + step * i for i in range(num)]
     if num > 1:
         vals[-1] = stop
+    if not all(math.isfinite(x) for x in vals):
+        raise ConfigError(f"'{name}': range from {start:g} to {stop:g} leaves the float range")
     if kind == "int":
-        out = []
-        for x in vals:
-            r = int(round(x))
-            if r not in out:
-                out.append(r)
-        return out
+        return list(dict.fromkeys(int(round(x)) for x in vals))  # distinct, in order, linear time
     return [float(x) for x in vals]
 
 
@@ -113,18 +147,34 @@ def _check_leaf(name: str, f: Field, v):
             return []
         if not v:
             raise ConfigError(f"'{name}' must be a non-empty list of {kinds}")
+        if len(v) > MAX_LIST_LEN:
+            raise ConfigError(f"'{name}' holds {len(v)} values; the limit is {MAX_LIST_LEN} "
+                              f"per list")
         items = v
     else:
         items = [v]
         kinds = f.kind
     for item in items:
         if not _type_ok(kinds, item):
+            what = " in the 64-bit range" if isinstance(item, int) and kinds == "int" else ""
             raise ConfigError(f"'{name}' must be {'a list of ' + kinds if f.kind != kinds else kinds}"
-                              f", got {item!r} ({type(item).__name__})")
+                              f"{what}, got {short_repr(item)} ({type(item).__name__})")
         if f.choices is not None and item not in f.choices:
-            raise ConfigError(f"'{name}' = {item!r} is not one of {list(f.choices)}")
-        if f.check is not None and not f.check(item):
-            raise ConfigError(f"'{name}' = {item!r} is out of range: {f.rule}")
+            raise ConfigError(f"'{name}' = {short_repr(item)} is not one of {list(f.choices)}")
+        if f.check is not None:
+            try:
+                ok = f.check(item)
+            except (ValueError, ArithmeticError) as e:
+                raise ConfigError(f"'{name}' = {short_repr(item)}: {e}") from None
+            if not ok:
+                raise ConfigError(f"'{name}' = {short_repr(item)} is out of range: {f.rule}")
+    if f.kind.startswith("list[") and f.unique:
+        seen = set()
+        for item in items:
+            if item in seen:
+                raise ConfigError(f"'{name}' lists {short_repr(item)} twice; every value of a list "
+                                  f"may appear once")
+            seen.add(item)
     if kinds == "float" and f.kind.startswith("list["):
         return [float(i) for i in items]
     if kinds == "float":
@@ -138,9 +188,9 @@ def validate(raw: dict, schema: dict, where: str = "") -> dict:
         raise ConfigError(f"[{where}] must be a table, got {type(raw).__name__}")
     for key in raw:
         if key not in schema:
-            hint = difflib.get_close_matches(key, list(schema), n=1)
+            hint = difflib.get_close_matches(key, list(schema), n=1) if len(key) < 100 else []
             sect = f" in [{where}]" if where else ""
-            msg = f"unknown key '{key}'{sect}"
+            msg = f"unknown key {short_repr(key)}{sect}"
             msg += f"; did you mean '{hint[0]}'?" if hint else f"; valid keys: {sorted(schema)}"
             raise ConfigError(msg)
     out = {}
@@ -162,11 +212,16 @@ def load_toml(path) -> tuple[dict, str]:
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"config file not found: {p}")
-    text = p.read_text()
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{p}: not UTF-8 text (TOML files are UTF-8): {e}") from None
     try:
         return tomllib.loads(text), text
     except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{p}: invalid TOML: {e}") from None
+        raise ConfigError(f"{p}: invalid TOML: {str(e).splitlines()[0]}") from None
+    except RecursionError:
+        raise ConfigError(f"{p}: arrays or tables nested too deeply to parse") from None
 
 
 def schema_help(schema: dict, where: str = "") -> list[str]:

@@ -45,6 +45,35 @@ def resolve_device(device="cpu") -> torch.device:
     return dev
 
 
+def check_device(spec, available: bool = True) -> str:
+    """Check a config's device string before anything runs; return it. "auto", "cpu", "cuda",
+    "cuda:N" parse as torch devices of type cpu or cuda; with `available`, a CUDA device must be
+    one this machine's torch sees (CUDA available, N < torch.cuda.device_count()). ValueError
+    naming the problem otherwise."""
+    if not isinstance(spec, str):
+        raise ValueError(f"device must be a string, got {type(spec).__name__}")
+    if spec == "auto":
+        return spec
+    try:
+        dev = torch.device(spec)
+    except (RuntimeError, ValueError, TypeError):
+        raise ValueError(f"{spec[:60]!r} is not a device; use cpu, cuda, cuda:N or auto") from None
+    if dev.type not in ("cpu", "cuda"):
+        raise ValueError(f"device type {dev.type!r} is not supported; use cpu, cuda, cuda:N or "
+                         f"auto")
+    if dev.type == "cpu" and dev.index not in (None, 0):
+        raise ValueError(f"{spec!r}: there is one cpu device; use cpu")
+    if dev.type == "cuda" and available:
+        if not torch.cuda.is_available():
+            raise ValueError(f"{spec!r} requested but torch sees no CUDA device here; use cpu or "
+                             f"auto")
+        n = torch.cuda.device_count()
+        if dev.index is not None and dev.index >= n:
+            raise ValueError(f"{spec!r} requested but torch sees {n} CUDA device"
+                             f"{'s' * (n != 1)} (cuda:0 .. cuda:{n - 1})")
+    return spec
+
+
 def generator(seed: int, device="cpu") -> torch.Generator:
     """A torch Generator seeded explicitly (every random draw goes through one of these)."""
     if not isinstance(seed, int) or seed < 0:

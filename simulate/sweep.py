@@ -114,7 +114,11 @@ def cell_key(cell: dict) -> str:
 
 
 def load_sweep(config_path) -> SweepPlan:
-    """Parse and validate a sweep/job config before anything runs. ConfigError names the file."""
+    """Parse and validate a sweep/job config before anything runs. ConfigError names the file.
+    Beyond each key's schema: the bounds of `simulate.config_bounds` (cell count, devices,
+    [sweep] values, numerical scales), checked before the cells are enumerated."""
+    from . import config_bounds
+
     raw, text = load_toml(config_path)
     where = str(config_path)
     if "job" not in raw:
@@ -128,16 +132,23 @@ def load_sweep(config_path) -> SweepPlan:
     try:
         cfg = validate(raw, exp.SCHEMA)
         opts = validate(sweep_raw, SWEEP_SCHEMA, "sweep")
+        config_bounds.check_plan(cfg, opts)
     except ConfigError as e:
         raise ConfigError(f"{where}: {e}") from None
+    except ArithmeticError as e:  # a value past the float range that no bound caught
+        raise ConfigError(f"{where}: a config value overflows the float range ({e})") from None
     opts["slurm"]["job_extra"] = [s for s in opts["slurm"]["job_extra"] if s]
     try:
         cells = exp.cells(cfg)
+        config_bounds.check_cells(cells)
     except ValueError as e:
         raise ConfigError(f"{where}: {e}") from None
+    except ArithmeticError as e:
+        raise ConfigError(f"{where}: a config value overflows the float range ({e})") from None
     keys = [cell_key(c) for c in cells]
     if len(set(keys)) != len(keys):
-        dup = next(c for c, k in zip(cells, keys) if keys.count(k) > 1)
+        seen: set = set()
+        dup = next(c for c, k in zip(cells, keys) if k in seen or seen.add(k))
         raise ConfigError(f"{where}: cell {dup} appears twice; a [grid] list repeats a value")
     axes = {k: v for k, v in cfg.get("grid", {}).items() if isinstance(v, list) and v}
     return SweepPlan(exp, cfg, text, opts, cells, keys, config_hash(cfg), where, axes)

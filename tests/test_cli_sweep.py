@@ -48,7 +48,7 @@ def test_help_shows_an_example(verb, example, capsys):
     (("workers = 2", 'workers = "two"'), "'sweep.workers' must be int"),
     (("workers = 2", "workers = 0"), "'sweep.workers' = 0 is out of range"),
     (('backend = "inprocess"', 'backend = "mpi"'), "'sweep.backend' = 'mpi' is not one of"),
-    (("seeds = [0, 1]", "seeds = [0, 0]"), "appears twice; a [grid] list repeats a value"),
+    (("seeds = [0, 1]", "seeds = [0, 0]"), "'grid.seeds' lists 0 twice"),
     (("seeds = [0, 1]", "seeds = [0, -1]"), "seeds must be >= 0"),
     (("n_samples = 32", "n_sampels = 32"), "did you mean 'n_samples'?"),
 ])

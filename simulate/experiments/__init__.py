@@ -26,8 +26,11 @@ EXPERIMENTS = {
 
 
 def get_experiment(name: str):
+    if not isinstance(name, str):
+        raise ValueError(f"'job' must be a string naming the experiment, got {type(name).__name__}; "
+                         f"choose one of {sorted(EXPERIMENTS)}")
     if name not in EXPERIMENTS:
-        raise ValueError(f"unknown job {name!r}; choose one of {sorted(EXPERIMENTS)}")
+        raise ValueError(f"unknown job {name[:60]!r}; choose one of {sorted(EXPERIMENTS)}")
     return import_module(EXPERIMENTS[name])
 
 

@@ -54,13 +54,17 @@ from .geometric_theory import (ANCHORS, BLOCKS, SIGNATURES, _blocks, _mode, _std
 _pos = dict(check=lambda v: v > 0, rule="must be > 0")
 _unit = dict(check=lambda v: 0 < v < 1, rule="in (0, 1)")
 N_MAX = 10**6
+#: smallest training set: the [ALD24] and REM theories need alpha = log N / d > 0
+N_MIN = 2
+N_MIN_WHY = ("the [ALD24] and REM theories need alpha = log N / d > 0; N = 1 gives NaN theory "
+             "and critical taus")
 
 SCHEMA = {
     "job": Field("str", choices=("geometric",)),
     "output": Field("str", "data/results/geometric.h5"),
     "data": {
         "block_dims": Field("list[int]", [2, 5], check=lambda v: v >= 1, rule="must be >= 1",
-                            help="dimensions of the two tangent blocks"),
+                            unique=False, help="dimensions of the two tangent blocks"),
         "std": Field("float", 1.0, **_pos, help="std of the first block"),
         "normal_std": Field("float", 0.01, check=lambda v: v >= 0, rule="must be >= 0"),
         "normalize": Field("str", "sphere", choices=("none", "sphere", "radius"),
@@ -68,7 +72,8 @@ SCHEMA = {
                                 "radius sqrt(sum s^2); none: Gaussian (g = 1)"),
     },
     "grid": {
-        "n_train": Field("list[int]", [], check=lambda v: 1 <= v <= N_MAX, rule="1 <= n_train <= 1e6",
+        "n_train": Field("list[int]", [], check=lambda v: N_MIN <= v <= N_MAX,
+                         rule=f"{N_MIN} <= n_train <= 1e6 ({N_MIN_WHY})",
                          allow_empty=True, help="training-set sizes N (or give alpha)"),
         "alpha": Field("list[float]", [], **_pos, allow_empty=True,
                        help="rates alpha = log N / d, N = round(exp(alpha d)) (or give n_train)"),
@@ -77,7 +82,7 @@ SCHEMA = {
                            help="std of block 2 / std of block 1"),
         "score": Field("list[str]", ["empirical", "linear", "population"],
                        choices=("empirical", "linear", "population", "learned")),
-        "width": Field("list[int]", [64], check=lambda v: v >= 1, rule="must be >= 1",
+        "width": Field("list[int]", [64], check=lambda v: 1 <= v <= 4096, rule="1..4096",
                        help="network widths (score = learned only)"),
         "seeds": Field("list[int]", [0], check=lambda v: v >= 0, rule="must be >= 0",
                        help="data, anchor points, network init and training noise per seed"),
@@ -151,9 +156,11 @@ def _check(cfg):
     axis = size_axis(cfg)
     if axis == "alpha":
         for a, d in itertools.product(g["alpha"], g["d"]):
-            n = n_train_of(a, d)
-            if not 1 <= n <= N_MAX:
-                raise ConfigError(f"grid.alpha = {a} at d = {d} gives N = {n}, outside [1, 1e6]")
+            # compare log N (exp(alpha d) overflows a float for alpha d > 709)
+            if not math.log(N_MIN - 0.5) <= a * d <= math.log(N_MAX + 0.5):
+                n = "overflow" if a * d > 700 else f"{n_train_of(a, d)}"
+                raise ConfigError(f"grid.alpha = {a:g} at d = {d} gives N = round(exp(alpha d)) = "
+                                  f"{n}, outside [{N_MIN}, 1e6]: {N_MIN_WHY}")
 
 
 def cells(cfg) -> list[dict]:

@@ -20,7 +20,7 @@ from physics.schedules import make_schedule
 from ..config import Field
 from ..data import isotropic_gaussian
 from ..scores import make_score
-from .common import fill_grid, observed_reverse_run, sampler_schema
+from .common import fill_grid, observed_reverse_run, sampler_schema, sampler_time_range
 
 _pos = dict(check=lambda v: v > 0, rule="must be > 0")
 
@@ -55,6 +55,7 @@ def _schedule(cfg):
 
 
 def cells(cfg) -> list[dict]:
+    sampler_time_range(cfg)  # checks t_max_tau > t_min_tau before anything runs
     g = cfg["grid"]
     return [{"score": s, "n_train": n, "seed": seed}
             for s, n, seed in itertools.product(g["score"], g["n_train"], g["seeds"])]

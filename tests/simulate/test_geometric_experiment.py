@@ -23,7 +23,7 @@ OU = OrnsteinUhlenbeck()
 def tiny_config(data=None, measure=None, train=None, **grid):
     raw = {"job": "geometric",
            "data": {"block_dims": [2, 3], "normal_std": 0.01, "normalize": "none", **(data or {})},
-           "grid": {"n_train": [1, 300], "d": [12], "std_ratio": [0.3],
+           "grid": {"n_train": [2, 300], "d": [12], "std_ratio": [0.3],
                     "score": ["empirical", "population"], "seeds": [0], **grid},
            "measure": {"n_tau": 10, "n_points": 6, "tau_min": 1e-4, "tau_max": 1.0,
                        "tau_phase": 0.01, **(measure or {})},
@@ -43,12 +43,12 @@ def test_geometric_cells_assemble_with_theory():
     small = ds["tau"] < 1e-3
     # population score: nothing lost at small tau in either tangent block
     assert np.all(kept.sel(score="population", block=[0, 1]).where(small, drop=True) == 1.0)
-    # empirical score with N = 1: every tangent direction lost well below the data scale
-    assert np.all(kept.sel(score="empirical", n_train=1, block=[0, 1]).where(small, drop=True) == 0.0)
+    # empirical score with N = 2: every tangent direction lost well below the data scale
+    assert np.all(kept.sel(score="empirical", n_train=2, block=[0, 1]).where(small, drop=True) == 0.0)
     # theory columns: the higher-variance block is lost first (larger tau_c) [ALD24]
     th = ds["critical_tau_theory"].sel(n_train=300).isel(d=0, std_ratio=0)
     assert float(th.sel(block=0)) > float(th.sel(block=1)) > 0
-    assert np.all(np.isnan(ds["critical_tau_theory"].sel(n_train=1)))  # no theory for N = 1
+    assert np.all(np.isfinite(ds["critical_tau_theory"].sel(n_train=2)))  # alpha > 0 from N = 2
     for name in list(ds.data_vars) + list(ds.coords):
         assert "units" in ds[name].attrs and "long_name" in ds[name].attrs, name
     assert ds["critical_tau"].attrs["units"] == "data variance"
@@ -73,6 +73,14 @@ def test_geometric_config_errors():
         geometric.cells(tiny_config(d=[4]))
     with pytest.raises(ConfigError, match="tau_phase"):
         geometric.cells(tiny_config(measure={"tau_phase": 10.0}))
+    # N = 1 has no theory (alpha = log N / d = 0) and NaN critical taus: refused at load
+    with pytest.raises(ConfigError, match=r"'grid.n_train' = 1 is out of range: 2 <= n_train"):
+        tiny_config(n_train=[1, 300])
+    with pytest.raises(ConfigError, match=r"alpha = 0.01 at d = 12 gives N = .* = 1, outside \[2"):
+        geometric.cells(tiny_config(n_train=[], alpha=[0.01]))
+    # alpha d beyond the float range of exp(): a message, not OverflowError
+    with pytest.raises(ConfigError, match=r"alpha = 100 at d = 12 gives N = .* overflow"):
+        geometric.cells(tiny_config(n_train=[], alpha=[100.0]))
 
 
 def test_alpha_axis_validation_and_sizes():
@@ -180,7 +188,7 @@ def test_estimate_scales_with_the_cell():
     cfg = tiny_config(score=["empirical", "learned"])
     est = {(c["score"], c["n_train"]): geometric.estimate(cfg, c) for c in geometric.cells(cfg)}
     assert all(v["memory_bytes"] > 0 and v["seconds"] > 0 for v in est.values())
-    assert est[("empirical", 300)]["seconds"] > est[("empirical", 1)]["seconds"]
+    assert est[("empirical", 300)]["seconds"] > est[("empirical", 2)]["seconds"]
     assert est[("learned", 300)]["seconds"] > est[("empirical", 300)]["seconds"]
 
 

@@ -1,0 +1,257 @@
+"""Bounds a validated config must respect before anything runs, beyond what one key's schema sees.
+
+`check_plan` runs at config load (`simulate.sweep.load_sweep`), before any compute; every problem
+is a one-line `ConfigError` that names the key, the limit and why:
+
+- size: every list holds at most `MAX_LIST_LEN` values (`simulate.config`), and the product of the
+  [grid] list lengths -- an upper bound of the cells -- is at most `MAX_CELLS`, checked before the
+  cells are enumerated; a grid with zero cells is refused;
+- devices: a `device` string must parse as a torch device of type cpu or cuda, or be "auto", and
+  (unless the config's [sweep] backend runs on remote workers) name a CUDA device this machine's
+  torch sees (`simulate.device.check_device`);
+- the [sweep] table: threads and SLURM cores at most `MAX_THREADS`, a SLURM memory that SLURM can
+  read ("8GB", "512MB"), a SLURM walltime in one of its formats;
+- the `output` string: a possible file name (not empty, no NUL, components and length within the
+  POSIX limits);
+- numerical scales (`check_scales`): values in data units (data variance, noise variance tau)
+  whose squares the run forms in its dtype must stay normal numbers of that dtype; the reverse
+  run must end at a noise variance no larger than the data variance and start no further than
+  1/eps^2 data variances (see `check_sampler_scales` for why).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+import numpy as np
+
+from .config import ConfigError
+
+__all__ = ["MAX_CELLS", "MAX_THREADS", "REMOTE_BACKENDS", "grid_size", "check_grid_size",
+           "check_cells", "check_devices", "check_sweep_options", "parse_memory",
+           "check_walltime", "dtype_scale_range", "check_scales", "check_sampler_scales",
+           "check_output_value", "check_plan"]
+
+#: most cells one config may describe (product of the [grid] list lengths): each cell is a journal
+#: file and an estimate line; 1e5 cells of the cheapest experiment are hours of compute
+MAX_CELLS = 100_000
+#: most torch threads per cell / cores per SLURM job: no node has more cores than this
+MAX_THREADS = 1024
+#: backends whose workers run elsewhere: their CUDA devices are not visible here
+REMOTE_BACKENDS = ("scheduler", "slurm")
+
+
+# ----------------------------------------------------------------------------- size
+
+
+def grid_size(cfg: dict) -> int:
+    """Product of the lengths of the [grid] lists (an empty optional list counts as one: it is
+    not an axis). An upper bound of the number of cells of every experiment."""
+    n = 1
+    for v in cfg.get("grid", {}).values():
+        if isinstance(v, list) and v:
+            n *= len(v)
+    return n
+
+
+def check_grid_size(cfg: dict, limit: int = MAX_CELLS) -> None:
+    """ConfigError when the [grid] describes more than `limit` cells (before enumerating them)."""
+    n = grid_size(cfg)
+    if n > limit:
+        axes = ", ".join(f"{k}[{len(v)}]" for k, v in cfg.get("grid", {}).items()
+                         if isinstance(v, list) and v)
+        raise ConfigError(f"the [grid] describes {n:.3g} cells ({axes}); the limit is {limit} "
+                          f"cells per config: split the sweep or shorten an axis")
+
+
+def check_cells(cells: list, limit: int = MAX_CELLS) -> None:
+    """ConfigError for a grid with no cell, or more than `limit`."""
+    if not cells:
+        raise ConfigError("the grid has zero cells: nothing would be computed (e.g. every "
+                          "conditional cell has n_train < n_classes); widen the [grid]")
+    if len(cells) > limit:
+        raise ConfigError(f"{len(cells)} cells; the limit is {limit} cells per config")
+
+
+# ----------------------------------------------------------------------------- devices
+
+
+def _device_fields(cfg: dict, where: str = ""):
+    for k, v in cfg.items():
+        name = f"{where}.{k}" if where else k
+        if isinstance(v, dict):
+            yield from _device_fields(v, name)
+        elif k == "device" and isinstance(v, str):
+            yield name, v
+
+
+def check_devices(cfg: dict, backend: str = "inprocess") -> None:
+    """Every `device` key names a device torch can use: parsed always; CUDA availability and the
+    device index checked when the cells run on this machine (not for REMOTE_BACKENDS)."""
+    from .device import check_device
+
+    for name, spec in _device_fields(cfg):
+        try:
+            check_device(spec, available=backend not in REMOTE_BACKENDS)
+        except ValueError as e:
+            raise ConfigError(f"'{name}': {e}") from None
+
+
+# ----------------------------------------------------------------------------- [sweep]
+
+_UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+_WALLTIME = re.compile(r"(\d+-)?\d+(:\d{1,2}){0,2}")
+
+
+def parse_memory(text: str) -> int:
+    """'8GB', '512 MiB', '2G' -> bytes (binary units, as SLURM reads them); ValueError else."""
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([KMGT]?)i?B?\s*", text, flags=re.I)
+    if not m:
+        raise ValueError(f"{text!r} is not a memory size; expected e.g. '8GB' or '512MB'")
+    n = float(m.group(1)) * _UNITS[m.group(2).upper()]
+    if not 2**20 <= n <= 2**60:
+        raise ValueError(f"{text!r} is outside 1MB .. 1EB")
+    return int(n)
+
+
+def check_walltime(text: str) -> None:
+    """SLURM time formats: MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS; ValueError else."""
+    if not _WALLTIME.fullmatch(text.strip()):
+        raise ValueError(f"{text!r} is not a SLURM time; expected HH:MM:SS or D-HH:MM:SS")
+
+
+def check_sweep_options(opts: dict) -> None:
+    """The validated [sweep] table: thread and core counts, SLURM memory and walltime."""
+    for key, v in (("threads", opts["threads"]), ("slurm.cores", opts["slurm"]["cores"])):
+        if v > MAX_THREADS:
+            raise ConfigError(f"'sweep.{key}' = {v} exceeds {MAX_THREADS} (more threads than any "
+                              f"node has cores)")
+    s = opts["slurm"]
+    for key, check in (("memory", parse_memory), ("walltime", check_walltime)):
+        if key == "memory" and not s[key]:
+            continue  # sized from the estimate
+        try:
+            check(s[key])
+        except ValueError as e:
+            raise ConfigError(f"'sweep.slurm.{key}' = {e}") from None
+
+
+# ----------------------------------------------------------------------------- scales
+
+
+def dtype_scale_range(dtype: str) -> tuple[float, float]:
+    """(sqrt(tiny), sqrt(max)) of a float dtype: values in this range have squares that are
+    finite normal numbers of that dtype (float64: 1.5e-154 .. 1.3e154, float32: 1.1e-19 ..
+    1.8e19)."""
+    fi = np.finfo(dtype)
+    return math.sqrt(float(fi.tiny)), math.sqrt(float(fi.max))
+
+
+def _in_range(name: str, value: float, dtype: str, what: str) -> None:
+    lo, hi = dtype_scale_range(dtype)
+    if not lo <= value <= hi:
+        raise ConfigError(f"'{name}' = {value:g} is outside [{lo:.2g}, {hi:.2g}]: the run squares "
+                          f"{what} in {dtype}, and outside this range the squares underflow or "
+                          f"overflow")
+
+
+def check_sampler_scales(cfg: dict, variance: float, var_key: str) -> None:
+    """The [sampler] noise range against the data variance s^2 (`var_key` names it).
+
+    - t_min_tau < t_max_tau: the reverse run goes from tau = t_max_tau down to t_min_tau;
+    - s^2, t_min_tau, t_max_tau in `dtype_scale_range(sampler.dtype)`: squared distances
+      (~ s^2 d) and the kernel's |x - m y|^2 / sigma^2 are formed in that dtype;
+    - t_min_tau <= s^2: the run ends where the data dominate the noise; above it the final samples
+      are mostly noise and the memorization ratio and collapse fraction measure the noise;
+    - t_max_tau <= s^2 / eps^2 (eps of the dtype; float64 2e31, float32 7e13 data variances):
+      x_t / m(t) = x_0 + sqrt(tau) z holds no bit of x_0 beyond it, so the run already starts
+      from pure noise there; larger values only spread the steps (uniform in log tau) over pure
+      noise, and m(t)^2 = 1 / (1 + tau) underflows (measured: t_max_tau = 1e300 gave
+      memorization ratio 0 for the empirical score, which memorizes).
+    """
+    sp = cfg["sampler"]
+    lo_tau, hi_tau, dtype = sp["t_min_tau"], sp["t_max_tau"], sp["dtype"]
+    if not hi_tau > lo_tau:
+        raise ConfigError(f"sampler.t_max_tau ({hi_tau:g}) must exceed t_min_tau ({lo_tau:g})")
+    _in_range(var_key, variance, dtype, "distances of the data")
+    _in_range("sampler.t_min_tau", lo_tau, dtype, "noise scales")
+    _in_range("sampler.t_max_tau", hi_tau, dtype, "noise scales")
+    if lo_tau > variance:
+        raise ConfigError(f"'sampler.t_min_tau' = {lo_tau:g} exceeds the data variance {var_key} = "
+                          f"{variance:g}: the reverse run must end where the data dominate the "
+                          f"noise (t_min_tau <= data variance), else its samples are mostly noise")
+    eps = float(np.finfo(dtype).eps)
+    if hi_tau > variance / eps**2:
+        raise ConfigError(f"'sampler.t_max_tau' = {hi_tau:g} exceeds {variance / eps**2:.3g} = "
+                          f"data variance / eps^2 of {dtype}: beyond it x_t / m(t) keeps no bit "
+                          f"of the data (the run starts from pure noise already there) and "
+                          f"m(t)^2 underflows; lower it")
+
+
+def check_scales(cfg: dict) -> None:
+    """Numerical bounds of the data scales of every experiment (keys it does not have are
+    skipped): the data variance and the sampler's noise range (`check_sampler_scales`), the tau
+    scan of `geometric`, the VE noise range of `regularization`, the data std of `linear_model`."""
+    data, sp, ms = cfg.get("data", {}), cfg.get("sampler", {}), cfg.get("measure", {})
+    if "variance" in data:
+        variance, var_key = data["variance"], "data.variance"
+    elif "std" in data:
+        variance, var_key = data["std"] * data["std"], "data.std squared"
+    else:
+        variance, var_key = None, ""
+    if "t_min_tau" in sp and variance is not None:
+        check_sampler_scales(cfg, variance, var_key)
+        return
+    dtype = sp.get("dtype", "float64")
+    if variance is not None:
+        _in_range(var_key, variance, dtype, "distances of the data")
+    if data.get("normal_std", 0) > 0:
+        _in_range("data.normal_std squared", data["normal_std"] * data["normal_std"], "float64",
+                  "distances off the manifold")
+    for key in ("tau_min", "tau_max", "tau_phase"):
+        if key in ms:
+            _in_range(f"measure.{key}", ms[key], "float64", "noise scales")
+    if "sigma_end" in sp:
+        _in_range("sampler.sigma_end squared", sp["sigma_end"] * sp["sigma_end"], dtype,
+                  "noise scales")
+
+
+# ----------------------------------------------------------------------------- output value
+
+#: POSIX limits of one path component and a whole path, in bytes (Linux: NAME_MAX, PATH_MAX)
+NAME_MAX, PATH_MAX = 255, 4096
+
+
+def check_output_value(cfg: dict) -> None:
+    """The config's `output` string can be a file name at all: not empty, no NUL byte, no
+    component over NAME_MAX bytes, at most PATH_MAX bytes (otherwise the OS refuses it with
+    OSError later). Where results may go (suffix, existing files) is the sweep's business."""
+    out = cfg.get("output")
+    if not isinstance(out, str):
+        return
+    if not out.strip():
+        raise ConfigError("'output' is empty; give a results file, e.g. data/results/run.h5")
+    if "\x00" in out:
+        raise ConfigError("'output' contains a NUL byte")
+    raw = out.encode("utf-8", "surrogateescape")
+    if len(raw) > PATH_MAX:
+        raise ConfigError(f"'output' is {len(raw)} bytes long; paths are at most {PATH_MAX}")
+    long = [c for c in raw.split(b"/") if len(c) > NAME_MAX - 32]  # room for .lock, .cells, .tmp
+    if long:
+        raise ConfigError(f"'output' has a path component of {len(long[0])} bytes; the limit is "
+                          f"{NAME_MAX - 32} (file systems allow {NAME_MAX}, the sweep adds "
+                          f"suffixes such as .cells and .lock)")
+
+
+# ----------------------------------------------------------------------------- all
+
+
+def check_plan(cfg: dict, opts: dict) -> None:
+    """Every check of this module that needs no cell list: run after validation, before the
+    cells are enumerated (`check_cells` comes after)."""
+    check_output_value(cfg)
+    check_sweep_options(opts)
+    check_grid_size(cfg)
+    check_devices(cfg, opts["backend"])
+    check_scales(cfg)
