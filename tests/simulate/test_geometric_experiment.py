@@ -53,11 +53,11 @@ def test_geometric_cells_assemble_with_theory():
         assert "units" in ds[name].attrs and "long_name" in ds[name].attrs, name
     assert ds["critical_tau"].attrs["units"] == "data variance"
     # population score: the posterior-variance ratio is exactly 1 at every anchor, so no block
-    # carries either signature; the empirical score with N = 1 collapses (rho = 0) everywhere
+    # carries either signature; the empirical score with N = 2 collapses (rho < 1/2) at every tau probed
     pop = ds.sel(score="population").isel(d=0, std_ratio=0, seed=0)
     np.testing.assert_allclose(pop["variance_ratio"], 1.0, atol=1e-9)
     assert np.all(np.isnan(pop["critical_tau"]))
-    emp1 = ds["critical_tau"].sel(score="empirical", n_train=1, signature="collapse").isel(
+    emp1 = ds["critical_tau"].sel(score="empirical", n_train=2, signature="collapse").isel(
         d=0, std_ratio=0, seed=0)
     assert np.all(np.isinf(emp1))
     # exact and probe spectra are max-normalized, beside each other per anchor
