@@ -159,6 +159,18 @@ class TikhonovScore(EmpiricalScore):
     def score_denominator(self, s2, v):
         return s2 + self.c
 
+    def __call__(self, x: torch.Tensor, t) -> torch.Tensor:
+        """s_c(x, t); at zero noise (sigma(t) = 0, e.g. t = 0 of the [BDKOS25] VE) and c > 0 the
+        limit (m y_nn - x) / c, y_nn the nearest training point of x / m (scalar t only)."""
+        if self.c > 0 and not isinstance(t, torch.Tensor) and t <= self.schedule.t_lo \
+                and float(self.schedule.noise_var(t)) == 0.0:
+            check_batch(x, self.dim)
+            m = float(self.schedule.mean_scale(t))
+            y = self.train_for(x)
+            nearest = torch.cdist(x / m, y).argmin(dim=1)
+            return (m * y[nearest] - x) / self.c
+        return super().__call__(x, t)
+
     def describe(self) -> dict:
         return {**super().describe(), "c": self.c}
 
