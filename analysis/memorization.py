@@ -11,6 +11,7 @@ from simulate.rowselect import STRIP, row_topk
 __all__ = [
     "nearest_neighbors",
     "memorization_ratio",
+    "highest_over_checkpoints",
     "collapse_fraction",
     "block_variance",
 ]
@@ -112,3 +113,17 @@ def block_variance(x, basis, block, n_blocks: int | None = None) -> np.ndarray:
     if np.any(block < 0):
         out.append(var[block < 0].mean())
     return np.asarray(out)
+
+
+def highest_over_checkpoints(ratios: dict) -> tuple[float, float]:
+    """(highest ratio, its training step) over {step: memorization ratio}: the memorization ratio
+    of a training recipe is the highest over its checkpoints, the official procedure of
+    [GDPLLW23] Gu et al., "On memorization in diffusion models", arXiv 2310.02664 (ties: the
+    earliest step)."""
+    if not ratios:
+        raise ValueError("need at least one checkpoint ratio")
+    vals = {float(k): float(v) for k, v in ratios.items()}
+    if any(not 0.0 <= v <= 1.0 for v in vals.values()):
+        raise ValueError(f"memorization ratios must lie in [0, 1], got {sorted(vals.values())}")
+    best = max(vals.values())
+    return best, min(k for k, v in vals.items() if v == best)

@@ -20,6 +20,7 @@ __all__ = [
     "OrnsteinUhlenbeck",
     "LinearVP",
     "GeometricVE",
+    "ExponentialVE",
     "ddpm_to_ou_times",
     "make_schedule",
     "SCHEDULES",
@@ -258,6 +259,61 @@ class GeometricVE(Schedule):
         }
 
 
+@dataclass(repr=False)
+class ExponentialVE(Schedule):
+    """Variance-exploding schedule of the [BDKOS25] official code (Baptista et al., "Memorization
+    and regularization in generative diffusion models", arXiv 2501.15785) on t in [0, t_max]:
+
+        dx = b^t dB  (f = 0, g(t) = b^t, default b = 10),  m = 1,
+        sigma(t)^2 = int_0^t g(s)^2 ds = (b^{2t} - 1) / (2 ln b),   tau = sigma^2,
+        t(tau) = log(1 + 2 ln b tau) / (2 ln b).
+
+    sigma(0) = 0 (the data themselves) and sigma(1) = sqrt(99 / (2 ln 10)) = 4.64 for b = 10.
+    Not the geometric `GeometricVE` (sigma = 10^t): there g^2 = 2 ln 10 sigma^2 instead.
+    """
+
+    base: float = 10.0
+    t_max: float = 1.0
+    name = "ve_bdkos25"
+    t_lo = 0.0
+
+    def __post_init__(self):
+        if not (self.base > 1 and math.isfinite(self.base)):
+            raise ValueError(f"ve_bdkos25 needs base > 1, got {self.base}")
+        if not (0 < self.t_max < math.inf):
+            raise ValueError(f"ve_bdkos25 needs 0 < t_max < inf, got {self.t_max}")
+
+    @property
+    def t_hi(self):  # type: ignore[override]
+        return self.t_max
+
+    @property
+    def _log_base(self):
+        return math.log(self.base)
+
+    def mean_scale(self, t):
+        return np.ones_like(self.check_time(t))
+
+    def noise_var(self, t):
+        return np.expm1(2.0 * self._log_base * self.check_time(t)) / (2.0 * self._log_base)
+
+    def tau(self, t):
+        return self.noise_var(t)
+
+    def drift_coef(self, t):
+        return np.zeros_like(self.check_time(t))
+
+    def diffusion_sq(self, t):
+        return np.exp(2.0 * self._log_base * self.check_time(t))
+
+    def time_of_tau(self, tau):
+        tau = self.check_tau(tau)
+        return self._snap_time(np.log1p(2.0 * self._log_base * tau) / (2.0 * self._log_base))
+
+    def to_dict(self):
+        return {"name": self.name, "base": self.base, "t_max": self.t_max}
+
+
 def ddpm_to_ou_times(beta_start: float = 1e-4, beta_end: float = 2e-2, steps: int = 1000):
     """OU times of the DDPM linear-beta chain [BBDM24]: t_k = -(1/2) log(alphabar_k),
     alphabar_k = prod_{j<=k} (1 - beta_j), beta_j linear from beta_start to beta_end."""
@@ -270,11 +326,12 @@ def ddpm_to_ou_times(beta_start: float = 1e-4, beta_end: float = 2e-2, steps: in
     return -0.5 * np.cumsum(np.log1p(-betas))
 
 
-SCHEDULES = {"ou": OrnsteinUhlenbeck, "linear_vp": LinearVP, "ve": GeometricVE}
+SCHEDULES = {"ou": OrnsteinUhlenbeck, "linear_vp": LinearVP, "ve": GeometricVE,
+             "ve_bdkos25": ExponentialVE}
 
 
 def make_schedule(name: str = "ou", **params) -> Schedule:
-    """Build a schedule by name ('ou', 'linear_vp', 've') with its parameters."""
+    """Build a schedule by name ('ou', 'linear_vp', 've', 've_bdkos25') with its parameters."""
     if name not in SCHEDULES:
         raise ValueError(f"unknown schedule {name!r}; choose one of {sorted(SCHEDULES)}")
     return SCHEDULES[name](**params)

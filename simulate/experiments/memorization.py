@@ -5,7 +5,11 @@ dimension k [ALD24]; with C > 1 classes, C cluster centres added in the tangent 
 score (the exact empirical score, or a network trained by DSM with the cell's recipe: network,
 width, depth, time-embedding size, weight decay, EMA, training steps), samples the reverse SDE and
 measures
-  - the memorization ratio [GDPLLW23] (fraction with |x - NN_1| / |x - NN_2| < 1/3, NN over all N),
+  - the memorization ratio [GDPLLW23] (fraction with |x - NN_1| / |x - NN_2| < 1/3, NN over all N);
+    for a learned score, as in the official procedure of [GDPLLW23] (Gu et al., arXiv 2310.02664),
+    the HIGHEST ratio over `measure.checkpoints` evenly spaced training checkpoints (the last one
+    the final network), `memorization_ratio`, beside the final checkpoint's own,
+    `memorization_ratio_final`, and the step of the highest, `memorization_ratio_step`,
   - the collapse fraction [BDKOS25] and the collapse time t_hat_C by the last change of the nearest
     training point of x_t / m [BBDM24] (`analysis.observers.NearestTrainingPoint`; conditional
     scores: the nearest point of the sample's own class), for learned and empirical scores
@@ -40,10 +44,11 @@ from physics.schedules import make_schedule
 
 from ..config import Field
 from ..data import isotropic_gaussian, linear_manifold
-from ..networks import NETWORKS, build_network, count_parameters
-from ..scores import ConditionalScore, EmpiricalScore, LearnedScore
-from ..training import OPTIMIZERS, TrainConfig, train_score
+from ..networks import NETWORKS
+from ..training import OPTIMIZERS
 from .common import end_summaries, reverse_run, sampler_schema, sampler_time_range
+from .recipes import (build_network_for, build_score, checkpoint_steps,  # noqa: F401 (public)
+                      train_config, train_learned_score)
 
 _pos = dict(check=lambda v: v > 0, rule="must be > 0")
 _nonneg = dict(check=lambda v: v >= 0, rule="must be >= 0")
@@ -101,6 +106,9 @@ SAMPLER_SCHEMA = sampler_schema(steps=200, n_samples=256, t_max_tau=10.0, dtype=
 MEASURE_SCHEMA = {
     "collapse_tol": Field("float", 1e-2, **_pos, help="collapse-fraction distance tol"),
     "ratio_threshold": Field("float", 1 / 3, check=lambda v: 0 < v <= 1, rule="in (0, 1]"),
+    "checkpoints": Field("int", 4, check=lambda v: 1 <= v <= 100, rule="1..100",
+                         help="learned scores: training checkpoints (evenly spaced, the last = "
+                              "final) sampled; memorization_ratio is the highest [GDPLLW23]"),
 }
 
 SCHEMA = {
@@ -248,75 +256,6 @@ def _schedule(cfg):
     return make_schedule(cfg["sampler"]["schedule"])
 
 
-def train_config(cfg, cell, seed: int) -> TrainConfig:
-    """The DSM TrainConfig of a recipe; the noise range is the sampler's tau range."""
-    tc, sp = cfg["training"], cfg["sampler"]
-    return TrainConfig(
-        steps=cell["train_steps"], batch_size=tc["batch_size"] or None,
-        noise_draws=tc["noise_draws"], lr=tc["lr"], lr_schedule=tc["lr_schedule"],
-        optimizer=tc["optimizer"], weight_decay=cell["weight_decay"],
-        ema_decay=cell["ema_decay"], tau_min=sp["t_min_tau"], tau_max=sp["t_max_tau"], seed=seed,
-        dtype=sp["dtype"], device=sp["device"])
-
-
-def build_network_for(cfg, cell, d: int, data_var: float, init_seed: int):
-    """The recipe's network: embedding_dim is emb_dim (residual) or fourier_dim (Fourier)."""
-    key = "emb_dim" if cell["network"] == "residual_mlp" else "fourier_dim"
-    return build_network(cell["network"], d, seed=init_seed, width=cell["width"],
-                         depth=cell["depth"], data_var=data_var, skip=cfg["training"]["skip"],
-                         **{key: cell["embedding_dim"]})
-
-
-def train_learned_score(cfg, cell, x: torch.Tensor, cov: np.ndarray, sch, seed: int, cls: int = 0):
-    """LearnedScore of a network trained by DSM on x; info: final loss (mean of the last 10 %
-    of steps), seconds, parameters. Network data variance: trace(cov) / d."""
-    d = x.shape[1]
-    net = build_network_for(cfg, cell, d, float(np.trace(cov)) / d, 1009 * seed + cls)
-    res = train_score(x, sch, net, train_config(cfg, cell, seed))
-    tail = max(1, len(res.losses) // 10)
-    info = {"loss": float(np.mean(res.losses[-tail:])), "seconds": res.seconds,
-            "parameters": count_parameters(net)}
-    return LearnedScore(res.network, sch), info
-
-
-def build_score(cfg, cell, ts: TrainingSet, sch):
-    """(score for the sampler, labels of the generated batch or None, training info)."""
-    labels = ts.labels(cell["label_mode"])
-    cov = ts.cov_all if cell["label_mode"] in ("none", "random") else ts.cov_class
-    info = {"loss": math.nan, "seconds": 0.0, "parameters": 0}
-    if labels is None:
-        if cell["score"] == "empirical":
-            return EmpiricalScore(ts.x, sch), None, info
-        score, info = train_learned_score(cfg, cell, ts.x, cov, sch, cell["seed"])
-        return score, None, info
-    classes = sorted(int(c) for c in torch.unique(labels))
-    per_class, infos = {}, []
-    for c in classes:
-        pts = ts.x[labels == c]
-        if cell["score"] == "empirical":
-            per_class[c] = EmpiricalScore(pts, sch)
-        else:
-            per_class[c], inf = train_learned_score(cfg, cell, pts, cov, sch, cell["seed"], c)
-            infos.append(inf)
-    order = iter(classes)  # ConditionalScore calls the factory once per class, in sorted order
-
-    def factory(points, _sch):
-        c = next(order)
-        if points.shape[0] != int((labels == c).sum()):
-            raise RuntimeError("ConditionalScore visited the classes in an unexpected order")
-        return per_class[c]
-
-    cond = ConditionalScore(ts.x, labels, sch, factory)
-    n = cfg["sampler"]["n_samples"]
-    sample_labels = torch.as_tensor(np.asarray(classes)[np.arange(n) % len(classes)],
-                                    device=ts.x.device)
-    if infos:
-        info = {"loss": float(np.mean([i["loss"] for i in infos])),
-                "seconds": float(sum(i["seconds"] for i in infos)),
-                "parameters": int(sum(i["parameters"] for i in infos))}
-    return cond.given(sample_labels), sample_labels, info
-
-
 # ------------------------------------------------------------------------------- one cell
 def collapse_time_theory(cfg, cell, ts: TrainingSet) -> float:
     """REM t_C (SCIENCE.md sec. 3) of N_eff = N (unconditional) or N / C (conditional) points of
@@ -346,12 +285,28 @@ def draw(cfg, cell, score, observers=()) -> torch.Tensor:
     return reverse_run(cfg, score, _schedule(cfg), 10_000 + cell["seed"], observers)
 
 
-def measure_ratio(cfg, cell) -> float:
-    """Memorization ratio [GDPLLW23] of one cell (no trajectory observers): what EMM searches on."""
+def checkpoint_ratios(cfg, cell, ts: TrainingSet, scores: dict, known: dict | None = None
+                      ) -> dict:
+    """{step: memorization ratio of samples of scores[step]} (same sampling noise for every
+    checkpoint); ratios already in `known` are not recomputed."""
     from analysis.memorization import memorization_ratio
 
-    ts, score, _, _ = prepare(cfg, cell)
-    return memorization_ratio(draw(cfg, cell, score), ts.x, cfg["measure"]["ratio_threshold"])
+    out = dict(known or {})
+    for step, score in scores.items():
+        if step not in out:
+            out[step] = memorization_ratio(draw(cfg, cell, score), ts.x,
+                                           cfg["measure"]["ratio_threshold"])
+    return out
+
+
+def measure_ratio(cfg, cell) -> float:
+    """Memorization ratio [GDPLLW23] of one cell (no trajectory observers): what EMM searches on.
+    A learned score's ratio is the highest over its training checkpoints (official procedure)."""
+    from analysis.memorization import highest_over_checkpoints
+
+    ts, score, _, info = prepare(cfg, cell)
+    scores = info.get("checkpoint_scores") or {0: score}
+    return highest_over_checkpoints(checkpoint_ratios(cfg, cell, ts, scores))[0]
 
 
 class ClassNearestTrainingPoint:
@@ -383,8 +338,20 @@ def run_cell(cfg, cell) -> dict:
         obs = ClassNearestTrainingPoint(ts.x, ts.labels(cell["label_mode"]), sample_labels)
     x = draw(cfg, cell, score, [obs])
     tc = obs.result()["collapse_time"] if sample_labels is None else obs.collapse_times()
+    summary = end_summaries(x, ts.x, cfg["measure"], tc)
+    highest, step = summary["memorization_ratio"], math.nan
+    if info.get("checkpoint_scores"):
+        from analysis.memorization import highest_over_checkpoints
+
+        final = cell["train_steps"]
+        ratios = checkpoint_ratios(cfg, cell, ts, info["checkpoint_scores"],
+                                   {final: summary["memorization_ratio"]})
+        highest, step = highest_over_checkpoints(ratios)
     return {
-        **end_summaries(x, ts.x, cfg["measure"], tc),
+        **summary,
+        "memorization_ratio": highest,
+        "memorization_ratio_final": summary["memorization_ratio"],
+        "memorization_ratio_step": step,
         "collapse_time_theory": collapse_time_theory(cfg, cell, ts),
         "train_loss": info["loss"],
         "train_seconds": info["seconds"],
@@ -413,7 +380,8 @@ def estimate(cfg, cell) -> dict:
         batch = per_net * tc["noise_draws"]
         train_s = nets * cell["train_steps"] * (1.2e-3 * (depth + 2) + 6 * batch * p / 2e10)
         mem += item * (4 * p * nets + 10 * batch * w * depth)
-        sample_s = sp["steps"] * (b_samp * p / 1e9 + 1e-3 * (depth + 2))
+        sample_s = len(checkpoint_steps(cfg, cell)) * sp["steps"] * (
+            b_samp * p / 1e9 + 1e-3 * (depth + 2))
     else:
         sample_s = sp["steps"] * (4 * b_samp * n * d / 1e9 + 1e-3)
     nn_s = 3.0 * sp["record"] * b_samp * n * d / 1e9
@@ -422,7 +390,12 @@ def estimate(cfg, cell) -> dict:
 
 # ------------------------------------------------------------------------------- dataset
 VARIABLES = {
-    "memorization_ratio": ("1", "fraction of samples with |x-NN1|/|x-NN2| < threshold [GDPLLW23]"),
+    "memorization_ratio": ("1", "fraction of samples with |x-NN1|/|x-NN2| < threshold, the "
+                                "HIGHEST over the training checkpoints for a learned score "
+                                "(official procedure of [GDPLLW23])"),
+    "memorization_ratio_final": ("1", "memorization ratio of the final checkpoint alone"),
+    "memorization_ratio_step": ("1", "training step of the checkpoint with the highest ratio "
+                                     "(NaN: empirical score)"),
     "collapse_fraction": ("1", "fraction of samples within tol of a training point [BDKOS25]"),
     "collapse_time_measured": ("schedule time",
                                "mean last change time of the nearest training point [BBDM24] "
@@ -485,6 +458,11 @@ def assemble(cfg, cell_list, results) -> xr.Dataset:
         "seed_streams": SEED_STREAMS,
         "skipped": "conditional cells with n_train < n_classes (NaN)",
         "ratio_threshold": cfg["measure"]["ratio_threshold"],
+        "memorization_ratio": "highest over measure.checkpoints evenly spaced training "
+                              "checkpoints, the final included, as the official procedure of "
+                              "[GDPLLW23] Gu et al., arXiv 2310.02664; memorization_ratio_final "
+                              "is the final checkpoint's",
+        "checkpoints": cfg["measure"]["checkpoints"],
     })
     return ds
 

@@ -1,9 +1,18 @@
 """Regularization against memorization [BDKOS25]: closed-form Tikhonov and floor-normalized scores
 against a network trained with the Tikhonov penalty lambda |s_theta|^2 (SCIENCE.md sections 2, 5).
 
-Setting of [BDKOS25]: N = 20 points of N(0, I_2), VE schedule sigma = 10^t (m = 1), probability-flow
-ODE (Heun, uniform in log sigma) from sigma_start = 10 down to sigma_end = 1e-6, Tweedie-denoised at
-the end. Per sample: distance to the nearest training point; per cell: the collapse fraction
+Setting of [BDKOS25] (Baptista et al., arXiv 2501.15785), as in its official code (the default,
+`sampler.schedule = "ve_bdkos25"`): N = 20 points of N(0, I_2); the VE schedule with diffusion
+g(t) = 10^t, sigma(t)^2 = (10^{2t} - 1) / (2 ln 10) (`physics.schedules.ExponentialVE`; sigma(1) = 4.64);
+initial samples sigma(1) z; the probability-flow ODE dx/dt = -(1/2) g^2 s integrated by RK45
+(rtol = atol = sampler.tol = 1e-5) from t = 1 down to t = 0 for the Tikhonov scores with c > 0 (their
+limit at sigma = 0 is (y_nn - x) / c) and down to t = sampler.t_end = 1e-6 (sigma ~ 1e-3) for the
+singular ones (c = 0, floor); no Tweedie denoising. Networks are trained and sampled on the VP
+schedule (beta 0.001..3, t ~ U(t_end, 1), EMA; `network.schedule = "linear_vp"`), as the official
+code does. The earlier protocol stays available with `sampler.schedule = "ve_10t"`: geometric VE
+sigma = 10^t, Heun (or RK45) from sigma_start = 10 to sigma_end = 1e-6, Tweedie-denoised, networks on
+the same schedule (`network.schedule = "sampler"`).
+Per sample: distance to the nearest training point; per cell: the collapse fraction
 (distance < tol = 1e-2) and the median distance.
 
 Cells (each with its seed; `grid.regularizer` picks the families run):
@@ -14,7 +23,7 @@ Cells (each with its seed; `grid.regularizer` picks the families run):
 - reference: one per seed (when tikhonov or network run): the c = 0 flow, recording the flow
              invariant K_i = |x_i - y_nn| / sigma at sigma_end that the theory below uses.
 
-Theory (*derived*, SCIENCE.md section 2 "Tikhonov"): for VE, dx/dlog sigma = -sigma^2 s, so
+Theory (*derived*; docs/theory.md): for any VE, dx/dlog sigma = -sigma^2 s, so
     c = 0:  dx/dlog sigma = x - xhat(x, sigma)       (xhat = sum_n w_n y_n)
     c > 0:  dx/dlog sigma = sigma^2 / (sigma^2 + c) (x - xhat).
 Once the posterior weights sit on one training point y, r = |x - y| obeys r ~ sigma at c = 0 (so
@@ -26,8 +35,9 @@ exponent 1/2 of median distance vs c (fitted on 0 < c <= measure.fit_max_strengt
 fraction 1 at c = 0. The network with penalty lambda has the Tikhonov minimizer with c = lambda
 (`simulate.training` docstring), so the same curves are its infinite-capacity limit.
 
-Network noise range: lambda > 0 trains and samples only down to tau_end = max(sigma_end^2,
-network.penalty_tau_ratio * lambda) (default lambda / 100). Below sigma^2 = lambda / 100 the exact
+Network noise range: lambda > 0 trains and samples only down to tau_end = max(tau_0,
+network.penalty_tau_ratio * lambda) (default lambda / 100), tau_0 = tau(network.t_end) on the VP
+schedule (official eps = 1e-3: tau_0 = 2.5e-6) or sigma_end^2 on the legacy one. Below sigma^2 = lambda / 100 the exact
 Tikhonov flow moves a sample by < 0.5 % of its distance (r^2 / (sigma^2 + c) conserved), while the
 penalty weight lambda / sigma^2 of the loss would exceed 100 and grow to ~1e10 at sigma = 1e-6,
 which stalls Adam (measured: lambda = 1e-3 trained to tau = 1e-12 outputs eps ~ 0 everywhere and
@@ -51,7 +61,7 @@ import numpy as np
 import torch
 import xarray as xr
 
-from physics.schedules import GeometricVE
+from physics.schedules import ExponentialVE, GeometricVE, LinearVP
 
 from ..config import Field
 from ..data import isotropic_gaussian
@@ -62,6 +72,8 @@ from ..training import TrainConfig, train_score
 from .common import fill_grid
 
 REGULARIZERS = ("tikhonov", "floor", "network")
+SAMPLER_SCHEDULES = ("ve_bdkos25", "ve_10t")
+NETWORK_SCHEDULES = ("linear_vp", "sampler")
 _ge0 = dict(check=lambda v: v >= 0, rule="must be >= 0")
 _gt0 = dict(check=lambda v: v > 0, rule="must be > 0")
 
@@ -90,6 +102,16 @@ SCHEMA = {
         "seeds": Field("list[int]", [0, 1], check=lambda v: v >= 0, rule="must be >= 0"),
     },
     "sampler": {
+        "schedule": Field("str", "ve_bdkos25", choices=SAMPLER_SCHEDULES,
+                          help="ve_bdkos25: official VE g = 10^t, t from 1 to 0 (c > 0) or t_end; "
+                               "ve_10t: geometric sigma = 10^t from sigma_start to sigma_end, "
+                               "Tweedie-denoised (earlier protocol)"),
+        "method": Field("str", "rk45", choices=("rk45", "ode"),
+                        help="rk45: scipy RK45 with rtol = atol = tol (official); ode: Heun with "
+                             "`steps` steps uniform in log sigma (ends at t_end, not 0)"),
+        "tol": Field("float", 1e-5, **_gt0, help="RK45 rtol = atol (official 1e-5)"),
+        "t_end": Field("float", 1e-6, check=lambda v: 0 < v < 1, rule="0 < t_end < 1",
+                       help="ve_bdkos25: end time of the singular scores (c = 0, floor)"),
         "steps": Field("int", 300, check=lambda v: 1 <= v <= 100000, rule="1..100000",
                        help="Heun steps of the probability-flow ODE (uniform in log sigma)"),
         "n_samples": Field("int", 1000, check=lambda v: 1 <= v <= 10**6, rule="1..1e6"),
@@ -109,6 +131,14 @@ SCHEMA = {
         "penalty_tau_ratio": Field("float", 1e-2, check=lambda v: 0 < v <= 1, rule="in (0, 1]",
                                    help="lambda > 0: train and sample down to tau = ratio * lambda"),
         "dtype": Field("str", "float32", choices=("float32", "float64")),
+        "schedule": Field("str", "linear_vp", choices=NETWORK_SCHEDULES,
+                          help="linear_vp: trained and sampled on the VP schedule, t ~ U(t_end, 1) "
+                               "(official); sampler: the closed-form runs' schedule, log-tau "
+                               "noise levels (earlier protocol)"),
+        "t_end": Field("float", 1e-3, check=lambda v: 0 < v < 1, rule="0 < t_end < 1",
+                       help="linear_vp: smallest time trained and sampled (official eps 1e-3)"),
+        "ema_decay": Field("float", 0.9999, check=lambda v: 0 <= v < 1, rule="0 <= v < 1",
+                           help="EMA of the weights (official 0.9999; 0 = off)"),
     },
     "measure": {
         "collapse_tol": Field("float", 1e-2, **_gt0, help="collapse-fraction distance tol"),
@@ -143,10 +173,32 @@ def power_law_exponent(x, y, x_max: float = np.inf) -> float:
 
 
 # ----------------------------------------------------------------------------- cells
-def schedule(cfg) -> GeometricVE:
-    """VE with sigma(t) = 10^t exactly (sigma_min = 1 at t = 0, sigma_max = 10 at t = 1), extended
-    down to t = log10(sigma_end) [BDKOS25]."""
+def schedule(cfg):
+    """The closed-form runs' schedule: "ve_bdkos25" = `ExponentialVE` (g = 10^t, t in [0, 1],
+    official [BDKOS25] code); "ve_10t" = VE with sigma(t) = 10^t exactly (sigma_min = 1 at t = 0,
+    sigma_max = 10 at t = 1), extended down to t = log10(sigma_end)."""
+    if cfg["sampler"]["schedule"] == "ve_bdkos25":
+        return ExponentialVE()
     return GeometricVE(sigma_min=1.0, sigma_max=10.0, t_min=math.log10(cfg["sampler"]["sigma_end"]))
+
+
+def network_schedule(cfg):
+    """The networks' schedule: the [BDKOS25] VP (`LinearVP`, beta 0.001..3) or the sampler's."""
+    return LinearVP() if cfg["network"]["schedule"] == "linear_vp" else schedule(cfg)
+
+
+def _official(cfg) -> bool:
+    return cfg["sampler"]["schedule"] == "ve_bdkos25"
+
+
+def closed_form_end_time(cfg, regularizer: str, c: float = 0.0) -> float:
+    """End time of a closed-form run: ve_bdkos25 integrates to t = 0 when the score is regular
+    there (Tikhonov c > 0, RK45) and to t_end otherwise; ve_10t ends at sigma_end."""
+    sch = schedule(cfg)
+    if not _official(cfg):
+        return float(sch.t_lo)
+    regular = regularizer == "tikhonov" and c > 0 and cfg["sampler"]["method"] == "rk45"
+    return 0.0 if regular else float(cfg["sampler"]["t_end"])
 
 
 def _time_range(cfg, tau_end=None) -> tuple[float, float]:
@@ -155,9 +207,21 @@ def _time_range(cfg, tau_end=None) -> tuple[float, float]:
     return math.log10(cfg["sampler"]["sigma_start"]), t_end
 
 
+def _reference_sigma_end(cfg) -> float:
+    """sigma at the end of the c = 0 (reference) run."""
+    t_end = closed_form_end_time(cfg, "reference")
+    return math.sqrt(float(schedule(cfg).noise_var(t_end)))
+
+
 def network_tau_end(cfg, lam: float) -> float:
     """Smallest noise variance a network with penalty lambda is trained and sampled at."""
-    return max(cfg["sampler"]["sigma_end"] ** 2, cfg["network"]["penalty_tau_ratio"] * lam)
+    if cfg["network"]["schedule"] == "linear_vp":
+        tau0 = float(LinearVP().tau(cfg["network"]["t_end"]))
+    elif _official(cfg):
+        tau0 = float(schedule(cfg).tau(cfg["sampler"]["t_end"]))
+    else:
+        tau0 = cfg["sampler"]["sigma_end"] ** 2
+    return max(tau0, cfg["network"]["penalty_tau_ratio"] * lam)
 
 
 def cells(cfg) -> list[dict]:
@@ -192,10 +256,34 @@ def _summary(dist, tol) -> dict:
     return {"collapse_fraction": float(np.mean(dist < tol)), "median_distance": float(np.median(dist))}
 
 
-def _sample(cfg, score, seed, dtype, tau_end=None, denoise=True):
-    """Probability-flow ODE samples from sigma_start down to tau_end (default sigma_end^2)."""
+def _run_flow(cfg, score, sch, seed, dtype, t_max, t_min, denoise, official_init=True):
+    """Probability-flow ODE samples on `sch` from t_max to t_min: RK45 (rtol = atol = tol) or Heun
+    (`steps`, uniform in log tau); official_init: initial samples sigma(t_max) z as the [BDKOS25]
+    code (else the score's `initial_sample`)."""
     sp = cfg["sampler"]
+    x_init = None
+    if official_init:
+        gen = torch.Generator().manual_seed(10_000 + seed)
+        x_init = math.sqrt(float(sch.noise_var(t_max))) * torch.randn(
+            sp["n_samples"], score.dim, generator=gen, dtype=torch.float64)
+    kw = dict(rtol=sp["tol"], atol=sp["tol"], grid="linear") if sp["method"] == "rk45" else {}
+    return sample(score, sch, sp["n_samples"], method=sp["method"], steps=sp["steps"],
+                  t_max=t_max, t_min=t_min, seed=10_000 + seed, record=1, dtype=dtype,
+                  denoise_final=denoise, x_init=x_init, **kw)
+
+
+def _sample(cfg, score, seed, dtype, tau_end=None, denoise=True, t_end=None):
+    """Closed-form (or legacy-network) samples: ve_bdkos25 from t = 1 to t_end (no Tweedie);
+    ve_10t from sigma_start down to tau_end (default sigma_end^2), Tweedie-denoised."""
+    if _official(cfg):
+        t_min = float(cfg["sampler"]["t_end"]) if t_end is None else t_end
+        if tau_end is not None:
+            t_min = max(t_min, float(score.schedule.time_of_tau(tau_end)))
+        return _run_flow(cfg, score, score.schedule, seed, dtype, 1.0, t_min, False)
     t_max, t_min = _time_range(cfg, tau_end)
+    sp = cfg["sampler"]
+    if sp["method"] == "rk45":
+        return _run_flow(cfg, score, score.schedule, seed, dtype, t_max, t_min, denoise, False)
     return sample(score, score.schedule, sp["n_samples"], method="ode", steps=sp["steps"],
                   t_max=t_max, t_min=t_min, seed=10_000 + seed, record=1, dtype=dtype,
                   denoise_final=denoise)
@@ -211,32 +299,40 @@ def _closed_form_cell(cfg, cell, data) -> dict:
     else:
         score = FloorNormalizedScore(data, sch, cell["tau_floor"])
     dtype, seed = cfg["sampler"]["dtype"], cell["seed"]
+    t_end = closed_form_end_time(cfg, reg, cell.get("c", 0.0))
     if reg != "reference":
-        return _summary(_distances(_sample(cfg, score, seed, dtype), data.x), tol)
-    # the state at sigma_end before Tweedie, in float64: K = r / sigma needs r ~ 1e-6 resolved
-    x = _sample(cfg, score, seed, "float64", denoise=False)
-    sigma_end = cfg["sampler"]["sigma_end"]
-    x0 = x + sigma_end**2 * score(x, float(sch.t_lo))
+        return _summary(_distances(_sample(cfg, score, seed, dtype, t_end=t_end), data.x), tol)
+    # the state at the end time before Tweedie, in float64: K = r / sigma needs r resolved
+    x = _sample(cfg, score, seed, "float64", denoise=False, t_end=t_end)
+    sigma_end = math.sqrt(float(sch.noise_var(t_end)))
+    x0 = x if _official(cfg) else x + sigma_end**2 * score(x, float(t_end))
     return {**_summary(_distances(x0, data.x), tol),
             "flow_ratio": _distances(x, data.x) / sigma_end}
 
 
 def _network_cell(cfg, cell, data) -> dict:
     nc, g, tol = cfg["network"], cfg["grid"], cfg["measure"]["collapse_tol"]
-    sch = schedule(cfg)
+    sch = network_schedule(cfg)
+    vp = nc["schedule"] == "linear_vp"
     checkpoints = sorted(g["train_steps"])
     tau_end = network_tau_end(cfg, cell["lambda"])
+    tau_max = float(sch.tau(1.0)) if vp or _official(cfg) else cfg["sampler"]["sigma_start"] ** 2
     net = build_network(nc["kind"], cfg["data"]["d"], width=cell["width"], depth=nc["depth"],
                         data_var=cfg["data"]["variance"], seed=cell["seed"])
     tc = TrainConfig(steps=checkpoints[-1], noise_draws=nc["noise_draws"], lr=nc["lr"],
-                     tikhonov=cell["lambda"], tau_min=tau_end,
-                     tau_max=cfg["sampler"]["sigma_start"] ** 2, checkpoint_steps=checkpoints,
-                     seed=cell["seed"], dtype=nc["dtype"])
+                     tikhonov=cell["lambda"], tau_min=tau_end, tau_max=tau_max,
+                     checkpoint_steps=checkpoints, seed=cell["seed"], dtype=nc["dtype"],
+                     ema_decay=nc["ema_decay"], time_sampling="uniform_t" if vp else "log_tau")
     res = train_score(data, sch, net, tc)
     frac, med, loss = [], [], []
     for step in checkpoints:
         net.load_state_dict(res.checkpoints[step])
-        x = _sample(cfg, LearnedScore(net, sch), cell["seed"], nc["dtype"], tau_end)
+        score = LearnedScore(net, sch)
+        if vp:   # official: the VP probability-flow ODE from t = 1 to t(tau_end), no Tweedie
+            x = _run_flow(cfg, score, sch, cell["seed"], nc["dtype"], 1.0,
+                          float(sch.time_of_tau(tau_end)), False)
+        else:
+            x = _sample(cfg, score, cell["seed"], nc["dtype"], tau_end)
         s = _summary(_distances(x, data.x), tol)
         frac.append(s["collapse_fraction"])
         med.append(s["median_distance"])
@@ -300,7 +396,8 @@ def assemble(cfg, cell_list, results) -> xr.Dataset:
         flow = np.stack([np.asarray(ref[s]["flow_ratio"], float) for s in seeds])
         coords["sample"] = ("sample", np.arange(flow.shape[1]), _attrs("1", "generated sample index"))
         data_vars["flow_ratio"] = (("seed", "sample"), flow, _attrs(
-            "1", "c = 0 flow invariant K = |x - y_nn| / sigma at sigma_end (before Tweedie)"))
+            "1", "c = 0 flow invariant K = |x - y_nn| / sigma at the end of the c = 0 run "
+                 "(before Tweedie)", sigma_end=_reference_sigma_end(cfg)))
         data_vars["reference_collapse_fraction"] = (("seed",), np.array(
             [ref[s]["collapse_fraction"] for s in seeds]), _attrs(
             "1", "collapse fraction of the empirical score (c = 0)"))
@@ -363,7 +460,7 @@ def assemble(cfg, cell_list, results) -> xr.Dataset:
             "network_final_loss": (dims, out["final_loss"], _attrs(
                 "1", "mean DSM loss (eq. L, per dimension) over the last 10% of steps")),
             "network_tau_end": (("lambda",), np.array([network_tau_end(cfg, v) for v in lam]), _attrs(
-                "data variance", "smallest tau trained and sampled: max(sigma_end^2, ratio lambda)")),
+                "data variance", "smallest tau trained and sampled: max(tau_0, ratio lambda)")),
             "network_collapse_fraction_theory": (("lambda", "seed"), frac_th, _attrs(
                 "1", "Tikhonov theory at c = lambda (infinite capacity)")),
             "network_median_distance_theory": (("lambda", "seed"), med_th, _attrs(
@@ -373,15 +470,27 @@ def assemble(cfg, cell_list, results) -> xr.Dataset:
                 fit_range="all lambda > 0 of the grid")),
         })
     sp, dc, nc = cfg["sampler"], cfg["data"], cfg["network"]
+    data_str = f"[BDKOS25] N = {dc['n_train']} points of N(0, {dc['variance']:g} I_{dc['d']}), "
+    method = (f"RK45 (rtol = atol = {sp['tol']:g})" if sp["method"] == "rk45"
+              else f"Heun ({sp['steps']} steps uniform in log sigma)")
+    if _official(cfg):
+        setting = (data_str + "official VE g = 10^t, sigma^2 = (10^{2t} - 1)/(2 ln 10), "
+                   f"probability-flow ODE by {method} from t = 1 (x = sigma(1) z) to t = 0 "
+                   f"(Tikhonov c > 0) or t = {sp['t_end']:g} (c = 0, floor), no Tweedie")
+    else:
+        setting = (data_str + f"VE sigma = 10^t, probability-flow ODE ({method}) from sigma = "
+                   f"{sp['sigma_start']:g} to {sp['sigma_end']:g}, Tweedie-denoised")
+    net_sched = (f"trained (t ~ U) and sampled on the VP schedule beta 0.001..3 down to t = "
+                 f"{nc['t_end']:g}" if nc["schedule"] == "linear_vp"
+                 else "trained (log tau) and sampled on the sampler's schedule")
     return xr.Dataset(data_vars, coords=coords, attrs={
-        "setting": f"[BDKOS25] N = {dc['n_train']} points of N(0, {dc['variance']:g} I_{dc['d']}), "
-                   f"VE sigma = 10^t, probability-flow ODE (Heun, {sp['steps']} steps uniform in "
-                   f"log sigma) from sigma = {sp['sigma_start']:g} to {sp['sigma_end']:g}, "
-                   f"Tweedie-denoised",
+        "setting": setting,
+        "schedule": sp["schedule"],
         "collapse_tol": tol,
         "n_samples": sp["n_samples"],
         "network": f"{nc['kind']} depth {nc['depth']}, Adam lr {nc['lr']:g}, full batch x "
-                   f"{nc['noise_draws']} noise draws, {nc['dtype']}",
+                   f"{nc['noise_draws']} noise draws, EMA {nc['ema_decay']:g}, {nc['dtype']}, "
+                   + net_sched,
         "theory": "c = 0 collapses every sample; distance sqrt(c) K_i with K_i the c = 0 flow "
                   "invariant (module docstring of simulate.experiments.regularization)",
     })

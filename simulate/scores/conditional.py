@@ -36,13 +36,7 @@ class ConditionalScore(Score):
 
     def __call__(self, x, t, labels) -> torch.Tensor:
         check_batch(x, self.dim)
-        labels = torch.as_tensor(labels, device=x.device)
-        if labels.shape != (x.shape[0],):
-            raise ValueError(f"labels must have shape ({x.shape[0]},), got {tuple(labels.shape)}")
-        unknown = set(int(c) for c in torch.unique(labels)) - set(self.classes)
-        if unknown:
-            raise ValueError(f"labels {sorted(unknown)} are not classes of the training set "
-                             f"{self.classes}")
+        labels = self._check_labels(x, labels)
         out = torch.empty_like(x)
         for c in self.classes:
             sel = labels == c
@@ -50,6 +44,32 @@ class ConditionalScore(Score):
                 tc = t[sel] if isinstance(t, torch.Tensor) and t.ndim == 1 else t
                 out[sel] = self.per_class[c](x[sel], tc)
         return out
+
+    def jacobian(self, x, t, labels) -> torch.Tensor:
+        """grad_x s(x, t | c) row by row: the Jacobian of the score of each row's class (the
+        per-class score must have a closed-form `jacobian`), shape (B, d, d)."""
+        check_batch(x, self.dim)
+        labels = self._check_labels(x, labels)
+        if not all(hasattr(s, "jacobian") for s in self.per_class.values()):
+            raise NotImplementedError(f"the per-class scores of {type(self).__name__} have no "
+                                      "closed-form jacobian; use autograd")
+        out = x.new_empty(x.shape[0], self.dim, self.dim)
+        for c in self.classes:
+            sel = labels == c
+            if sel.any():
+                tc = t[sel] if isinstance(t, torch.Tensor) and t.ndim == 1 else t
+                out[sel] = self.per_class[c].jacobian(x[sel], tc)
+        return out
+
+    def _check_labels(self, x, labels) -> torch.Tensor:
+        labels = torch.as_tensor(labels, device=x.device)
+        if labels.shape != (x.shape[0],):
+            raise ValueError(f"labels must have shape ({x.shape[0]},), got {tuple(labels.shape)}")
+        unknown = set(int(c) for c in torch.unique(labels)) - set(self.classes)
+        if unknown:
+            raise ValueError(f"labels {sorted(unknown)} are not classes of the training set "
+                             f"{self.classes}")
+        return labels
 
     def given(self, labels) -> Score:
         """A plain score(x, t) with the class labels of the batch fixed."""
@@ -62,6 +82,9 @@ class ConditionalScore(Score):
 
             def __call__(self, x, t):
                 return parent(x, t, labels)
+
+            def jacobian(self, x, t):
+                return parent.jacobian(x, t, labels)
 
             @property
             def data_variance(self):

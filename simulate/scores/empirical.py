@@ -11,7 +11,8 @@ import math
 import torch
 
 from .base import Score, check_batch, time_coefficients
-from .kernel import MixtureStats, augment_keys, mixture_second_moment, mixture_stats
+from .covariance import CentredStats, mixture_covariance
+from .kernel import MixtureStats, augment_keys, mixture_stats
 
 __all__ = ["EmpiricalScore", "TikhonovScore", "FloorNormalizedScore", "SmoothedScore"]
 
@@ -27,6 +28,11 @@ def _train_tensor(train) -> torch.Tensor:
     if not torch.isfinite(x).all():
         raise ValueError("training set contains NaN or inf")
     return x
+
+
+def _batch_matrix(val):
+    """A float or a (B, 1) column as something that broadcasts against (B, d, d)."""
+    return val[:, :, None] if isinstance(val, torch.Tensor) else val
 
 
 class EmpiricalScore(Score):
@@ -103,20 +109,35 @@ class EmpiricalScore(Score):
         return (st.lse - (x * x).sum(1) / (2 * v_col) - math.log(self.n_train)
                 - 0.5 * self.dim * torch.log(2 * math.pi * v_col))
 
+    def train_for(self, x: torch.Tensor) -> torch.Tensor:
+        """The training points in x's dtype and device (converted once, then cached)."""
+        if self.train.dtype == x.dtype and self.train.device == x.device:
+            return self.train
+        key = ("train", x.dtype, x.device)
+        if key not in self._keys_cache:
+            self._keys_cache[key] = self.train.to(device=x.device, dtype=x.dtype).contiguous()
+        return self._keys_cache[key]
+
+    def posterior(self, x: torch.Tensor, t) -> tuple[CentredStats, object, object, object]:
+        """Posterior weights, mean and covariance of the training points at x, from centred
+        values (`covariance.mixture_covariance`, float64): returns (stats, m, sigma^2, v)."""
+        x64 = check_batch(x, self.dim).to(torch.float64)
+        t64 = t.double() if isinstance(t, torch.Tensor) else t
+        m, s2 = time_coefficients(self.schedule, t64, x64)
+        v = self.kernel_variance(m, s2)
+        return mixture_covariance(x64, self.train_for(x64), m, v, self.chunk), m, s2, v
+
     def jacobian(self, x: torch.Tensor, t) -> torch.Tensor:
         """Exact Jacobian grad_x s = ((m^2 / v) Cov_w(y) - I) / D, D the score's denominator
-        (sigma^2 for the plain empirical score; SCIENCE.md section 2). Computed in float64."""
-        x64 = check_batch(x, self.dim).to(torch.float64)
-        st, m, s2, v = self.stats(x64, t if not isinstance(t, torch.Tensor) else t.double())
-        keys = self.keys_for(x64)
-        second = mixture_second_moment(x64, keys, m / v, -(m * m) / (2 * v), st.lse, self.chunk)
-        cov = second - st.mean[:, :, None] * st.mean[:, None, :]
+        (sigma^2 for the plain empirical score) [BBDM24, arXiv 2402.18491]. Cov_w is computed
+        in float64 from centred values (difference-form logits, two-pass mean-centred sum), so it
+        stays exact to ~1e-10 relative down to tau ~ 1e-8 (docs/theory.md, "Empirical-score
+        Jacobian"); the result is cast back to x's dtype."""
+        cs, m, s2, v = self.posterior(x, t)
         eye = torch.eye(self.dim, dtype=torch.float64, device=x.device)
-        scale = (m * m / v)
-        scale = scale[:, :, None] if isinstance(scale, torch.Tensor) else scale
-        den = self.score_denominator(s2, v)
-        den = den[:, :, None] if isinstance(den, torch.Tensor) else den
-        return ((scale * cov - eye) / den).to(x.dtype)
+        scale = _batch_matrix(m * m / v)
+        den = _batch_matrix(self.score_denominator(s2, v))
+        return ((scale * cs.cov - eye) / den).to(x.dtype)
 
     def describe(self) -> dict:
         return {"score": self.name, "n_train": self.n_train}
@@ -137,6 +158,18 @@ class TikhonovScore(EmpiricalScore):
 
     def score_denominator(self, s2, v):
         return s2 + self.c
+
+    def __call__(self, x: torch.Tensor, t) -> torch.Tensor:
+        """s_c(x, t); at zero noise (sigma(t) = 0, e.g. t = 0 of the [BDKOS25] VE) and c > 0 the
+        limit (m y_nn - x) / c, y_nn the nearest training point of x / m (scalar t only)."""
+        if self.c > 0 and not isinstance(t, torch.Tensor) and t <= self.schedule.t_lo \
+                and float(self.schedule.noise_var(t)) == 0.0:
+            check_batch(x, self.dim)
+            m = float(self.schedule.mean_scale(t))
+            y = self.train_for(x)
+            nearest = torch.cdist(x / m, y).argmin(dim=1)
+            return (m * y[nearest] - x) / self.c
+        return super().__call__(x, t)
 
     def describe(self) -> dict:
         return {**super().describe(), "c": self.c}
@@ -169,8 +202,9 @@ class FloorNormalizedScore(EmpiricalScore):
         w_n = exp(l_n) / max(sum_j exp(l_j), tau_floor),  l_n = -|x - m y_n|^2 / (2 sigma^2),
         s(x, t) = sum_n w_n (m y_n - x) / sigma^2,
 
-    the gradient of log max(sum_j exp(l_j), tau_floor): equal to the empirical score where the
-    unnormalized mixture mass exceeds the floor, and shrunk towards 0 far from every training point.
+    i.e. grad A / max(A, tau_floor) with A = sum_j exp(l_j): equal to the empirical score
+    grad log A where the unnormalized mixture mass exceeds the floor, and grad A / tau_floor, shrunk
+    towards 0, far from every training point.
     Computed in the log domain.
     """
 
@@ -189,9 +223,22 @@ class FloorNormalizedScore(EmpiricalScore):
         mass = torch.exp(lse_abs - torch.clamp(lse_abs, min=math.log(self.tau_floor)))
         return mass[:, None] * (m * st.mean - x) / v
 
-    def jacobian(self, x, t):
-        raise NotImplementedError("floor-normalized score has no closed-form Jacobian here; "
-                                  "use analysis.dimensions with autograd")
+    def jacobian(self, x: torch.Tensor, t) -> torch.Tensor:
+        """Exact Jacobian of s = grad A / max(A, tau_floor), A = sum_n exp(l_n) [BDKOS25 code]:
+
+            A >= floor:  ((m^2 / sigma^2) Cov_w - I) / sigma^2   (the empirical score's),
+            A <  floor:  (A / floor) [(m^2 / sigma^4)(Cov_w + (x/m - mu)(x/m - mu)^T) - I / sigma^2],
+
+        from centred values like `EmpiricalScore.jacobian` (log A is the log-sum-exp of the
+        difference-form logits)."""
+        cs, m, s2, v = self.posterior(x, t)
+        log_floor = math.log(self.tau_floor)
+        mass = torch.exp(cs.log_mass - torch.clamp(cs.log_mass, min=log_floor))
+        below = (cs.log_mass < log_floor).to(torch.float64)
+        second = cs.cov + below[:, None, None] * cs.offset[:, :, None] * cs.offset[:, None, :]
+        eye = torch.eye(self.dim, dtype=torch.float64, device=x.device)
+        m2, v = _batch_matrix(m * m), _batch_matrix(v)
+        return (mass[:, None, None] * (m2 * second / v - eye) / v).to(x.dtype)
 
     def describe(self) -> dict:
         return {**super().describe(), "tau_floor": self.tau_floor}

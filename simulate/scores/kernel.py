@@ -271,7 +271,11 @@ def mixture_second_moment(x: torch.Tensor, keys_aug: torch.Tensor, a, c, lse: to
     """Softmax-weighted second moment sum_n w_bn y_n y_n^T, shape (B, d, d), given the exact
     log-normalizer `lse` from `mixture_stats` (second pass; w_bn = exp(l_bn - lse_b) with the
     -lse shift carried by the keys' column of ones; chunks sized so that the (chunk, d^2) outer
-    products stay in LOGITS_BUDGET)."""
+    products stay in LOGITS_BUDGET).
+
+    Not used for Jacobians: E_w[y y^T] - mu mu^T from this (uncentred, expanded-logit) moment
+    cancels catastrophically at small noise; `simulate.scores.covariance.mixture_covariance` is the
+    centred computation."""
     b, d = x.shape
     n = keys_aug.shape[0]
     q = _augment_queries(x, a, c, shift=lse)

@@ -68,3 +68,15 @@ def test_bad_input():
         nearest_neighbors(torch.zeros(2, 3), torch.zeros(1, 3), k=2)
     with pytest.raises(ValueError, match="threshold"):
         memorization_ratio(torch.zeros(2, 3), torch.zeros(4, 3), threshold=2.0)
+
+
+def test_highest_over_checkpoints_is_the_maximum_and_its_step():
+    from analysis.memorization import highest_over_checkpoints
+
+    assert highest_over_checkpoints({100: 0.2, 200: 0.7, 300: 0.5}) == (0.7, 200)
+    assert highest_over_checkpoints({300: 0.4, 100: 0.4}) == (0.4, 100)     # ties: earliest
+    assert highest_over_checkpoints({7: 1.0}) == (1.0, 7)
+    with pytest.raises(ValueError, match="at least one"):
+        highest_over_checkpoints({})
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        highest_over_checkpoints({1: 1.5})

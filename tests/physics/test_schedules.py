@@ -1,11 +1,15 @@
 import numpy as np
 import pytest
 
-from physics.schedules import (GeometricVE, LinearVP, OrnsteinUhlenbeck, ddpm_to_ou_times,
-                               make_schedule)
+import math
+
+from scipy.integrate import quad
+
+from physics.schedules import (ExponentialVE, GeometricVE, LinearVP, OrnsteinUhlenbeck,
+                               ddpm_to_ou_times, make_schedule)
 
 SCHEDULES = [OrnsteinUhlenbeck(), LinearVP(), GeometricVE(), LinearVP(0.1, 20.0),
-             GeometricVE(0.002, 80.0, t_min=-0.5)]
+             GeometricVE(0.002, 80.0, t_min=-0.5), ExponentialVE(), ExponentialVE(5.0, 2.0)]
 
 
 def _times(s, k=41):
@@ -81,3 +85,29 @@ def test_bad_input():
         make_schedule("cosine")
     with pytest.raises(ValueError, match="NaN"):
         OrnsteinUhlenbeck().tau(np.nan)
+
+
+def test_bdkos25_ve_closed_form_and_integral_of_g2():
+    """[BDKOS25] official VE: g = 10^t, sigma^2 = (10^{2t} - 1) / (2 ln 10) = int_0^t g^2 ds, m = 1."""
+    s = make_schedule("ve_bdkos25")
+    assert isinstance(s, ExponentialVE) and (s.t_lo, s.t_hi) == (0.0, 1.0)
+    t = np.array([0.0, 1e-6, 1e-3, 0.1, 0.5, 1.0])
+    closed = (10.0 ** (2 * t) - 1) / (2 * math.log(10))
+    np.testing.assert_allclose(s.noise_var(t), closed, rtol=1e-9, atol=0)
+    np.testing.assert_allclose(s.diffusion(t), 10.0**t, rtol=1e-14)
+    integral = [quad(lambda u: 10.0 ** (2 * u), 0, tk, epsabs=0, epsrel=1e-13)[0] for tk in t]
+    np.testing.assert_allclose(s.noise_var(t), integral, rtol=1e-11, atol=1e-300)
+    np.testing.assert_array_equal(s.mean_scale(t), 1.0)
+    np.testing.assert_array_equal(s.tau(t), s.noise_var(t))
+    assert math.sqrt(float(s.noise_var(1.0))) == pytest.approx(math.sqrt(99 / (2 * math.log(10))), rel=1e-14)
+    assert math.sqrt(float(s.noise_var(1.0))) == pytest.approx(4.6365, abs=1e-4)
+    # small t: sigma^2 = t (1 + t ln 10 + ...); the end time 1e-6 of the c = 0 runs gives 1e-6
+    assert float(s.noise_var(1e-6)) == pytest.approx(1e-6, rel=3e-6)
+    # inverse, including tau = 0 -> t = 0
+    np.testing.assert_allclose(s.time_of_tau(s.tau(t)), t, rtol=1e-12, atol=1e-15)
+    assert s.to_dict() == {"name": "ve_bdkos25", "base": 10.0, "t_max": 1.0}
+    assert make_schedule(**s.to_dict()) == s
+    with pytest.raises(ValueError, match="base > 1"):
+        ExponentialVE(base=1.0)
+    with pytest.raises(ValueError, match="time out of range"):
+        s.noise_var(1.5)

@@ -191,3 +191,64 @@ def test_learned_random_labels_act_like_n_over_c():
     pred = ds["ratio_random_label_prediction"]
     for n in (16, 64):
         assert abs(float(r.sel(label_mode="random", n_train=n)) - float(pred.sel(n_train=n))) < 0.1
+
+
+# -- the recipe's ratio is the highest over its training checkpoints [GDPLLW23] --------------------
+
+class _FakeScore:
+    def __init__(self, ratio):
+        self.ratio = ratio
+
+
+def _fake_samples(train, ratio, n=20):
+    """n samples of which round(ratio n) sit on training points (|x-NN1|/|x-NN2| = 0) and the rest
+    at the midpoint of y_0 and y_1 (ratio 1): memorization ratio exactly `ratio`."""
+    k = round(ratio * n)
+    on = train[torch.arange(k) % train.shape[0]]
+    mid = 0.5 * (train[0] + train[1]).expand(n - k, -1)
+    return torch.cat([on, mid])
+
+
+def test_fake_training_run_reports_the_highest_checkpoint_ratio(monkeypatch):
+    """A fake training run with checkpoint ratios 0.3, 0.85, 0.6 (final): measure_ratio (what the
+    EMM search uses) and checkpoint_ratios see 0.85, not the final 0.6."""
+    from types import SimpleNamespace
+
+    train = torch.tensor([[0.0, 0.0], [4.0, 0.0], [0.0, 4.0], [4.0, 4.0]], dtype=torch.float64)
+    ts = SimpleNamespace(x=train)
+    scores = {100: _FakeScore(0.3), 200: _FakeScore(0.85), 300: _FakeScore(0.6)}
+    monkeypatch.setattr(mem, "prepare", lambda cfg, cell: (ts, scores[300], None,
+                                                           {"checkpoint_scores": scores}))
+    monkeypatch.setattr(mem, "draw", lambda cfg, cell, score, observers=(): _fake_samples(
+        train, score.ratio))
+    cfg = config({"score": ["learned"], "train_steps": [300], "seeds": [0], "n_train": [4]})
+    (cell,) = mem.cells(cfg)
+    ratios = mem.checkpoint_ratios(cfg, cell, ts, scores)
+    assert ratios == pytest.approx({100: 0.3, 200: 0.85, 300: 0.6})
+    assert mem.measure_ratio(cfg, cell) == pytest.approx(0.85)
+    # known ratios are not re-measured
+    assert mem.checkpoint_ratios(cfg, cell, ts, scores, {300: 0.1})[300] == 0.1
+
+
+def test_learned_cell_stores_highest_and_final_ratio():
+    """Real tiny training (8 steps, 4 checkpoints 2, 4, 6, 8): memorization_ratio is the maximum
+    of the per-checkpoint ratios re-measured independently, memorization_ratio_final the ratio at
+    step 8, memorization_ratio_step one of the checkpoint steps; the attrs say which is which."""
+    cfg = config({"n_train": [6], "score": ["learned"], "width": [8], "depth": [1],
+                  "train_steps": [8], "seeds": [0]},
+                 sampler={"steps": 10, "n_samples": 32, "record": 4})
+    (cell,) = mem.cells(cfg)
+    assert mem.checkpoint_steps(cfg, cell) == [2, 4, 6, 8]
+    res = mem.run_cell(cfg, cell)
+    ts, _, _, info = mem.prepare(cfg, cell)
+    assert sorted(info["checkpoint_scores"]) == [2, 4, 6, 8]
+    again = mem.checkpoint_ratios(cfg, cell, ts, info["checkpoint_scores"])
+    assert res["memorization_ratio"] == pytest.approx(max(again.values()))
+    assert res["memorization_ratio_final"] == pytest.approx(again[8])
+    assert again[res["memorization_ratio_step"]] == pytest.approx(res["memorization_ratio"])
+    assert res["memorization_ratio"] >= res["memorization_ratio_final"]
+    ds = mem.assemble(cfg, [cell], [res])
+    assert "highest" in ds.attrs["memorization_ratio"] and "2310.02664" in ds.attrs[
+        "memorization_ratio"]
+    assert "HIGHEST" in ds["memorization_ratio"].attrs["long_name"]
+    assert "memorization_ratio_final" in ds

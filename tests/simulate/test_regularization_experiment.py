@@ -2,6 +2,10 @@
 falls with c, the median distance grows like sqrt(c) (against the fitted exponent and the
 flow-invariant theory), and a briefly trained penalized network runs end to end.
 
+Two protocols: the official one (default; VE g = 10^t, RK45 from t = 1 to t = 0 or 1e-6, networks
+on VP) and the earlier one (`sampler.schedule = "ve_10t"`, Heun, sigma = 10^t to 1e-6, Tweedie).
+The tests written for the earlier protocol pin it with LEGACY (the default changed in issue 13).
+
 (The network Tikhonov minimizer vs the closed form is tested in tests/simulate/test_learned.py:
 test_tikhonov_minimizer_lookup_table and test_tikhonov_minimizer_network.)"""
 
@@ -16,10 +20,14 @@ from simulate.experiments import get_experiment, regularization, run_in_memory
 C_GRID = [0.0, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1]
 
 
-def config(**sections):
+LEGACY = {"schedule": "ve_10t", "method": "ode"}
+
+
+def config(official=False, **sections):
     raw = {"job": "regularization",
            "grid": {"regularizer": ["tikhonov"], "c": C_GRID, "seeds": [0]},
-           "sampler": {"n_samples": 300, "steps": 120}}
+           "sampler": {"n_samples": 300, "steps": 120, **({} if official else LEGACY)},
+           "network": {} if official else {"schedule": "sampler", "ema_decay": 0.0}}
     for key, val in sections.items():
         raw.setdefault(key, {}).update(val)
     return validate(raw, regularization.SCHEMA)
@@ -118,3 +126,67 @@ def test_config_errors():
         config(sampler={"sigma_start": 50.0})
     with pytest.raises(ValueError, match="sigma_end"):
         regularization.cells(config(sampler={"sigma_start": 1e-3, "sigma_end": 1e-2}))
+
+
+# -- the official [BDKOS25] protocol ---------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def official():
+    return run(config(official=True)).isel(seed=0)
+
+
+def test_official_protocol_is_the_default():
+    cfg = validate({"job": "regularization"}, regularization.SCHEMA)
+    assert cfg["sampler"]["schedule"] == "ve_bdkos25" and cfg["sampler"]["method"] == "rk45"
+    assert cfg["sampler"]["tol"] == 1e-5 and cfg["sampler"]["t_end"] == 1e-6
+    assert cfg["network"]["schedule"] == "linear_vp" and cfg["network"]["ema_decay"] == 0.9999
+    assert regularization.schedule(cfg).name == "ve_bdkos25"
+    assert regularization.network_schedule(cfg).name == "linear_vp"
+    # end times: t = 0 for Tikhonov c > 0 (regular there), 1e-6 for the singular scores
+    assert regularization.closed_form_end_time(cfg, "tikhonov", 1e-3) == 0.0
+    assert regularization.closed_form_end_time(cfg, "tikhonov", 0.0) == 1e-6
+    assert regularization.closed_form_end_time(cfg, "floor") == 1e-6
+    # VP network noise floor: tau(1e-3) = e^{a} - 1, a = 1e-6 + 1.4995e-6
+    assert regularization.network_tau_end(cfg, 0.0) == pytest.approx(math.expm1(2.4995e-6))
+    assert regularization.network_tau_end(cfg, 1e-3) == pytest.approx(1e-5)
+
+
+def test_official_c_zero_collapses_and_c_positive_freezes_at_sqrt_c(official):
+    """c = 0 run to t = 1e-6 (sigma = 1e-3, no Tweedie): every sample within 1e-2 of a training point,
+    at distance K sigma_end; c > 0 runs to t = 0 end at sqrt(c) K (flow-invariant theory within 10 %
+    for c <= 1e-4); the fraction falls to 0 at large c."""
+    frac = official["tikhonov_collapse_fraction"].values
+    assert frac[0] == 1.0 and float(official["reference_collapse_fraction"]) == 1.0
+    assert np.all(np.diff(frac) <= 0) and frac[-1] < 0.05
+    sigma_end = official["flow_ratio"].attrs["sigma_end"]
+    assert sigma_end == pytest.approx(math.sqrt(math.expm1(2e-6 * math.log(10)) / (2 * math.log(10))))
+    med0 = float(official["tikhonov_median_distance"].sel(c=0.0))
+    assert med0 == pytest.approx(sigma_end * np.median(official["flow_ratio"].values), rel=1e-6)
+    small = official.sel(c=[1e-5, 1e-4])
+    ratio = small["tikhonov_median_distance"] / small["tikhonov_median_distance_theory"]
+    assert np.all(np.abs(ratio.values - 1) < 0.1), ratio.values
+    assert abs(float(official["tikhonov_distance_exponent"]) - 0.5) < 0.03
+
+
+def test_tikhonov_score_at_zero_noise_is_the_nearest_point_limit():
+    import torch
+    from physics.schedules import ExponentialVE
+    from simulate.scores import TikhonovScore
+
+    y = torch.tensor([[0.0, 0.0], [1.0, 2.0], [-1.0, 0.5]], dtype=torch.float64)
+    x = torch.tensor([[0.9, 1.7], [-0.2, 0.1]], dtype=torch.float64)
+    score = TikhonovScore(y, ExponentialVE(), 0.01)
+    got = score(x, 0.0)
+    torch.testing.assert_close(got, (y[[1, 0]] - x) / 0.01, rtol=1e-15, atol=0)
+    # continuous in t: at t = 1e-9 (sigma^2 ~ 1e-9) the weights already sit on the nearest point
+    torch.testing.assert_close(score(x, 1e-9), (y[[1, 0]] - x) / (0.01 + 1e-9), rtol=1e-12, atol=0)
+
+
+def test_official_network_runs_on_vp():
+    cfg = config(official=True, grid={"regularizer": ["network"], "lambda": [0.0, 1e-3],
+                                      "width": [8], "train_steps": [4]},
+                 sampler={"n_samples": 30})
+    ds = run(cfg)
+    assert np.all(np.isfinite(ds["network_median_distance"].values))
+    assert ds["network_tau_end"].values == pytest.approx([math.expm1(2.4995e-6), 1e-5])
+    assert "VP schedule" in ds.attrs["network"] and "EMA 0.9999" in ds.attrs["network"]

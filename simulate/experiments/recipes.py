@@ -1,0 +1,118 @@
+"""Scores of the memorization and EMM experiments [GDPLLW23]: a training recipe's network (DSM,
+with its training checkpoints) or the empirical score, unconditional or one per class.
+
+A learned score keeps its (EMA) weights at `checkpoint_steps` (evenly spaced, the last the final
+network): the memorization ratio of a recipe is the highest over them, the official procedure of
+[GDPLLW23] Gu et al., "On memorization in diffusion models", arXiv 2310.02664.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import numpy as np
+import torch
+
+from ..networks import build_network, count_parameters
+from ..scores import ConditionalScore, EmpiricalScore, LearnedScore
+from ..training import TrainConfig, train_score
+
+__all__ = ["checkpoint_steps", "train_config", "build_network_for", "train_learned_score",
+           "build_score"]
+
+
+def checkpoint_steps(cfg, cell) -> list[int]:
+    """Training steps at which a learned score is sampled: ceil(k S / K), k = 1..K, K =
+    measure.checkpoints, S = train_steps (the last is the final network)."""
+    k, steps = cfg["measure"]["checkpoints"], cell["train_steps"]
+    return sorted({math.ceil(steps * j / k) for j in range(1, k + 1)})
+
+
+def train_config(cfg, cell, seed: int) -> TrainConfig:
+    """The DSM TrainConfig of a recipe; the noise range is the sampler's tau range; the (EMA)
+    weights are kept at `checkpoint_steps`."""
+    tc, sp = cfg["training"], cfg["sampler"]
+    return TrainConfig(checkpoint_steps=checkpoint_steps(cfg, cell),
+        steps=cell["train_steps"], batch_size=tc["batch_size"] or None,
+        noise_draws=tc["noise_draws"], lr=tc["lr"], lr_schedule=tc["lr_schedule"],
+        optimizer=tc["optimizer"], weight_decay=cell["weight_decay"],
+        ema_decay=cell["ema_decay"], tau_min=sp["t_min_tau"], tau_max=sp["t_max_tau"], seed=seed,
+        dtype=sp["dtype"], device=sp["device"])
+
+
+def build_network_for(cfg, cell, d: int, data_var: float, init_seed: int):
+    """The recipe's network: embedding_dim is emb_dim (residual) or fourier_dim (Fourier)."""
+    key = "emb_dim" if cell["network"] == "residual_mlp" else "fourier_dim"
+    return build_network(cell["network"], d, seed=init_seed, width=cell["width"],
+                         depth=cell["depth"], data_var=data_var, skip=cfg["training"]["skip"],
+                         **{key: cell["embedding_dim"]})
+
+
+def train_learned_score(cfg, cell, x: torch.Tensor, cov: np.ndarray, sch, seed: int, cls: int = 0):
+    """LearnedScore of a network trained by DSM on x; info: final loss (mean of the last 10 %
+    of steps), seconds, parameters, and `checkpoints` {step: LearnedScore of the (EMA) weights at
+    that step} (`checkpoint_steps`). Network data variance: trace(cov) / d."""
+    d = x.shape[1]
+    net = build_network_for(cfg, cell, d, float(np.trace(cov)) / d, 1009 * seed + cls)
+    res = train_score(x, sch, net, train_config(cfg, cell, seed))
+    tail = max(1, len(res.losses) // 10)
+    snapshots = {}
+    for step, state in res.checkpoints.items():
+        net_k = copy.deepcopy(res.network)
+        net_k.load_state_dict(state)
+        snapshots[step] = LearnedScore(net_k.eval(), sch)
+    snapshots[cell["train_steps"]] = LearnedScore(res.network, sch)
+    info = {"loss": float(np.mean(res.losses[-tail:])), "seconds": res.seconds,
+            "parameters": count_parameters(net), "checkpoints": snapshots}
+    return snapshots[cell["train_steps"]], info
+
+
+def build_score(cfg, cell, ts, sch):
+    """(score for the sampler, labels of the generated batch or None, training info) for a
+    `memorization.TrainingSet` ts. For a
+    learned score info["checkpoint_scores"] = {step: score at that training checkpoint}
+    (conditional: the per-class networks at the same step), the final one included."""
+    labels = ts.labels(cell["label_mode"])
+    cov = ts.cov_all if cell["label_mode"] in ("none", "random") else ts.cov_class
+    info = {"loss": math.nan, "seconds": 0.0, "parameters": 0}
+    if labels is None:
+        if cell["score"] == "empirical":
+            return EmpiricalScore(ts.x, sch), None, info
+        score, info = train_learned_score(cfg, cell, ts.x, cov, sch, cell["seed"])
+        return score, None, {**info, "checkpoint_scores": info["checkpoints"]}
+    classes = sorted(int(c) for c in torch.unique(labels))
+    per_class, infos = {}, []
+    for c in classes:
+        pts = ts.x[labels == c]
+        if cell["score"] == "empirical":
+            per_class[c] = EmpiricalScore(pts, sch)
+        else:
+            per_class[c], inf = train_learned_score(cfg, cell, pts, cov, sch, cell["seed"], c)
+            infos.append(inf)
+    n = cfg["sampler"]["n_samples"]
+    sample_labels = torch.as_tensor(np.asarray(classes)[np.arange(n) % len(classes)],
+                                    device=ts.x.device)
+    score = _conditional(ts.x, labels, sch, classes, per_class).given(sample_labels)
+    if infos:
+        info = {"loss": float(np.mean([i["loss"] for i in infos])),
+                "seconds": float(sum(i["seconds"] for i in infos)),
+                "parameters": int(sum(i["parameters"] for i in infos)),
+                "checkpoint_scores": {
+                    step: _conditional(ts.x, labels, sch, classes, {
+                        c: inf["checkpoints"][step] for c, inf in zip(classes, infos)
+                    }).given(sample_labels) for step in infos[0]["checkpoints"]}}
+    return score, sample_labels, info
+
+
+def _conditional(x, labels, sch, classes, per_class) -> ConditionalScore:
+    """ConditionalScore over the given per-class scores."""
+    order = iter(classes)  # ConditionalScore calls the factory once per class, in sorted order
+
+    def factory(points, _sch):
+        c = next(order)
+        if points.shape[0] != int((labels == c).sum()):
+            raise RuntimeError("ConditionalScore visited the classes in an unexpected order")
+        return per_class[c]
+
+    return ConditionalScore(x, labels, sch, factory)
