@@ -134,7 +134,7 @@ def collapse_time_last_change(score, schedule, train, n: int, *, steps: int = 20
 
 
 def excess_entropy_mc(empirical_score, fresh, times, *, seed: int = 0, alpha=None):
-    """Monte-Carlo excess entropy [BBDM24 eq. for f(t); SCIENCE.md sec. 3]:
+    """Monte-Carlo excess entropy [BBDM24 eq. for f(t); docs/theory.md]:
 
         f^e(t) = alpha + (1/2) log(2 pi e Delta_t) + (1/d) E_{x ~ P_t} log P^e_t(x),
 

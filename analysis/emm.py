@@ -1,4 +1,4 @@
-"""Effective model memorization (EMM) [GDPLLW23] and memorization-ratio curves (SCIENCE.md sec. 4).
+"""Effective model memorization (EMM) [GDPLLW23] and memorization-ratio curves (docs/theory.md, Measurements).
 
     EMM_eps = max{ N : E R_mem(N) >= 1 - eps },   eps = 0.1 by default            [GDPLLW23]
 
@@ -7,7 +7,7 @@ with |x - NN_1| / |x - NN_2| < 1/3), averaged over seeds. It falls with N, so EM
 averaged curve crosses 1 - eps. `emm_search` finds it as [GDPLLW23] do: grow N geometrically until
 the ratio falls below 1 - eps, then bisect the integer bracket (in log N) to a relative resolution.
 
-Conditioning [GDPLLW23; SCIENCE.md sec. 2]: random labels with C classes leave N / C points per
+Conditioning [GDPLLW23; docs/theory.md, Scores]: random labels with C classes leave N / C points per
 class, so the conditional ratio at N is predicted by the unconditional curve at N / C
 (`random_label_prediction`).
 """
@@ -255,7 +255,7 @@ def ratio_curve_at(n_query, n, ratio) -> np.ndarray:
 
 
 def random_label_prediction(n_train, ratio_unconditional, n_classes: int) -> np.ndarray:
-    """Predicted ratio with C random labels: R_random(N) = R_none(N / C) [GDPLLW23; SCIENCE.md
+    """Predicted ratio with C random labels: R_random(N) = R_none(N / C) [GDPLLW23; docs/theory.md
     sec. 2], the unconditional curve (last axis over n_train) interpolated in log N at N / C
     (`ratio_curve_at`); NaN where N / C falls outside the measured n_train range."""
     if not isinstance(n_classes, (int, np.integer)) or n_classes < 1:

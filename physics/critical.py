@@ -1,6 +1,6 @@
 """Critical times of diffusion models: speciation, collapse, per-subspace collapse (theory).
 
-Everything is written in the data-scale noise variance tau = sigma(t)^2 / m(t)^2 (SCIENCE.md
+Everything is written in the data-scale noise variance tau = sigma(t)^2 / m(t)^2 (docs/theory.md
 section 1) and, where a time is asked for, mapped to a schedule's own time (Ornstein-Uhlenbeck by
 default, tau = e^{2t} - 1). N = e^{alpha d} training points in dimension d.
 

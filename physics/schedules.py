@@ -1,7 +1,7 @@
 """Forward noising schedules and their common data-scale noise variance tau.
 
 A schedule gives the perturbation kernel x_t | x_0 ~ N(m(t) x_0, sigma(t)^2 I) of the forward SDE
-dx = f(t) x dt + g(t) dB (SCIENCE.md section 1). Every schedule maps to the data-scale noise
+dx = f(t) x dt + g(t) dB (docs/theory.md, Conventions). Every schedule maps to the data-scale noise
 variance tau(t) = sigma(t)^2 / m(t)^2, the variance of the VE process x_t / m(t); theory is written
 in tau, and `time_of_tau` maps it back to the schedule's own time.
 
@@ -65,7 +65,7 @@ class Schedule:
 
     # -- shared ----------------------------------------------------------------------------
     def tau(self, t):
-        """Data-scale noise variance tau(t) = sigma(t)^2 / m(t)^2 (SCIENCE.md section 1)."""
+        """Data-scale noise variance tau(t) = sigma(t)^2 / m(t)^2 (docs/theory.md, Conventions)."""
         t = self.check_time(t)
         return self.noise_var(t) / self.mean_scale(t) ** 2
 

@@ -1,4 +1,4 @@
-"""Noise-prediction networks eps_theta(x, nu) for learned scores (SCIENCE.md section 2).
+"""Noise-prediction networks eps_theta(x, nu) for learned scores (docs/theory.md, Scores).
 
 Contract shared by every network: `forward(x, noise_level)` with
     x            (B, d) in data units, x = x_t / m = y + sqrt(tau) z (the VE view of any schedule),

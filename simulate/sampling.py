@@ -1,7 +1,7 @@
 """Reverse-time samplers: Euler-Maruyama for the reverse SDE, Heun and scipy RK45 for the
 probability-flow ODE, on any schedule.
 
-Forward SDE dx = f(t) x dt + g(t) dB (SCIENCE.md sec. 1). Reverse SDE [Anderson 1982; Song et al. 2021]:
+Forward SDE dx = f(t) x dt + g(t) dB (docs/theory.md, Conventions). Reverse SDE [Anderson 1982; Song et al. 2021]:
     dx = [f x - g^2 s(x, t)] dt + g dB_bar            (integrated from t_max down to t_min)
 Probability-flow ODE:
     dx/dt = f x - (1/2) g^2 s(x, t)

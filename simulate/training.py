@@ -1,4 +1,4 @@
-"""Denoising score matching (DSM) training of a noise-prediction network (SCIENCE.md section 2).
+"""Denoising score matching (DSM) training of a noise-prediction network (docs/theory.md, Scores).
 
 Per step, for a batch of training points y and per-sample noise levels tau:
 

@@ -1,4 +1,4 @@
-"""`memphase validate`: theory side by side with measurement (SCIENCE.md sections 3-5).
+"""`memphase validate`: theory side by side with measurement (docs/theory.md).
 
 Checks, each a row `quantity | setting | theory | measured | 95% CI | rel. error | pass`:
 - published numbers (section 5) against the theory functions of `physics.critical`;
@@ -99,7 +99,7 @@ FULL = Plan(speciation_d=[64, 256, 1024, 2048],
 
 
 def published_checks() -> list[Check]:
-    """SCIENCE.md section 5 numbers against the theory functions (3 decimals)."""
+    """Published numbers ([BBDM24] arXiv 2402.18491; docs/theory.md) against the theory functions (3 decimals)."""
     out = []
     for d, ts in [(256, 2.77), (1024, 3.47), (4096, 4.16), (16384, 4.85)]:
         out.append(Check("t_S (1/2 ln d)", f"mixture d={d}", ts, float(critical.speciation_time_mixture(d)),

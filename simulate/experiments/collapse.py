@@ -14,7 +14,7 @@ linear) x seeds. Per cell, reverse trajectories of `sampler.n_samples` samples w
     collapse_time_entropy (optional)   zero of the Monte-Carlo excess entropy [BBDM24, BM23]
                                        (`measure.excess_entropy = true`; empirical-score cells)
 
-Theory stored beside (SCIENCE.md sec. 3): the REM collapse time t_C(N, d) and noise tau_C, the exact
+Theory stored beside (docs/theory.md): the REM collapse time t_C(N, d) and noise tau_C, the exact
 finite-N collapse time and noise (`collapse_time_finite_n_theory`, `collapse_tau_finite_n_theory`:
 the zero of the finite-N excess entropy, `physics.critical.collapse_tau_finite_n`; NaN where
 N < 2 or tau_C lies outside the schedule's range), and the
@@ -147,7 +147,7 @@ def cells(cfg) -> list[dict]:
 def memorization_boundary_alpha(tau_end, variance):
     """Rate alpha_b below which isotropic Gaussian training sets collapse before the end time.
 
-    The REM collapse noise tau_C = s^2 / (N^{2/d} - 1) (SCIENCE.md sec. 3, [BBDM24]) equals the
+    The REM collapse noise tau_C = s^2 / (N^{2/d} - 1) (docs/theory.md, [BBDM24]) equals the
     end noise tau_end when N^{2/d} = 1 + s^2 / tau_end, i.e. alpha_b = (1/2) log(1 + s^2 / tau_end),
     independent of d; t_C(N, d) > t_end (collapse before the end) iff alpha < alpha_b.
     """
@@ -283,7 +283,7 @@ def assemble(cfg, cell_list, results) -> xr.Dataset:
         "same_as_final": (dims + ("time",), traj["same_as_final"], {
             "units": "1", "long_name": "fraction of trajectories already on their final training point"}),
         "collapse_time_theory": (grid2, t_c, {
-            "units": t_units, "long_name": "REM collapse time t_C (SCIENCE.md sec. 3)",
+            "units": t_units, "long_name": "REM collapse time t_C (docs/theory.md)",
             "boundary_axis": "time"}),
         "collapse_time_finite_n_theory": (grid2, t_fin, {
             "units": t_units, "long_name": "finite-N collapse time t_C(N, d): zero of the exact "

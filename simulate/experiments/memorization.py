@@ -13,9 +13,9 @@ measures
   - the collapse fraction [BDKOS25] and the collapse time t_hat_C by the last change of the nearest
     training point of x_t / m [BBDM24] (`analysis.observers.NearestTrainingPoint`; conditional
     scores: the nearest point of the sample's own class), for learned and empirical scores
-    alike; beside them the REM collapse time (SCIENCE.md sec. 3) of a Gaussian with the
+    alike; beside them the REM collapse time (docs/theory.md) of a Gaussian with the
     covariance of the law the (class) points come from, for N_eff = N or N / C points.
-Conditioning (SCIENCE.md sec. 2): label_mode "none" (unconditional), "true" (the cluster labels)
+Conditioning (docs/theory.md, Scores): label_mode "none" (unconditional), "true" (the cluster labels)
 or "random" (labels independent of the clusters), both balanced, N / C points per class. A
 conditional score is one score per class (`ConditionalScore`): the empirical score, or one network
 per class trained with the same recipe on that class's points (the networks of
@@ -258,7 +258,7 @@ def _schedule(cfg):
 
 # ------------------------------------------------------------------------------- one cell
 def collapse_time_theory(cfg, cell, ts: TrainingSet) -> float:
-    """REM t_C (SCIENCE.md sec. 3) of N_eff = N (unconditional) or N / C (conditional) points of
+    """REM t_C (docs/theory.md) of N_eff = N (unconditional) or N / C (conditional) points of
     a Gaussian with the covariance of their law (class covariance for true labels, the whole law
     otherwise); exact for Gaussian data, an approximation for the class mixture. Eigenvalues are
     floored at 1e-12 std^2 (a manifold's empty normal space)."""
@@ -403,7 +403,7 @@ VARIABLES = {
     "collapse_time_spread": ("schedule time", "std over trajectories of that time"),
     "collapse_time_theory": ("schedule time",
                              "REM collapse time t_C for N (or N/C per class) points of a Gaussian "
-                             "with the same covariance (SCIENCE.md sec. 3)"),
+                             "with the same covariance (docs/theory.md)"),
     "train_loss": ("1", "DSM loss per dimension, mean of the last 10% of steps "
                         "(mean over classes)"),
     "train_seconds": ("s", "training wall time (sum over per-class networks)"),

@@ -1,5 +1,5 @@
 """Regularization against memorization [BDKOS25]: closed-form Tikhonov and floor-normalized scores
-against a network trained with the Tikhonov penalty lambda |s_theta|^2 (SCIENCE.md sections 2, 5).
+against a network trained with the Tikhonov penalty lambda |s_theta|^2 (docs/theory.md, Scores; [BDKOS25] arXiv 2501.15785).
 
 Setting of [BDKOS25] (Baptista et al., arXiv 2501.15785), as in its official code (the default,
 `sampler.schedule = "ve_bdkos25"`): N = 20 points of N(0, I_2); the VE schedule with diffusion

@@ -1,6 +1,6 @@
 """Speciation [BBDM24]: the time t_S at which reverse trajectories commit to a class.
 
-Data: the two-class mixture (1/2) N(+m, I) + (1/2) N(-m, I) with |m|^2 = d (SCIENCE.md section 3).
+Data: the two-class mixture (1/2) N(+m, I) + (1/2) N(-m, I) with |m|^2 = d (docs/theory.md).
 For each d (and seed) the cloning observable is measured on a grid of branching times around the
 prediction t_S = (1/2) ln d: n_traj reverse trajectories run to the branching time t_b, each is
 split into clones with independent noise, and phi(t_b) is the fraction of clone pairs that end in

@@ -1,6 +1,6 @@
 """Scores: one interface `score(x, t)` on a (B, d) batch; `jacobian(x, t)` where closed form.
 
-| class                      | formula (SCIENCE.md section 2)                                   |
+| class                      | formula (docs/theory.md, Scores)                                   |
 |----------------------------|------------------------------------------------------------------|
 | EmpiricalScore             | (m sum w_n y_n - x) / sigma^2, w = softmax of the mixture logits  |
 | TikhonovScore              | (m sum w_n y_n - x) / (sigma^2 + c)               [BDKOS25]       |

@@ -1,4 +1,4 @@
-"""Class-conditional scores: the score of the points of one class [GDPLLW23; SCIENCE.md sec. 2].
+"""Class-conditional scores: the score of the points of one class [GDPLLW23; docs/theory.md, Scores].
 
 With random labels and C classes each class holds about N / C points, so memorization appears as
 if the training set had N / C points.

@@ -41,7 +41,7 @@ class EmpiricalScore(Score):
         s_N(x, t) = (m sum_n w_n y_n - x) / sigma^2,
         w = softmax_n((m x.y_n - m^2 |y_n|^2 / 2) / sigma^2),
 
-    the score of the mixture P^e_t = (1/N) sum_n N(m y_n, sigma^2 I) (SCIENCE.md section 2).
+    the score of the mixture P^e_t = (1/N) sum_n N(m y_n, sigma^2 I) (docs/theory.md, Scores).
     After each call `last_stats` holds the kernel's (lse, weighted mean, nearest index) so that
     observers can reuse the nearest training point of x / m without a second pass.
     """

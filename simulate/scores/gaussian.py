@@ -13,7 +13,7 @@ __all__ = ["GaussianScore", "LinearScore"]
 
 
 class GaussianScore(Score):
-    """Population score of Gaussian data N(mu, C) noised by the schedule (SCIENCE.md section 2):
+    """Population score of Gaussian data N(mu, C) noised by the schedule (docs/theory.md, Scores):
 
         s(x, t) = -(m^2 C + sigma^2 I)^{-1} (x - m mu),
 
@@ -98,7 +98,7 @@ class GaussianScore(Score):
 class LinearScore(GaussianScore):
     """Optimal linear score: the Gaussian population formula with the empirical mean and
     (biased, 1/N) covariance of the training set; the best linear denoiser, it does not memorize
-    (SCIENCE.md section 2)."""
+    (docs/theory.md, Scores)."""
 
     name = "linear"
 

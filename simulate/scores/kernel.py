@@ -4,7 +4,7 @@ log-sum-exp.
 For queries x (B, d) and keys/values y_n (N, d), with per-query scalars a = m / v and
 c = -m^2 / (2 v) (v the kernel variance, sigma^2 for the plain empirical score), the logits are
 
-    l_bn = a_b x_b . y_n + c_b |y_n|^2  =  -(m^2 / 2v) |x_b / m - y_n|^2 + const_b     [SCIENCE.md sec. 2]
+    l_bn = a_b x_b . y_n + c_b |y_n|^2  =  -(m^2 / 2v) |x_b / m - y_n|^2 + const_b     [docs/theory.md, Scores]
 
 computed as ONE matmul of the augmented queries [a x, -s, c] (B, d+2) with the augmented keys
 [y, 1, |y|^2] (N, d+2): the column of ones carries a per-row shift s into the matmul, so the

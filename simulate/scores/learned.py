@@ -1,4 +1,4 @@
-"""Learned score: a noise-prediction network trained by DSM (SCIENCE.md section 2).
+"""Learned score: a noise-prediction network trained by DSM (docs/theory.md, Scores).
 
     s_theta(x, t) = -eps_theta(x / m, log tau) / sigma,   tau = sigma^2 / m^2,
 

@@ -25,9 +25,9 @@ from physics.critical import (
 )
 from physics.schedules import GeometricVE, LinearVP
 
-PUBLISHED_TS = {256: 2.77, 1024: 3.47, 4096: 4.16, 16384: 4.85}  # SCIENCE.md sec 5 [BBDM24]
-PUBLISHED_TC = {256: 1.299, 1024: 1.978, 4096: 2.667}  # SCIENCE.md sec 5, N = 20000
-ALD_BLOCKS = [(2, 1.0), (5, 0.3)]  # SCIENCE.md sec 5 [ALD24], rest 23 dirs at 0.01, d = 30
+PUBLISHED_TS = {256: 2.77, 1024: 3.47, 4096: 4.16, 16384: 4.85}  # docs/theory.md [BBDM24]
+PUBLISHED_TC = {256: 1.299, 1024: 1.978, 4096: 2.667}  # docs/theory.md, N = 20000
+ALD_BLOCKS = [(2, 1.0), (5, 0.3)]  # docs/theory.md [ALD24], rest 23 dirs at 0.01, d = 30
 
 
 # -- speciation ---------------------------------------------------------------------------------
@@ -53,7 +53,7 @@ def test_speciation_time_mixture_published(d):
 
 
 def _phi_literal(t, norm_m, spread):
-    """SCIENCE.md sec 3 formula, integrated over x with scipy quad."""
+    """docs/theory.md formula, integrated over x with scipy quad."""
     a = norm_m * math.exp(-t)
     gamma = 1 - math.exp(-2 * t) + spread**2 * math.exp(-2 * t)
     sd = math.sqrt(gamma)
@@ -133,7 +133,7 @@ def test_alpha_n_roundtrip():
 def test_collapse_tau_isotropic_closed_form():
     n = np.array([10.0, 20000.0, 1e6])
     for d, s2 in [(8, 1.0), (256, 2.5)]:
-        expected = s2 / (n ** (2.0 / d) - 1)  # SCIENCE.md sec 3
+        expected = s2 / (n ** (2.0 / d) - 1)  # docs/theory.md
         np.testing.assert_allclose(collapse_tau(n, np.full(d, s2)), expected, rtol=1e-12)
         # the brentq branch (variances not all equal) agrees with the closed form
         var = np.full(d, s2)
@@ -194,7 +194,7 @@ def test_collapse_time_default_is_ou_and_defers_to_schedule():
     np.testing.assert_allclose(_OUStandIn().tau(default), tau_c, rtol=1e-12)
     np.testing.assert_allclose(collapse_time(ns, var, schedule=_OUStandIn()), default, rtol=1e-14)
     np.testing.assert_allclose(collapse_time(ns, var, _SquareRootStandIn()), np.sqrt(tau_c))
-    # isotropic closed form of SCIENCE.md sec 3, written with the naive power
+    # isotropic closed form of docs/theory.md, written with the naive power
     d = 16
     expected = 0.5 * np.log(1 + 1.0 / (ns ** (2.0 / d) - 1))
     np.testing.assert_allclose(collapse_time(ns, np.ones(d)), expected, rtol=1e-12)

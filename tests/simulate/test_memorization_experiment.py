@@ -31,7 +31,7 @@ def test_registered():
 
 def test_empirical_run_memorizes_small_n_with_dims_and_attrs():
     """d = 8, N = 4 and 16, empirical score: memorization ratio 1 and collapse fraction 1.
-    Why: the REM collapse variance tau_C = 1 / (N^{2/d} - 1) is >= 1 for N <= 16 (SCIENCE.md
+    Why: the REM collapse variance tau_C = 1 / (N^{2/d} - 1) is >= 1 for N <= 16 (docs/theory.md
     sec. 3), four decades above the last sampled tau = 1e-4, so every trajectory has condensed on
     one training point long before the end and the Tweedie output sits on it (its distance to NN_1
     ~ exp(-|y_1 - y_2|^2 / 8 tau) -> 0), while NN_2 is O(sqrt(2 d)) away. The measured collapse

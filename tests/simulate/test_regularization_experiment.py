@@ -53,7 +53,7 @@ def test_registered_and_setting():
 
 
 def test_c_zero_collapses_every_sample(tikhonov):
-    """Empirical score (c = 0): every sample within 1e-2 of a training point (SCIENCE.md sec. 5)."""
+    """Empirical score (c = 0): every sample within 1e-2 of a training point (docs/theory.md)."""
     assert float(tikhonov["tikhonov_collapse_fraction"].sel(c=0.0)) == 1.0
     assert float(tikhonov["reference_collapse_fraction"]) == 1.0
     assert float(tikhonov["tikhonov_collapse_fraction_theory"].sel(c=0.0)) == 1.0
