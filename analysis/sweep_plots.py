@@ -509,6 +509,12 @@ def plot_results(path, var=None, x=None, y=None, out=None, formats=("png", "pdf"
     out_dir = Path(out) if out else path.parent
     with open_results(path) as ds:
         ds.load()
+        if ds.attrs.get("job") == "validate" and var is None:
+            # a validation table: one chart of measured against predicted critical times, not
+            # a panel per check index
+            from .plots import plot_validation
+
+            return plot_validation(ds, out_dir / path.stem, formats)
         sel = parse_selection(ds, selection)
         mains = _main_variables(ds)
         if var is not None and var not in ds.data_vars:

@@ -13,24 +13,19 @@ from pathlib import Path
 __all__ = ["bundled_configs", "resolve_config", "config_summary"]
 
 
-def _config_dir() -> Path | None:
-    try:
-        root = resources.files("memphase.configs")
-        path = Path(str(root))
-        if path.is_dir():
-            return path
-    except (ModuleNotFoundError, TypeError):
-        pass
-    src = Path(__file__).resolve().parents[1] / "data" / "configs"
-    return src if src.is_dir() else None
-
-
 def bundled_configs() -> dict[str, Path]:
-    """{name: path} of every canonical config shipped with the package (sorted by name)."""
-    d = _config_dir()
-    if d is None:
-        return {}
-    return {p.stem: p for p in sorted(d.glob("*.toml"))}
+    """{name: path} of every canonical config shipped with the package (sorted by name): the
+    installed package data `memphase.configs`, else data/configs/ of the source tree."""
+    files: list[Path] = []
+    try:  # a namespace package (no __init__.py): iterate, its path is not one folder
+        files = [Path(str(p)) for p in resources.files("memphase.configs").iterdir()
+                 if p.name.endswith(".toml")]
+    except (ModuleNotFoundError, FileNotFoundError, NotADirectoryError, TypeError):
+        pass
+    if not files:
+        src = Path(__file__).resolve().parents[1] / "data" / "configs"
+        files = list(src.glob("*.toml")) if src.is_dir() else []
+    return {p.stem: p for p in sorted(files)}
 
 
 def resolve_config(arg: str) -> str:

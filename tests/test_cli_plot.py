@@ -200,3 +200,22 @@ def test_error_paths(collapse_file, tmp_path, capsys):
     _error(capsys, ["plot", f, "--format", "gif"], "unknown --format gif")
     _error(capsys, ["plot", f, "--sel", "nope=1"], "--sel: unknown dim 'nope'")
     _error(capsys, ["plot", f, "--sel", "score=learned"], "--sel: score has no value 'learned'")
+
+
+def test_validate_file_draws_the_measured_vs_theory_chart(tmp_path, capsys):
+    """`memphase plot` on a validate file: one chart (measured against theory), not a panel per
+    check index."""
+    from simulate.store import provenance, write_dataset
+    from simulate.validate import Check, to_dataset
+
+    checks = [Check("t_S (cloning)", "d=64", 2.08, 2.05, (2.0, 2.1)),
+              Check("t_C (excess entropy)", "d=64 alpha=0.05", 1.00, 1.07, (1.05, 1.09),
+                    theory_finite_n=1.071, versus_finite_n=True),
+              Check("t_C (last change)", "d=64 alpha=0.05", 1.00, 1.16, (1.1, 1.2), gated=False)]
+    ds = to_dataset(checks)
+    ds.attrs.update(provenance("validate quick=1", [0], job="validate"))
+    path = write_dataset(ds, tmp_path / "validate-quick.h5")
+    assert main(["plot", str(path), "--format", "png"]) == 0
+    figures = sorted(tmp_path.glob("*.png"))
+    assert len(figures) == 1 and figures[0].stat().st_size > 1000
+    assert "figure:" in capsys.readouterr().out
