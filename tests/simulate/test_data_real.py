@@ -126,3 +126,36 @@ def test_empirical_score_collapses_on_training_digits_population_does_not():
         ratios[name] = float(memorization_ratio(x, data.x))
     assert ratios["empirical"] > 0.9, ratios
     assert ratios["population"] < 0.1, ratios
+
+
+def test_collapse_and_geometric_experiments_take_digits():
+    """Both experiments run on digits with the PCA spectrum in their theories: the collapse
+    theory equals collapse_tau of the top-d eigenvalues; the geometric bands carry the PCA
+    eigenvalues of their middle directions."""
+    from physics.critical import collapse_tau
+    from simulate.config import validate
+    from simulate.experiments import collapse, geometric, run_in_memory
+
+    cfg = validate({"job": "collapse", "data": {"model": "digits"},
+                    "grid": {"d": [6], "n_train": [20], "score": ["empirical"], "seeds": [0]},
+                    "sampler": {"steps": 30, "n_samples": 16, "t_min_tau": 1e-3,
+                                "t_max_tau": 1e2, "record": 10}}, collapse.SCHEMA)
+    _, ds = run_in_memory(collapse, cfg)
+    eig = digits(None, n_components=6).variances()
+    assert float(ds["collapse_tau_theory"].squeeze()) == pytest.approx(
+        float(collapse_tau(20, eig)), rel=1e-12)
+    assert ds.attrs["data_model"] == "digits"
+    assert float(ds["memorization_ratio"].squeeze()) > 0.9
+    with pytest.raises(ConfigError, match=r"holds 1797 images"):
+        collapse.cells(validate({"job": "collapse", "data": {"model": "digits"},
+                                 "grid": {"d": [6], "n_train": [2000]}}, collapse.SCHEMA))
+
+    gcfg = validate({"job": "geometric", "data": {"model": "digits", "block_dims": [2, 4]},
+                     "grid": {"n_train": [30], "d": [12], "std_ratio": [1.0],
+                              "score": ["population"], "seeds": [0]},
+                     "measure": {"n_tau": 6, "n_points": 3, "tau_min": 1e-3}}, geometric.SCHEMA)
+    _, gds = run_in_memory(geometric, gcfg)
+    eig = digits(None, n_components=12).variances()
+    np.testing.assert_allclose(gds["block_variance"].squeeze().values, eig[[9, 1, 4]], rtol=1e-12)
+    assert float(gds["critical_tau_rem"].squeeze()) == pytest.approx(
+        float(collapse_tau(30, eig)), rel=1e-12)
