@@ -56,6 +56,7 @@ def plot_band_critical_tau(ds, path, score: str = "empirical", signature: str = 
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     var = ds["block_variance"].isel(d=0, std_ratio=0).values
     ns = ds["n_train"].values
@@ -74,6 +75,8 @@ def plot_band_critical_tau(ds, path, score: str = "empirical", signature: str = 
             a.plot(var[order], ald[order], "x--", color=c)
             a.axhline(float(ds["critical_tau_rem"].sel(**sel)), color=c, ls=":")
         a.set_xscale("log"), a.set_yscale("log")
+        a.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        a.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         a.set_xlabel("band variance (PCA eigenvalue)")
         a.set_title(f"anchor {anchor}, signature {signature}", fontsize=9)
     axes[0, 0].set_ylabel(f"critical tau ({score} score)")
