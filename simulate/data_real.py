@@ -174,7 +174,7 @@ def _from_array(raw: np.ndarray, labels, *, model, n, seed, scale, whiten, n_com
         block, block_stds = np.zeros(d, dtype=int), [float(np.sqrt(var.mean()))]
     pop_cov = (basis * var) @ basis.T
     train = coords if idx is None else coords[idx]
-    lab = labels if idx is None else labels[idx]
+    lab = labels if idx is None or labels is None else labels[idx]
     held = (np.arange(raw.shape[0]) if idx is None
             else np.setdiff1d(np.arange(raw.shape[0]), idx))
     sample = DataSample(

@@ -104,6 +104,8 @@ def test_array_data_npy_and_hdf5_match_digits(tmp_path):
         np.testing.assert_allclose(s.variances(), ref.variances(), rtol=1e-12)
         assert torch.equal(s.labels, ref.labels)
         np.testing.assert_array_equal(s.block, [0, 0, 1, 1, 1, -1, -1, -1])
+    unlabeled = array_data(tmp_path / "x.npy", 10, seed=0)
+    assert unlabeled.labels is None and unlabeled.d == 64 and unlabeled.draw(3, seed=0).shape == (3, 64)
     with h5py.File(tmp_path / "two.h5", "w") as fh:
         fh["a"], fh["b"] = raw, raw
     with pytest.raises(ValueError, match=r"holds 2 datasets .* name one with dataset="):
