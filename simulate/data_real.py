@@ -190,7 +190,7 @@ def _from_array(raw: np.ndarray, labels, *, model, n, seed, scale, whiten, n_com
     # kept out of params (provenance stays small): what `draw`, `to_pixels` and tests need
     sample.__dict__["_real"] = {"coords": coords, "held_out": held, "center": center,
                                 "proj": proj, "scale_k": scale_k, "lo": lo, "hi": hi,
-                                "pca_variances": eig}
+                                "pca_variances": eig, "labels_all": labels}
     return sample
 
 

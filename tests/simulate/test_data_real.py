@@ -161,3 +161,27 @@ def test_collapse_and_geometric_experiments_take_digits():
     np.testing.assert_allclose(gds["block_variance"].squeeze().values, eig[[9, 1, 4]], rtol=1e-12)
     assert float(gds["critical_tau_rem"].squeeze()) == pytest.approx(
         float(collapse_tau(30, eig)), rel=1e-12)
+
+
+def test_memorization_experiment_takes_digits_with_true_and_random_labels():
+    """True labels are the digit classes; random labels are balanced; cov_all is the PCA
+    covariance; the within-class covariance has a smaller trace than the total one."""
+    from simulate.config import validate
+    from simulate.experiments import memorization
+
+    cfg = validate({"job": "memorization", "data": {"model": "digits"},
+                    "grid": {"n_train": [50], "d": [8], "n_classes": [10],
+                             "label_mode": ["true", "random"], "score": ["empirical"]}},
+                   memorization.SCHEMA)
+    assert len(memorization.cells(cfg)) == 2
+    ts = memorization.make_training_set(cfg, 8, 0, 10, 50, seed=4)
+    ref = digits(50, seed=4, n_components=8)
+    np.testing.assert_array_equal(ts.true_labels.numpy(), ref.labels.numpy())
+    np.testing.assert_allclose(ts.x.numpy(), ref.x.numpy(), rtol=1e-6, atol=1e-6)
+    assert np.bincount(ts.random_labels.numpy()).tolist() == [5] * 10
+    np.testing.assert_allclose(np.diag(ts.cov_all), ref.variances(), rtol=1e-12)
+    assert np.trace(ts.cov_class) < 0.8 * np.trace(ts.cov_all)
+    bad = validate({"job": "memorization", "data": {"model": "digits"},
+                    "grid": {"n_train": [50], "d": [8], "n_classes": [4]}}, memorization.SCHEMA)
+    with pytest.raises(ConfigError, match=r"n_classes in \{1, 10\}"):
+        memorization.cells(bad)
