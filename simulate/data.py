@@ -26,6 +26,8 @@ __all__ = [
     "random_orthonormal_basis",
     "make_data",
     "DATA_MODELS",
+    "digits",
+    "array_data",
 ]
 
 
@@ -100,9 +102,14 @@ class DataSample:
         """n fresh samples of the same law (same basis), float64 numpy (n, d), from `seed`.
 
         Known laws: Gaussian (mean, cov), linear manifolds (normalized or not), the two-class
-        mixture. Used for fresh anchors and Monte Carlo moments.
+        mixture; real data (`digits`, `array_data`): points of the loaded set held out of the
+        training subset. Used for fresh anchors and Monte Carlo moments.
         """
         _check_n_d(n, self.d)
+        if "_real" in self.__dict__:  # real data: held-out points of the loaded set
+            from .data_real import draw_held_out
+
+            return draw_held_out(self, n, seed)
         rng = _rng(seed)
         model = self.params.get("model")
         if model == "linear_manifold":
@@ -317,11 +324,15 @@ def gaussian_mixture(n: int, d: int, norm_m: float | None = None, spread: float 
     )
 
 
+from .data_real import array_data, digits  # noqa: E402  (real data; needs DataSample above)
+
 DATA_MODELS = {
     "isotropic_gaussian": isotropic_gaussian,
     "spectrum_gaussian": spectrum_gaussian,
     "linear_manifold": linear_manifold,
     "gaussian_mixture": gaussian_mixture,
+    "digits": digits,
+    "array_data": array_data,
 }
 
 

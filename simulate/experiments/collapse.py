@@ -43,14 +43,15 @@ from physics.schedules import make_schedule
 
 from ..cost import kernel_block_bytes, kernel_seconds, sampling_bytes, sampling_seconds
 from ..config import ConfigError, Field
-from ..data import isotropic_gaussian
+from ..data import digits, isotropic_gaussian
+from ..data_real import DIGITS_N, SCALES, require_data_extra
 from ..scores import make_score
 from .common import (fill_grid, observed_reverse_run, recording_steps, sampler_schema,
                      sampler_time_range)
 
 __all__ = ["SCHEMA", "cells", "run_cell", "assemble", "plot", "estimate", "sizes",
            "sampler_time_range", "memorization_boundary_alpha", "memorization_boundary_n",
-           "N_MAX", "SEED_OFFSETS"]
+           "N_MAX", "SEED_OFFSETS", "spectrum"]
 
 _pos = dict(check=lambda v: v > 0, rule="must be > 0")
 
@@ -63,7 +64,12 @@ SCHEMA = {
     "job": Field("str", choices=("collapse",), help="experiment to run"),
     "output": Field("str", "data/results/collapse.h5", help="results file (HDF5)"),
     "data": {
+        "model": Field("str", "isotropic_gaussian", choices=("isotropic_gaussian", "digits"),
+                       help="isotropic Gaussian, or the scikit-learn digits (grid.d = number of "
+                            "principal components kept; needs memphase[data])"),
         "variance": Field("float", 1.0, **_pos, help="variance s^2 of the isotropic Gaussian"),
+        "scale": Field("str", "unit", choices=SCALES, help="digits: pixels in [0, 1] or 0..16"),
+        "whiten": Field("bool", False, help="digits: PCA whitening (unit variance per direction)"),
     },
     "grid": {
         "d": Field("list[int]", [8, 16, 32], check=lambda v: 1 <= v <= 4096, rule="1 <= d <= 4096",
@@ -126,11 +132,49 @@ def sizes(cfg) -> np.ndarray:
     return np.rint(np.exp(log_n)).astype(np.int64)
 
 
+def _is_digits(cfg) -> bool:
+    return cfg["data"]["model"] == "digits"
+
+
+def _check_digits(cfg, n) -> None:
+    """Digits: N <= 1797 images, d <= 61 principal components (the rank), no excess entropy."""
+    if not _is_digits(cfg):
+        return
+    require_data_extra()
+    if int(np.max(n)) > DIGITS_N:
+        raise ConfigError(f"data.model = 'digits' holds {DIGITS_N} images; grid asks for "
+                          f"N = {int(np.max(n))}")
+    if max(cfg["grid"]["d"]) > 61:
+        raise ConfigError("data.model = 'digits': grid.d counts principal components, at most "
+                          "61 (the rank of the digits)")
+    if cfg["measure"]["excess_entropy"]:
+        raise ConfigError("measure.excess_entropy is available for data.model = "
+                          "'isotropic_gaussian' only")
+
+
+def _data(cfg, n, d, seed, dtype="float64", device="cpu"):
+    """The cell's training set: isotropic Gaussian, or N digits in the top-d PCA coordinates."""
+    dc = cfg["data"]
+    if _is_digits(cfg):
+        return digits(n, seed=seed, scale=dc["scale"], whiten=dc["whiten"], n_components=d,
+                      dtype=dtype, device=device)
+    return isotropic_gaussian(n, d, dc["variance"], seed=seed, dtype=dtype, device=device)
+
+
+def spectrum(cfg, d: int) -> np.ndarray:
+    """Per-direction variances of the law at dimension d: s^2 (isotropic), or the top-d PCA
+    eigenvalues of the digits (what every collapse theory of the cell uses)."""
+    if _is_digits(cfg):
+        return _data(cfg, 2, int(d), 0).variances()
+    return np.full(int(d), cfg["data"]["variance"])
+
+
 def cells(cfg) -> list[dict]:
     g = cfg["grid"]
     axis = _size_axis(cfg)
     sampler_time_range(cfg)  # checks t_max_tau > t_min_tau before anything runs
     n = sizes(cfg)
+    _check_digits(cfg, n)
     out = []
     for s, (i, d), (j, v), seed in itertools.product(g["score"], enumerate(g["d"]),
                                                       enumerate(g[axis]), g["seeds"]):
@@ -174,8 +218,7 @@ def run_cell(cfg, cell) -> dict:
     sp, ms = cfg["sampler"], cfg["measure"]
     sch = make_schedule(sp["schedule"])
     d, n, seed = cell["d"], _n_of(cell), cell["seed"]
-    data = isotropic_gaussian(n, d, cfg["data"]["variance"], seed=seed, dtype=sp["dtype"],
-                              device=sp["device"])
+    data = _data(cfg, n, d, seed, dtype=sp["dtype"], device=sp["device"])
     score = make_score(cell["score"], data, sch)
     out = observed_reverse_run(cfg, score, sch, data, SEED_OFFSETS["sampling"] + seed)
     if ms["excess_entropy"]:
@@ -222,9 +265,10 @@ def estimate(cfg, cell) -> dict:
 # ----------------------------------------------------------------------------- dataset
 
 
-def finite_n_theory(n, d, variance, schedule):
+def finite_n_theory(n, d, variance, schedule, spectra=None):
     """Finite-N collapse noise and time per (d, size) cell (`collapse_tau_finite_n`, mapped to the
-    schedule's time); NaN where N < 2 or where tau_C is outside the schedule's tau range."""
+    schedule's time); NaN where N < 2 or where tau_C is outside the schedule's tau range.
+    spectra: optional list (one per d) of per-direction variances replacing the isotropic one."""
     n = np.asarray(n, dtype=float)
     tau = np.full(n.shape, np.nan)
     t = np.full(n.shape, np.nan)
@@ -232,7 +276,9 @@ def finite_n_theory(n, d, variance, schedule):
         for j, nn in enumerate(n[i]):
             if not nn >= 2:
                 continue
-            tau[i, j] = float(collapse_tau_finite_n(nn, int(dd), variance))
+            tau[i, j] = float(
+                collapse_tau_finite_n(nn, int(dd), variance) if spectra is None
+                else collapse_tau_finite_n(nn, int(dd), spectrum=spectra[i]))
             try:
                 t[i, j] = float(schedule.time_of_tau(tau[i, j]))
             except ValueError:
@@ -259,12 +305,17 @@ def assemble(cfg, cell_list, results) -> xr.Dataset:
     sch = make_schedule(cfg["sampler"]["schedule"])
     d = np.asarray(g["d"])
     n = sizes(cfg)
-    tau_c = np.stack([collapse_tau(n[i], np.full(int(dd), var)) for i, dd in enumerate(d)])
-    t_c = np.stack([collapse_time(n[i], np.full(int(dd), var), sch) for i, dd in enumerate(d)])
-    tau_fin, t_fin = finite_n_theory(n, d, var, sch)
+    spectra = [spectrum(cfg, int(dd)) for dd in d]
+    tau_c = np.stack([collapse_tau(n[i], spectra[i]) for i in range(d.size)])
+    t_c = np.stack([collapse_time(n[i], spectra[i], sch) for i in range(d.size)])
+    if _is_digits(cfg):  # finite-N theory of a many-level spectrum: minutes per cell; not run
+        tau_fin = t_fin = np.full(n.shape, np.nan)
+    else:
+        tau_fin, t_fin = finite_n_theory(n, d, var, sch)
     _, t_end = sampler_time_range(cfg)
     tau_end = float(sch.tau(t_end))
-    alpha_b = float(memorization_boundary_alpha(tau_end, var))
+    # alpha_b d = (1/2) sum_j log(1 + s_j^2 / tau_end): tau_C(N_b) = tau_end for any spectrum
+    alpha_b_d = np.array([0.5 * np.sum(np.log1p(sp_ / tau_end)) / sp_.size for sp_ in spectra])
     grid2 = ("d", axis)
     t_units = "schedule time"
     dims = axes
@@ -293,12 +344,13 @@ def assemble(cfg, cell_list, results) -> xr.Dataset:
             "units": "data variance", "long_name": "finite-N collapse noise tau_C(N, d)",
             "boundary_axis": "tau", "line_style": ":"}),
         "collapse_tau_theory": (grid2, tau_c, {
-            "units": "data variance", "long_name": "REM collapse noise tau_C = s^2/(N^(2/d)-1)",
+            "units": "data variance", "long_name": "REM collapse noise tau_C: "
+                                                   "(1/2) sum_j log(1 + s_j^2/tau_C) = log N",
             "boundary_axis": "tau"}),
-        "memorization_boundary_alpha": (("d",), np.full(d.size, alpha_b), {
+        "memorization_boundary_alpha": (("d",), alpha_b_d, {
             "units": "1", "long_name": "alpha_b: t_C = end time, collapse for alpha < alpha_b",
             "boundary_axis": "alpha"}),
-        "memorization_boundary_n_train": (("d",), memorization_boundary_n(d, tau_end, var), {
+        "memorization_boundary_n_train": (("d",), np.exp(d * alpha_b_d), {
             "units": "1", "long_name": "N_b(d): t_C = end time, collapse for N < N_b",
             "boundary_axis": "n_train"}),
     }
@@ -330,6 +382,13 @@ def assemble(cfg, cell_list, results) -> xr.Dataset:
         attrs={
             "size_axis": axis,
             "variance": var,
+            "data_model": cfg["data"]["model"],
+            "data_note": ("digits: top-d PCA coordinates of the scikit-learn digits, pixels "
+                          f"scale {cfg['data']['scale']!r}, whiten {cfg['data']['whiten']}; "
+                          "theories use the PCA eigenvalues; the finite-N theory is not "
+                          "evaluated (NaN): with a spectrum of many distinct eigenvalues it costs "
+                          "minutes per cell" if _is_digits(cfg) else
+                          "isotropic Gaussian of the given variance"),
             "end_time": t_end,
             "end_tau": tau_end,
             "seed_rule": ("training set = seed; " + ", ".join(

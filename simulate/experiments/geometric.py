@@ -44,12 +44,12 @@ from physics.manifold import normalized_variances
 from physics.schedules import make_schedule
 
 from ..config import ConfigError, Field
-from ..data import linear_manifold
+from ..data import digits, linear_manifold
 from ..networks import NETWORKS, build_network, count_parameters
 from ..scores import EmpiricalScore, GaussianScore, LearnedScore, LinearScore
 from ..training import OPTIMIZERS, TrainConfig, train_score
 from .geometric_theory import (ANCHORS, BLOCKS, SIGNATURES, _blocks, _mode, _stds,  # noqa: F401
-                               actual_variances, block_theory, block_theory_variances)
+                               actual_variances, block_theory, block_theory_variances, is_digits)
 
 _pos = dict(check=lambda v: v > 0, rule="must be > 0")
 _unit = dict(check=lambda v: 0 < v < 1, rule="in (0, 1)")
@@ -63,8 +63,17 @@ SCHEMA = {
     "job": Field("str", choices=("geometric",)),
     "output": Field("str", "data/results/geometric.h5"),
     "data": {
+        "model": Field("str", "linear_manifold", choices=("linear_manifold", "digits"),
+                       help="linear manifold, or the scikit-learn digits in their top-d PCA "
+                            "coordinates, block_dims = the two top bands of principal directions "
+                            "(needs memphase[data])"),
+        "scale": Field("str", "unit", choices=("unit", "none"), help="digits: pixels in [0, 1] "
+                                                                     "or 0..16"),
+        "whiten": Field("bool", False, help="digits: PCA whitening"),
         "block_dims": Field("list[int]", [2, 5], check=lambda v: v >= 1, rule="must be >= 1",
-                            unique=False, help="dimensions of the two tangent blocks"),
+                            unique=False,
+                            help="dimensions of the two tangent blocks (digits: the two top bands "
+                                 "of principal directions; the rest is block -1)"),
         "std": Field("float", 1.0, **_pos, help="std of the first block"),
         "normal_std": Field("float", 0.01, check=lambda v: v >= 0, rule="must be >= 0"),
         "normalize": Field("str", "sphere", choices=("none", "sphere", "radius"),
@@ -154,6 +163,21 @@ def _check(cfg):
     if min(g["d"]) <= k:
         raise ConfigError(f"every d must exceed the tangent dimension {k} (normal space needed)")
     axis = size_axis(cfg)
+    if is_digits(cfg):
+        from ..data_real import DIGITS_N, require_data_extra
+
+        require_data_extra()
+        if max(g["d"]) > 61:
+            raise ConfigError("data.model = 'digits': grid.d counts principal components, at "
+                              "most 61 (the rank of the digits)")
+        if len(g["std_ratio"]) != 1:
+            raise ConfigError("data.model = 'digits': grid.std_ratio has no meaning; give one "
+                              "value")
+        ns = g["n_train"] if axis == "n_train" else [n_train_of(a, d) for a in g["alpha"]
+                                                     for d in g["d"]]
+        if max(ns) >= DIGITS_N:
+            raise ConfigError(f"data.model = 'digits': N = {max(ns)} leaves no held-out images "
+                              f"for the fresh anchor; need N < {DIGITS_N}")
     if axis == "alpha":
         for a, d in itertools.product(g["alpha"], g["d"]):
             # compare log N (exp(alpha d) overflows a float for alpha d > 709)
@@ -188,6 +212,9 @@ def taus(cfg) -> np.ndarray:
 # -- measurement --------------------------------------------------------------------------------
 def _manifold(cfg, cell):
     dc = cfg["data"]
+    if is_digits(cfg):
+        return digits(cell["n_train"], seed=cell["seed"], scale=dc["scale"], whiten=dc["whiten"],
+                      n_components=cell["d"], bands=dc["block_dims"])
     return linear_manifold(cell["n_train"], cell["d"], _blocks(cfg, cell["std_ratio"]),
                            normal_std=dc["normal_std"], normalize=_mode(cfg), seed=cell["seed"])
 
@@ -427,7 +454,8 @@ def assemble(cfg, cell_list, results) -> xr.Dataset:
         "threshold": ms["threshold"], "threshold_rule": "lost when 1 + tau * lambda < threshold",
         "tau_phase": ms["tau_phase"], "relative_level": int(ms["relative_level"]),
         "size_axis": axis, "std": dc["std"], "normal_std": dc["normal_std"],
-        "normalize": dc["normalize"],
+        "normalize": dc["normalize"] if not is_digits(cfg) else "none",
+        "data_model": dc["model"],
         "variances": "every theory uses the actual per-direction variances of the law "
                      "(block_variance), not the nominal std^2",
         "blocks": f"dims {dc['block_dims']}, std {dc['std']} and std * std_ratio",
@@ -441,6 +469,8 @@ def _coords(cfg, axis, vals, closed, grid, n_tab) -> dict:
     g, dc = cfg["grid"], cfg["data"]
     d = np.asarray(g["d"])
     stds = np.array([[dc["normal_std"], dc["std"], dc["std"] * r] for r in g["std_ratio"]])
+    if is_digits(cfg):  # the std of each band's middle direction at the first d
+        stds = np.sqrt([block_theory_variances(cfg, int(g["d"][0]), r) for r in g["std_ratio"]])
     k1, k2 = dc["block_dims"]
     coords = {
         "d": ("d", d, _attrs("ambient dimension", "1")),

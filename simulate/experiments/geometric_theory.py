@@ -29,14 +29,40 @@ def _stds(cfg, ratio, d) -> np.ndarray:
                                rest_std=max(cfg["data"]["normal_std"], 1e-12))
 
 
+def is_digits(cfg) -> bool:
+    return cfg["data"].get("model", "linear_manifold") == "digits"
+
+
 def _mode(cfg):
+    if is_digits(cfg):
+        return False  # real data are not normalized: the [ALD24] g = 1 case
     return False if cfg["data"]["normalize"] == "none" else cfg["data"]["normalize"]
+
+
+def digits_variances(cfg, d) -> np.ndarray:
+    """The top-d PCA eigenvalues of the scikit-learn digits with the config's scaling."""
+    from ..data_real import digits
+
+    dc = cfg["data"]
+    return digits(2, seed=0, scale=dc["scale"], whiten=dc["whiten"],
+                  n_components=int(d)).variances()
 
 
 def actual_variances(cfg, ratio, d) -> np.ndarray:
     """Actual per-direction variances of the data law (after normalization) [ALD24]: what every
-    theory comparison uses (`physics.manifold.normalized_variances`)."""
+    theory comparison uses (`physics.manifold.normalized_variances`); digits: PCA eigenvalues."""
+    if is_digits(cfg):
+        return digits_variances(cfg, d)
     return normalized_variances(_stds(cfg, ratio, d) ** 2, _mode(cfg))
+
+
+def representative(cfg, d: int) -> np.ndarray:
+    """A direction of each block (normal, 1, 2): the middle one of the block, in variance order
+    (on linear manifolds every direction of a block shares its variance; on real data the bands
+    of principal directions do not, and the middle one stands for the band's median)."""
+    k1, k2 = cfg["data"]["block_dims"]
+    k = k1 + k2
+    return np.array([k + (d - k) // 2, k1 // 2, k1 + k2 // 2])
 
 
 def block_theory(cfg, n: int, d: int, ratio: float, grid) -> dict:
@@ -51,8 +77,7 @@ def block_theory(cfg, n: int, d: int, ratio: float, grid) -> dict:
     ms, dc = cfg["measure"], cfg["data"]
     v = actual_variances(cfg, ratio, d)
     stds, normalized = np.sqrt(v), bool(_mode(cfg))
-    k = sum(dc["block_dims"])
-    first = np.array([k, 0, dc["block_dims"][0]])  # a direction of each block
+    first = representative(cfg, d)  # a direction of each block
     var = v[first]
     nan_t, nan_b = np.full((grid.size, 3), np.nan), np.full(3, np.nan)
     if n < 2:
@@ -76,5 +101,4 @@ def block_theory(cfg, n: int, d: int, ratio: float, grid) -> dict:
 
 def block_theory_variances(cfg, d: int, ratio: float) -> np.ndarray:
     """Actual variance of a direction of each block (normal, 1, 2)."""
-    k = sum(cfg["data"]["block_dims"])
-    return actual_variances(cfg, ratio, d)[[k, 0, cfg["data"]["block_dims"][0]]]
+    return actual_variances(cfg, ratio, d)[representative(cfg, d)]

@@ -61,6 +61,12 @@ DATA_AXES = ("d", "intrinsic_dim", "n_classes", "label_mode")
 AXES = ("score",) + RECIPE_AXES + DATA_AXES + ("n_train", "seed")
 
 DATA_SCHEMA = {
+    "model": Field("str", "synthetic", choices=("synthetic", "digits"),
+                   help="synthetic (Gaussian / linear manifold, C clusters) or the scikit-learn "
+                        "digits in their top-d principal coordinates (true labels = the digit "
+                        "classes, n_classes 1 or 10, intrinsic_dim 0; needs memphase[data])"),
+    "scale": Field("str", "unit", choices=("unit", "none"), help="digits: pixels in [0, 1] "
+                                                                 "or 0..16"),
     "std": Field("float", 1.0, **_pos, help="std of every tangent direction (isotropic: all d)"),
     "normal_std": Field("float", 0.0, **_nonneg,
                         help="std off the manifold (intrinsic_dim > 0 only)"),
@@ -175,6 +181,15 @@ def check_grid(cfg) -> None:
     for d, k in itertools.product(g["d"], g["intrinsic_dim"]):
         if k > d:
             raise ValueError(f"intrinsic_dim = {k} exceeds d = {d}")
+    if cfg["data"]["model"] == "digits":
+        from ..config import ConfigError
+        from ..data_real import DIGITS_N, require_data_extra
+
+        require_data_extra()
+        if max(g["d"]) > 61 or set(g["intrinsic_dim"]) != {0} \
+                or not set(g["n_classes"]) <= {1, 10} or max(g["n_train"]) > DIGITS_N:
+            raise ConfigError("data.model = 'digits' needs d <= 61 (principal components), "
+                              "intrinsic_dim = [0], n_classes in {1, 10} and n_train <= 1797")
 
 
 def grid_points(cfg, axes=AXES):
@@ -221,6 +236,8 @@ def make_training_set(cfg, d: int, intrinsic_dim: int, n_classes: int, n: int, s
     """
     dc = cfg["data"]
     dtype, device = cfg["sampler"]["dtype"], cfg["sampler"]["device"]
+    if dc["model"] == "digits":
+        return _digits_training_set(cfg, d, n_classes, n, seed)
     if intrinsic_dim == 0:  # drawn in the run's dtype: no float64 copy of the whole set
         data = isotropic_gaussian(n, d, dc["std"] ** 2, seed=seed, dtype=dtype)
         tangent = np.eye(d)
@@ -251,6 +268,26 @@ def make_training_set(cfg, d: int, intrinsic_dim: int, n_classes: int, n: int, s
         cov_all=cov_all, cov_class=cov)
 
 
+def _digits_training_set(cfg, d: int, n_classes: int, n: int, seed: int) -> TrainingSet:
+    """N digits in the top-d principal coordinates (`simulate.data.digits`, seed `seed`); true
+    labels = the digit classes, random labels balanced over n_classes ((seed, 2)); cov_all = the
+    covariance of all 1,797 digits, cov_class = the mean within-class covariance (sum_c p_c C_c)."""
+    from ..data import digits
+
+    dtype, device = cfg["sampler"]["dtype"], cfg["sampler"]["device"]
+    data = digits(n, seed=seed, scale=cfg["data"]["scale"], n_components=d, dtype=dtype)
+    real = data.__dict__["_real"]
+    coords, every = real["coords"], real["labels_all"]
+    within = sum(np.mean(every == c) * np.cov(coords[every == c].T, bias=True)
+                 for c in np.unique(every))
+    random = _balanced_labels(n, n_classes, np.random.default_rng([seed, 2]))
+    true = data.labels.cpu().numpy() if n_classes > 1 else np.zeros(n, dtype=np.int64)
+    as_t = lambda a: torch.as_tensor(a)
+    return TrainingSet(x=data.x.to(device=device), true_labels=as_t(true).to(device),
+                       random_labels=as_t(random).to(device), cov_all=data.cov,
+                       cov_class=np.atleast_2d(within))
+
+
 # ------------------------------------------------------------------------------- scores
 def _schedule(cfg):
     return make_schedule(cfg["sampler"]["schedule"])
@@ -267,7 +304,9 @@ def collapse_time_theory(cfg, cell, ts: TrainingSet) -> float:
     if n_eff < 2:
         return math.nan
     cov = ts.cov_class if cell["label_mode"] == "true" else ts.cov_all
-    var = np.clip(np.linalg.eigvalsh(cov), 1e-12 * cfg["data"]["std"] ** 2, None)
+    unit = (cfg["data"]["std"] ** 2 if cfg["data"]["model"] == "synthetic"
+            else np.trace(cov) / cov.shape[0])  # digits: the mean variance
+    var = np.clip(np.linalg.eigvalsh(cov), 1e-12 * unit, None)
     return float(collapse_time(n_eff, var, _schedule(cfg)))
 
 
