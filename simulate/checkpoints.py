@@ -45,7 +45,8 @@ def checkpoint_scores(network: torch.nn.Module, result: TrainResult, schedule):
     """(step, LearnedScore) for every checkpoint kept in `result`, in step order. Each score holds
     its own copy of `network` with that checkpoint's weights (the network is not modified)."""
     if not result.checkpoints:
-        raise ValueError("the training result kept no checkpoints (set TrainConfig.checkpoint_steps)")
+        raise ValueError("the training result kept no checkpoints "
+                         "(set TrainConfig.checkpoint_steps)")
     for step in sorted(result.checkpoints):
         net = copy.deepcopy(network)
         net.load_state_dict(result.checkpoints[step])

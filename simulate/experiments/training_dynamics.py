@@ -77,7 +77,9 @@ SCHEMA = {
                        help="training budget (optimizer steps); the last checkpoint"),
         "checkpoints": Field("int", 20, check=lambda v: 2 <= v <= 200, rule="2..200",
                              help="log-spaced checkpoints from first_checkpoint to steps"),
-        "first_checkpoint": Field("int", 200, check=lambda v: v >= 1, rule="must be >= 1"),
+        "first_checkpoint": Field("int", 50, check=lambda v: v >= 1, rule="must be >= 1",
+                                  help="first checkpoint (the generalization optimum of small "
+                                       "networks on d = 8 data comes before 200 steps)"),
         "network": Field("str", "residual_mlp", choices=tuple(NETWORKS)),
         "embedding_dim": Field("int", 32, check=lambda v: v >= 2 and v % 2 == 0, rule="even >= 2"),
         "optimizer": Field("str", "adam", choices=OPTIMIZERS),
@@ -287,18 +289,19 @@ def run_cell(cfg, cell) -> dict:
 
 
 def estimate(cfg, cell) -> dict:
-    """Rough cost on one idle CPU thread. Training: steps x (1.2 ms (depth + 2) + 6 B P / 2e10 s),
-    B = batch x noise draws, P ~ depth (w^2 + e w) + 2 d w parameters (the `memorization`
-    model); per checkpoint: sampler steps x (n_samples P / 1e9 s + 1 ms (depth + 2)) plus the
-    score-error, loss and nearest-neighbour passes. Memory: checkpoints (4 P bytes each), Adam,
-    activations, the probe sets."""
+    """Rough cost on one CPU thread. Training: steps x (0.5 ms (depth + 2) + 6 B P / 5e10 s),
+    B = batch x noise draws, P ~ depth (w^2 + e w) + 2 d w parameters (measured: width 256,
+    depth 2, d = 8, B = 128: 16000 steps and 14 checkpoints ~ 59 s of CPU); per checkpoint:
+    sampler steps x (2 n_samples P / 5e10 s + 0.2 ms (depth + 2)) plus the score-error, loss
+    and nearest-neighbour passes. Memory: checkpoints (4 P bytes each), Adam, activations, the
+    probe sets."""
     t, sp, m = cfg["training"], cfg["sampler"], cfg["measure"]
     d, n, w, depth = cell["d"], cell["n_train"], cell["width"], cell["depth"]
     p = depth * (w * w + t["embedding_dim"] * w) + 2 * d * w
     b = (min(cell["batch_size"], n) if cell["batch_size"] else n) * t["noise_draws"]
-    train_s = t["steps"] * (1.2e-3 * (depth + 2) + 6 * b * p / 2e10)
+    train_s = t["steps"] * (0.5e-3 * (depth + 2) + 6 * b * p / 5e10)
     k = len(checkpoint_steps(cfg))
-    per_ck = (sp["steps"] * (sp["n_samples"] * p / 1e9 + 1e-3 * (depth + 2))
+    per_ck = (sp["steps"] * (2 * sp["n_samples"] * p / 5e10 + 2e-4 * (depth + 2))
               + 6 * (2 * m["n_eval"] + n) * m["loss_draws"] * p / 1e10
               + 3 * sp["n_samples"] * n * d / 1e9 + 0.05)
     item = 4 if sp["dtype"] == "float32" else 8
