@@ -15,6 +15,7 @@ Definitions (training time = optimizer steps k; checkpoints k_1 < ... < k_K):
               k_1 when R_mem >= threshold already at the first checkpoint.
     tau_gen = first checkpoint k with q(k) <= (1 + tolerance) min_k q(k), q a quality measure
               (lower is better: score error vs the population score, distance to the true law).
+              tau_gen_censored when that is the first checkpoint (tau_gen <= k_1: unresolved).
     a       : least-squares slope of mean_seeds log tau_mem against log N, over the N whose
               tau_mem is finite for every seed; its interval is the percentile interval of the
               same fit on seed-bootstrap resamples (whole seeds drawn with replacement).
@@ -89,9 +90,10 @@ def extract_times(ds: xr.Dataset, *, ratio: str = "memorization_ratio",
                   quality: str = "score_error_population", threshold: float = DEFAULT_THRESHOLD,
                   tolerance: float = DEFAULT_GEN_TOLERANCE, step_dim: str = "train_step"
                   ) -> xr.Dataset:
-    """tau_gen, tau_mem and tau_mem_censored for every curve of `ds` along `step_dim` (all other
-    dims, n_train and seed included, are kept): `first_within_best` of ds[quality] and
-    `crossing_step` of ds[ratio]."""
+    """tau_gen, tau_gen_censored, tau_mem and tau_mem_censored for every curve of `ds` along
+    `step_dim` (all other dims, n_train and seed included, are kept): `first_within_best` of
+    ds[quality] and `crossing_step` of ds[ratio]. tau_gen_censored: tau_gen is the first
+    checkpoint, so only tau_gen <= first checkpoint is known."""
     if not 0 < threshold <= 1:
         raise ValueError(f"threshold must be in (0, 1], got {threshold!r}")
     for name in (ratio, quality):
@@ -107,12 +109,15 @@ def extract_times(ds: xr.Dataset, *, ratio: str = "memorization_ratio",
                                    output_dtypes=[float, bool])
     tau_gen = xr.apply_ufunc(lambda q: first_within_best(steps, q, tolerance), ds[quality],
                              input_core_dims=[[step_dim]], vectorize=True, output_dtypes=[float])
-    last = float(steps[-1])
+    last, first = float(steps[-1]), float(steps[0])
     return xr.Dataset({
         "tau_gen": tau_gen.assign_attrs(
             units="optimizer steps", quality=quality, tolerance=tolerance,
             long_name=f"generalization time: first checkpoint with {quality} <= (1 + "
                       f"{tolerance:g}) x its minimum over checkpoints [BUBM25]"),
+        "tau_gen_censored": (tau_gen == first).assign_attrs(
+            long_name=f"True when {quality} was already within tolerance of its best at the "
+                      f"first checkpoint ({first:g} steps): tau_gen <= {first:g}, unresolved"),
         "tau_mem": tau_mem.assign_attrs(
             units="optimizer steps", threshold=threshold, budget=last,
             long_name=f"memorization time: first crossing of {ratio} = {threshold:g}, linear "

@@ -59,7 +59,9 @@ def plot_training_dynamics(ds, path, formats=("png",)):
     ax[0].plot(n, np.where(np.isfinite(tm), tm, np.nan), "w-o", label="tau_mem")
     cens = ~np.isfinite(tm)
     ax[0].plot(n[cens], np.full(cens.sum(), budget), "w^", ms=9, label="tau_mem > budget")
-    ax[0].plot(n, tg, "r--s", label="tau_gen")
+    unresolved = bool(first["tau_gen_censored"].all()) if "tau_gen_censored" in first else False
+    ax[0].plot(n, tg, "r--s", label="tau_gen" + (" (<= first checkpoint: unresolved)"
+                                                  if unresolved else ""))
     ax[0].set(xscale="log", yscale="log", xlabel="N (training points)", ylabel="training steps",
               title=f"width {widths[0]}; " + ", ".join(f"{k} = {v}" for k, v in sel.items()))
     ax[0].legend(loc="lower right", fontsize=8)

@@ -378,7 +378,9 @@ def assemble(cfg, cell_list, results) -> xr.Dataset:
         "gen_quality": m["gen_quality"], "ratio_threshold": m["ratio_threshold"],
         "censoring": "tau_mem = +inf and tau_mem_censored = True when the memorization ratio "
                      "stays below mem_threshold up to budget_steps; censored N are left out of "
-                     "the exponent fit (an N enters only when every seed memorized)",
+                     "the exponent fit (an N enters only when every seed memorized); tau_gen_censored = True "
+                     "when the quality measure is within tolerance of its best already at the "
+                     "first checkpoint (tau_gen <= first checkpoint)",
         "reference": "[BUBM25] Bonnaire, Urfin, Biroli, Mezard, arXiv 2505.17638",
     })
     return ds

@@ -97,6 +97,7 @@ def test_extraction_recovers_constructed_times_and_exponent():
         assert np.all(hi >= out["tau_mem_exponent"].values - 1e-12)
         expect_gen = STEPS[np.flatnonzero(np.exp(-STEPS / 800.0) <= 0.01)[0]]
         assert np.all(out["tau_gen"].values == expect_gen)
+        assert not out["tau_gen_censored"].values.any()
         np.testing.assert_allclose(out["tau_gen_exponent"].values, 0.0, atol=1e-12)
         ratio_w = out["tau_mem"].sel(width=128) / out["tau_mem"].sel(width=64)
         np.testing.assert_allclose(ratio_w.values[np.isfinite(ratio_w.values)], 2.0, rtol=0.03)
@@ -112,6 +113,10 @@ def test_censored_n_leave_the_fit_and_are_flagged():
     assert bool(cens.sel(n_train=1024).all())
     assert cens.sel(n_train=512).values.tolist() == [False, True, True]
     assert np.isinf(out["tau_mem"].sel(n_train=1024)).all()
+    # a quality already at its best at the first checkpoint: tau_gen unresolved, flagged
+    flat = extract_times(ds.assign(score_error_population=ds["score_error_population"] * 0 + 1))
+    assert (flat["tau_gen"] == STEPS[0]).all() and flat["tau_gen_censored"].all()
+    assert not out["tau_gen_censored"].any()
     fit = fit_exponents(out["tau_mem"], "tau_mem").squeeze("width")
     assert int(fit["tau_mem_exponent_n_points"]) == 4
     assert float(fit["tau_mem_exponent"]) == pytest.approx(1.0, abs=0.01)
