@@ -119,7 +119,8 @@ SCHEMA = {
 SEED_STREAMS = ("training set: seed; held-out set and score-error points: SeedSequence (seed, 1);"
                 " reference samples: (seed, 2); network init: 1009 seed; training noise: seed; "
                 "sampling noise: 10000 + seed (the same at every checkpoint); DSM-loss draws: "
-                "20000 + seed; sliced-Wasserstein projections: seed")
+                "20000 + seed; noise of the score-error points: 30000 + seed; "
+                "sliced-Wasserstein projections: seed")
 
 
 def quick_config(**overrides) -> dict:
@@ -205,7 +206,8 @@ def evaluate_checkpoint(cfg, score, probe: Probe, seed: int) -> dict:
     """Every per-checkpoint measurement of a score (any score; the DSM losses need a
     LearnedScore): memorization_ratio, collapse_fraction, score_error_population,
     score_error_empirical, gaussian_kl, sliced_wasserstein, train_loss, heldout_loss.
-    Samples use sampling seed 10000 + seed; losses draws seed 20000 + seed."""
+    Samples use sampling seed 10000 + seed, the loss draws 20000 + seed; the score errors are
+    averaged over x = m (y + sqrt(mid_tau) z), y the held-out points, z seeded 30000 + seed."""
     from analysis.generalization import (gaussian_moment_kl, relative_score_error,
                                          sliced_wasserstein)
     from analysis.memorization import collapse_fraction, memorization_ratio
@@ -257,10 +259,11 @@ def train_config(cfg, cell) -> TrainConfig:
 
 
 def build_cell_network(cfg, cell):
+    """The cell's network (init seed 1009 seed), data variance = the law's mean variance."""
     t = cfg["training"]
     key = "emb_dim" if t["network"] == "residual_mlp" else "fourier_dim"
-    var = cfg["data"]["std"] ** 2 * (1.0 if cell["intrinsic_dim"] == 0
-                                     else cell["intrinsic_dim"] / cell["d"])
+    d, k, dc = cell["d"], cell["intrinsic_dim"], cfg["data"]
+    var = dc["std"] ** 2 if k == 0 else (k * dc["std"] ** 2 + (d - k) * dc["normal_std"] ** 2) / d
     return build_network(t["network"], cell["d"], seed=1009 * cell["seed"], width=cell["width"],
                          depth=cell["depth"], data_var=max(var, 1e-6), skip=t["skip"],
                          **{key: t["embedding_dim"]})
@@ -378,9 +381,9 @@ def assemble(cfg, cell_list, results) -> xr.Dataset:
         "gen_quality": m["gen_quality"], "ratio_threshold": m["ratio_threshold"],
         "censoring": "tau_mem = +inf and tau_mem_censored = True when the memorization ratio "
                      "stays below mem_threshold up to budget_steps; censored N are left out of "
-                     "the exponent fit (an N enters only when every seed memorized); tau_gen_censored = True "
-                     "when the quality measure is within tolerance of its best already at the "
-                     "first checkpoint (tau_gen <= first checkpoint)",
+                     "the exponent fit (an N enters only when every seed memorized); "
+                     "tau_gen_censored = True when the quality measure is within tolerance of "
+                     "its best already at the first checkpoint (tau_gen <= first checkpoint)",
         "reference": "[BUBM25] Bonnaire, Urfin, Biroli, Mezard, arXiv 2505.17638",
     })
     return ds
