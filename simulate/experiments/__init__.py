@@ -22,6 +22,7 @@ EXPERIMENTS = {
     "emm": "simulate.experiments.emm",
     "regularization": "simulate.experiments.regularization",
     "linear_model": "simulate.experiments.linear_model",
+    "training_dynamics": "simulate.experiments.training_dynamics",
 }
 
 
