@@ -58,15 +58,7 @@ __all__ = [
 
 
 # -- Jacobians -------------------------------------------------------------------------------------
-def _check_x(x, score) -> torch.Tensor:
-    if not isinstance(x, torch.Tensor) or x.ndim != 2:
-        raise ValueError(f"x must be a (B, d) torch tensor, got {getattr(x, 'shape', type(x))}")
-    dim = getattr(score, "dim", x.shape[1])
-    if x.shape[1] != dim:
-        raise ValueError(f"x has dimension {x.shape[1]} but the score expects d = {dim}")
-    if not x.is_floating_point():
-        raise ValueError(f"x must be floating point, got {x.dtype}")
-    return x
+from analysis.probes import _check_x  # noqa: E402  (one check of a (B, d) batch for both)
 
 
 def _autograd_jacobian(score, x: torch.Tensor, t) -> torch.Tensor:
