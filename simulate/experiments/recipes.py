@@ -8,12 +8,12 @@ network): the memorization ratio of a recipe is the highest over them, the offic
 
 from __future__ import annotations
 
-import copy
 import math
 
 import numpy as np
 import torch
 
+from ..checkpoints import checkpoint_scores
 from ..networks import build_network, count_parameters
 from ..scores import ConditionalScore, EmpiricalScore, LearnedScore
 from ..training import TrainConfig, train_score
@@ -57,11 +57,8 @@ def train_learned_score(cfg, cell, x: torch.Tensor, cov: np.ndarray, sch, seed: 
     net = build_network_for(cfg, cell, d, float(np.trace(cov)) / d, 1009 * seed + cls)
     res = train_score(x, sch, net, train_config(cfg, cell, seed))
     tail = max(1, len(res.losses) // 10)
-    snapshots = {}
-    for step, state in res.checkpoints.items():
-        net_k = copy.deepcopy(res.network)
-        net_k.load_state_dict(state)
-        snapshots[step] = LearnedScore(net_k.eval(), sch)
+    # the same checkpoint scores as the training_dynamics job ([GDPLLW23] highest over them)
+    snapshots = dict(checkpoint_scores(res.network, res, sch)) if res.checkpoints else {}
     snapshots[cell["train_steps"]] = LearnedScore(res.network, sch)
     info = {"loss": float(np.mean(res.losses[-tail:])), "seconds": res.seconds,
             "parameters": count_parameters(net), "checkpoints": snapshots}
