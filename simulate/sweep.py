@@ -42,6 +42,7 @@ import numpy as np
 from .cost import sampling_bytes, sampling_seconds
 from .config import ConfigError, Field, load_toml, validate
 from .experiments import get_experiment
+from .slurm_options import SLURM_SCHEMA, cluster_kwargs
 from .files import (OutputLock, SweepError, check_free_space, disk_full, remove_stale_temporaries,
                     atomic_write as _atomic_write, fsync_dir as _fsync_dir)
 
@@ -64,15 +65,10 @@ SWEEP_SCHEMA = {
                      help="torch threads per cell (0: torch's default); the same on every "
                           "backend keeps results bit-identical"),
     "scheduler": Field("str", "", help="address of a running Dask scheduler, tcp://host:port"),
-    "slurm": {
-        "queue": Field("str", "", help="partition (sbatch -p)"),
-        "account": Field("str", "", help="account (sbatch -A)"),
-        "walltime": Field("str", "01:00:00", help="per SLURM job, HH:MM:SS"),
-        "cores": Field("int", 1, check=lambda v: v >= 1, rule="must be >= 1",
-                       help="cores per SLURM job (one worker process each)"),
-        "memory": Field("str", "", help="per SLURM job, e.g. '8GB' (default: from the estimate)"),
-        "job_extra": Field("list[str]", [], allow_empty=True, help="extra #SBATCH directives"),
-    },
+    "shards": Field("int", 0, check=lambda v: 0 <= v <= 100000, rule="0 (unset) or the number "
+                    "of shards", help="shard count N of `--shard I` (SLURM job arrays: "
+                                      "--array=0-(N-1)); 0: give N as --shard I/N or MEMPHASE_SHARDS"),
+    "slurm": SLURM_SCHEMA,
 }
 
 
@@ -137,7 +133,8 @@ def load_sweep(config_path) -> SweepPlan:
         raise ConfigError(f"{where}: {e}") from None
     except ArithmeticError as e:  # a value past the float range that no bound caught
         raise ConfigError(f"{where}: a config value overflows the float range ({e})") from None
-    opts["slurm"]["job_extra"] = [s for s in opts["slurm"]["job_extra"] if s]
+    for key in ("job_extra", "job_extra_directives"):
+        opts["slurm"][key] = [s for s in opts["slurm"][key] if s]
     try:
         cells = exp.cells(cfg)
         config_bounds.check_cells(cells)
@@ -277,7 +274,8 @@ def check_memory(plan: SweepPlan, cells, backend: str, workers: int = 1, limit: 
         if backend == "slurm":
             if not plan.opts["slurm"]["memory"]:
                 return  # sized from the estimate in make_slurm_cluster
-            limit = _parse_bytes(plan.opts["slurm"]["memory"]) // max(plan.opts["slurm"]["cores"], 1)
+            sl = plan.opts["slurm"]
+            limit = _parse_bytes(sl["memory"]) // max(sl["processes"] or sl["cores"], 1)
             where = "[sweep.slurm] memory per worker"
         elif backend == "scheduler":
             return  # remote workers: their memory is not known here
@@ -611,30 +609,46 @@ def make_slurm_cluster(plan: SweepPlan):
     from dask_jobqueue import SLURMCluster
 
     s = plan.opts["slurm"]
-    mem = s["memory"]
-    if not mem:
+    mem = ""
+    if not s["memory"]:
         per = max(estimate_cell(plan.exp, plan.cfg, c)["memory_bytes"] for c in plan.cells)
         mem = f"{int(np.ceil(s['cores'] * (2 * per / 1e9 + 1)))}GB"
-    kw = dict(cores=s["cores"], processes=s["cores"], memory=mem, walltime=s["walltime"],
-              job_extra_directives=list(s["job_extra"]))
-    if s["queue"]:
-        kw["queue"] = s["queue"]
-    if s["account"]:
-        kw["account"] = s["account"]
+    kw = cluster_kwargs(s, mem)
     return SLURMCluster(**kw)
 
 
 # ----------------------------------------------------------------------------- shards and parts
 
 
-def parse_shard(spec):
-    """'I/N' -> (I, N) with 0 <= I < N (SLURM: --array=0-(N-1), --shard $SLURM_ARRAY_TASK_ID/N)."""
+def parse_shard(spec, shards: int | None = None):
+    """'I/N' -> (I, N) with 0 <= I < N (SLURM: --array=0-(N-1), --shard $SLURM_ARRAY_TASK_ID/N).
+
+    'I' alone takes N from `shards` (the config's [sweep] shards), else from the environment
+    variable MEMPHASE_SHARDS: the shard count is a property of the sweep, given once, never the
+    size of the current job array (a resubmitted subset of tasks is a smaller array). An 'I/N'
+    whose N disagrees with a given `shards` is refused."""
     if spec is None:
         return None
-    m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", str(spec))
-    if not m or not int(m[1]) < int(m[2]):
+    m = re.fullmatch(r"\s*(\d+)\s*(?:/\s*(\d+)\s*)?", str(spec))
+    if not m:
         raise SweepError(f"--shard {spec!r} must be I/N with 0 <= I < N, e.g. 0/8")
-    return int(m[1]), int(m[2])
+    n = int(m[2]) if m[2] is not None else None
+    env = os.environ.get("MEMPHASE_SHARDS", "").strip()
+    if n is None:
+        if shards:
+            n = int(shards)
+        elif env:
+            if not env.isdigit() or int(env) < 1:
+                raise SweepError(f"MEMPHASE_SHARDS={env!r} must be the number of shards, e.g. 8")
+            n = int(env)
+        else:
+            raise SweepError(f"--shard {spec!r} needs the shard count: --shard {m[1]}/N, "
+                             f"MEMPHASE_SHARDS=N or [sweep] shards = N")
+    elif shards and n != shards:
+        raise SweepError(f"--shard {spec!r} disagrees with the config's [sweep] shards = {shards}")
+    if not int(m[1]) < n:
+        raise SweepError(f"--shard {spec!r} must be I/N with 0 <= I < N (N = {n}), e.g. 0/{n}")
+    return int(m[1]), n
 
 
 def part_path(output, i: int, n: int) -> Path:
@@ -863,7 +877,7 @@ def run_sweep(config_path, output=None, backend=None, workers=None, scheduler=No
     backend = backend or plan.opts["backend"]
     if backend not in BACKENDS:
         raise SweepError(f"unknown backend {backend!r}; choose one of {list(BACKENDS)}")
-    shard = parse_shard(shard)
+    shard = parse_shard(shard, plan.opts["shards"])
     out = resolve_output(output or plan.cfg["output"], plan.job)
     target = part_path(out, *shard) if shard else out
     mine = [(k, c) for i, (k, c) in enumerate(zip(plan.keys, plan.cells))
