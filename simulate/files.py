@@ -83,8 +83,9 @@ def slurm_job_id(env=None) -> str | None:
 
 
 def slurm_job_running(job: str) -> bool | None:
-    """Whether SLURM job `job` may still be running (`squeue -h -j JOB -o %T`; `sacct` when
-    squeue no longer knows it): True, False, or None when neither command answers."""
+    """Whether SLURM job `job` may still be running: True, False, or None when SLURM does not
+    answer. `squeue -h -j JOB -o %T` decides (a job the controller no longer knows has ended);
+    `sacct` is asked only when squeue itself fails."""
     import subprocess
 
     if not re.fullmatch(r"[0-9]+(?:_[0-9]+)?(?:\.[0-9]+)?", str(job)):
@@ -100,8 +101,8 @@ def slurm_job_running(job: str) -> bool | None:
             return bool(states & _SLURM_LIVE)
         if r.returncode == 0 and cmd[0] == "squeue":
             return False  # known to the controller, in no listed state: finished
-        if "invalid job id" in (r.stderr or "").lower():
-            continue  # squeue forgot it (MinJobAge): ask sacct
+        if cmd[0] == "squeue" and "invalid job id" in (r.stderr or "").lower():
+            return False  # the controller answers and knows no such job: it has ended
     return None
 
 

@@ -38,7 +38,7 @@ def check_safe(v: str) -> bool:
     """ValueError naming the first character that could be injected into the job script."""
     if not _SAFE.fullmatch(v):
         bad = next(c for c in v if not _SAFE.fullmatch(c))
-        raise ValueError(f"{v!r} contains {_describe(bad)}, which would be injected into the "
+        raise ValueError(f"contains {_describe(bad)}, which would be injected into the "
                          f"SLURM job script; only letters, digits, space and _.,:=@%+/- are "
                          f"allowed")
     return True
@@ -48,7 +48,7 @@ def check_prologue_line(v: str) -> bool:
     """A prologue item is one shell line: ValueError on a newline or other control character."""
     m = _CONTROL.search(v)
     if m:
-        raise ValueError(f"{v!r} contains {_describe(m[0])}; each job_script_prologue item "
+        raise ValueError(f"contains {_describe(m[0])}; each job_script_prologue item "
                          f"must be one shell line (write one item per command)")
     return True
 

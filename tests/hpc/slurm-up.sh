@@ -2,8 +2,9 @@
 # Start a single-node SLURM on this machine for the `slurm` tests (and for trying the examples).
 #
 #   tests/hpc/slurm-up.sh            # prints: export SLURM_CONF=/tmp/memphase-slurm/slurm.conf
+#                                    #         # started: <the daemons this call started>
 #   export SLURM_CONF=/tmp/memphase-slurm/slurm.conf; sinfo; sbatch ...
-#   tests/hpc/slurm-down.sh          # stops what this script started
+#   tests/hpc/slurm-down.sh [NAMES]  # stops what this script started (NAMES: only those)
 #
 # Needs root (it installs `slurm-wlm` and `munge` with apt-get if they are missing and runs the
 # daemons). No cgroups: ProctrackType=proctrack/linuxproc, TaskPlugin=task/none, one node with
@@ -28,7 +29,8 @@ if ! command -v slurmctld >/dev/null || ! command -v slurmd >/dev/null \
         || die "apt-get install slurm-wlm munge failed (see $DIR.apt.log)"
 fi
 
-mkdir -p "$DIR/state" "$DIR/spool" "$DIR/log"
+mkdir -p "$(dirname "$DIR")" "$DIR/state" "$DIR/spool" "$DIR/log"
+STARTED=""
 HOST=$(hostname -s)
 
 # munge: the key the package made (or a fresh one), socket in /run/munge
@@ -47,7 +49,7 @@ if ! munge -n 2>/dev/null | unmunge >/dev/null 2>&1; then
     else
         /usr/sbin/munged --force || die "munged failed to start"
     fi
-    echo started >"$DIR/munged.started"
+    echo started >"$DIR/munged.started"; STARTED="$STARTED munged"
     for _ in $(seq 50); do munge -n 2>/dev/null | unmunge >/dev/null 2>&1 && break; sleep 0.1; done
     munge -n | unmunge >/dev/null || die "munge does not work (munge -n | unmunge)"
 fi
@@ -63,6 +65,8 @@ SlurmdPort=$SLURMD_PORT
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
+# a requeued job may start cred_expire seconds after it ended (SLURM default: 120)
+AuthInfo=cred_expire=10
 StateSaveLocation=$DIR/state
 SlurmdSpoolDir=$DIR/spool/%n
 SlurmctldPidFile=$DIR/slurmctld.pid
@@ -76,6 +80,7 @@ AccountingStorageType=accounting_storage/none
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core
 SchedulerType=sched/backfill
+SchedulerParameters=sched_interval=2,bf_interval=2
 ReturnToService=2
 MinJobAge=600
 KillWait=5
@@ -89,16 +94,16 @@ export SLURM_CONF=$DIR/slurm.conf
 
 if ! scontrol ping 2>/dev/null | grep -q UP; then
     slurmctld -f "$SLURM_CONF" -i || die "slurmctld failed to start (see $DIR/log/slurmctld.log)"
-    echo started >"$DIR/slurmctld.started"
+    echo started >"$DIR/slurmctld.started"; STARTED="$STARTED slurmctld"
 fi
 if [ ! -s "$DIR/slurmd.pid" ] || ! kill -0 "$(cat "$DIR/slurmd.pid")" 2>/dev/null; then
     slurmd -f "$SLURM_CONF" || die "slurmd failed to start (see $DIR/log/slurmd.log)"
-    echo started >"$DIR/slurmd.started"
+    echo started >"$DIR/slurmd.started"; STARTED="$STARTED slurmd"
 fi
 for _ in $(seq 120); do
     state=$(sinfo -h -n "$HOST" -o %t 2>/dev/null | head -1 || true)
     case $state in
-        idle|mix|alloc) echo "export SLURM_CONF=$SLURM_CONF"; exit 0 ;;
+        idle|mix|alloc) echo "export SLURM_CONF=$SLURM_CONF"; echo "# started:$STARTED"; exit 0 ;;
         down*|drain*) scontrol update nodename="$HOST" state=resume 2>/dev/null || true ;;
     esac
     sleep 0.5
