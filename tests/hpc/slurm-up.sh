@@ -59,7 +59,7 @@ NODE=$(slurmd -C | head -1)   # NodeName=HOST CPUs=.. Boards=.. ... RealMemory=.
 cat >"$DIR/slurm.conf" <<CONF
 # written by tests/hpc/slurm-up.sh: a single-node SLURM without cgroups
 ClusterName=memphase
-SlurmctldHost=$HOST
+SlurmctldHost=$HOST(127.0.0.1)
 SlurmctldPort=$CTLD_PORT
 SlurmdPort=$SLURMD_PORT
 SlurmUser=root
@@ -87,7 +87,7 @@ KillWait=5
 SlurmdTimeout=60
 MpiDefault=none
 JobRequeue=1
-$NODE State=UNKNOWN
+$NODE NodeAddr=127.0.0.1 State=UNKNOWN
 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO
 CONF
 export SLURM_CONF=$DIR/slurm.conf
