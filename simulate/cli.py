@@ -190,7 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--threads", type=int, help="torch threads per cell (0: torch default)")
     s.add_argument("--scheduler", metavar="ADDR", help="use a running Dask scheduler tcp://host:port")
     s.add_argument("--shard", metavar="I/N", help="run only cells i with i %% N == I and write "
-                   "<stem>.part-I-of-N.h5 (SLURM job arrays); then `memphase merge`")
+                   "<stem>.part-I-of-N.h5 (SLURM job arrays); then `memphase merge`. `--shard I` "
+                   "takes N from [sweep] shards or MEMPHASE_SHARDS")
     s.add_argument("--dry-run", action="store_true", help="validate and print the plan only")
     s.set_defaults(func=_cmd_sweep)
 

@@ -22,6 +22,7 @@ import socket
 from pathlib import Path
 
 __all__ = ["SweepError", "OutputLock", "atomic_write", "fsync_dir", "pid_alive",
+           "slurm_job_id", "slurm_job_running",
            "check_free_space", "remove_stale_temporaries", "disk_full", "FREE_SPACE_MARGIN"]
 
 #: bytes kept free beyond a file's estimated size (HDF5 metadata, the file system's own needs)
@@ -67,15 +68,56 @@ def _fmt_bytes(n: float) -> str:
 
 # ----------------------------------------------------------------------------- the lock
 
+#: SLURM job states in which the job's processes may still run
+_SLURM_LIVE = {"RUNNING", "COMPLETING", "CONFIGURING", "SUSPENDED", "STOPPED", "SIGNALING",
+               "STAGE_OUT", "RESIZING"}
+
+
+def slurm_job_id(env=None) -> str | None:
+    """This process's SLURM job: '<array job>_<task>' in a job array, else SLURM_JOB_ID; None
+    outside SLURM."""
+    env = os.environ if env is None else env
+    if env.get("SLURM_ARRAY_JOB_ID") and env.get("SLURM_ARRAY_TASK_ID"):
+        return f"{env['SLURM_ARRAY_JOB_ID']}_{env['SLURM_ARRAY_TASK_ID']}"
+    return env.get("SLURM_JOB_ID") or None
+
+
+def slurm_job_running(job: str) -> bool | None:
+    """Whether SLURM job `job` may still be running: True, False, or None when SLURM does not
+    answer. `squeue -h -j JOB -o %T` decides (a job the controller no longer knows has ended);
+    `sacct` is asked only when squeue itself fails."""
+    import subprocess
+
+    if not re.fullmatch(r"[0-9]+(?:_[0-9]+)?(?:\.[0-9]+)?", str(job)):
+        return None
+    for cmd in (["squeue", "-h", "-j", str(job), "-o", "%T"],
+                ["sacct", "-n", "-X", "-P", "-j", str(job), "-o", "State"]):
+        try:
+            r = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+        except (OSError, subprocess.SubprocessError):
+            continue
+        states = {w.split()[0].rstrip("+") for w in r.stdout.splitlines() if w.strip()}
+        if r.returncode == 0 and states:
+            return bool(states & _SLURM_LIVE)
+        if r.returncode == 0 and cmd[0] == "squeue":
+            return False  # known to the controller, in no listed state: finished
+        if cmd[0] == "squeue" and "invalid job id" in (r.stderr or "").lower():
+            return False  # the controller answers and knows no such job: it has ended
+    return None
+
 
 class OutputLock:
-    """Exclusive lock `<target>.lock`: flock(2) on the file, which records pid and host.
+    """Exclusive lock `<target>.lock`: flock(2) on the file, which records pid, host and, under
+    SLURM, the job ({pid, host, started, slurm_job}; slurm_job is '<array job>_<task>' in a job
+    array, else SLURM_JOB_ID).
 
-    A live holder (this process included) makes `acquire` raise SweepError naming it. A lock
-    left by a dead process is taken over atomically (the kernel released its flock). A record
-    naming another host is refused unless that host's lock is visibly released (flock is not
-    shared by every network file system): delete the file only if that run is dead. On a file
-    system without flock the lock falls back to exclusive creation plus the pid check."""
+    A live holder (this process included) makes `acquire` raise SweepError naming it (pid, host,
+    SLURM job). A lock left by a dead process is taken over atomically (the kernel released its
+    flock). A record naming another host is refused unless its SLURM job is this very job (a
+    requeued job's earlier run) or no longer running (`squeue -h -j ID`, then `sacct`): such a
+    lock is taken over, even when a network file system still shows its flock held. A record of
+    another host without a SLURM job is refused: delete the file only if that run is dead. On a
+    file system without flock the lock falls back to exclusive creation plus the pid check."""
 
     def __init__(self, target):
         self.target = Path(target)
@@ -84,7 +126,7 @@ class OutputLock:
         self._fd = None
 
     def record(self) -> dict:
-        """The {pid, host, started} record in the lock file ({} if missing or not a record)."""
+        """The {pid, host, started[, slurm_job]} record in the lock file ({} if missing or not a record)."""
         try:
             info = json.loads(self.path.read_text())
         except (OSError, ValueError, UnicodeDecodeError):
@@ -95,14 +137,37 @@ class OutputLock:
         info = self.record() if info is None else info
         who = (f"pid {info.get('pid')} on {info.get('host')}" if info.get("pid") is not None
                else "another process")
+        if info.get("slurm_job"):
+            who += f", SLURM job {info['slurm_job']}"
         raise SweepError(f"{self.target} is being written by another run ({who}); lock file "
                          f"{self.path} (delete it only if that run is dead)")
+
+    @staticmethod
+    def _stale_elsewhere(info: dict) -> bool:
+        """A record whose holder is certainly dead although its flock may look held (another
+        node, a network file system): its SLURM job is this very job (requeued, so the old
+        incarnation is gone) or no longer running by squeue/sacct."""
+        job = info.get("slurm_job")
+        if not job:
+            return False
+        if job == slurm_job_id():
+            return info.get("host") != socket.gethostname() or not pid_alive(
+                int(info["pid"]) if str(info.get("pid", "")).isdigit() else -1)
+        return slurm_job_running(str(job)) is False
+
+    def _unlink_if(self, info: dict):
+        """Remove the lock file if it still holds record `info` (a new inode is then locked)."""
+        if self.record() == info:
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()
 
     def _write_record(self, fd):
         os.ftruncate(fd, 0)
         os.lseek(fd, 0, os.SEEK_SET)
-        os.write(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
-                                 "started": _now()}).encode())
+        rec = {"pid": os.getpid(), "host": socket.gethostname(), "started": _now()}
+        if slurm_job_id():
+            rec["slurm_job"] = slurm_job_id()
+        os.write(fd, json.dumps(rec).encode())
         with contextlib.suppress(OSError):
             os.fsync(fd)
 
@@ -118,7 +183,11 @@ class OutputLock:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 os.close(fd)
-                self._refuse()
+                info = self.record()
+                if info.get("host") != socket.gethostname() and self._stale_elsewhere(info):
+                    self._unlink_if(info)  # flock of a dead node on a network file system
+                    continue
+                self._refuse(info)
             except OSError as e:  # ENOLCK, EOPNOTSUPP...: no flock on this file system
                 os.close(fd)
                 if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
@@ -134,7 +203,7 @@ class OutputLock:
                 continue
             info = self.record()
             host = info.get("host")
-            if host is not None and host != socket.gethostname():
+            if host is not None and host != socket.gethostname() and not self._stale_elsewhere(info):
                 os.close(fd)
                 self._refuse(info)
             self._write_record(fd)
@@ -149,7 +218,7 @@ class OutputLock:
                 fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             except FileExistsError:
                 info = self.record()
-                if info.get("host") == socket.gethostname() and not pid_alive(
+                if self._stale_elsewhere(info) or info.get("host") == socket.gethostname() and not pid_alive(
                         int(info.get("pid", -1)) if str(info.get("pid", "")).isdigit() else -1):
                     with contextlib.suppress(FileNotFoundError):
                         self.path.unlink()

@@ -61,10 +61,20 @@ def test_bad_sweep_config_one_line_exit_2(cfg, tmp_path, capsys, edit, message):
     assert not list(tmp_path.glob("out.h5*"))  # nothing ran, nothing written
 
 
-@pytest.mark.parametrize("spec", ["3/3", "1", "a/b", "-1/2"])
+@pytest.mark.parametrize("spec", ["3/3", "a/b", "-1/2"])
 def test_bad_shard_spec(cfg, capsys, spec):
     assert main(["sweep", str(cfg), f"--shard={spec}"]) == 2
     assert "must be I/N with 0 <= I < N" in capsys.readouterr().err
+
+
+def test_shard_index_alone_needs_the_count_from_env_or_config(cfg, capsys, monkeypatch):
+    """`--shard I` (issue 15): N is given once, by MEMPHASE_SHARDS or [sweep] shards."""
+    monkeypatch.delenv("MEMPHASE_SHARDS", raising=False)
+    assert main(["sweep", str(cfg), "--shard=1"]) == 2
+    assert "needs the shard count" in capsys.readouterr().err
+    monkeypatch.setenv("MEMPHASE_SHARDS", "2")
+    assert main(["sweep", str(cfg), "--shard=2"]) == 2
+    assert "(N = 2)" in capsys.readouterr().err
 
 
 def test_unreachable_scheduler_is_one_line(cfg, capsys):

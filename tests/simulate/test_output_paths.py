@@ -136,7 +136,7 @@ def test_figure_of_an_interrupted_placement_is_replaced_not_renamed(cfg, tmp_pat
                                                                      monkeypatch):
     """A figure this run had started to place (recorded in the journal) is its own: the rerun
     replaces it instead of choosing another name."""
-    import simulate.sweep as sweep
+    import simulate.sweep.figures as sweep  # _place: the figures module of the sweep package
 
     real = sweep._place
     calls = []

@@ -1,0 +1,259 @@
+"""The plan of a sweep: its config validated ([sweep] options included), its cells, the output
+path, the per-cell estimates and the memory check, all before anything runs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..cost import sampling_bytes, sampling_seconds
+from ..config import ConfigError, Field, load_toml, validate
+from ..experiments import get_experiment
+from ..slurm_options import SLURM_SCHEMA
+from ..files import SweepError
+
+
+BACKENDS = ("inprocess", "local", "scheduler", "slurm")
+#: memory of one Python/torch worker process beyond its cell (added to every memory estimate)
+PROCESS_OVERHEAD = 300 * 2**20
+
+SWEEP_SCHEMA = {
+    "backend": Field("str", "inprocess", choices=BACKENDS,
+                     help="inprocess, local (dask LocalCluster), scheduler (running Dask "
+                          "scheduler) or slurm (dask-jobqueue)"),
+    "workers": Field("int", 2, check=lambda v: 1 <= v <= 100000, rule="1 <= workers",
+                     help="worker processes (local) or SLURM jobs (slurm)"),
+    "threads": Field("int", 1, check=lambda v: v >= 0, rule="must be >= 0",
+                     help="torch threads per cell (0: torch's default); the same on every "
+                          "backend keeps results bit-identical"),
+    "scheduler": Field("str", "", help="address of a running Dask scheduler, tcp://host:port"),
+    "shards": Field("int", 0, check=lambda v: 0 <= v <= 100000, rule="0 (unset) or the number "
+                    "of shards", help="shard count N of `--shard I` (SLURM job arrays: "
+                                      "--array=0-(N-1)); 0: give N as --shard I/N or MEMPHASE_SHARDS"),
+    "slurm": SLURM_SCHEMA,
+}
+
+
+class SweepIncomplete(RuntimeError):
+    """Some cells failed; they are recorded in the journal and retried by the next run."""
+
+
+# ----------------------------------------------------------------------------- the plan
+
+
+@dataclass
+class SweepPlan:
+    """A validated sweep: experiment module, config, its text and hash, the cells, run options."""
+
+    exp: object
+    cfg: dict
+    text: str
+    opts: dict
+    cells: list
+    keys: list
+    config_hash: str
+    path: str = ""
+    axes: dict = field(default_factory=dict)
+
+    @property
+    def job(self) -> str:
+        return self.cfg["job"]
+
+
+def config_hash(cfg: dict) -> str:
+    """sha256 of the validated config without 'output' (where results go is not what they are)."""
+    ident = {k: v for k, v in cfg.items() if k != "output"}
+    return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def cell_key(cell: dict) -> str:
+    """Stable file-name key of one cell: its parameters hashed."""
+    return hashlib.sha256(json.dumps(cell, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def load_sweep(config_path) -> SweepPlan:
+    """Parse and validate a sweep/job config before anything runs. ConfigError names the file.
+    Beyond each key's schema: the bounds of `simulate.config_bounds` (cell count, devices,
+    [sweep] values, numerical scales), checked before the cells are enumerated."""
+    from .. import config_bounds
+
+    raw, text = load_toml(config_path)
+    where = str(config_path)
+    if "job" not in raw:
+        raise ConfigError(f"{where}: missing required key 'job'")
+    raw = dict(raw)
+    sweep_raw = raw.pop("sweep", {})
+    try:
+        exp = get_experiment(raw["job"])
+    except ValueError as e:
+        raise ConfigError(f"{where}: {e}") from None
+    try:
+        cfg = validate(raw, exp.SCHEMA)
+        opts = validate(sweep_raw, SWEEP_SCHEMA, "sweep")
+        config_bounds.check_plan(cfg, opts)
+    except ConfigError as e:
+        raise ConfigError(f"{where}: {e}") from None
+    except ArithmeticError as e:  # a value past the float range that no bound caught
+        raise ConfigError(f"{where}: a config value overflows the float range ({e})") from None
+    for key in ("job_extra", "job_extra_directives"):
+        opts["slurm"][key] = [s for s in opts["slurm"][key] if s]
+    try:
+        cells = exp.cells(cfg)
+        config_bounds.check_cells(cells)
+    except ValueError as e:
+        raise ConfigError(f"{where}: {e}") from None
+    except ArithmeticError as e:
+        raise ConfigError(f"{where}: a config value overflows the float range ({e})") from None
+    keys = [cell_key(c) for c in cells]
+    if len(set(keys)) != len(keys):
+        seen: set = set()
+        dup = next(c for c, k in zip(cells, keys) if k in seen or seen.add(k))
+        raise ConfigError(f"{where}: cell {dup} appears twice; a [grid] list repeats a value")
+    axes = {k: v for k, v in cfg.get("grid", {}).items() if isinstance(v, list) and v}
+    return SweepPlan(exp, cfg, text, opts, cells, keys, config_hash(cfg), where, axes)
+
+
+# ----------------------------------------------------------------------------- output paths
+
+#: suffixes of a results file (HDF5 / netCDF-4); anything else is refused before any compute, so
+#: that the figure (<name>.png beside it) can never be written over the results
+RESULT_SUFFIXES = (".h5", ".hdf5", ".nc")
+
+
+def resolve_output(output, job: str) -> Path:
+    """The results path of a run: `output` itself, or <folder>/<job>.h5 when `output` names a
+    folder (ends with '/' or is an existing folder). SweepError (one line) when the suffix is not
+    one of RESULT_SUFFIXES or when a folder on the way is a file."""
+    text = str(output)
+    p = Path(text)
+    if text.endswith(("/", os.sep)) or p.is_dir():
+        p = p / f"{job}.h5"
+    if p.suffix.lower() not in RESULT_SUFFIXES:
+        raise SweepError(f"output {text!r} must end in {', '.join(RESULT_SUFFIXES)} (an HDF5/"
+                         f"netCDF results file; the figure goes beside it as <name>.png)")
+    for parent in p.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise SweepError(f"cannot write {p}: {parent} is a file, not a folder")
+            break
+    return p
+
+
+# ----------------------------------------------------------------------------- estimates
+
+
+def _leaves(cfg: dict) -> dict:
+    out = {}
+    for k, v in cfg.items():
+        if isinstance(v, dict):
+            out.update(_leaves(v))
+        else:
+            out[k] = v
+    return out
+
+
+def estimate_cell(exp, cfg: dict, cell: dict) -> dict:
+    """{'memory_bytes', 'seconds'} for one cell: the experiment's own `estimate(cfg, cell)` if it
+    has one, else a sampling run of the cell's score (`simulate.cost.sampling_seconds`, calibrated
+    on the benchmarks); memory the training set, the samples and one (B, chunk) logits block
+    (PROCESS_OVERHEAD comes on top: the Python/torch process)."""
+    if hasattr(exp, "estimate"):
+        return dict(exp.estimate(cfg, cell))
+    p = _leaves(cfg)
+    p.update(cell)
+    d, n = int(p.get("d", 1)), int(p.get("n_train", 1))
+    b, steps, rec = int(p.get("n_samples", 1)), int(p.get("steps", 1)), int(p.get("record", 1))
+    dtype = p.get("dtype", "float64")
+    seconds = sampling_seconds(str(p.get("score", "empirical")), b, n, d, steps, rec, dtype,
+                               str(p.get("method", "sde")))
+    return {"memory_bytes": sampling_bytes(b, n, d, rec, dtype), "seconds": seconds}
+
+
+def _fmt_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return ""
+
+
+def _fmt_seconds(s: float) -> str:
+    if s < 60:
+        return f"{s:.2g} s"
+    if s < 3600:
+        return f"{s / 60:.1f} min"
+    return f"{s / 3600:.1f} h"
+
+
+def estimate_lines(plan: SweepPlan, cells=None) -> list[str]:
+    cells = plan.cells if cells is None else cells
+    if not cells:
+        return ["estimate: nothing to compute"]
+    est = [estimate_cell(plan.exp, plan.cfg, c) for c in cells]
+    mem = max(e["memory_bytes"] for e in est)
+    sec = [e["seconds"] for e in est]
+    return [f"estimate per cell: memory <= {_fmt_bytes(mem)} "
+            f"(+ ~{_fmt_bytes(PROCESS_OVERHEAD)} per worker process), "
+            f"time {_fmt_seconds(min(sec))} .. {_fmt_seconds(max(sec))} per thread (rough); "
+            f"total {_fmt_seconds(sum(sec))} of compute for {len(cells)} cells"]
+
+
+# ----------------------------------------------------------------------------- memory
+
+
+def available_memory() -> int:
+    """Bytes of memory available to new processes on this machine (MemAvailable, else total)."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return int(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+
+
+_UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+
+
+def _parse_bytes(text: str) -> int:
+    """'8GB', '512 MiB', '2G' -> bytes (binary units, as SLURM reads them)."""
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([KMGT]?)i?B?\s*", text, flags=re.I)
+    if not m:
+        raise ConfigError(f"[sweep.slurm] memory = {text!r}: expected e.g. '8GB' or '512MB'")
+    return int(float(m.group(1)) * _UNITS[m.group(2).upper()])
+
+
+def check_memory(plan: SweepPlan, cells, backend: str, workers: int = 1, limit: int | None = None):
+    """Refuse, before anything runs, a cell whose estimated memory cannot fit: in this machine's
+    available memory (shared by `workers` local processes), or in the SLURM job's [sweep.slurm]
+    memory. The message names the cell and what to change."""
+    if not cells:
+        return
+    est = [(estimate_cell(plan.exp, plan.cfg, c)["memory_bytes"], c) for c in cells]
+    need, cell = max(est, key=lambda e: e[0])
+    if limit is None:
+        if backend == "slurm":
+            if not plan.opts["slurm"]["memory"]:
+                return  # sized from the estimate in make_slurm_cluster
+            sl = plan.opts["slurm"]
+            limit = _parse_bytes(sl["memory"]) // max(sl["processes"] or sl["cores"], 1)
+            where = "[sweep.slurm] memory per worker"
+        elif backend == "scheduler":
+            return  # remote workers: their memory is not known here
+        else:
+            share = workers if backend == "local" else 1
+            limit = available_memory() // share
+            where = f"available memory on this machine ({share} worker process{'es' * (share > 1)})"
+    else:
+        where = "the memory limit"
+    if need + PROCESS_OVERHEAD > limit:
+        raise ConfigError(
+            f"cell {cell} needs about {_fmt_bytes(need + PROCESS_OVERHEAD)} but {where} is "
+            f"{_fmt_bytes(limit)}; reduce n_samples / n_train / d for that cell, use "
+            f"dtype = \"float32\", use fewer workers, or run where more memory is available "
+            f"(SLURM: raise [sweep.slurm] memory)")

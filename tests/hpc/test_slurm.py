@@ -1,0 +1,254 @@
+"""Sweeps on a real SLURM (the single-node one tests/hpc/slurm-up.sh starts): the job-array
+example scripts, cancellation and resubmission of one task, preemption (SIGTERM, requeue), the
+Dask-on-SLURM backend, and refusal of job-script injection before anything is submitted. Every
+Dataset is compared with one uninterrupted in-process run of the same config (variables and
+coordinates bit for bit; provenance attributes such as backend and timings differ by design).
+
+The commands are the ones docs/cluster.md shows. Sweeps are tiny (4-8 cells of about a second).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from analysis.results import open_sweep
+from simulate.cli import main
+from simulate.files import OutputLock, SweepError, slurm_job_running
+from simulate.sweep import part_path, read_part, run_sweep
+
+pytestmark = pytest.mark.slurm
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+ARRAY = os.path.join(REPO, "examples", "slurm", "sweep_array.sbatch")
+SUBMIT = os.path.join(REPO, "examples", "slurm", "submit_array.sh")
+
+#: 4 cells, a fraction of a second each
+QUICK = """
+job = "quickstart"
+output = "{out}"
+[data]
+d = 4
+[grid]
+n_train = [3, 30]
+score = ["empirical", "population"]
+seeds = [0]
+[sampler]
+steps = 400
+n_samples = 256
+record = 10
+[sweep]
+threads = 1
+{extra}
+"""
+#: 8 cells of about 0.5-2 s: long enough to interrupt a task between cells
+SLOW = QUICK.replace("seeds = [0]", "seeds = [0, 1]").replace(
+    "steps = 400", "steps = 3000").replace("n_samples = 256", "n_samples = 512")
+
+
+def write_config(tmp_path, text=QUICK, extra="", name="sweep.toml"):
+    p = tmp_path / name
+    p.write_text(text.format(out=tmp_path / "out.h5", extra=extra))
+    return p
+
+
+def reference(tmp_path, cfg):
+    out = run_sweep(cfg, output=tmp_path / "ref.h5", backend="inprocess", progress=False,
+                    plot=False)
+    with open_sweep(out) as ds:
+        return ds.load()
+
+
+def assert_same_variables(path, ref):
+    """Data variables and coordinates equal bit for bit; attributes (provenance) not compared."""
+    with open_sweep(path) as ds:
+        got = ds.load()
+    assert got.attrs["config_hash"] == ref.attrs["config_hash"]
+    assert set(got.data_vars) == set(ref.data_vars)
+    a, b = got.copy(), ref.copy()
+    a.attrs, b.attrs = {}, {}
+    xr.testing.assert_identical(a, b)
+
+
+def journal_metas(target) -> dict:
+    """{cell key: meta} of the cells journaled so far beside `target`."""
+    d = target.with_name(target.name + ".cells")
+    out = {}
+    for f in sorted(d.glob("*.npz")) if d.is_dir() else []:
+        try:
+            with np.load(f, allow_pickle=False) as z:
+                out[f.stem] = json.loads(str(z["__meta__"]))
+        except Exception:  # being renamed into place at this instant
+            continue
+    return out
+
+
+def sbatch(slurm, tmp_path, *args, env=None) -> str:
+    return slurm.run("sbatch", "--parsable", f"--chdir={tmp_path}", *args, env=env).split(";")[0]
+
+
+# ----------------------------------------------------------------------------- 1. job array
+
+
+def test_job_array_then_merge_equals_in_process_run(slurm, tmp_path):
+    """examples/slurm/submit_array.sh: a 2-task array and a merge job after it."""
+    cfg = write_config(tmp_path)
+    env = slurm.job_env("venv")
+    env["PATH"] = os.path.join(sys.prefix, "bin") + os.pathsep + env["PATH"]  # the user's shell
+    out = slurm.run("bash", SUBMIT, cfg, 2, f"--chdir={tmp_path}", env=env, cwd=tmp_path)
+    array, merge = out.split("job array ")[1].split()[0], out.split("merge: job ")[1].split()[0]
+    slurm.wait(merge, timeout=240)
+    for i in range(2):
+        assert slurm.state(f"{array}_{i}") == "COMPLETED"
+    assert_same_variables(tmp_path / "out.h5", reference(tmp_path, cfg))
+    with open_sweep(tmp_path / "out.h5") as ds:
+        assert ds.attrs["backend"] == "shards/2"
+
+
+def test_array_script_without_memphase_on_path_says_how_to_activate(slurm, tmp_path):
+    cfg = write_config(tmp_path)
+    job = sbatch(slurm, tmp_path, "--array=0", ARRAY, cfg, 1, env=slurm.job_env("none"))
+    slurm.wait(f"{job}_0", states=("FAILED",))
+    log = (tmp_path / f"memphase-{job}_0.log").read_text()
+    assert "memphase is not on PATH" in log and "MEMPHASE_VENV" in log, log
+
+
+# ----------------------------------------------------------------------------- 2. scancel
+
+
+def test_cancelled_task_resubmitted_alone_completes_and_merges(slurm, tmp_path):
+    cfg = write_config(tmp_path, SLOW, extra="shards = 2")  # N from the config: --shard I
+    out = tmp_path / "out.h5"
+    env = slurm.job_env("activate")  # MEMPHASE_ACTIVATE='source .../bin/activate'
+    job = sbatch(slurm, tmp_path, "--array=0-1", ARRAY, cfg, env=env)
+    part1 = part_path(out, 1, 2)
+    slurm.wait_until(lambda: journal_metas(part1), "task 1 to journal a cell")
+    slurm.run("scancel", f"{job}_1")
+    slurm.wait(f"{job}_1", states=("CANCELLED",))
+    slurm.wait(f"{job}_0")
+    assert not part1.exists()
+    assert main(["merge", str(cfg), "-q"]) == 2  # names the missing part
+    # resubmit only index 1 of the same 2-shard sweep: a 1-task array, N unchanged
+    again = sbatch(slurm, tmp_path, "--array=1", ARRAY, cfg, env=env)
+    slurm.wait(f"{again}_1")
+    assert main(["merge", str(cfg), "-q", "--no-plot"]) == 0
+    assert_same_variables(out, reference(tmp_path, cfg))
+
+
+# ----------------------------------------------------------------------------- 3. preemption
+
+
+def test_sigterm_journals_and_requeue_recomputes_nothing(slurm, tmp_path):
+    cfg = write_config(tmp_path, SLOW)
+    out = tmp_path / "out.h5"
+    part = part_path(out, 0, 1)
+    job = sbatch(slurm, tmp_path, "--array=0", ARRAY, cfg, 1, env=slurm.job_env("venv"))
+    task = f"{job}_0"
+    slurm.wait_until(lambda: journal_metas(part), "the task to journal a cell")
+    held = OutputLock(part).record()  # the running task's lock names its host, pid and job
+    assert held["slurm_job"] == task and held["host"] == socket.gethostname(), held
+    slurm.run("scancel", "--signal=TERM", "--full", task)  # what preemption sends
+    slurm.wait(task, states=("FAILED",))
+    assert slurm.field(task, "ExitCode") == "143:0"  # the CLI's status for SIGTERM
+    log = (tmp_path / f"memphase-{job}_0.log").read_text()
+    assert "terminated (SIGTERM); finished cells are kept" in log, log
+    before = journal_metas(part)
+    assert 0 < len(before) < 8 and not part.exists()
+    assert not OutputLock(part).path.exists()  # released on the clean exit
+
+    slurm.run("scontrol", "requeue", task)  # starts cred_expire (slurm-up.sh: 10 s) later
+    slurm.wait(task)
+    assert slurm.field(task, "Restarts") == "1"
+    metas = {k: m for k, (_, m) in read_part(part).items()}
+    assert len(metas) == 8
+    for key, m in before.items():  # the journaled cells were loaded, not computed again
+        assert metas[key]["pid"] == m["pid"]
+    first = {m["pid"] for m in before.values()}
+    assert any(m["pid"] not in first for m in metas.values())  # the rest ran after the requeue
+    assert main(["merge", str(cfg), "-q", "--no-plot"]) == 0
+    assert_same_variables(out, reference(tmp_path, cfg))
+
+
+# ----------------------------------------------------------------------------- locks
+
+
+def test_lock_of_another_node_is_taken_over_once_its_slurm_job_ended(slurm, tmp_path):
+    job = sbatch(slurm, tmp_path, "--wrap", "sleep 300")
+    slurm.wait_until(lambda: slurm.state(job) == "RUNNING", "the sleeper to run")
+    assert slurm_job_running(job) is True
+    lock = OutputLock(tmp_path / "x.h5")
+    record = {"pid": 1, "host": "node-elsewhere", "started": "2026-01-01T00:00:00+00:00",
+              "slurm_job": job}
+    lock.path.write_text(json.dumps(record))
+    with pytest.raises(SweepError, match=f"node-elsewhere, SLURM job {job}"):
+        lock.acquire()
+    slurm.run("scancel", job)
+    slurm.wait(job, states=("CANCELLED",))
+    assert slurm_job_running(job) is False
+    with lock:
+        assert lock.record()["host"] == socket.gethostname()
+    assert slurm_job_running("999999999") is False  # never existed
+
+
+# ----------------------------------------------------------------------------- 4. Dask-on-SLURM
+
+
+def test_dask_on_slurm_backend_equals_in_process_run(slurm, tmp_path):
+    extra = f"""backend = "slurm"
+workers = 1
+[sweep.slurm]
+cores = 1
+memory = "2GB"
+walltime = "00:10:00"
+job_name = "memphase-test-worker"
+local_directory = "{tmp_path}"
+log_directory = "{tmp_path / 'logs'}"
+python = "{sys.executable}"
+job_script_prologue = ["source '{sys.prefix}/bin/activate'", "export OMP_NUM_THREADS=1"]
+death_timeout = 60
+"""
+    cfg = write_config(tmp_path, extra=extra)
+    before = slurm.run("squeue", "-h", "-o", "%i")
+    assert main(["sweep", str(cfg), "-q", "--no-plot"]) == 0
+    logs = list((tmp_path / "logs").glob("*.err")) + list((tmp_path / "logs").glob("*.out"))
+    assert logs, "no worker job ran through sbatch"
+    assert_same_variables(tmp_path / "out.h5", reference(tmp_path, cfg))
+    with open_sweep(tmp_path / "out.h5") as ds:
+        assert ds.attrs["backend"] == "slurm"
+    slurm.wait_until(lambda: slurm.run("squeue", "-h", "-o", "%i") == before,
+                     "the worker jobs to end", timeout=60)
+
+
+# ----------------------------------------------------------------------------- 5. injection
+
+
+@pytest.mark.parametrize("line", [
+    'queue = "short\\nhostname"',
+    'account = "phys; rm -rf ~"',
+    'walltime = "01:00:00 && id"',
+    'memory = "8GB`id`"',
+    'job_extra_directives = ["--constraint=cpu", "--comment=$(id)"]',
+    'job_extra = ["--qos=low\\n#SBATCH --wrap=id"]',
+    'interface = "ib0|id"',
+    'python = "/usr/bin/python3 > /tmp/x"',
+    'local_directory = "/scratch/$USER"',
+    'worker_extra_args = ["--name", "w&id"]',
+    'job_script_prologue = ["module load python\\nid"]',
+])
+def test_injection_in_slurm_settings_is_refused_before_submission(slurm, tmp_path, capsys, line):
+    cfg = write_config(tmp_path, extra=f'backend = "slurm"\n[sweep.slurm]\n{line}\n')
+    before = slurm.run("squeue", "-h", "-o", "%i")
+    assert main(["sweep", str(cfg), "-q"]) == 2
+    err = capsys.readouterr().err
+    key = line.split(" =")[0]
+    assert err.count("\n") == 1 and f"sweep.slurm.{key}" in err, err
+    assert slurm.run("squeue", "-h", "-o", "%i") == before  # nothing submitted
+    assert not list(tmp_path.glob("out.h5*"))
