@@ -1,6 +1,6 @@
 """Turn samples and trajectories into measurements; load results; draw figures.
 
-    from analysis import open_sweep, open_results
+    from memphase.analysis import open_sweep, open_results
 """
 
 from .results import ResultFileError, open_results, open_sweep

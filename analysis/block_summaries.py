@@ -1,6 +1,6 @@
 """Per-block summaries of a Jacobian sweep and the threshold rule applied to theory [ALD24].
 
-Split from `analysis.dimensions` (which re-exports every name here): the kept fraction and mean
+Split from `memphase.analysis.dimensions` (which re-exports every name here): the kept fraction and mean
 |eigenvalue| per block recounted from stored eigenvalues, and the kept fractions / ratios the
 [ALD24] and REM collapse theories predict under the same threshold rule.
 """

@@ -86,9 +86,9 @@ def clone_agreement(score, schedule, branch_times, n_traj: int, label_fn, *, n_c
     label_fn(x_final) -> (B,) integer labels: the class (speciation) or the nearest training
     point (collapse). Returns phi with a bootstrap CI over trajectories.
     """
-    from simulate.sampling import default_time_range, sample
+    from memphase.simulate.sampling import default_time_range, sample
 
-    from simulate.device import generator
+    from memphase.simulate.device import generator
 
     t_hi, t_lo = default_time_range(schedule)
     t_min = t_lo if t_min is None else t_min
@@ -105,7 +105,7 @@ def clone_agreement(score, schedule, branch_times, n_traj: int, label_fn, *, n_c
             x_b = sample(score, schedule, n_traj, steps=steps, t_max=t_hi, t_min=tb, seed=seed + j,
                          dtype=dtype, device=device, denoise_final=False)
         else:  # branching at the start: the clones share only the initial point
-            from simulate.device import resolve_dtype
+            from memphase.simulate.device import resolve_dtype
             x_b = score.initial_sample(n_traj, tb, generator(seed + j, device),
                                        resolve_dtype(dtype), device)
         clones = x_b.repeat_interleave(n_clones, dim=0)
@@ -124,7 +124,7 @@ def collapse_time_last_change(score, schedule, train, n: int, *, steps: int = 20
                               device="cpu", t_max=None, t_min=None):
     """t_hat_C per trajectory [BBDM24]: last time the nearest training point of x_t / m(t) changes
     along a reverse SDE trajectory. Returns (mean, std, per-trajectory array)."""
-    from simulate.sampling import sample
+    from memphase.simulate.sampling import sample
 
     obs = NearestTrainingPoint(train)
     sample(score, schedule, n, steps=steps, seed=seed, observers=[obs], record=record,

@@ -58,7 +58,7 @@ __all__ = [
 
 
 # -- Jacobians -------------------------------------------------------------------------------------
-from analysis.probes import _check_x  # noqa: E402  (one check of a (B, d) batch for both)
+from memphase.analysis.probes import _check_x  # noqa: E402  (one check of a (B, d) batch for both)
 
 
 def _autograd_jacobian(score, x: torch.Tensor, t) -> torch.Tensor:
@@ -301,7 +301,7 @@ def jacobian_sweep(score, data, taus, n_points: int = 16, seed: int = 0, schedul
 
     Per direction u of data.basis (population variance v_u: the actual variances of the law,
     `data.variances()`, unless `variances` is given) the posterior-variance ratio
-    rho_u = u^T Cov[y|x] u / (tau v_u / (v_u + tau)) (`analysis.posterior_variance`); a block's
+    rho_u = u^T Cov[y|x] u / (tau v_u / (v_u + tau)) (`memphase.analysis.posterior_variance`); a block's
     critical tau per signature ("collapse": rho < 1/2; "excess": rho > 2) is the largest tau at
     which more than half of its (point, direction) pairs carry it (`signature_critical_tau`).
 
@@ -320,10 +320,10 @@ def jacobian_sweep(score, data, taus, n_points: int = 16, seed: int = 0, schedul
     """
     import xarray as xr
 
-    from analysis.posterior_variance import (SIGNATURES, empirical_posterior_variances,
+    from memphase.analysis.posterior_variance import (SIGNATURES, empirical_posterior_variances,
                                              signature_critical_tau, signature_fraction,
                                              variance_ratio)
-    from analysis.probes import official_probe_spectrum
+    from memphase.analysis.probes import official_probe_spectrum
 
     schedule = schedule if schedule is not None else getattr(score, "schedule", None)
     if schedule is None:
@@ -464,20 +464,20 @@ def jacobian_sweep(score, data, taus, n_points: int = 16, seed: int = 0, schedul
     )
     n_train = int(getattr(score, "n_train", x_train.shape[0] if x_train is not None else 0))
     if params.get("model") == "linear_manifold" and n_train >= 2:
-        from physics.critical import subspace_collapse_tau
+        from memphase.physics.critical import subspace_collapse_tau
 
         tau_c = subspace_collapse_tau(n_train, np.sqrt(np.maximum(var, 1e-300)),
                                       normalized=bool(params.get("normalize")))
         th = np.array([np.nan if b < 0 else float(tau_c[block == b].mean()) for b in blocks])
         ds["critical_tau_theory"] = (("block",), th, {
             "long_name": "[ALD24] theory tau_c with the actual variances "
-                         "(physics.critical.subspace_collapse_tau)", "units": "data variance"})
+                         "(memphase.physics.critical.subspace_collapse_tau)", "units": "data variance"})
     return ds
 
 
-from analysis.block_summaries import (kept_fraction_per_block,  # noqa: E402  (re-exported)
+from memphase.analysis.block_summaries import (kept_fraction_per_block,  # noqa: E402  (re-exported)
                                       mean_abs_eigenvalue_per_block, predicted_kept_fraction,
                                       predicted_kept_ratio_rem)
-from analysis.posterior_variance import (SIGNATURES, signature_critical_tau,  # noqa: E402
+from memphase.analysis.posterior_variance import (SIGNATURES, signature_critical_tau,  # noqa: E402
                                          variance_ratio)
-from analysis.probes import official_probe_spectrum, probe_singular_values  # noqa: E402
+from memphase.analysis.probes import official_probe_spectrum, probe_singular_values  # noqa: E402

@@ -145,9 +145,9 @@ def _plot_geometric_main(ds, score, path, formats):
 def _theory_lost_fraction(alpha, ratio, d, attrs, block_dims, theory):
     """Lost fraction (0 or 1) of blocks 0 and 1 at tau_phase on an (alpha, ratio) mesh under the
     [ALD24] formula or the REM condition; shape (2, ratio, alpha)."""
-    from analysis.dimensions import predicted_kept_fraction
-    from physics import critical
-    from physics.manifold import normalized_variances
+    from memphase.analysis.dimensions import predicted_kept_fraction
+    from memphase.physics import critical
+    from memphase.physics.manifold import normalized_variances
 
     s1, tau, thr = float(attrs["std"]), float(attrs["tau_phase"]), float(attrs["threshold"])
     rest = max(float(attrs["normal_std"]), 1e-12)
@@ -272,7 +272,7 @@ def plot_geometric_learned(ds, path, formats=("png",)):
 def plot_geometric_spectra(ds, path, formats=("png",), score=None):
     """The official [ALD24] theory panel beside the measured spectra (first d and std_ratio, one
     column per N, mean over seeds). Row 0: the [ALD24] predicted singular value of each block over
-    the largest one at that tau, vs tau (`physics.critical.jacobian_singular_values` with the
+    the largest one at that tau, vs tau (`memphase.physics.critical.jacobian_singular_values` with the
     actual variances), with the [ALD24] tau_c (vertical lines) and the REM tau_C (dash-dot).
     Rows 1..: per anchor, the exact Jacobian singular values over their maximum (every rank, thin
     lines, mean over points) and the official probe estimator (dots, first dropped,

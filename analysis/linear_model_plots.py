@@ -1,4 +1,4 @@
-"""Figure of the [H24] solvable linear model (`simulate.experiments.linear_model`): KL and squared
+"""Figure of the [H24] solvable linear model (`memphase.simulate.experiments.linear_model`): KL and squared
 Hellinger distance to the sampling law vs N/d, and the two generalization criteria vs N."""
 
 from __future__ import annotations

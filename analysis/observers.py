@@ -1,4 +1,4 @@
-"""Observers: callables handed to `simulate.sampling.sample` that accumulate measurements along
+"""Observers: callables handed to `memphase.simulate.sampling.sample` that accumulate measurements along
 reverse trajectories without keeping whole trajectories (unless `Trajectory` is asked for).
 
 Each observer is called with the sampler's state dict and exposes `result()`, a dict of numpy

@@ -3,7 +3,7 @@
 Tweedie: for any score, the posterior covariance of the clean point given the noisy one, in data
 units (u = x / m, noise variance tau), is
 
-    Cov[y | u] = tau (I + tau J_data),        J_data = m^2 grad_x s   (analysis.dimensions).
+    Cov[y | u] = tau (I + tau J_data),        J_data = m^2 grad_x s   (memphase.analysis.dimensions).
 
 For the empirical score it is Cov_w(y), the softmax-weighted covariance of the training points.
 Along a unit direction u of population variance v_u, the Gaussian (population) posterior variance

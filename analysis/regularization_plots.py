@@ -1,6 +1,6 @@
 """Figures of the issue-7 experiments: the [BDKOS25] regularization study
-(`simulate.experiments.regularization`) and the [H24] solvable linear model
-(`simulate.experiments.linear_model`)."""
+(`memphase.simulate.experiments.regularization`) and the [H24] solvable linear model
+(`memphase.simulate.experiments.linear_model`)."""
 
 from __future__ import annotations
 

@@ -351,7 +351,7 @@ def curve_panel(ax, ds, name, x, selection=None, *, color_axis=None, score=None)
 
 def write_figure(fig, stem, formats, **savefig_kw) -> list[Path]:
     """Write `fig` as <stem>.<fmt> for each format (the folder is created); returns the paths.
-    Backend-neutral (no pyplot): `analysis.plots.save` uses it too."""
+    Backend-neutral (no pyplot): `memphase.analysis.plots.save` uses it too."""
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     out = []

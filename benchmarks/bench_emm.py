@@ -1,4 +1,4 @@
-"""EMM search: analysis.emm.emm_search against a linear scan of the training-set size N.
+"""EMM search: memphase.analysis.emm.emm_search against a linear scan of the training-set size N.
 
 EMM_eps = max{N : R(N) >= 1 - eps} [GDPLLW23]. Each evaluation of R(N) here is real work whose
 cost grows with N: N isotropic Gaussian training points in d = 4, reverse SDE of the empirical
@@ -34,12 +34,12 @@ import torch
 
 from common import markdown_table, now, setup
 
-from analysis.emm import emm_search
-from analysis.memorization import memorization_ratio
-from physics.schedules import make_schedule
-from simulate.data import isotropic_gaussian
-from simulate.sampling import default_time_range, sample
-from simulate.scores import EmpiricalScore
+from memphase.analysis.emm import emm_search
+from memphase.analysis.memorization import memorization_ratio
+from memphase.physics.schedules import make_schedule
+from memphase.simulate.data import isotropic_gaussian
+from memphase.simulate.sampling import default_time_range, sample
+from memphase.simulate.scores import EmpiricalScore
 
 EPS, GROWTH, REL_RES = 0.1, 2.0, 0.1
 

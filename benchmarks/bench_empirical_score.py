@@ -29,9 +29,9 @@ from scipy.special import logsumexp
 
 from common import best_times, fit_exponent, markdown_table, peak_rss_delta, setup
 
-from physics.schedules import make_schedule
-from simulate.scores.empirical import EmpiricalScore
-from simulate.scores.kernel import default_chunk
+from memphase.physics.schedules import make_schedule
+from memphase.simulate.scores.empirical import EmpiricalScore
+from memphase.simulate.scores.kernel import default_chunk
 
 T_EVAL = 0.5
 NUMPY_BUDGET = 256 * 2**20   # bytes of the (r, N, d) difference tensor of (c)
@@ -113,7 +113,7 @@ def memory_probe(b, n, d, dtype_name, impl) -> dict:
 import sys, torch
 sys.path[:0] = {sys.path[:3]!r}
 from bench_empirical_score import make_problem, dense_torch_score, T_EVAL
-from simulate.scores.empirical import EmpiricalScore
+from memphase.simulate.scores.empirical import EmpiricalScore
 y, x, sched, m, s2 = make_problem({b}, {n}, {d}, torch.{dtype_name}, 'cpu')
 score = EmpiricalScore(y, sched)
 score(x[:2], T_EVAL); dense_torch_score(x[:2], y[:2], m, s2)   # library/thread-pool warm-up

@@ -5,7 +5,7 @@
                  logits, second moment about the training mean); at t = 1e-5 the exact path
                  (difference-form logits, two-pass mean-centred covariance, zero-weight blocks
                  skipped)
-    (b) autograd analysis.dimensions.score_jacobian(score, x, t, method="autograd"):
+    (b) autograd memphase.analysis.dimensions.score_jacobian(score, x, t, method="autograd"):
                  torch.func.jacrev through the streamed log-sum-exp (d vector-Jacobian products)
 
 Both are followed by the same symmetric eigendecomposition (torch.linalg.eigvalsh), so the
@@ -29,8 +29,8 @@ import torch
 from common import best_times, markdown_table, setup
 from bench_empirical_score import T_EVAL, make_problem
 
-from analysis.dimensions import score_jacobian
-from simulate.scores.empirical import EmpiricalScore
+from memphase.analysis.dimensions import score_jacobian
+from memphase.simulate.scores.empirical import EmpiricalScore
 
 
 T_SMALL = 1e-5
@@ -79,7 +79,7 @@ def main(argv=None):
             print(f"  {rows[-1]}", file=sys.stderr)
     print(f"## Jacobian spectra: closed form vs autograd (device: {device}; {timing})\n")
     print(f"float64, OU, best of {repeat}. (a) EmpiricalScore.jacobian, "
-          "(b) torch.func.jacrev via analysis.dimensions.score_jacobian; 'spectra' includes "
+          "(b) torch.func.jacrev via memphase.analysis.dimensions.score_jacobian; 'spectra' includes "
           "eigvalsh of the symmetrized Jacobians. Errors are max |(a) - (b)| / max |(a)|.\n")
     print(markdown_table(["B", "N", "d", "t", "t(a) ms", "t(b) ms", "(b)/(a)", "(b)/(a) spectra",
                           "jacobian rel. diff", "eigenvalue rel. diff"], rows))

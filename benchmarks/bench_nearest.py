@@ -1,6 +1,6 @@
 """Nearest-neighbour search: the suite's chunked matmul search against brute force.
 
-    (a) suite    analysis.memorization.nearest_neighbors(x, y, k=2): chunked |y|^2 - 2 x.y blocks,
+    (a) suite    memphase.analysis.memorization.nearest_neighbors(x, y, k=2): chunked |y|^2 - 2 x.y blocks,
                  running top-k, exact distances recomputed on the winners
     (c) numpy    B x N x d differences, norms, np.argpartition + sort (the brute force of paper
                  code); timed on the first r rows (r N d below ~256 MiB) and EXTRAPOLATED linearly
@@ -26,7 +26,7 @@ import torch
 from common import best_times, markdown_table, setup
 from bench_empirical_score import make_problem
 
-from analysis.memorization import nearest_neighbors
+from memphase.analysis.memorization import nearest_neighbors
 
 K = 2
 NUMPY_BUDGET = 256 * 2**20
@@ -78,7 +78,7 @@ def main(argv=None):
             print(f"  {rows[-1]}", file=sys.stderr)
     print(f"## Nearest-neighbour search (device: {device}; {timing})\n")
     print(f"k = {K} nearest training points of each sample, best of {repeat}. (a) "
-          "analysis.memorization.nearest_neighbors, (c) numpy B x N x d brute force "
+          "memphase.analysis.memorization.nearest_neighbors, (c) numpy B x N x d brute force "
           "(extrapolated from r rows), (d) torch.cdist + topk. 'agree' = fraction of rows with "
           "the same two indices as (d) / as (c).\n")
     print(markdown_table(["dtype", "B", "N", "d", "t(a) ms", "(c)/(a)", "c rows", "(d)/(a)",

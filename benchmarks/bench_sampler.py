@@ -19,9 +19,9 @@ import torch
 
 from common import best_times, markdown_table, setup
 
-from physics.schedules import make_schedule
-from simulate.sampling import default_time_range, sample, time_grid
-from simulate.scores.empirical import EmpiricalScore
+from memphase.physics.schedules import make_schedule
+from memphase.simulate.sampling import default_time_range, sample, time_grid
+from memphase.simulate.scores.empirical import EmpiricalScore
 
 
 def main(argv=None):

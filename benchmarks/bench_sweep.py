@@ -1,4 +1,4 @@
-"""Sweep throughput: cells per minute of simulate.sweep.run_sweep, in process and on a Dask
+"""Sweep throughput: cells per minute of memphase.simulate.sweep.run_sweep, in process and on a Dask
 LocalCluster with 1 and 2 worker processes (one torch thread per cell), and the scale-out
 efficiency
 
@@ -26,7 +26,7 @@ from pathlib import Path
 
 from common import markdown_table, setup
 
-from simulate.sweep import estimate_cell, load_sweep, run_sweep
+from memphase.simulate.sweep import estimate_cell, load_sweep, run_sweep
 
 CONFIG = """job = "quickstart"
 output = "{output}"
@@ -103,14 +103,14 @@ def main(argv=None):
           "'steady' excludes it.\n")
     print(markdown_table(["backend", "cells", "wall s", "cells/min", "cluster start+stop s",
                           "steady cells/min"], rows))
-    print(f"\nPlanning estimate (`simulate.cost`, printed by `memphase sweep` before a run): "
+    print(f"\nPlanning estimate (`memphase.simulate.cost`, printed by `memphase sweep` before a run): "
           f"{estimated:.3g} s of compute for the {n_cells} cells; measured in process "
           f"{rows[0][2]:.3g} s (estimate / measured = {estimated / rows[0][2]:.2f}).")
     verdict = "met" if eff >= 0.8 else ("met in steady state (the one-off cluster start is "
                                         "the difference)" if steady >= 0.8 else "NOT met")
     print(f"\nScale-out efficiency with 2 workers: {eff:.2f} including the cluster start, "
           f"{steady:.2f} steady. Target >= 0.8: {verdict}. Workers run each cell under "
-          "`simulate.device.tune_allocator` (Dask's MALLOC_TRIM_THRESHOLD_ otherwise made cells "
+          "`memphase.simulate.device.tune_allocator` (Dask's MALLOC_TRIM_THRESHOLD_ otherwise made cells "
           "1.4x slower on workers than in process).\n")
 
 

@@ -4,7 +4,7 @@ sensitivity of the kept-fraction rule.
 
 Setting of [ALD24] (Achilli et al., arXiv 2410.08727): d = 30, blocks (2, std 1.0) and (5, std
 0.3), normal std 0.01, points on the unit sphere (official code; actual variances 0.352 and 0.059).
-`simulate.experiments.geometric` measures, per anchor (train / fresh / mean), the critical tau of
+`memphase.simulate.experiments.geometric` measures, per anchor (train / fresh / mean), the critical tau of
 each signature (collapse rho < 1/2, excess rho > 2; the largest tau at which more than half of the
 block's (point, direction) pairs carry it) and, at training-point anchors, the kept-fraction
 critical tau (r = 1 + tau lambda < threshold, half its peak) at thresholds 0.25, 0.5, 0.75. Printed
@@ -23,8 +23,8 @@ import time
 import numpy as np
 import torch
 
-from simulate.config import validate
-from simulate.experiments import geometric
+from memphase.simulate.config import validate
+from memphase.simulate.experiments import geometric
 
 
 def config(n_train, seeds):

@@ -5,7 +5,7 @@ Setting ([ALD24] Achilli et al., arXiv 2410.08727, official code): linear manifo
 (d/15, std 1) and (d/6, std 0.3), normal std 0.01, every point on the unit sphere; d = 30, 60, 120,
 240 (block dims in proportion), N = 500, 4000, 32000 (alpha = ln N / d), 3 seeds; empirical score.
 For each anchor ("train": training points, "fresh": fresh samples of the law, "mean": the data
-mean, all plus noise sqrt(tau) z) `analysis.dimensions.jacobian_sweep` measures the posterior-
+mean, all plus noise sqrt(tau) z) `memphase.analysis.dimensions.jacobian_sweep` measures the posterior-
 variance ratio rho per basis direction on a tau grid, and a block's critical tau per signature
 ("collapse": rho < 1/2; "excess": rho > 2) is the largest tau at which more than half of its
 (point, direction) pairs carry it. Theories, both with the *actual* per-direction variances v_b of
@@ -30,11 +30,11 @@ import time
 import numpy as np
 import torch
 
-from analysis.dimensions import ANCHORS, SIGNATURES, jacobian_sweep
-from physics.critical import collapse_tau
-from physics.schedules import OrnsteinUhlenbeck
-from simulate.data import linear_manifold
-from simulate.scores import EmpiricalScore
+from memphase.analysis.dimensions import ANCHORS, SIGNATURES, jacobian_sweep
+from memphase.physics.critical import collapse_tau
+from memphase.physics.schedules import OrnsteinUhlenbeck
+from memphase.simulate.data import linear_manifold
+from memphase.simulate.scores import EmpiricalScore
 
 NOMINAL_RATIO = 1.0 / 0.09
 

@@ -1,6 +1,6 @@
 """Where the time of the empirical-score kernel goes at small d, and why the exp target is bounded.
 
-Replays the passes of the fast path of `simulate.scores.kernel.mixture_stats` on one (B, chunk)
+Replays the passes of the fast path of `memphase.simulate.scores.kernel.mixture_stats` on one (B, chunk)
 block of real logits (forward process at t = 0.5, as in bench_empirical_score.py) and times each
 pass separately (best of k, interleaved), scaled to the N / chunk blocks of one call:
 
@@ -41,8 +41,8 @@ import torch
 from common import best_times, markdown_table, setup
 from bench_empirical_score import make_problem
 
-from simulate.scores import kernel
-from simulate.scores.kernel import augment_keys, mixture_stats
+from memphase.simulate.scores import kernel
+from memphase.simulate.scores.kernel import augment_keys, mixture_stats
 
 
 def shifted_block(x, keys, a, c, chunk):

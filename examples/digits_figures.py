@@ -16,12 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
-from analysis.real_data_plots import nearest_training, plot_band_critical_tau, plot_digit_pairs
-from physics.schedules import make_schedule
-from simulate.data import digits
-from simulate.data_real import to_pixels
-from simulate.sampling import sample
-from simulate.scores import make_score
+from memphase.analysis.real_data_plots import nearest_training, plot_band_critical_tau, plot_digit_pairs
+from memphase.physics.schedules import make_schedule
+from memphase.simulate.data import digits
+from memphase.simulate.data_real import to_pixels
+from memphase.simulate.sampling import sample
+from memphase.simulate.scores import make_score
 
 OUT = Path("data/results")
 
@@ -52,7 +52,7 @@ def main(argv):
     plot_digit_pairs(panels, OUT / "digits_pairs.png")
     print("wrote", OUT / "digits_pairs.png")
     if argv:
-        from analysis.results import open_results
+        from memphase.analysis.results import open_results
 
         ds = open_results(argv[0])
         plot_band_critical_tau(ds, OUT / "digits_band_tau.png")

@@ -310,7 +310,7 @@ def jacobian_singular_values(tau, n, stds, normalized: bool = True) -> np.ndarra
     t_i(tau) = sqrt((g sum_j s_j^4/2 + tau s_i^2)/(2 ln N)), t_c0 = sqrt(g sum_j s_j^4/2 / (2 ln N)),
     F(tau) = sum_j s_j^2/(tau^2 (tau + s_j^2)). The g = 1 term (the collapse of the norm
     fluctuations below t_c0, common to every direction) is the official code's. The s_i^2 must be
-    the actual per-direction variances of the data (`simulate.data.DataSample.variances`).
+    the actual per-direction variances of the data (`memphase.simulate.data.DataSample.variances`).
     v_i > 0 below tau_c,i. tau of shape (T,) gives (T, d).
     """
     tau = _positive(tau, "tau")

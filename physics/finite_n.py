@@ -1,6 +1,6 @@
 """Finite-N theory of collapse: the exact excess entropy of Gaussian data at finite N and d.
 
-The REM condition of [BBDM24, BM23] (`physics.critical.collapse_time`) is the N, d -> infinity limit
+The REM condition of [BBDM24, BM23] (`memphase.physics.critical.collapse_time`) is the N, d -> infinity limit
 at fixed alpha = log(N)/d. Here the same excess entropy is computed at the actual N and d, with no
 large-d approximation (derivation: docs/theory.md, "Finite-N collapse time").
 
@@ -360,7 +360,7 @@ def excess_entropy_finite_n(t, n, d, variance=1.0, *, spectrum=None, schedule=No
 
     f(t) = alpha + (1/2) log(2 pi e Delta_t) + (1/d) E_{x ~ P_t} log P^e_t(x), averaged over x drawn
     from the noised population and over training sets: the expectation of the quantity the Monte-
-    Carlo estimator `analysis.critical_times.excess_entropy_mc` measures. t in the schedule's time
+    Carlo estimator `memphase.analysis.critical_times.excess_entropy_mc` measures. t in the schedule's time
     (OU by default, tau = e^{2t} - 1). Isotropic data N(0, variance I_d): t, n, d, variance
     broadcast; a covariance spectrum (`spectrum`, d eigenvalues): t and n broadcast.
     Accuracy: |error| < 1e-6 / d in f (quadrature; tests/physics/test_finite_n.py)."""
@@ -403,7 +403,7 @@ def _rem_tau(n, w, k):
 def collapse_tau_finite_n(n, d, variance=1.0, *, spectrum=None, nodes=_NODES, step=_STEP):
     """Collapse noise variance tau_C(N, d): the zero of the finite-N excess entropy
     (`excess_entropy_finite_n`) [BBDM24], brentq in log tau from a bracket around the REM value
-    (`physics.critical.collapse_tau`); relative tolerance 1e-10 on top of the quadrature error.
+    (`memphase.physics.critical.collapse_tau`); relative tolerance 1e-10 on top of the quadrature error.
     Vectorized over settings (isotropic: n, d, variance broadcast; spectrum: n)."""
     items, shape = _settings(n, d, variance, spectrum)
     out = []
@@ -421,7 +421,7 @@ def collapse_time_finite_n(n, d, variance=1.0, schedule=None, *, spectrum=None, 
                            step=_STEP):
     """Finite-N collapse time t_C(N, d) [BBDM24]: zero of the exact finite-N excess entropy, in the
     schedule's time (OU by default, t = (1/2) log(1 + tau_C)). Reduces to the REM value
-    `physics.critical.collapse_time` as N, d -> infinity at fixed alpha (docs/theory.md)."""
+    `memphase.physics.critical.collapse_time` as N, d -> infinity at fixed alpha (docs/theory.md)."""
     tau = collapse_tau_finite_n(n, d, variance, spectrum=spectrum, nodes=nodes, step=step)
     return _time_of(tau, schedule)
 
@@ -475,7 +475,7 @@ def top_weight_finite_n(t, n, d, variance=1.0, *, schedule=None, nodes=_NODES, s
     *training* set, which is the law of x_t along reverse trajectories of the empirical score
     [BBDM24]. It equals the probability that the nearest training point of x_t / m is the one the
     trajectory ends on (posterior weights are the end-point probabilities), i.e. the expected
-    `same_as_final` fraction of `analysis.observers.NearestTrainingPoint`. Isotropic data only;
+    `same_as_final` fraction of `memphase.analysis.observers.NearestTrainingPoint`. Isotropic data only;
     t, n, d, variance broadcast. Exact at finite N and d (planted-point calculation, see
     `_top_planted`); accuracy ~1e-6."""
     tau = _positive(_tau_of(t, schedule), "tau")

@@ -20,8 +20,8 @@ set and KL(generated || sampling) is infinite.
 
 The paper's official code fits the model differently (noise scaled by l = e^{-2T}, OLS on one noise
 draw per point, prior matched to the training set): `fit="official"`, implemented in
-`physics.linear_model_official`. The kernel-density distances of the generalization criterion and
-the KL / squared Hellinger distance between Gaussians live in `physics.linear_model_criterion`; all
+`memphase.physics.linear_model_official`. The kernel-density distances of the generalization criterion and
+the KL / squared Hellinger distance between Gaussians live in `memphase.physics.linear_model_criterion`; all
 public names of both are importable from here.
 
 This module is pure float64 numpy/scipy; the only functions that draw random numbers are the
@@ -64,7 +64,7 @@ __all__ = [
     "generalization_probability",
     "FITS",
     "CRITERIA",
-    # physics.linear_model_criterion
+    # memphase.physics.linear_model_criterion
     "kde_bandwidth",
     "log_kde_self_overlap",
     "log_kde_cross_overlap",
@@ -74,7 +74,7 @@ __all__ = [
     "reference_delta",
     "gaussian_kl",
     "hellinger_squared",
-    # physics.linear_model_official
+    # memphase.physics.linear_model_official
     "official_noise_scales",
     "ols_denoiser",
     "fit_linear_denoiser_official",

@@ -1,4 +1,4 @@
-"""Input checks shared by the [H24] linear-model modules (`physics.linear_model` and its
+"""Input checks shared by the [H24] linear-model modules (`memphase.physics.linear_model` and its
 `_criterion`, `_official` companions): one-line ValueErrors naming the problem, before any compute.
 See docs/theory.md, "Solvable linear model ([H24])"."""
 

@@ -1,5 +1,5 @@
 """The [H24] linear one-step model as the paper's official code fits it (Halder, arXiv 2411.17807,
-code `LDM.py`), beside the exact-expectation fit of `physics.linear_model.fit_linear_denoiser`.
+code `LDM.py`), beside the exact-expectation fit of `memphase.physics.linear_model.fit_linear_denoiser`.
 
 Differences from the expectation fit (docs/theory.md, "Solvable linear model ([H24])"):
 - forward noise scaled by l = m^2 (= e^{-2T}):  x_n = m y_n + sqrt(l sigma^2) z_n,

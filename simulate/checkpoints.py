@@ -68,7 +68,7 @@ def over_checkpoints(network: torch.nn.Module, result: TrainResult, schedule,
 
 def fixed_dsm_loss(network: torch.nn.Module, points: torch.Tensor, schedule, tau_range,
                    draws: int = 4, seed: int = 0, time_sampling: str = "log_tau") -> float:
-    """The DSM loss (eq. L of `simulate.training`, no penalty) of `network` on `points`, each
+    """The DSM loss (eq. L of `memphase.simulate.training`, no penalty) of `network` on `points`, each
     noised `draws` times with (tau, z) drawn from Generator(seed): the same draws for every
     call with the same arguments, so the loss of successive checkpoints, and the training vs
     held-out gap, are compared on common random numbers.

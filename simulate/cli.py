@@ -104,7 +104,7 @@ def _cmd_configs(args) -> int:
 
 
 def _cmd_plot(args) -> int:
-    from analysis.sweep_plots import plot_results
+    from memphase.analysis.sweep_plots import plot_results
 
     if args.out:  # a file on the way would fail deep inside matplotlib
         out = Path(args.out)
@@ -268,7 +268,7 @@ def _one_line(e: BaseException) -> str:
 def _main(argv) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from analysis.results import ResultFileError
+    from memphase.analysis.results import ResultFileError
 
     from .config import ConfigError
     from .sweep import SweepIncomplete

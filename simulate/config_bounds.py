@@ -1,14 +1,14 @@
 """Bounds a validated config must respect before anything runs, beyond what one key's schema sees.
 
-`check_plan` runs at config load (`simulate.sweep.load_sweep`), before any compute; every problem
+`check_plan` runs at config load (`memphase.simulate.sweep.load_sweep`), before any compute; every problem
 is a one-line `ConfigError` that names the key, the limit and why:
 
-- size: every list holds at most `MAX_LIST_LEN` values (`simulate.config`), and the product of the
+- size: every list holds at most `MAX_LIST_LEN` values (`memphase.simulate.config`), and the product of the
   [grid] list lengths -- an upper bound of the cells -- is at most `MAX_CELLS`, checked before the
   cells are enumerated; a grid with zero cells is refused;
 - devices: a `device` string must parse as a torch device of type cpu or cuda, or be "auto", and
   (unless the config's [sweep] backend runs on remote workers) name a CUDA device this machine's
-  torch sees (`simulate.device.check_device`);
+  torch sees (`memphase.simulate.device.check_device`);
 - the [sweep] table: threads and SLURM cores at most `MAX_THREADS`, a SLURM memory that SLURM can
   read ("8GB", "512MB"), a SLURM walltime in one of its formats;
 - the `output` string: a possible file name (not empty, no NUL, components and length within the

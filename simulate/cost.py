@@ -1,5 +1,5 @@
 """Calibrated time model of the suite's hot loops, for the per-cell estimates a sweep prints
-before it runs (`simulate.sweep.estimate_cell` and the experiments' own `estimate`).
+before it runs (`memphase.simulate.sweep.estimate_cell` and the experiments' own `estimate`).
 
 Per-element costs of ONE CPU thread, fitted to benchmarks/RESULTS.md (2-core AMD EPYC, AVX2,
 torch 2.13 with MKL; float32, B = 1024, N = 16384, d = 16 ... 1024):
@@ -39,7 +39,7 @@ def kernel_seconds(b: int, n: int, d: int, dtype: str = "float32") -> float:
 
 
 def nearest_seconds(b: int, n: int, d: int, dtype: str = "float32") -> float:
-    """One `analysis.memorization.nearest_neighbors` pass (k <= 2)."""
+    """One `memphase.analysis.memorization.nearest_neighbors` pass (k <= 2)."""
     a, per_d = _NEAREST_NS
     return 1e-9 * b * n * (a + per_d * d) * _factor(dtype)
 

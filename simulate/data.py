@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from physics.manifold import normalization_mode, normalized_variances
+from memphase.physics.manifold import normalization_mode, normalized_variances
 
 from .device import resolve_device, resolve_dtype
 
@@ -70,7 +70,7 @@ class DataSample:
         """Actual population variance along each basis direction, (d,) float64 (a copy).
 
         method "auto": exact where the law is known in closed form (a Gaussian law: the diagonal
-        of basis^T cov basis; a normalized linear manifold: `physics.manifold.normalized_variances`,
+        of basis^T cov basis; a normalized linear manifold: `memphase.physics.manifold.normalized_variances`,
         which is not the nominal s_i^2 [ALD24]; the two-class mixture), else "monte_carlo": the
         variance of 2e5 fresh draws of the law (`draw`, fixed seed), along each basis direction.
         Cached per method.
@@ -268,7 +268,7 @@ def linear_manifold(n: int, d: int, blocks, normal_std: float = 0.0, normalize=F
       "radius"  every point rescaled to the radius sqrt(sum_i s_i^2); True means "radius".
     Normalizing changes the variance along e_i away from s_i^2 (d = 30, stds 1 (x2), 0.3 (x5),
     0.01 (rest): 0.352 and 0.059 on the sphere, 0.862 and 0.145 at the radius, for nominal 1 and
-    0.09); `DataSample.variances()` returns the actual values (`physics.manifold`).
+    0.09); `DataSample.variances()` returns the actual values (`memphase.physics.manifold`).
     """
     _check_n_d(n, d)
     blks = _check_blocks(blocks, d)

@@ -1,6 +1,6 @@
 """Real data: the scikit-learn handwritten digits and any (n, d) array from .npy / HDF5.
 
-Both return a `simulate.data.DataSample` whose law is the *empirical distribution of the whole
+Both return a `memphase.simulate.data.DataSample` whose law is the *empirical distribution of the whole
 loaded set* (the "population"): `mean`/`cov` are that set's mean and covariance (ddof = 0), the
 `basis` columns are its principal directions in decreasing order of variance and `variances()`
 the PCA eigenvalues, so every per-direction tool (Jacobian spectra, tangent dimensions, the

@@ -4,7 +4,7 @@ Contract shared by every network: `forward(x, noise_level)` with
     x            (B, d) in data units, x = x_t / m = y + sqrt(tau) z (the VE view of any schedule),
     noise_level  (B,) tensor nu = log tau, tau = sigma^2 / m^2 the data-scale noise variance,
 and the output is the predicted noise eps_theta ~ z, shape (B, d). The score in the schedule's
-own units is s = -eps_theta / sigma (`simulate.scores.LearnedScore`). Because x_t / m and tau are
+own units is s = -eps_theta / sigma (`memphase.simulate.scores.LearnedScore`). Because x_t / m and tau are
 the same for every schedule, one network trained without Tikhonov penalty serves OU, linear-VP
 and VE sampling alike (the penalty lambda |eps|^2 / sigma^2 involves the schedule's sigma).
 

@@ -9,8 +9,8 @@ each among its own k extreme entries. So: a top-k of the (B, g) class values, a 
 classes' C/g entries, and a top-k of the (B, k C/g) gathered entries; for k = 1 a max/argmax in
 place of each top-k (faster still).
 
-Used by the empirical-score kernel (nearest training point, `simulate.scores.kernel`) and by the
-nearest-neighbour search (`analysis.memorization.nearest_neighbors`).
+Used by the empirical-score kernel (nearest training point, `memphase.simulate.scores.kernel`) and by the
+nearest-neighbour search (`memphase.analysis.memorization.nearest_neighbors`).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Run a job config in-process: `memphase run CONFIG` is an in-process sweep (see
-`simulate.sweep`): validate, run every cell with a progress bar (checkpointed, resumable), assemble
+`memphase.simulate.sweep`): validate, run every cell with a progress bar (checkpointed, resumable), assemble
 one Dataset, write it atomically with provenance, draw its figure."""
 
 from __future__ import annotations

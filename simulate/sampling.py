@@ -89,7 +89,7 @@ def sample(score, schedule, n: int, method: str = "sde", steps: int = 200,
            rtol: float = 1e-6, atol: float = 1e-8) -> torch.Tensor:
     """Draw n samples by integrating the reverse dynamics from t_max to t_min.
 
-    score:   callable score(x, t) on (B, d) batches (any score of `simulate.scores`).
+    score:   callable score(x, t) on (B, d) batches (any score of `memphase.simulate.scores`).
     method:  "sde" (Euler-Maruyama), "ode" (Heun, 2nd order), "rk45" (scipy adaptive, float64;
              for high-accuracy checks; observers see only the final state).
     x_init:  starting batch; by default `score.initial_sample` at t_max (exact forward marginal for

@@ -1,11 +1,11 @@
 """`memphase validate`: theory side by side with measurement (docs/theory.md).
 
 Checks, each a row `quantity | setting | theory | measured | 95% CI | rel. error | pass`:
-- published numbers (section 5) against the theory functions of `physics.critical`;
+- published numbers (section 5) against the theory functions of `memphase.physics.critical`;
 - speciation time of the two-Gaussian mixture measured by cloning, against (1/2) ln d;
 - collapse time of isotropic Gaussian data measured by two estimators (the zero of the Monte-Carlo
   excess entropy, and the last change of the nearest training point) against the REM condition and,
-  in a column beside it, the exact finite-N theory (`physics.critical.collapse_time_finite_n`);
+  in a column beside it, the exact finite-N theory (`memphase.physics.critical.collapse_time_finite_n`);
   the excess-entropy t_C is gated at 2% against the finite-N value (it measures the same
   expectation), and every t_C row says how much of its distance to REM the finite-N theory explains;
 - the fraction of trajectories already on their final training point at the finite-N t_C against
@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import xarray as xr
 
-from physics import critical
-from physics.schedules import OrnsteinUhlenbeck
+from memphase.physics import critical
+from memphase.physics.schedules import OrnsteinUhlenbeck
 
 __all__ = ["Check", "run_validation", "format_table", "to_dataset", "excess_entropy_check",
            "QUICK", "FULL", "FINITE_N_TOLERANCE"]
@@ -121,7 +121,7 @@ def published_checks() -> list[Check]:
 
 
 def speciation_checks(plan: Plan, seed: int = 0, progress=None) -> list[Check]:
-    from analysis.critical_times import class_label_fn, clone_agreement, crossing_time_ci
+    from memphase.analysis.critical_times import class_label_fn, clone_agreement, crossing_time_ci
 
     from .experiments.speciation import mixture_population_score
 
@@ -150,9 +150,9 @@ def excess_entropy_check(d: int, alpha: float, plan: Plan, seed: int = 0, score=
     FINITE_N_TOLERANCE) with the REM value beside it. The 13 measurement times span
     [0.85, 1.15] x the finite-N t_C (linear interpolation between the two bracketing times;
     its bias on the theory curve is < 0.03%)."""
-    from analysis.critical_times import crossing_time, excess_entropy_mc
-    from simulate.data import isotropic_gaussian
-    from simulate.scores import EmpiricalScore
+    from memphase.analysis.critical_times import crossing_time, excess_entropy_mc
+    from memphase.simulate.data import isotropic_gaussian
+    from memphase.simulate.scores import EmpiricalScore
 
     ou = OrnsteinUhlenbeck()
     n = int(round(math.exp(alpha * d)))
@@ -185,7 +185,7 @@ def explained_note(row: Check) -> str:
 def same_as_final_check(rec: dict, n: int, d: int, t: float, setting: str, n_traj: int) -> Check:
     """Fraction of reverse trajectories whose nearest training point at time t (the finite-N t_C)
     is already their final one, against its finite-N theory E_{x ~ P^e_t} max_n w_n(x)
-    (`physics.critical.top_weight_finite_n`): the single-time statistic behind the last-change
+    (`memphase.physics.critical.top_weight_finite_n`): the single-time statistic behind the last-change
     estimator. Absolute tolerance 0.12 (binomial std <= 0.035 at 200 trajectories, plus the
     interpolation between recordings)."""
     times, frac = np.asarray(rec["t"])[::-1], np.asarray(rec["same_as_final"])[::-1]
@@ -197,12 +197,12 @@ def same_as_final_check(rec: dict, n: int, d: int, t: float, setting: str, n_tra
 
 
 def collapse_checks(plan: Plan, seed: int = 0, progress=None) -> list[Check]:
-    from analysis.critical_times import bootstrap_ci
-    from analysis.memorization import collapse_fraction
-    from analysis.observers import NearestTrainingPoint
-    from simulate.data import isotropic_gaussian
-    from simulate.sampling import sample
-    from simulate.scores import EmpiricalScore, GaussianScore
+    from memphase.analysis.critical_times import bootstrap_ci
+    from memphase.analysis.memorization import collapse_fraction
+    from memphase.analysis.observers import NearestTrainingPoint
+    from memphase.simulate.data import isotropic_gaussian
+    from memphase.simulate.sampling import sample
+    from memphase.simulate.scores import EmpiricalScore, GaussianScore
 
     ou = OrnsteinUhlenbeck()
     out = []
@@ -216,7 +216,7 @@ def collapse_checks(plan: Plan, seed: int = 0, progress=None) -> list[Check]:
         obs = NearestTrainingPoint(train)
         sample(score, ou, plan.n_traj, steps=plan.steps, seed=seed, observers=[obs], record="all",
                dtype="float64")
-        rec = obs.result()      # as analysis.critical_times.collapse_time_last_change
+        rec = obs.result()      # as memphase.analysis.critical_times.collapse_time_last_change
         per = rec["collapse_time"]
         mean = float(per.mean())
         _, clo, chi = bootstrap_ci(per, seed=seed)
@@ -340,7 +340,7 @@ def validate_main(quick: bool, output, seed: int = 0, plot: bool = True) -> int:
     write_dataset(ds, output)
     print(f"results: {output}")
     if plot:
-        from analysis.plots import plot_validation
+        from memphase.analysis.plots import plot_validation
 
         png = plot_validation(ds, output.with_suffix(".png"))
         print(f"figure:  {png[0]}")

@@ -8,8 +8,8 @@ import h5py
 import numpy as np
 import pytest
 
-from analysis.results import ResultFileError, open_results
-from simulate.cli import main
+from memphase.analysis.results import ResultFileError, open_results
+from memphase.simulate.cli import main
 
 TINY = """
 job = "quickstart"
@@ -52,8 +52,8 @@ def test_run_writes_self_describing_dataset(tiny_config, tmp_path, capsys):
     assert float(ds["memorization_ratio"].sel(score="empirical", n_train=3, seed=0)) == 1.0
     assert np.all(np.diff(ds["collapse_time_theory"].values) < 0)  # t_C falls with N
     # the finite-N t_C lies above the REM limit at these small d (docs/theory.md), and both
-    # are the same function of N as physics.critical computes
-    from physics.critical import collapse_time_finite_n
+    # are the same function of N as memphase.physics.critical computes
+    from memphase.physics.critical import collapse_time_finite_n
 
     n = ds["n_train"].values
     fin = ds["collapse_time_finite_n_theory"].values
@@ -89,7 +89,7 @@ def test_bad_config_one_line_exit_2(tiny_config, capsys, edit, message):
 
 
 def test_cli_subprocess_has_no_traceback(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "simulate.cli", "run", str(tmp_path / "missing.toml")],
+    r = subprocess.run([sys.executable, "-m", "memphase.simulate.cli", "run", str(tmp_path / "missing.toml")],
                        capture_output=True, text=True)
     assert r.returncode == 2
     assert r.stderr.startswith("memphase: error: config file not found") and "Traceback" not in r.stderr

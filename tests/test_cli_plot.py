@@ -8,12 +8,12 @@ import pytest
 import xarray as xr
 from matplotlib.image import imread
 
-from analysis import sweep_plots
-from physics.schedules import make_schedule
-from simulate.cli import main
-from simulate.config import validate
-from simulate.experiments import collapse
-from simulate.store import provenance, write_dataset
+from memphase.analysis import sweep_plots
+from memphase.physics.schedules import make_schedule
+from memphase.simulate.cli import main
+from memphase.simulate.config import validate
+from memphase.simulate.experiments import collapse
+from memphase.simulate.store import provenance, write_dataset
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 CONFIG = """job = "collapse"
@@ -146,7 +146,7 @@ def test_boundary_lines_follow_the_theory(collapse_file):
     at d = 8 it is the REM t_C(N, 8); the reduction averages seeds and picks the last d."""
     import matplotlib.pyplot as plt
 
-    from analysis.results import open_results
+    from memphase.analysis.results import open_results
 
     with open_results(collapse_file) as ds:
         fig, ax = plt.subplots()
@@ -205,8 +205,8 @@ def test_error_paths(collapse_file, tmp_path, capsys):
 def test_validate_file_draws_the_measured_vs_theory_chart(tmp_path, capsys):
     """`memphase plot` on a validate file: one chart (measured against theory), not a panel per
     check index."""
-    from simulate.store import provenance, write_dataset
-    from simulate.validate import Check, to_dataset
+    from memphase.simulate.store import provenance, write_dataset
+    from memphase.simulate.validate import Check, to_dataset
 
     checks = [Check("t_S (cloning)", "d=64", 2.08, 2.05, (2.0, 2.1)),
               Check("t_C (excess entropy)", "d=64 alpha=0.05", 1.00, 1.07, (1.05, 1.09),

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from analysis.results import ResultFileError, hdf5_open_error
-from simulate.cli import main
+from memphase.analysis.results import ResultFileError, hdf5_open_error
+from memphase.simulate.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = """
@@ -100,7 +100,7 @@ def test_sigint_during_the_imports_is_one_line(cfg, tmp_path):
                 os.kill(os.getpid(), signal.SIGINT)
             return real(name, *a, **k)
         builtins.__import__ = hooked
-        from simulate.cli import main
+        from memphase.simulate.cli import main
         sys.exit(main(["run", {str(cfg)!r}, "-q"]))
         """)
     r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
@@ -118,7 +118,7 @@ def test_ctrl_c_with_the_local_backend_is_one_line(tmp_path):
     cfg.write_text(CONFIG.format(out=tmp_path / "res.h5", seeds=list(range(40)))
                    .replace("steps = 10", "steps = 40"))
     journal = tmp_path / "res.h5.cells"
-    proc = subprocess.Popen([sys.executable, "-m", "simulate.cli", "sweep", str(cfg), "-q",
+    proc = subprocess.Popen([sys.executable, "-m", "memphase.simulate.cli", "sweep", str(cfg), "-q",
                              "--no-plot", "--backend", "local", "--workers", "2"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             cwd=ROOT, start_new_session=True)

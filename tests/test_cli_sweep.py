@@ -3,7 +3,7 @@ exit 2), the plan and its estimate, `info` on configs and results."""
 
 import pytest
 
-from simulate.cli import main
+from memphase.simulate.cli import main
 
 TINY = """
 job = "quickstart"
@@ -107,7 +107,7 @@ def test_dry_run_and_info_show_plan_estimate_and_results(cfg, tmp_path, capsys):
 
 
 def test_slurm_backend_builds_a_job_script(cfg):
-    from simulate.sweep import load_sweep, make_slurm_cluster
+    from memphase.simulate.sweep import load_sweep, make_slurm_cluster
 
     cfg.write_text(cfg.read_text() + '[sweep.slurm]\nqueue = "short"\naccount = "phys"\n'
                    'walltime = "00:30:00"\ncores = 2\njob_extra = ["--constraint=cpu"]\n')

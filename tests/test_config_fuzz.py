@@ -29,8 +29,8 @@ hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, event, given, seed, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from simulate import sweep  # noqa: E402
-from simulate.cli import main  # noqa: E402
+from memphase.simulate import sweep  # noqa: E402
+from memphase.simulate.cli import main  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((ROOT / "data" / "configs").glob("*.toml"))
@@ -374,7 +374,7 @@ def test_subprocess_bad_config_one_line_exit_2(tmp_path, name):
     cfg.write_text(BAD[name])
     before = _tree(tmp_path)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    r = subprocess.run([sys.executable, "-m", "simulate.cli", "info", str(cfg)], cwd=tmp_path,
+    r = subprocess.run([sys.executable, "-m", "memphase.simulate.cli", "info", str(cfg)], cwd=tmp_path,
                        capture_output=True, text=True, timeout=120, env=env)
     assert r.returncode == 2, r.stderr
     assert r.stderr.startswith("memphase: error: ") and r.stderr.count("\n") == 1, r.stderr

@@ -7,7 +7,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from simulate.cli import main
+from memphase.simulate.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "notebooks" / "phase_diagram.ipynb"

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from simulate import bundled, store
-from simulate.cli import main
-from simulate.sweep import key_parameters
+from memphase.simulate import bundled, store
+from memphase.simulate.cli import main
+from memphase.simulate.sweep import key_parameters
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -81,9 +81,9 @@ def test_bundled_configs_by_name(capsys):
 
 
 def test_info_by_name_and_version():
-    r = subprocess.run([sys.executable, "-m", "simulate.cli", "info", "quickstart"], cwd=ROOT,
+    r = subprocess.run([sys.executable, "-m", "memphase.simulate.cli", "info", "quickstart"], cwd=ROOT,
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and "cells" in r.stdout.lower(), r.stderr
-    v = subprocess.run([sys.executable, "-m", "simulate.cli", "--version"], cwd=ROOT,
+    v = subprocess.run([sys.executable, "-m", "memphase.simulate.cli", "--version"], cwd=ROOT,
                        capture_output=True, text=True, timeout=120)
     assert v.returncode == 0 and v.stdout.startswith("memphase ")

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from analysis.results import open_results
-from simulate.validate import Check, format_table, validate_main
+from memphase.analysis.results import open_results
+from memphase.simulate.validate import Check, format_table, validate_main
 
 
 def test_check_gating_and_status():
@@ -52,7 +52,7 @@ def test_validate_quick_passes_and_writes_table(tmp_path, capsys):
 
 
 def test_validate_cli_help_and_never_overwrites(tmp_path, capsys, monkeypatch):
-    from simulate.cli import _free_path, main
+    from memphase.simulate.cli import _free_path, main
 
     with pytest.raises(SystemExit):
         main(["validate", "--help"])

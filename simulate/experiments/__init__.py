@@ -1,28 +1,28 @@
 """Experiments: the composition layer that wires data, scores, samplers and the observers of
 `analysis` into a job a config names. Each experiment module provides
 
-    SCHEMA                      the config schema (simulate.config.Field tree)
+    SCHEMA                      the config schema (memphase.simulate.config.Field tree)
     cells(cfg) -> list[dict]    the grid of independent cells
     run_cell(cfg, cell) -> dict arrays measured in one cell
     assemble(cfg, cells, results) -> xarray.Dataset
     plot(ds, path)              the figure written beside the results
 
 `run_in_memory(exp, cfg)` runs every cell of a validated config in this process and assembles
-the Dataset, with no file and no journal (tests, notebooks); sweeps go through simulate.sweep.
+the Dataset, with no file and no journal (tests, notebooks); sweeps go through memphase.simulate.sweep.
 """
 
 from importlib import import_module
 
 EXPERIMENTS = {
-    "quickstart": "simulate.experiments.quickstart",
-    "geometric": "simulate.experiments.geometric",
-    "collapse": "simulate.experiments.collapse",
-    "speciation": "simulate.experiments.speciation",
-    "memorization": "simulate.experiments.memorization",
-    "emm": "simulate.experiments.emm",
-    "regularization": "simulate.experiments.regularization",
-    "linear_model": "simulate.experiments.linear_model",
-    "training_dynamics": "simulate.experiments.training_dynamics",
+    "quickstart": "memphase.simulate.experiments.quickstart",
+    "geometric": "memphase.simulate.experiments.geometric",
+    "collapse": "memphase.simulate.experiments.collapse",
+    "speciation": "memphase.simulate.experiments.speciation",
+    "memorization": "memphase.simulate.experiments.memorization",
+    "emm": "memphase.simulate.experiments.emm",
+    "regularization": "memphase.simulate.experiments.regularization",
+    "linear_model": "memphase.simulate.experiments.linear_model",
+    "training_dynamics": "memphase.simulate.experiments.training_dynamics",
 }
 
 

@@ -3,7 +3,7 @@
 Grid: dimension d x either training-set sizes N (`grid.n_train`) or rates alpha = log N / d
 (`grid.alpha`, N = round(e^{alpha d})) -- exactly one of the two -- x scores (empirical, population,
 linear) x seeds. Per cell, reverse trajectories of `sampler.n_samples` samples with the
-`analysis.observers.NearestTrainingPoint` observer give
+`memphase.analysis.observers.NearestTrainingPoint` observer give
 
     collapse_time_measured / _spread   mean / std over trajectories of t_hat_C, the last time the
                                        nearest training point of x_t / m(t) changes [BBDM24]
@@ -16,17 +16,17 @@ linear) x seeds. Per cell, reverse trajectories of `sampler.n_samples` samples w
 
 Theory stored beside (docs/theory.md): the REM collapse time t_C(N, d) and noise tau_C, the exact
 finite-N collapse time and noise (`collapse_time_finite_n_theory`, `collapse_tau_finite_n_theory`:
-the zero of the finite-N excess entropy, `physics.critical.collapse_tau_finite_n`; NaN where
+the zero of the finite-N excess entropy, `memphase.physics.critical.collapse_tau_finite_n`; NaN where
 N < 2 or tau_C lies outside the schedule's range), and the
 memorization boundary for the sampler's end time t_end: the trajectories collapse before the end
 iff t_C(N, d) > t_end, i.e. N < N_b(d) = (1 + s^2 / tau_end)^{d/2}, alpha < alpha_b.
 
 The t_hat_C estimator is censored at the end time (cells with t_C < t_end show t_hat_C ~ t_end)
-and biased late at small d (see simulate.validate.LAST_CHANGE_MIN_D).
+and biased late at small d (see memphase.simulate.validate.LAST_CHANGE_MIN_D).
 
 Seeds (cell seed s): training set s, sampling noise 10000 + s, fresh population samples for the
 excess entropy 20000 + s, its Monte-Carlo noise 30000 + s (recorded in the Dataset attrs).
-Variables that `analysis.sweep_plots` overlays follow its convention: `<name>_theory` beside
+Variables that `memphase.analysis.sweep_plots` overlays follow its convention: `<name>_theory` beside
 `<name>_measured`, and `boundary_axis` attributes on boundary lines.
 """
 
@@ -38,8 +38,8 @@ import math
 import numpy as np
 import xarray as xr
 
-from physics.critical import collapse_tau, collapse_tau_finite_n, collapse_time
-from physics.schedules import make_schedule
+from memphase.physics.critical import collapse_tau, collapse_tau_finite_n, collapse_time
+from memphase.physics.schedules import make_schedule
 
 from ..cost import kernel_block_bytes, kernel_seconds, sampling_bytes, sampling_seconds
 from ..config import ConfigError, Field
@@ -230,7 +230,7 @@ def run_cell(cfg, cell) -> dict:
 def _entropy_collapse_time(cfg, cell, score, sch) -> float:
     """Zero of the MC excess entropy f^e(t) [BBDM24, BM23] on times around the REM t_C:
     tau in tau_C * [1/8, 8] (log grid, clipped to the sampler's range); NaN if no crossing."""
-    from analysis.critical_times import crossing_time, excess_entropy_mc
+    from memphase.analysis.critical_times import crossing_time, excess_entropy_mc
 
     sp, ms, var = cfg["sampler"], cfg["measure"], cfg["data"]["variance"]
     tau_c = float(collapse_tau(_n_of(cell), np.full(cell["d"], var)))
@@ -246,8 +246,8 @@ def _entropy_collapse_time(cfg, cell, score, sch) -> float:
 
 def estimate(cfg, cell) -> dict:
     """{'memory_bytes', 'seconds'} for one cell (one thread): the reverse run with its nearest-point
-    observer (`simulate.cost.sampling_seconds`) and, when asked, the excess entropy (n_times
-    kernel calls on the fresh samples). Memory: `simulate.cost.sampling_bytes` (training set,
+    observer (`memphase.simulate.cost.sampling_seconds`) and, when asked, the excess entropy (n_times
+    kernel calls on the fresh samples). Memory: `memphase.simulate.cost.sampling_bytes` (training set,
     samples, one logits block at the kernel's own chunk size) plus the fresh samples' block."""
     sp, ms = cfg["sampler"], cfg["measure"]
     d, n = int(cell["d"]), _n_of(cell)
@@ -399,6 +399,6 @@ def assemble(cfg, cell_list, results) -> xr.Dataset:
 
 
 def plot(ds: xr.Dataset, path) -> None:
-    from analysis.sweep_plots import plot_collapse
+    from memphase.analysis.sweep_plots import plot_collapse
 
     plot_collapse(ds, path)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from physics.schedules import make_schedule
+from memphase.physics.schedules import make_schedule
 
 from ..config import ConfigError, Field
 from ..sampling import METHODS, sample
@@ -70,7 +70,7 @@ def end_summaries(x, train, measure: dict, collapse_times) -> dict:
     """Memorization summaries of final samples x against the training set: the memorization
     ratio [GDPLLW23] at measure["ratio_threshold"], the collapse fraction [BDKOS25] at
     measure["collapse_tol"], and the mean and spread of the per-trajectory collapse times."""
-    from analysis.memorization import collapse_fraction, memorization_ratio
+    from memphase.analysis.memorization import collapse_fraction, memorization_ratio
 
     return {
         "memorization_ratio": memorization_ratio(x, train, measure["ratio_threshold"]),
@@ -84,7 +84,7 @@ def observed_reverse_run(cfg, score, schedule, data, seed: int) -> dict:
     """`reverse_run` with a nearest-training-point observer: the `end_summaries` of the final
     samples and the recorded curves (nearest distance, same-as-final fraction) on the recording
     times."""
-    from analysis.observers import NearestTrainingPoint
+    from memphase.analysis.observers import NearestTrainingPoint
 
     obs = NearestTrainingPoint(data)
     x = reverse_run(cfg, score, schedule, seed, [obs])

@@ -1,7 +1,7 @@
 """Effective model memorization per recipe [GDPLLW23]: EMM_eps = max{N : E R(N) >= 1 - eps}.
 
 Each cell is one recipe (score, network, width, depth, embedding, weight decay, EMA, steps) on one
-data law (d, intrinsic dimension, classes, label mode); `analysis.emm.emm_search` grows N
+data law (d, intrinsic dimension, classes, label mode); `memphase.analysis.emm.emm_search` grows N
 geometrically from n_start, then bisects, evaluating the memorization ratio averaged over
 `grid.seeds` (each evaluation trains and samples one cell of the `memorization` experiment per
 seed, `memorization.measure_ratio`). Stored: EMM (the largest evaluated N with mean ratio >=
@@ -68,7 +68,7 @@ def cells(cfg) -> list[dict]:
 
 
 def run_cell(cfg, cell) -> dict:
-    from analysis.emm import EMMNotBracketed, emm_search, seed_crossings, seed_spread
+    from memphase.analysis.emm import EMMNotBracketed, emm_search, seed_crossings, seed_spread
 
     s, seeds = cfg["search"], cfg["grid"]["seeds"]
 
@@ -160,6 +160,6 @@ def assemble(cfg, cell_list, results) -> xr.Dataset:
 
 
 def plot(ds: xr.Dataset, path) -> None:
-    from analysis.memorization_plots import plot_emm
+    from memphase.analysis.memorization_plots import plot_emm
 
     plot_emm(ds, path)

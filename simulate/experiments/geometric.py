@@ -4,7 +4,7 @@ Each cell draws a linear manifold with two tangent blocks, (k1, s1) and (k2, s1 
 normal noise, normalized as the data.normalize key says (official [ALD24] code: the unit sphere),
 builds a score and measures on a tau grid, at each anchor of measure.anchors (training points,
 fresh samples of the law, the data mean; each plus noise sqrt(tau) z), with
-`analysis.dimensions.jacobian_sweep`: per block the posterior-variance ratio rho, the critical tau
+`memphase.analysis.dimensions.jacobian_sweep`: per block the posterior-variance ratio rho, the critical tau
 of each signature (collapse rho < 1/2, excess rho > 2: the largest tau at which more than half of
 the block's (point, direction) pairs carry it), the kept fraction (lost when
 r = 1 + tau lambda < threshold) and its critical tau per threshold (critical_tau_kept, sensitivity
@@ -13,7 +13,7 @@ study), the mean |eigenvalue| per block, the exact Jacobian singular values and 
 
 Scores: empirical, linear, the Gaussian "population" approximation with the law's actual
 covariance (closed-form Jacobians), and "learned": a network trained by DSM
-(`simulate.training.train_score`) on the same training set, once per (N, width, seed); its
+(`memphase.simulate.training.train_score`) on the same training set, once per (N, width, seed); its
 checkpoints are the training-steps axis, and its Jacobian comes from torch.func (jacrev).
 
 Training-set size: the `n_train` axis, or instead the `alpha` axis with N = round(e^{alpha d})
@@ -25,7 +25,7 @@ variances of the law (`geometric_theory.actual_variances`, coordinate block_vari
 critical tau per block and predicted Jacobian singular values (raw, and divided by their maximum:
 the official theory panel), and the REM collapse tau_C (one tau for every block: the posterior
 condenses on one training point and all directions go at once). Both are turned into predicted
-kept fractions by the same threshold rule (`analysis.dimensions.predicted_kept_fraction`).
+kept fractions by the same threshold rule (`memphase.analysis.dimensions.predicted_kept_fraction`).
 Results: docs/theory.md, "Geometric memorization ([ALD24])".
 """
 
@@ -39,9 +39,9 @@ import numpy as np
 import torch
 import xarray as xr
 
-from physics import critical
-from physics.manifold import normalized_variances
-from physics.schedules import make_schedule
+from memphase.physics import critical
+from memphase.physics.manifold import normalized_variances
+from memphase.physics.schedules import make_schedule
 
 from ..config import ConfigError, Field
 from ..data import digits, linear_manifold
@@ -231,7 +231,7 @@ def _closed_form_score(kind, data, sch):
 def _measure(cfg, score, data, seed, method="auto") -> dict:
     """Per-anchor, per-block summaries of Jacobian sweeps on the tau grid (anchors seeded by
     `seed`, so every score of a cell is probed at the same points)."""
-    from analysis.dimensions import (critical_tau_per_block, jacobian_sweep,
+    from memphase.analysis.dimensions import (critical_tau_per_block, jacobian_sweep,
                                      kept_fraction_per_block, mean_abs_eigenvalue_per_block)
 
     ms = cfg["measure"]
@@ -396,10 +396,10 @@ def _theory_variables(cfg, axis, grid) -> dict:
     return {
         "critical_tau_theory": (td + ("block",), stack("tau_ald"), _attrs(
             "[ALD24] critical tau of the block with the actual variances "
-            "(physics.critical.subspace_collapse_tau)", "data variance")),
+            "(memphase.physics.critical.subspace_collapse_tau)", "data variance")),
         "critical_tau_rem": (td, stack("tau_rem"), _attrs(
             "REM collapse tau_C on the actual spectrum, one tau for every block "
-            "(physics.critical.collapse_tau)", "data variance")),
+            "(memphase.physics.critical.collapse_tau)", "data variance")),
         "singular_value_theory": (td + ("tau", "block"), stack("sv_ald"), _attrs(
             "[ALD24] predicted Jacobian singular value of the block", "1/data variance")),
         "singular_value_theory_normalized": (td + ("tau", "block"), stack("sv_ald_norm"), _attrs(
@@ -450,7 +450,7 @@ def assemble(cfg, cell_list, results) -> xr.Dataset:
     ds = xr.Dataset(data_vars, coords=_coords(cfg, axis, values, closed, grid, _n_table(cfg)))
     _add_phase_variables(ds, ms["tau_phase"])
     ds.attrs.update({
-        "source": "[ALD24] geometric memorization; memphase simulate.experiments.geometric",
+        "source": "[ALD24] geometric memorization; memphase.simulate.experiments.geometric",
         "threshold": ms["threshold"], "threshold_rule": "lost when 1 + tau * lambda < threshold",
         "tau_phase": ms["tau_phase"], "relative_level": int(ms["relative_level"]),
         "size_axis": axis, "std": dc["std"], "normal_std": dc["normal_std"],
@@ -554,6 +554,6 @@ def estimate(cfg, cell) -> dict:
 
 
 def plot(ds: xr.Dataset, path) -> None:
-    from analysis.plots import plot_geometric
+    from memphase.analysis.plots import plot_geometric
 
     plot_geometric(ds, path)

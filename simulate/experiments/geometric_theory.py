@@ -2,7 +2,7 @@
 collapse theories per (N, d, std_ratio), per block (normal space, block 1, block 2).
 
 Every comparison uses the *actual* per-direction variances of the (normalized) law
-(`physics.manifold.normalized_variances`), not the nominal std^2 ([ALD24] Achilli et al., arXiv
+(`memphase.physics.manifold.normalized_variances`), not the nominal std^2 ([ALD24] Achilli et al., arXiv
 2410.08727; docs/theory.md, "Geometric memorization ([ALD24])").
 """
 
@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from physics import critical
-from physics.manifold import normalized_variances
+from memphase.physics import critical
+from memphase.physics.manifold import normalized_variances
 
-ANCHORS = ("train", "fresh", "mean")  # as analysis.dimensions.ANCHORS
-SIGNATURES = ("collapse", "excess")  # as analysis.posterior_variance.SIGNATURES
+ANCHORS = ("train", "fresh", "mean")  # as memphase.analysis.dimensions.ANCHORS
+SIGNATURES = ("collapse", "excess")  # as memphase.analysis.posterior_variance.SIGNATURES
 BLOCKS = np.array([-1, 0, 1])  # normal space, block 1, block 2
 
 
@@ -50,7 +50,7 @@ def digits_variances(cfg, d) -> np.ndarray:
 
 def actual_variances(cfg, ratio, d) -> np.ndarray:
     """Actual per-direction variances of the data law (after normalization) [ALD24]: what every
-    theory comparison uses (`physics.manifold.normalized_variances`); digits: PCA eigenvalues."""
+    theory comparison uses (`memphase.physics.manifold.normalized_variances`); digits: PCA eigenvalues."""
     if is_digits(cfg):
         return digits_variances(cfg, d)
     return normalized_variances(_stds(cfg, ratio, d) ** 2, _mode(cfg))
@@ -70,9 +70,9 @@ def block_theory(cfg, n: int, d: int, ratio: float, grid) -> dict:
     per-direction variances v of the data law (`actual_variances`) [ALD24, BBDM24]: critical taus
     ([ALD24] tau_c,b = root of tau^2 = (g sum v^2/2 + tau v_b)/(2 ln N); REM tau_C), predicted
     mean |Jacobian eigenvalue| on the grid, predicted kept fractions (threshold rule of
-    `analysis.dimensions.predicted_kept_fraction`) and the official theory panel: the [ALD24]
+    `memphase.analysis.dimensions.predicted_kept_fraction`) and the official theory panel: the [ALD24]
     predicted singular value of each block divided by the largest one at that tau. nan for N < 2."""
-    from analysis.dimensions import predicted_kept_fraction, predicted_kept_ratio_rem
+    from memphase.analysis.dimensions import predicted_kept_fraction, predicted_kept_ratio_rem
 
     ms, dc = cfg["measure"], cfg["data"]
     v = actual_variances(cfg, ratio, d)

@@ -3,7 +3,7 @@ docs/theory.md, "Solvable linear model ([H24])").
 
 Each cell (N, d, T, fit, seed) draws `repeats` training sets of N points from the sampling law
 N(mu 1, s^2 I_d), fits the one-step denoiser at OU time T, either by exact least squares over the
-noise (fit "expectation", `physics.linear_model.fit_linear_denoiser`, prior N(0, I)) or as the
+noise (fit "expectation", `memphase.physics.linear_model.fit_linear_denoiser`, prior N(0, I)) or as the
 paper's official code does (fit "official": noise scaled by l = e^{-2T}, OLS on one noise draw per
 point, prior matched to the training set), and measures over the repeats:
 
@@ -21,7 +21,7 @@ point, prior matched to the training set), and measures over the repeats:
 
 Stored beside (theory, no randomness): for the expectation fit the O(1/N) large-N expansion of
 the average KL and its N -> infinity value; for the official fit the N -> infinity KL and
-Hellinger values (`physics.linear_model.official_large_n_limit`).
+Hellinger values (`memphase.physics.linear_model.official_large_n_limit`).
 
 Randomness: every draw of a cell comes from numpy SeedSequence([seed, N, d]) (the same training
 sets at every T and fit: common random numbers), spawned into training/fresh/reference sets and
@@ -36,7 +36,7 @@ import math
 import numpy as np
 import xarray as xr
 
-from physics import linear_model as lm
+from memphase.physics import linear_model as lm
 
 from ..config import Field
 from .common import fill_grid
@@ -124,7 +124,7 @@ def kl_monte_carlo(A, b, s, n_samples, rng, *, mu=0.0, prior_mean=0.0, prior_var
 
 def _law(A, b, prior_mean, prior_var):
     """Law of x = A u + b, u ~ N(prior_mean, prior_var I): N(b + A prior_mean, prior_var A A^T)
-    (`physics.linear_model.generated_law`; for the official fit `generated_law_official`)."""
+    (`memphase.physics.linear_model.generated_law`; for the official fit `generated_law_official`)."""
     mean, cov = lm.generated_law(A, b, prior_var * np.eye(A.shape[0]))
     return mean + A @ (np.zeros(A.shape[0]) + prior_mean), cov
 
@@ -237,7 +237,7 @@ _VARS = {
               "one-step generation (nan where not checked or infinite)"),
     "kl_mc_stderr": ("nats", "standard error of kl_mc"),
     "kl_expected": ("nats", "Wishart-spectrum estimate of the training-set average KL "
-                    "(physics.linear_model.expected_kl; expectation fit, zero mean only)"),
+                    "(memphase.physics.linear_model.expected_kl; expectation fit, zero mean only)"),
     "kl_expected_stderr": ("nats", "standard error of kl_expected"),
     "hellinger2_mean": ("1", "mean over training sets of the squared Hellinger distance between "
                         "the generated and the sampling law (reported by the official [H24] code; "
@@ -299,7 +299,7 @@ def assemble(cfg, cell_list, results) -> xr.Dataset:
     data_vars.update({
         "kl_large_n": (("n_train", "fit", "d", "T"), large_n, {
             "units": "nats", "long_name": "large-N expansion of the average KL to O(1/N) "
-                                          "(physics.linear_model.kl_large_n_limit; expectation fit, "
+                                          "(memphase.physics.linear_model.kl_large_n_limit; expectation fit, "
                                           "valid for N >> d; nan for the official fit)"}),
         "kl_infinite_n": (("fit", "d", "T"), kl_inf, {
             "units": "nats", "long_name": "N -> infinity limit of the average KL: the bias of the "
@@ -344,6 +344,6 @@ def assemble(cfg, cell_list, results) -> xr.Dataset:
 
 
 def plot(ds: xr.Dataset, path) -> None:
-    from analysis.linear_model_plots import plot_linear_model
+    from memphase.analysis.linear_model_plots import plot_linear_model
 
     plot_linear_model(ds, path)

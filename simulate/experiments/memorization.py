@@ -11,7 +11,7 @@ measures
     the final network), `memorization_ratio`, beside the final checkpoint's own,
     `memorization_ratio_final`, and the step of the highest, `memorization_ratio_step`,
   - the collapse fraction [BDKOS25] and the collapse time t_hat_C by the last change of the nearest
-    training point of x_t / m [BBDM24] (`analysis.observers.NearestTrainingPoint`; conditional
+    training point of x_t / m [BBDM24] (`memphase.analysis.observers.NearestTrainingPoint`; conditional
     scores: the nearest point of the sample's own class), for learned and empirical scores
     alike; beside them the REM collapse time (docs/theory.md) of a Gaussian with the
     covariance of the law the (class) points come from, for N_eff = N or N / C points.
@@ -19,9 +19,9 @@ Conditioning (docs/theory.md, Scores): label_mode "none" (unconditional), "true"
 or "random" (labels independent of the clusters), both balanced, N / C points per class. A
 conditional score is one score per class (`ConditionalScore`): the empirical score, or one network
 per class trained with the same recipe on that class's points (the networks of
-`simulate.networks` take no label input). Generated samples get balanced labels. The prediction
+`memphase.simulate.networks` take no label input). Generated samples get balanced labels. The prediction
 that random labels act like N / C points, R_random(N, C) = R_none(N / C, C) [GDPLLW23], is stored
-beside the measurement (`analysis.emm.random_label_prediction`; needs "none" in the grid).
+beside the measurement (`memphase.analysis.emm.random_label_prediction`; needs "none" in the grid).
 
 Empirical cells do not depend on the recipe and label modes do not matter for C = 1: such cells
 are computed once and broadcast over those axes. Conditional cells with N < C are skipped (NaN).
@@ -39,8 +39,8 @@ import numpy as np
 import torch
 import xarray as xr
 
-from physics.critical import collapse_time
-from physics.schedules import make_schedule
+from memphase.physics.critical import collapse_time
+from memphase.physics.schedules import make_schedule
 
 from ..config import Field
 from ..data import isotropic_gaussian, linear_manifold
@@ -269,7 +269,7 @@ def make_training_set(cfg, d: int, intrinsic_dim: int, n_classes: int, n: int, s
 
 
 def _digits_training_set(cfg, d: int, n_classes: int, n: int, seed: int) -> TrainingSet:
-    """N digits in the top-d principal coordinates (`simulate.data.digits`, seed `seed`); true
+    """N digits in the top-d principal coordinates (`memphase.simulate.data.digits`, seed `seed`); true
     labels = the digit classes, random labels balanced over n_classes ((seed, 2)); cov_all = the
     covariance of all 1,797 digits, cov_class = the mean within-class covariance (sum_c p_c C_c)."""
     from ..data import digits
@@ -328,7 +328,7 @@ def checkpoint_ratios(cfg, cell, ts: TrainingSet, scores: dict, known: dict | No
                       ) -> dict:
     """{step: memorization ratio of samples of scores[step]} (same sampling noise for every
     checkpoint); ratios already in `known` are not recomputed."""
-    from analysis.memorization import memorization_ratio
+    from memphase.analysis.memorization import memorization_ratio
 
     out = dict(known or {})
     for step, score in scores.items():
@@ -341,7 +341,7 @@ def checkpoint_ratios(cfg, cell, ts: TrainingSet, scores: dict, known: dict | No
 def measure_ratio(cfg, cell) -> float:
     """Memorization ratio [GDPLLW23] of one cell (no trajectory observers): what EMM searches on.
     A learned score's ratio is the highest over its training checkpoints (official procedure)."""
-    from analysis.memorization import highest_over_checkpoints
+    from memphase.analysis.memorization import highest_over_checkpoints
 
     ts, score, _, info = prepare(cfg, cell)
     scores = info.get("checkpoint_scores") or {0: score}
@@ -354,7 +354,7 @@ class ClassNearestTrainingPoint:
     the other classes' points are no attractors for it)."""
 
     def __init__(self, train, train_labels, sample_labels):
-        from analysis.observers import NearestTrainingPoint
+        from memphase.analysis.observers import NearestTrainingPoint
 
         self.parts = [(sample_labels == c, NearestTrainingPoint(train[train_labels == c]))
                       for c in torch.unique(sample_labels)]
@@ -368,7 +368,7 @@ class ClassNearestTrainingPoint:
 
 
 def run_cell(cfg, cell) -> dict:
-    from analysis.observers import NearestTrainingPoint
+    from memphase.analysis.observers import NearestTrainingPoint
 
     ts, score, sample_labels, info = prepare(cfg, cell)
     if sample_labels is None:
@@ -380,7 +380,7 @@ def run_cell(cfg, cell) -> dict:
     summary = end_summaries(x, ts.x, cfg["measure"], tc)
     highest, step = summary["memorization_ratio"], math.nan
     if info.get("checkpoint_scores"):
-        from analysis.memorization import highest_over_checkpoints
+        from memphase.analysis.memorization import highest_over_checkpoints
 
         final = cell["train_steps"]
         ratios = checkpoint_ratios(cfg, cell, ts, info["checkpoint_scores"],
@@ -508,9 +508,9 @@ def assemble(cfg, cell_list, results) -> xr.Dataset:
 
 def random_label_curve(ds: xr.Dataset) -> xr.DataArray:
     """R_none(N / C) per (score, recipe, data, seed): the unconditional curve of the same data law
-    interpolated in log N at N / C [GDPLLW23] (`analysis.emm.random_label_prediction`); NaN where
+    interpolated in log N at N / C [GDPLLW23] (`memphase.analysis.emm.random_label_prediction`); NaN where
     N / C is outside the n_train range or "none" is not in the grid."""
-    from analysis.emm import random_label_prediction
+    from memphase.analysis.emm import random_label_prediction
 
     ratio = ds["memorization_ratio"]
     dims = tuple(a for a in ratio.dims if a != "label_mode")
@@ -530,6 +530,6 @@ def random_label_curve(ds: xr.Dataset) -> xr.DataArray:
 
 
 def plot(ds: xr.Dataset, path) -> None:
-    from analysis.memorization_plots import plot_memorization
+    from memphase.analysis.memorization_plots import plot_memorization
 
     plot_memorization(ds, path)

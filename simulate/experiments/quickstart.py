@@ -14,8 +14,8 @@ import itertools
 import numpy as np
 import xarray as xr
 
-from physics.critical import collapse_time, collapse_time_finite_n
-from physics.schedules import make_schedule
+from memphase.physics.critical import collapse_time, collapse_time_finite_n
+from memphase.physics.schedules import make_schedule
 
 from ..config import Field
 from ..data import isotropic_gaussian
@@ -121,6 +121,6 @@ def assemble(cfg, cell_list, results) -> xr.Dataset:
 
 
 def plot(ds: xr.Dataset, path) -> None:
-    from analysis.plots import plot_quickstart
+    from memphase.analysis.plots import plot_quickstart
 
     plot_quickstart(ds, path)

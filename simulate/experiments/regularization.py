@@ -3,7 +3,7 @@ against a network trained with the Tikhonov penalty lambda |s_theta|^2 (docs/the
 
 Setting of [BDKOS25] (Baptista et al., arXiv 2501.15785), as in its official code (the default,
 `sampler.schedule = "ve_bdkos25"`): N = 20 points of N(0, I_2); the VE schedule with diffusion
-g(t) = 10^t, sigma(t)^2 = (10^{2t} - 1) / (2 ln 10) (`physics.schedules.ExponentialVE`; sigma(1) = 4.64);
+g(t) = 10^t, sigma(t)^2 = (10^{2t} - 1) / (2 ln 10) (`memphase.physics.schedules.ExponentialVE`; sigma(1) = 4.64);
 initial samples sigma(1) z; the probability-flow ODE dx/dt = -(1/2) g^2 s integrated by RK45
 (rtol = atol = sampler.tol = 1e-5) from t = 1 down to t = 0 for the Tikhonov scores with c > 0 (their
 limit at sigma = 0 is (y_nn - x) / c) and down to t = sampler.t_end = 1e-6 (sigma ~ 1e-3) for the
@@ -33,7 +33,7 @@ for c << sigma_1^2 (sigma_1 ~ the spacing of the training points). Hence, from t
     median distance(c) = sqrt(c) median_i K_i,   collapse fraction(c) = P_i(K_i sqrt(c) < tol),
 exponent 1/2 of median distance vs c (fitted on 0 < c <= measure.fit_max_strength and stored), and
 fraction 1 at c = 0. The network with penalty lambda has the Tikhonov minimizer with c = lambda
-(`simulate.training` docstring), so the same curves are its infinite-capacity limit.
+(`memphase.simulate.training` docstring), so the same curves are its infinite-capacity limit.
 
 Network noise range: lambda > 0 trains and samples only down to tau_end = max(tau_0,
 network.penalty_tau_ratio * lambda) (default lambda / 100), tau_0 = tau(network.t_end) on the VP
@@ -61,7 +61,7 @@ import numpy as np
 import torch
 import xarray as xr
 
-from physics.schedules import ExponentialVE, GeometricVE, LinearVP
+from memphase.physics.schedules import ExponentialVE, GeometricVE, LinearVP
 
 from ..config import Field
 from ..data import isotropic_gaussian
@@ -246,7 +246,7 @@ def cells(cfg) -> list[dict]:
 
 
 def _distances(x, train) -> np.ndarray:
-    from analysis.memorization import nearest_neighbors
+    from memphase.analysis.memorization import nearest_neighbors
 
     dist, _ = nearest_neighbors(x.to(torch.float64), train.to(torch.float64), k=1)
     return dist[:, 0].cpu().numpy()
@@ -492,11 +492,11 @@ def assemble(cfg, cell_list, results) -> xr.Dataset:
                    f"{nc['noise_draws']} noise draws, EMA {nc['ema_decay']:g}, {nc['dtype']}, "
                    + net_sched,
         "theory": "c = 0 collapses every sample; distance sqrt(c) K_i with K_i the c = 0 flow "
-                  "invariant (module docstring of simulate.experiments.regularization)",
+                  "invariant (module docstring of memphase.simulate.experiments.regularization)",
     })
 
 
 def plot(ds: xr.Dataset, path) -> None:
-    from analysis.regularization_plots import plot_regularization
+    from memphase.analysis.regularization_plots import plot_regularization
 
     plot_regularization(ds, path)

@@ -5,10 +5,10 @@ For each d (and seed) the cloning observable is measured on a grid of branching 
 prediction t_S = (1/2) ln d: n_traj reverse trajectories run to the branching time t_b, each is
 split into clones with independent noise, and phi(t_b) is the fraction of clone pairs that end in
 the same class (sign of x . m). The measured t_S is where phi crosses phi(t_S) = 0.77520
-(`physics.critical.PHI_AT_SPECIATION`, exact E[expit(2 + 2z)]), with a
+(`memphase.physics.critical.PHI_AT_SPECIATION`, exact E[expit(2 + 2z)]), with a
 bootstrap CI over trajectories. Scores: the population score of the mixture, or the empirical score
 of N mixture points (which speciates at the same time as long as N is large enough [BBDM24]).
-Stored beside the measurement: the theory curve phi(t) (`physics.critical.cloning_probability`) and
+Stored beside the measurement: the theory curve phi(t) (`memphase.physics.critical.cloning_probability`) and
 t_S = (1/2) ln d.
 """
 
@@ -21,8 +21,8 @@ import numpy as np
 import torch
 import xarray as xr
 
-from physics import critical
-from physics.schedules import OrnsteinUhlenbeck
+from memphase.physics import critical
+from memphase.physics.schedules import OrnsteinUhlenbeck
 
 from ..config import ConfigError, Field
 from ..data import gaussian_mixture
@@ -90,14 +90,14 @@ def estimate(cfg, cell) -> dict:
 def mixture_population_score(d: int, seed: int = 0):
     """Exact score of (1/2) N(+m, I) + (1/2) N(-m, I) under OU noising: the empirical score of the
     two centres blurred by unit variance (`SmoothedScore`), which is exact for a Gaussian mixture
-    [SBS23 form]. Returns (score, m) with m drawn as in `simulate.data.gaussian_mixture`."""
+    [SBS23 form]. Returns (score, m) with m drawn as in `memphase.simulate.data.gaussian_mixture`."""
     g = gaussian_mixture(2, d, seed=seed)
     c = torch.tensor(g.params["centers"], dtype=torch.float64)
     return SmoothedScore(torch.stack([c, -c]), OrnsteinUhlenbeck(), 1.0), c
 
 
 def run_cell(cfg, cell) -> dict:
-    from analysis.critical_times import class_label_fn, clone_agreement, crossing_time_ci
+    from memphase.analysis.critical_times import class_label_fn, clone_agreement, crossing_time_ci
 
     m = cfg["measure"]
     d, seed = cell["d"], cell["seed"]
@@ -180,7 +180,7 @@ def assemble(cfg, cell_list, results) -> xr.Dataset:
 
 
 def plot(ds: xr.Dataset, path) -> None:
-    from analysis.plots import save
+    from memphase.analysis.plots import save
 
     import matplotlib.pyplot as plt
 

@@ -4,7 +4,7 @@
 generalizes after tau_gen (independent of N) and memorizes after tau_mem proportional to N.
 
 Each cell (N, seed, width, depth, d, data model, learning rate, batch size) trains ONE network by
-DSM (`simulate.training`, constant learning rate by default so that steps measure time) and keeps
+DSM (`memphase.simulate.training`, constant learning rate by default so that steps measure time) and keeps
 about `training.checkpoints` log-spaced checkpoints from `first_checkpoint` to the budget
 `training.steps`. At each checkpoint (`evaluate_checkpoint`):
   - memorization: the [GDPLLW23] memorization ratio (|x - NN_1| / |x - NN_2| < 1/3) and the
@@ -14,9 +14,9 @@ about `training.checkpoints` log-spaced checkpoints from `first_checkpoint` to t
     fresh points of the noised true law; the Gaussian moment KL and the sliced Wasserstein
     distance between the samples and the true law (a fresh reference sample);
   - the DSM loss on the training set and on a held-out set, with fixed noise draws
-    (`simulate.checkpoints.fixed_dsm_loss`), and the running training loss.
+    (`memphase.simulate.checkpoints.fixed_dsm_loss`), and the running training loss.
 The Dataset adds tau_gen(n_train), tau_mem(n_train), tau_mem_censored and the power-law fits
-tau_mem ~ N^a, tau_gen ~ N^b with their intervals (`analysis.training_dynamics`).
+tau_mem ~ N^a, tau_gen ~ N^b with their intervals (`memphase.analysis.training_dynamics`).
 
 Data: N(0, std^2 I_d) (intrinsic_dim = 0) or a linear manifold of dimension k = intrinsic_dim
 [ALD24] (std along the manifold, normal_std off it); fresh points are drawn from the same law.
@@ -33,7 +33,7 @@ import numpy as np
 import torch
 import xarray as xr
 
-from physics.schedules import make_schedule
+from memphase.physics.schedules import make_schedule
 
 from ..checkpoints import fixed_dsm_loss, log_checkpoints, over_checkpoints
 from ..config import ConfigError, Field
@@ -142,7 +142,7 @@ def quick_config(**overrides) -> dict:
 
 # ------------------------------------------------------------------------------- cells
 def checkpoint_steps(cfg) -> list[int]:
-    """The log-spaced checkpoint steps of the config (`simulate.checkpoints.log_checkpoints`)."""
+    """The log-spaced checkpoint steps of the config (`memphase.simulate.checkpoints.log_checkpoints`)."""
     t = cfg["training"]
     return log_checkpoints(min(t["first_checkpoint"], t["steps"]), t["steps"], t["checkpoints"])
 
@@ -208,9 +208,9 @@ def evaluate_checkpoint(cfg, score, probe: Probe, seed: int) -> dict:
     score_error_empirical, gaussian_kl, sliced_wasserstein, train_loss, heldout_loss.
     Samples use sampling seed 10000 + seed, the loss draws 20000 + seed; the score errors are
     averaged over x = m (y + sqrt(mid_tau) z), y the held-out points, z seeded 30000 + seed."""
-    from analysis.generalization import (gaussian_moment_kl, relative_score_error,
+    from memphase.analysis.generalization import (gaussian_moment_kl, relative_score_error,
                                          sliced_wasserstein)
-    from analysis.memorization import collapse_fraction, memorization_ratio
+    from memphase.analysis.memorization import collapse_fraction, memorization_ratio
 
     m = cfg["measure"]
     sch = make_schedule(cfg["sampler"]["schedule"])
@@ -270,7 +270,7 @@ def build_cell_network(cfg, cell):
 
 
 def run_cell(cfg, cell) -> dict:
-    from analysis.generalization import sliced_wasserstein
+    from memphase.analysis.generalization import sliced_wasserstein
 
     sch = make_schedule(cfg["sampler"]["schedule"])
     probe = make_probe(cfg, cell, sch)
@@ -349,7 +349,7 @@ COORDS = {
 
 
 def assemble(cfg, cell_list, results) -> xr.Dataset:
-    from analysis.training_dynamics import training_dynamics_summary
+    from memphase.analysis.training_dynamics import training_dynamics_summary
 
     from .common import fill_grid
 
@@ -390,6 +390,6 @@ def assemble(cfg, cell_list, results) -> xr.Dataset:
 
 
 def plot(ds: xr.Dataset, path) -> None:
-    from analysis.training_dynamics_plots import plot_training_dynamics
+    from memphase.analysis.training_dynamics_plots import plot_training_dynamics
 
     plot_training_dynamics(ds, path)

@@ -2,7 +2,7 @@
 
     s_theta(x, t) = -eps_theta(x / m, log tau) / sigma,   tau = sigma^2 / m^2,
 
-with the network contract of `simulate.networks` (data-unit input x_t / m, noise level log tau).
+with the network contract of `memphase.simulate.networks` (data-unit input x_t / m, noise level log tau).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Sweeps: run every cell of a job config (axes x fixed params x seeds) on a backend, crash-safe.
 
-A sweep config is a job config (see `simulate.experiments`): its [grid] lists are the axes, the
+A sweep config is a job config (see `memphase.simulate.experiments`): its [grid] lists are the axes, the
 other keys are fixed parameters, seeds are an axis. An optional [sweep] table says how to run it
 (backend, workers, threads, SLURM settings); it never changes the results, so it is not part of
 the config identity (`config_hash`).
@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-# every name of the former single module, unchanged (simulate.sweep.<name> keeps working)
+# every name of the former single module, unchanged (memphase.simulate.sweep.<name> keeps working)
 from .plan import (  # noqa: F401
     BACKENDS,
     PROCESS_OVERHEAD,
@@ -93,7 +93,7 @@ def _existing_is_same(target: Path, plan: SweepPlan, part: bool) -> bool:
     if part:
         import h5py
 
-        from analysis.results import check_readable, hdf5_open_error
+        from memphase.analysis.results import check_readable, hdf5_open_error
 
         check_readable(target, "part file")
         try:
@@ -102,7 +102,7 @@ def _existing_is_same(target: Path, plan: SweepPlan, part: bool) -> bool:
         except OSError as e:
             raise hdf5_open_error(target, e) from None
         return old == plan.config_hash
-    from analysis.results import open_results
+    from memphase.analysis.results import open_results
 
     with open_results(target) as old:
         h = old.attrs.get("config_hash")
@@ -285,7 +285,7 @@ def _finish(plan, target, journal, plot, figures, ds=None):
     finished file means the figure may be missing: the next run draws it)."""
     if plot:
         if ds is None:
-            from analysis.results import open_results
+            from memphase.analysis.results import open_results
 
             with open_results(target) as ds:
                 drawn = draw_figures(plan, ds.load(), target, journal)
@@ -372,7 +372,7 @@ def describe(path) -> list[str]:
         return lines
     import h5py
 
-    from analysis.results import ResultFileError, open_results
+    from memphase.analysis.results import ResultFileError, open_results
 
     with contextlib.suppress(OSError):
         with h5py.File(p, "r") as f:

@@ -1,5 +1,5 @@
 """The journal of a sweep target (`<target>.cells/`): one file per finished cell, the manifest
-with the config hash and the code identity of the run (see `simulate.sweep`)."""
+with the config hash and the code identity of the run (see `memphase.simulate.sweep`)."""
 
 from __future__ import annotations
 

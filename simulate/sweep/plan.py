@@ -77,7 +77,7 @@ def cell_key(cell: dict) -> str:
 
 def load_sweep(config_path) -> SweepPlan:
     """Parse and validate a sweep/job config before anything runs. ConfigError names the file.
-    Beyond each key's schema: the bounds of `simulate.config_bounds` (cell count, devices,
+    Beyond each key's schema: the bounds of `memphase.simulate.config_bounds` (cell count, devices,
     [sweep] values, numerical scales), checked before the cells are enumerated."""
     from .. import config_bounds
 
@@ -158,7 +158,7 @@ def _leaves(cfg: dict) -> dict:
 
 def estimate_cell(exp, cfg: dict, cell: dict) -> dict:
     """{'memory_bytes', 'seconds'} for one cell: the experiment's own `estimate(cfg, cell)` if it
-    has one, else a sampling run of the cell's score (`simulate.cost.sampling_seconds`, calibrated
+    has one, else a sampling run of the cell's score (`memphase.simulate.cost.sampling_seconds`, calibrated
     on the benchmarks); memory the training set, the samples and one (B, chunk) logits block
     (PROCESS_OVERHEAD comes on top: the Python/torch process)."""
     if hasattr(exp, "estimate"):

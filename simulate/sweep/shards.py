@@ -87,7 +87,7 @@ def read_part(path, plan: SweepPlan | None = None) -> dict:
     corrupt, foreign, or (given a plan) made with a different config."""
     import h5py
 
-    from analysis.results import ResultFileError, check_readable, hdf5_open_error
+    from memphase.analysis.results import ResultFileError, check_readable, hdf5_open_error
 
     p = Path(path)
     check_readable(p, "part file")

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from analysis.critical_times import (bootstrap_ci, class_label_fn, clone_agreement, crossing_time,
+from memphase.analysis.critical_times import (bootstrap_ci, class_label_fn, clone_agreement, crossing_time,
                                      excess_entropy_mc)
-from physics.schedules import OrnsteinUhlenbeck
-from simulate.data import gaussian_mixture, isotropic_gaussian
-from simulate.scores import EmpiricalScore, SmoothedScore
+from memphase.physics.schedules import OrnsteinUhlenbeck
+from memphase.simulate.data import gaussian_mixture, isotropic_gaussian
+from memphase.simulate.scores import EmpiricalScore, SmoothedScore
 
 OU = OrnsteinUhlenbeck()
 
@@ -61,8 +61,8 @@ def test_cloning_follows_theory_limits():
 def test_collapse_cloning_with_empirical_and_population_scores():
     """phi_C(t): clones split after collapse end on the same training point; split well before
     collapse (t >> t_C) they pick independent points (phi_C ~ 1/N for the empirical score)."""
-    from analysis.critical_times import nearest_label_fn
-    from physics.critical import collapse_time
+    from memphase.analysis.critical_times import nearest_label_fn
+    from memphase.physics.critical import collapse_time
 
     d, n = 16, 8
     train = isotropic_gaussian(n, d, seed=2)

@@ -6,16 +6,16 @@ import numpy as np
 import pytest
 import torch
 
-from analysis.dimensions import (block_spectra, critical_tau_per_block, jacobian_spectrum_data_units,
+from memphase.analysis.dimensions import (block_spectra, critical_tau_per_block, jacobian_spectrum_data_units,
                                  jacobian_sweep, kept_fraction_per_block,
                                  mean_abs_eigenvalue_per_block, predicted_kept_fraction,
                                  predicted_kept_ratio_rem, probe_singular_values, score_jacobian,
                                  tangent_dimensions)
-from physics.schedules import GeometricVE, OrnsteinUhlenbeck
-from simulate.data import linear_manifold, spectrum_gaussian
-from simulate.scores import EmpiricalScore, GaussianScore
+from memphase.physics.schedules import GeometricVE, OrnsteinUhlenbeck
+from memphase.simulate.data import linear_manifold, spectrum_gaussian
+from memphase.simulate.scores import EmpiricalScore, GaussianScore
 
-from physics.critical import block_collapse_tau
+from memphase.physics.critical import block_collapse_tau
 
 OU = OrnsteinUhlenbeck()
 
@@ -267,7 +267,7 @@ def test_fast_empirical_variance_ratio_equals_the_jacobian_route():
 
 
 def test_signature_critical_tau_rule():
-    from analysis.dimensions import signature_critical_tau
+    from memphase.analysis.dimensions import signature_critical_tau
 
     taus = np.array([1e-3, 1e-2, 1e-1, 1.0])
     frac = np.array([[1.0, 0.0, 1.0], [0.75, 0.0, 1.0], [0.25, 0.6, 1.0], [0.0, 0.0, 1.0]])
@@ -282,7 +282,7 @@ def test_official_probe_estimator_equals_exact_jacobian_for_a_linear_score():
     """Population score of a Gaussian law is linear, s(x) = A (x - m mu); at x0 = m mu the rows
     s(x0 + sigma z_k)/sigma = A z_k, so the probe singular values are those of A, exactly; the
     official post-processing drops the first and divides by the largest remaining one."""
-    from analysis.dimensions import official_probe_spectrum
+    from memphase.analysis.dimensions import official_probe_spectrum
 
     data = spectrum_gaussian(10, [3.0, 1.0, 0.5, 0.2, 0.05], seed=4)
     score = GaussianScore(data.mean, data.cov, OU)

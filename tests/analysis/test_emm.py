@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from analysis.emm import (EMMNotBracketed, emm_search, random_label_prediction, ratio_curve_at,
+from memphase.analysis.emm import (EMMNotBracketed, emm_search, random_label_prediction, ratio_curve_at,
                           seed_crossings)
 
 

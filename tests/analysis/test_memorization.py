@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 import torch
 
-from analysis.memorization import (block_variance, collapse_fraction, memorization_ratio,
+from memphase.analysis.memorization import (block_variance, collapse_fraction, memorization_ratio,
                                    nearest_neighbors)
-from analysis.observers import collapse_time_from_indices
+from memphase.analysis.observers import collapse_time_from_indices
 
 
 @pytest.mark.parametrize("chunk", [None, 3, 17])
@@ -71,7 +71,7 @@ def test_bad_input():
 
 
 def test_highest_over_checkpoints_is_the_maximum_and_its_step():
-    from analysis.memorization import highest_over_checkpoints
+    from memphase.analysis.memorization import highest_over_checkpoints
 
     assert highest_over_checkpoints({100: 0.2, 200: 0.7, 300: 0.5}) == (0.7, 200)
     assert highest_over_checkpoints({300: 0.4, 100: 0.4}) == (0.4, 100)     # ties: earliest

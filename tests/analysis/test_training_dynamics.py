@@ -8,12 +8,12 @@ import pytest
 import torch
 import xarray as xr
 
-from analysis.generalization import gaussian_moment_kl, relative_score_error, sliced_wasserstein
-from analysis.training_dynamics import (crossing_step, extract_times, first_within_best,
+from memphase.analysis.generalization import gaussian_moment_kl, relative_score_error, sliced_wasserstein
+from memphase.analysis.training_dynamics import (crossing_step, extract_times, first_within_best,
                                         fit_exponents, power_law_fit, training_dynamics_summary)
-from physics.schedules import make_schedule
-from simulate.checkpoints import log_checkpoints
-from simulate.scores import EmpiricalScore, GaussianScore
+from memphase.physics.schedules import make_schedule
+from memphase.simulate.checkpoints import log_checkpoints
+from memphase.simulate.scores import EmpiricalScore, GaussianScore
 
 STEPS = np.asarray(log_checkpoints(100, 100_000, 25), float)
 

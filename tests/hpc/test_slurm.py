@@ -19,10 +19,10 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from analysis.results import open_sweep
-from simulate.cli import main
-from simulate.files import OutputLock, SweepError, slurm_job_running
-from simulate.sweep import part_path, read_part, run_sweep
+from memphase.analysis.results import open_sweep
+from memphase.simulate.cli import main
+from memphase.simulate.files import OutputLock, SweepError, slurm_job_running
+from memphase.simulate.sweep import part_path, read_part, run_sweep
 
 pytestmark = pytest.mark.slurm
 

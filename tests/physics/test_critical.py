@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import integrate, special, stats
 
-from physics.critical import (
+from memphase.physics.critical import (
     PHI_AT_SPECIATION,
     alpha_of_n,
     block_collapse_tau,
@@ -23,7 +23,7 @@ from physics.critical import (
     speciation_time_mixture,
     subspace_collapse_tau,
 )
-from physics.schedules import GeometricVE, LinearVP
+from memphase.physics.schedules import GeometricVE, LinearVP
 
 PUBLISHED_TS = {256: 2.77, 1024: 3.47, 4096: 4.16, 16384: 4.85}  # docs/theory.md [BBDM24]
 PUBLISHED_TC = {256: 1.299, 1024: 1.978, 4096: 2.667}  # docs/theory.md, N = 20000

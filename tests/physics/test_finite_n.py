@@ -1,4 +1,4 @@
-"""Finite-N theory of collapse (physics.finite_n): quadrature against closed forms, brute-force
+"""Finite-N theory of collapse (memphase.physics.finite_n): quadrature against closed forms, brute-force
 Monte Carlo of E log Z, the noncentral chi-square cdf, and the REM limit."""
 
 import math
@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from physics import critical, finite_n
-from physics.schedules import GeometricVE
+from memphase.physics import critical, finite_n
+from memphase.physics.schedules import GeometricVE
 
 
 def _mc_log_z(tau, n, var, draws, seed, batch=50_000):
@@ -107,7 +107,7 @@ def test_collapse_is_the_zero_of_the_excess_entropy_and_vectorized():
     # variance scales tau: tau_C(s^2) = s^2 tau_C(1)
     tau1 = finite_n.collapse_tau_finite_n(25, 64)
     assert finite_n.collapse_tau_finite_n(25, 64, variance=3.0) == pytest.approx(3 * tau1, rel=1e-8)
-    # public names re-exported from physics.critical
+    # public names re-exported from memphase.physics.critical
     assert critical.collapse_time_finite_n is finite_n.collapse_time_finite_n
 
 

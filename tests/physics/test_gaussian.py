@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from physics.gaussian import kl_gaussians
+from memphase.physics.gaussian import kl_gaussians
 
 
 def _random_spd(rng, k, scale=1.0):

@@ -7,7 +7,7 @@ import pytest
 from scipy import integrate
 from scipy.stats import multivariate_normal, wishart
 
-from physics.linear_model import (empirical_moments, expected_kl, fit_linear_denoiser,
+from memphase.physics.linear_model import (empirical_moments, expected_kl, fit_linear_denoiser,
                                   fit_linear_denoiser_sampled, generalization_probability,
                                   generated_law, kde_bandwidth, kde_l2_distance, kl_from_moments,
                                   kl_generated_to_sampling, kl_large_n_limit, noise_scales,

@@ -9,7 +9,7 @@ import pytest
 from scipy import integrate
 from scipy.stats import multivariate_normal
 
-from physics.linear_model import (divergences_to_sampling, fit_generated_law,
+from memphase.physics.linear_model import (divergences_to_sampling, fit_generated_law,
                                   fit_linear_denoiser, fit_linear_denoiser_official,
                                   gaussian_kl, generalization_probability, generated_law,
                                   generated_law_official, hellinger_squared, kde_bandwidth,

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from physics.manifold import normalization_mode, normalized_variances
+from memphase.physics.manifold import normalization_mode, normalized_variances
 
 
 @pytest.mark.parametrize("d", [1, 3, 30])

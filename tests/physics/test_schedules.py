@@ -5,7 +5,7 @@ import math
 
 from scipy.integrate import quad
 
-from physics.schedules import (ExponentialVE, GeometricVE, LinearVP, OrnsteinUhlenbeck,
+from memphase.physics.schedules import (ExponentialVE, GeometricVE, LinearVP, OrnsteinUhlenbeck,
                                ddpm_to_ou_times, make_schedule)
 
 SCHEDULES = [OrnsteinUhlenbeck(), LinearVP(), GeometricVE(), LinearVP(0.1, 20.0),

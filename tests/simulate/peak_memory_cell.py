@@ -21,9 +21,9 @@ def _status(key: str) -> int:
 def main():
     import torch
 
-    from simulate.config import validate
-    from simulate.experiments import get_experiment
-    from simulate.sweep import compute_cell, estimate_cell
+    from memphase.simulate.config import validate
+    from memphase.simulate.experiments import get_experiment
+    from memphase.simulate.sweep import compute_cell, estimate_cell
 
     torch.set_num_threads(1)
     raw = json.loads(sys.argv[1])

@@ -6,12 +6,12 @@ import math
 import numpy as np
 import pytest
 
-from physics.critical import collapse_time
-from physics.schedules import make_schedule
-from simulate.config import ConfigError, validate
-from simulate.experiments import collapse, run_in_memory
-from simulate.sweep import load_sweep
-from simulate.validate import LAST_CHANGE_MIN_D
+from memphase.physics.critical import collapse_time
+from memphase.physics.schedules import make_schedule
+from memphase.simulate.config import ConfigError, validate
+from memphase.simulate.experiments import collapse, run_in_memory
+from memphase.simulate.sweep import load_sweep
+from memphase.simulate.validate import LAST_CHANGE_MIN_D
 
 
 def config(grid=None, sampler=None, measure=None):
@@ -146,7 +146,7 @@ def test_memorization_flips_across_the_boundary():
 
 
 def test_finite_n_boundary_stored_beside_rem(small_run):
-    from physics.critical import collapse_time_finite_n
+    from memphase.physics.critical import collapse_time_finite_n
 
     _, ds = small_run
     fin = ds["collapse_time_finite_n_theory"]

@@ -2,8 +2,8 @@
 
 import pytest
 
-from simulate.config import ConfigError, Field, validate
-from simulate.sweep import SWEEP_SCHEMA
+from memphase.simulate.config import ConfigError, Field, validate
+from memphase.simulate.sweep import SWEEP_SCHEMA
 
 SCHEMA = {
     "grid": {

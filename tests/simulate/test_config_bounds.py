@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from simulate import config_bounds as cb
-from simulate.cli import main
-from simulate.config import MAX_LIST_LEN, ConfigError, Field, expand_range, load_toml, validate
-from simulate.device import check_device
-from simulate.sweep import load_sweep
+from memphase.simulate import config_bounds as cb
+from memphase.simulate.cli import main
+from memphase.simulate.config import MAX_LIST_LEN, ConfigError, Field, expand_range, load_toml, validate
+from memphase.simulate.device import check_device
+from memphase.simulate.sweep import load_sweep
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = sorted((ROOT / "data" / "configs").glob("*.toml"))
@@ -255,7 +255,7 @@ def test_one_duplicate_rule_in_every_job(tmp_path, path):
 
 
 def test_duplicate_rule_covers_axis_lists_outside_grid():
-    from simulate.experiments import geometric, speciation
+    from memphase.simulate.experiments import geometric, speciation
 
     with pytest.raises(ConfigError, match=r"'train.steps' lists 500 twice"):
         validate({"job": "geometric", "grid": {"n_train": [8]}, "train": {"steps": [500, 500]}},

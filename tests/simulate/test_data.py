@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from simulate.data import (gaussian_mixture, isotropic_gaussian, linear_manifold, make_data,
+from memphase.simulate.data import (gaussian_mixture, isotropic_gaussian, linear_manifold, make_data,
                            spectrum_gaussian)
 
 

@@ -7,14 +7,14 @@ import numpy as np
 import pytest
 import torch
 
-from analysis.memorization import memorization_ratio
-from physics.schedules import make_schedule
-from simulate.cli import main
-from simulate.config import ConfigError
-from simulate.data import array_data, digits, make_data
-from simulate.data_real import positive_spectrum, to_pixels
-from simulate.sampling import sample
-from simulate.scores import make_score
+from memphase.analysis.memorization import memorization_ratio
+from memphase.physics.schedules import make_schedule
+from memphase.simulate.cli import main
+from memphase.simulate.config import ConfigError
+from memphase.simulate.data import array_data, digits, make_data
+from memphase.simulate.data_real import positive_spectrum, to_pixels
+from memphase.simulate.sampling import sample
+from memphase.simulate.scores import make_score
 
 sklearn_datasets = pytest.importorskip("sklearn.datasets")
 
@@ -134,9 +134,9 @@ def test_collapse_and_geometric_experiments_take_digits():
     """Both experiments run on digits with the PCA spectrum in their theories: the collapse
     theory equals collapse_tau of the top-d eigenvalues; the geometric bands carry the PCA
     eigenvalues of their middle directions."""
-    from physics.critical import collapse_tau
-    from simulate.config import validate
-    from simulate.experiments import collapse, geometric, run_in_memory
+    from memphase.physics.critical import collapse_tau
+    from memphase.simulate.config import validate
+    from memphase.simulate.experiments import collapse, geometric, run_in_memory
 
     cfg = validate({"job": "collapse", "data": {"model": "digits"},
                     "grid": {"d": [6], "n_train": [20], "score": ["empirical"], "seeds": [0]},
@@ -166,8 +166,8 @@ def test_collapse_and_geometric_experiments_take_digits():
 def test_memorization_experiment_takes_digits_with_true_and_random_labels():
     """True labels are the digit classes; random labels are balanced; cov_all is the PCA
     covariance; the within-class covariance has a smaller trace than the total one."""
-    from simulate.config import validate
-    from simulate.experiments import memorization
+    from memphase.simulate.config import validate
+    from memphase.simulate.experiments import memorization
 
     cfg = validate({"job": "memorization", "data": {"model": "digits"},
                     "grid": {"n_train": [50], "d": [8], "n_classes": [10],

@@ -5,11 +5,11 @@ request without a GPU is a clear error, and a sampling run configured with devic
 import pytest
 import torch
 
-from physics.schedules import OrnsteinUhlenbeck
-from simulate.data import isotropic_gaussian
-from simulate.device import generator, resolve_device, resolve_dtype, tune_allocator
-from simulate.sampling import sample
-from simulate.scores import EmpiricalScore
+from memphase.physics.schedules import OrnsteinUhlenbeck
+from memphase.simulate.data import isotropic_gaussian
+from memphase.simulate.device import generator, resolve_device, resolve_dtype, tune_allocator
+from memphase.simulate.sampling import sample
+from memphase.simulate.scores import EmpiricalScore
 
 
 def test_auto_falls_back_to_cpu_without_cuda(monkeypatch):
@@ -47,8 +47,8 @@ def test_auto_device_sampling_equals_explicit_device():
 ALLOC_SCRIPT = """
 import resource, sys, torch
 torch.set_num_threads(1)
-from simulate.device import tune_allocator
-from simulate.scores.kernel import augment_keys, mixture_stats
+from memphase.simulate.device import tune_allocator
+from memphase.simulate.scores.kernel import augment_keys, mixture_stats
 tuned = tune_allocator() if sys.argv[1] == "tune" else False
 def faults():
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt

@@ -7,8 +7,8 @@ falls with N once the training points crowd within ~sqrt(tau_min) of each other.
 import numpy as np
 import pytest
 
-from simulate.config import validate
-from simulate.experiments import emm, get_experiment, memorization as mem, run_in_memory
+from memphase.simulate.config import validate
+from memphase.simulate.experiments import emm, get_experiment, memorization as mem, run_in_memory
 
 
 

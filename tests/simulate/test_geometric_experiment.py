@@ -8,13 +8,13 @@ import pytest
 import torch
 import xarray as xr
 
-from analysis.dimensions import score_jacobian
-from analysis.plots import plot_geometric_learned
-from physics import critical
-from physics.manifold import normalized_variances
-from physics.schedules import OrnsteinUhlenbeck
-from simulate.config import ConfigError, validate
-from simulate.experiments import geometric, run_in_memory
+from memphase.analysis.dimensions import score_jacobian
+from memphase.analysis.plots import plot_geometric_learned
+from memphase.physics import critical
+from memphase.physics.manifold import normalized_variances
+from memphase.physics.schedules import OrnsteinUhlenbeck
+from memphase.simulate.config import ConfigError, validate
+from memphase.simulate.experiments import geometric, run_in_memory
 
 OU = OrnsteinUhlenbeck()
 
@@ -200,9 +200,9 @@ def test_training_anchors_collapse_at_rem_tau_and_mean_anchor_ratio_misses_ald24
     v_0 / v_1 = 7.8); (2) d = 30, N = 1000, data-mean anchor (the official protocol): the excess
     signature orders the blocks as [ALD24] (std-1 block first), with a ratio below half of
     v_0 / v_1 = 5.96."""
-    from analysis.dimensions import jacobian_sweep
-    from simulate.data import linear_manifold
-    from simulate.scores import EmpiricalScore
+    from memphase.analysis.dimensions import jacobian_sweep
+    from memphase.simulate.data import linear_manifold
+    from memphase.simulate.scores import EmpiricalScore
 
     taus = np.geomspace(1e-5, 1.0, 31)
     for d, n, anchor, sig in ((60, 4000, "train", "collapse"), (30, 1000, "mean", "excess")):

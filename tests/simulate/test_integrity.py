@@ -14,12 +14,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import simulate.experiments.quickstart as quickstart
-import simulate.files as files
-import simulate.sweep as sweep
-from analysis.results import open_results
-from simulate.cli import main
-from simulate.sweep import OutputLock, SweepError, code_identity
+import memphase.simulate.experiments.quickstart as quickstart
+import memphase.simulate.files as files
+import memphase.simulate.sweep as sweep
+from memphase.analysis.results import open_results
+from memphase.simulate.cli import main
+from memphase.simulate.sweep import OutputLock, SweepError, code_identity
 
 CONFIG = """
 job = "quickstart"
@@ -255,10 +255,10 @@ def test_float32_training_set_is_drawn_without_a_float64_copy(monkeypatch):
     an (n, d) float64 array: peak traced numpy memory well below 8 n d bytes."""
     import tracemalloc
 
-    import simulate.data
-    from simulate.data import gaussian_mixture, isotropic_gaussian, spectrum_gaussian
+    import memphase.simulate.data
+    from memphase.simulate.data import gaussian_mixture, isotropic_gaussian, spectrum_gaussian
 
-    monkeypatch.setattr(simulate.data, "_CHUNK_BYTES", 2**20)
+    monkeypatch.setattr(memphase.simulate.data, "_CHUNK_BYTES", 2**20)
     n, d = 20000, 64
     for make in (lambda dt: isotropic_gaussian(n, d, 2.0, seed=1, dtype=dt),
                  lambda dt: spectrum_gaussian(n, [1.0] * 8 + [0.1] * (d - 8), seed=2, dtype=dt),

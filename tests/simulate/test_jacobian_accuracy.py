@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 import torch
 
-from physics.schedules import make_schedule
-from simulate.scores import (ConditionalEmpiricalScore, EmpiricalScore, FloorNormalizedScore,
+from memphase.physics.schedules import make_schedule
+from memphase.simulate.scores import (ConditionalEmpiricalScore, EmpiricalScore, FloorNormalizedScore,
                              SmoothedScore, TikhonovScore)
-from simulate.scores.covariance import mixture_covariance
+from memphase.simulate.scores.covariance import mixture_covariance
 
 OU = make_schedule("ou")
 TIMES = (1e-4, 1e-6, 1e-8)
@@ -184,7 +184,7 @@ def test_ill_conditioned_probe_error_is_within_its_condition_number():
 def test_old_expanded_formula_would_fail_here():
     """The expanded second-moment formula E_w[y y^T] - mu mu^T (with its own normalizer) loses
     everything at t = 1e-6 on this problem: this guard keeps the references able to fail."""
-    from simulate.scores.kernel import mixture_second_moment, mixture_stats, augment_keys
+    from memphase.simulate.scores.kernel import mixture_second_moment, mixture_stats, augment_keys
     t = 1e-6
     y, probes, m, v = _large_problem(t, d=128, n=512)
     x = probes["on_point"]

@@ -16,8 +16,8 @@ import math
 import pytest
 import torch
 
-from simulate.scores import kernel
-from simulate.scores.kernel import (augment_keys, mixture_second_moment, mixture_stats)
+from memphase.simulate.scores import kernel
+from memphase.simulate.scores.kernel import (augment_keys, mixture_second_moment, mixture_stats)
 
 
 

@@ -10,8 +10,8 @@ skipped clamp, nearest resolved at the end): tests/simulate/test_kernel_fused.py
 import pytest
 import torch
 
-from simulate.scores import kernel
-from simulate.scores.kernel import augment_keys, default_chunk, mixture_stats
+from memphase.simulate.scores import kernel
+from memphase.simulate.scores.kernel import augment_keys, default_chunk, mixture_stats
 
 
 def _problem(b=40, n=1000, d=5, seed=0, spread=3.0):

@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 import torch
 
-from analysis.memorization import memorization_ratio
-from physics.schedules import GeometricVE, OrnsteinUhlenbeck
-from simulate.data import isotropic_gaussian, spectrum_gaussian
-from simulate.networks import FourierMLP, ResidualMLP, build_network, count_parameters
-from simulate.sampling import sample
-from simulate.scores import EmpiricalScore, GaussianScore, TikhonovScore
-from simulate.scores.learned import LearnedScore
-from simulate.training import (TrainConfig, dsm_loss, load_checkpoint, save_checkpoint,
+from memphase.analysis.memorization import memorization_ratio
+from memphase.physics.schedules import GeometricVE, OrnsteinUhlenbeck
+from memphase.simulate.data import isotropic_gaussian, spectrum_gaussian
+from memphase.simulate.networks import FourierMLP, ResidualMLP, build_network, count_parameters
+from memphase.simulate.sampling import sample
+from memphase.simulate.scores import EmpiricalScore, GaussianScore, TikhonovScore
+from memphase.simulate.scores.learned import LearnedScore
+from memphase.simulate.training import (TrainConfig, dsm_loss, load_checkpoint, save_checkpoint,
                                train_score)
 
 OU = OrnsteinUhlenbeck()
@@ -255,8 +255,8 @@ def test_jacrev_works_when_network_dtype_differs_from_x():
     """A float32 network probed with float64 x: after `prepare` (which `_autograd_jacobian` calls)
     the converted copy exists, so torch.func.jacrev itself runs (no fallback to d backward
     passes) and the Jacobian matches central finite differences."""
-    from analysis.dimensions import _autograd_jacobian
-    from simulate.scores import LearnedScore
+    from memphase.analysis.dimensions import _autograd_jacobian
+    from memphase.simulate.scores import LearnedScore
 
     torch.manual_seed(0)
     score = LearnedScore(ResidualMLP(3, width=16, depth=1).float(), OrnsteinUhlenbeck())

@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from physics.linear_model import kl_large_n_limit
-from simulate.config import validate
-from simulate.experiments import get_experiment, linear_model, run_in_memory
+from memphase.physics.linear_model import kl_large_n_limit
+from memphase.simulate.config import validate
+from memphase.simulate.experiments import get_experiment, linear_model, run_in_memory
 
 D = 4
 N_GRID = [3, 4, 5, 6, 7, 8, 10, 14, 20, 100]

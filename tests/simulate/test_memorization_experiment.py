@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from analysis.memorization import nearest_neighbors
-from physics.critical import collapse_tau
-from simulate.config import ConfigError, validate
-from simulate.experiments import get_experiment, memorization as mem, run_in_memory
+from memphase.analysis.memorization import nearest_neighbors
+from memphase.physics.critical import collapse_tau
+from memphase.simulate.config import ConfigError, validate
+from memphase.simulate.experiments import get_experiment, memorization as mem, run_in_memory
 
 
 

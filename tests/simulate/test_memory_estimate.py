@@ -1,5 +1,5 @@
 """The memory model covers the measured peak (issue 12 part B): for a cell of every experiment,
-sized so that its data dominates, the estimate (`simulate.sweep.estimate_cell`, what the memory
+sized so that its data dominates, the estimate (`memphase.simulate.sweep.estimate_cell`, what the memory
 check uses) is at least the peak RSS increase measured in a fresh process, and not absurdly more.
 
 The peak is VmHWM after resetting it through /proc/self/clear_refs once a tiny warm-up cell has

@@ -4,10 +4,10 @@ derived from the results name, an unrelated file already there is kept."""
 
 import pytest
 
-import simulate.experiments.quickstart as quickstart
-from analysis.results import open_results
-from simulate.cli import main
-from simulate.sweep import SweepError, merge_parts, resolve_output, run_sweep
+import memphase.simulate.experiments.quickstart as quickstart
+from memphase.analysis.results import open_results
+from memphase.simulate.cli import main
+from memphase.simulate.sweep import SweepError, merge_parts, resolve_output, run_sweep
 
 CONFIG = """
 job = "quickstart"
@@ -136,7 +136,7 @@ def test_figure_of_an_interrupted_placement_is_replaced_not_renamed(cfg, tmp_pat
                                                                      monkeypatch):
     """A figure this run had started to place (recorded in the journal) is its own: the rerun
     replaces it instead of choosing another name."""
-    import simulate.sweep.figures as sweep  # _place: the figures module of the sweep package
+    import memphase.simulate.sweep.figures as sweep  # _place: the figures module of the sweep package
 
     real = sweep._place
     calls = []

@@ -14,8 +14,8 @@ import math
 import numpy as np
 import pytest
 
-from simulate.config import ConfigError, validate
-from simulate.experiments import get_experiment, regularization, run_in_memory
+from memphase.simulate.config import ConfigError, validate
+from memphase.simulate.experiments import get_experiment, regularization, run_in_memory
 
 C_GRID = [0.0, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1]
 
@@ -170,8 +170,8 @@ def test_official_c_zero_collapses_and_c_positive_freezes_at_sqrt_c(official):
 
 def test_tikhonov_score_at_zero_noise_is_the_nearest_point_limit():
     import torch
-    from physics.schedules import ExponentialVE
-    from simulate.scores import TikhonovScore
+    from memphase.physics.schedules import ExponentialVE
+    from memphase.simulate.scores import TikhonovScore
 
     y = torch.tensor([[0.0, 0.0], [1.0, 2.0], [-1.0, 0.5]], dtype=torch.float64)
     x = torch.tensor([[0.9, 1.7], [-0.2, 0.1]], dtype=torch.float64)

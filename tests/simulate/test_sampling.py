@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from physics.schedules import GeometricVE, LinearVP, OrnsteinUhlenbeck
-from simulate.data import isotropic_gaussian, spectrum_gaussian
-from simulate.sampling import default_time_range, sample, time_grid
-from simulate.scores import EmpiricalScore, GaussianScore
+from memphase.physics.schedules import GeometricVE, LinearVP, OrnsteinUhlenbeck
+from memphase.simulate.data import isotropic_gaussian, spectrum_gaussian
+from memphase.simulate.sampling import default_time_range, sample, time_grid
+from memphase.simulate.scores import EmpiricalScore, GaussianScore
 
 OU = OrnsteinUhlenbeck()
 
@@ -30,7 +30,7 @@ def test_population_score_reproduces_covariance(method, schedule, device):
 
 @pytest.mark.parametrize("method", ["sde", "ode"])
 def test_empirical_score_collapses_population_does_not(method, device):
-    from analysis.memorization import collapse_fraction
+    from memphase.analysis.memorization import collapse_fraction
 
     data = isotropic_gaussian(8, 10, seed=7)
     emp = sample(EmpiricalScore(data, OU), OU, 500, method=method, steps=200, seed=1, device=device)

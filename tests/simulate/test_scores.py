@@ -7,9 +7,9 @@ import pytest
 import torch
 from scipy.special import logsumexp
 
-from physics.schedules import GeometricVE, LinearVP, OrnsteinUhlenbeck
-from simulate.data import isotropic_gaussian, spectrum_gaussian
-from simulate.scores import (ConditionalEmpiricalScore, EmpiricalScore, FloorNormalizedScore,
+from memphase.physics.schedules import GeometricVE, LinearVP, OrnsteinUhlenbeck
+from memphase.simulate.data import isotropic_gaussian, spectrum_gaussian
+from memphase.simulate.scores import (ConditionalEmpiricalScore, EmpiricalScore, FloorNormalizedScore,
                              GaussianScore, LinearScore, SmoothedScore, TikhonovScore, make_score)
 
 OU = OrnsteinUhlenbeck()
@@ -177,7 +177,7 @@ def test_bad_input(train):
     with pytest.raises(ValueError, match="positive semi-definite"):
         GaussianScore(None, -np.eye(3), OU)
     with pytest.raises(ValueError, match="needs Gaussian data"):
-        from simulate.data import linear_manifold
+        from memphase.simulate.data import linear_manifold
         make_score("population", linear_manifold(5, 4, [(2, 1.0)], normalize=True), OU)
     with pytest.raises(ValueError, match="unknown score"):
         make_score("magic", train, OU)

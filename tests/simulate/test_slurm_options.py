@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-import simulate.files as files
-from simulate.config import ConfigError
-from simulate.files import OutputLock, SweepError, slurm_job_id
-from simulate.slurm_options import SLURM_KEYWORDS, cluster_kwargs
-from simulate.sweep import load_sweep, make_slurm_cluster, parse_shard
+import memphase.simulate.files as files
+from memphase.simulate.config import ConfigError
+from memphase.simulate.files import OutputLock, SweepError, slurm_job_id
+from memphase.simulate.slurm_options import SLURM_KEYWORDS, cluster_kwargs
+from memphase.simulate.sweep import load_sweep, make_slurm_cluster, parse_shard
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -131,7 +131,7 @@ BAD = {"queue": '"short\\nhostname"', "account": '"phys; rm -rf ~"',
 
 
 def test_the_injection_cases_cover_every_string_keyword():
-    from simulate.slurm_options import SLURM_SCHEMA
+    from memphase.simulate.slurm_options import SLURM_SCHEMA
 
     strings = {k for k, f in SLURM_SCHEMA.items() if f.kind in ("str", "list[str]")}
     assert strings == set(BAD)

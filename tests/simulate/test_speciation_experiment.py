@@ -5,9 +5,9 @@ import math
 import numpy as np
 import pytest
 
-from physics import critical
-from simulate.config import ConfigError, validate
-from simulate.experiments import run_in_memory, speciation
+from memphase.physics import critical
+from memphase.simulate.config import ConfigError, validate
+from memphase.simulate.experiments import run_in_memory, speciation
 
 
 def _cfg(**grid):

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import xarray as xr
 
-import simulate.experiments.quickstart as quickstart
-from analysis.results import ResultFileError, open_sweep
-from simulate.cli import main
-from simulate.sweep import Journal, OutputLock, SweepError, load_sweep, part_path, run_sweep
+import memphase.simulate.experiments.quickstart as quickstart
+from memphase.analysis.results import ResultFileError, open_sweep
+from memphase.simulate.cli import main
+from memphase.simulate.sweep import Journal, OutputLock, SweepError, load_sweep, part_path, run_sweep
 
 SEEDS = 12  # 2 scores x 2 sizes x 12 seeds = 48 cells of ~20 ms: long enough to kill mid-sweep
 CONFIG = f"""
@@ -82,7 +82,7 @@ def test_uninterrupted_run_is_lazy_self_describing_and_clean(sweep_dir, referenc
 def test_kill_9_mid_sweep_then_resume_equals_uninterrupted(sweep_dir, reference, monkeypatch):
     out = sweep_dir / "killed.h5"
     journal = sweep_dir / "killed.h5.cells"
-    proc = subprocess.Popen([sys.executable, "-m", "simulate.cli", "sweep",
+    proc = subprocess.Popen([sys.executable, "-m", "memphase.simulate.cli", "sweep",
                              str(sweep_dir / "sweep.toml"), "-o", str(out), "-q", "--no-plot"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
@@ -110,7 +110,7 @@ def test_sigterm_releases_the_lock_and_keeps_the_journal(sweep_dir):
     (a resubmitted task may land on another host) and the finished cells stay."""
     out = sweep_dir / "termed.h5"
     journal = sweep_dir / "termed.h5.cells"
-    proc = subprocess.Popen([sys.executable, "-m", "simulate.cli", "sweep",
+    proc = subprocess.Popen([sys.executable, "-m", "memphase.simulate.cli", "sweep",
                              str(sweep_dir / "sweep.toml"), "-o", str(out), "-q", "--no-plot"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120

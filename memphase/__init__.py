@@ -1,0 +1,16 @@
+"""memphase: statistical physics of memorization in generative diffusion models.
+
+Subpackages: `memphase.physics` (theory, float64 numpy), `memphase.simulate` (data, scores,
+samplers, training, sweeps, the `memphase` command) and `memphase.analysis` (observables,
+estimators, reading results, figures). Docs: docs/ in the repository (theory reference, user
+guide, API reference); citations: CITATION.cff.
+"""
+
+from importlib import metadata as _metadata
+
+try:
+    __version__ = _metadata.version("memphase")
+except _metadata.PackageNotFoundError:  # a source tree that was never installed
+    __version__ = "0+unknown"
+
+__all__ = ["__version__"]

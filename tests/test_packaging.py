@@ -1,0 +1,56 @@
+"""Issue 14: one installed namespace, every source package listed for the wheel, bundled configs
+as package data, and the docs build with no warnings."""
+
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
+
+
+def test_every_source_package_installs_under_memphase():
+    setup = PYPROJECT["tool"]["setuptools"]
+    listed = set(setup["packages"])
+    mapping = setup["package-dir"]
+    for top in ("physics", "simulate", "analysis"):
+        assert mapping[f"memphase.{top}"] == top
+        for init in (ROOT / top).rglob("__init__.py"):
+            rel = init.parent.relative_to(ROOT).parts
+            assert "memphase." + ".".join(rel) in listed, f"{init.parent} missing from packages"
+    assert not any(p.split(".")[0] != "memphase" for p in listed), "a top-level package leaks"
+    assert mapping["memphase.configs"] == "data/configs"
+    assert PYPROJECT["project"]["scripts"]["memphase"] == "memphase.simulate.cli:main"
+
+
+def test_import_by_namespace_only():
+    code = ("import importlib.util, memphase, memphase.physics, memphase.simulate, "
+            "memphase.analysis; assert memphase.__version__; "
+            "assert all(importlib.util.find_spec(n) is None for n in ('physics', 'simulate', "
+            "'analysis'))")
+    r = subprocess.run([sys.executable, "-c", code], cwd="/", capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr[-1500:]
+
+
+def test_docs_build_without_warnings(tmp_path):
+    pytest.importorskip("mkdocs")
+    pytest.importorskip("mkdocstrings_handlers.python")
+    r = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir",
+                        str(tmp_path / "site")], cwd=ROOT, capture_output=True, text=True,
+                       timeout=600)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+    assert "WARNING" not in r.stderr, r.stderr[-3000:]
+    assert (tmp_path / "site" / "theory" / "index.html").exists()
+    assert (tmp_path / "site" / "api" / "physics" / "index.html").stat().st_size > 10_000
+
+
+def test_no_reference_outside_the_repository():
+    r = subprocess.run(["git", "grep", "-n", "-E", r"\.\./shared|SCIENCE\.md"], cwd=ROOT,
+                       capture_output=True, text=True)
+    if r.returncode not in (0, 1):
+        pytest.skip("not a git checkout")
+    assert r.stdout == "", r.stdout
