@@ -156,3 +156,15 @@ def test_weight_observables_match_monte_carlo():
 def test_bad_input_names_the_problem(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_tiny_d_large_n_stays_tractable_and_above_rem():
+    """d = 2 with N = 1024 stretches the energy grid to ~1e5 points (tau_C ~ 1e-3): the FFT
+    correlation keeps this a seconds-long solve (it took minutes with direct correlation, which
+    stalled the canonical collapse config), and the finite-N tau_C exceeds REM's, as at every
+    small d (docs/theory.md)."""
+    from memphase.physics.critical import collapse_tau
+
+    tau = float(critical.collapse_tau_finite_n(1024, 2, 1.0))
+    rem = float(collapse_tau(1024, np.ones(2)))
+    assert np.isfinite(tau) and tau > rem
