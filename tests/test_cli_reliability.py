@@ -130,3 +130,20 @@ def test_ctrl_c_with_the_local_backend_is_one_line(tmp_path):
     assert proc.returncode == 130, err
     assert err.count("\n") == 1 and "Traceback" not in err, err
     assert len(list(journal.glob("*.npz"))) >= 2 and not (tmp_path / "res.h5.lock").exists()
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--threads", str(10**6)], "exceeds 1024"),
+    (["--threads", "-3"], "must be >= 0"),
+    (["--workers", "0"], "must be 1 .. 100000"),
+])
+def test_command_line_overrides_obey_the_config_bounds(tmp_path, capsys, flags, message):
+    """--threads / --workers given on the command line are checked like the [sweep] table's
+    values: one line, exit 2, nothing written."""
+    from memphase.simulate.cli import main
+
+    out = tmp_path / "o.h5"
+    rc = main(["sweep", "quickstart", "-o", str(out), "-q"] + flags)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and message in err[0], err
+    assert not any(tmp_path.iterdir())

@@ -77,6 +77,7 @@ from .figures import (  # noqa: F401
     _place,
     draw_figures)
 from ..config import ConfigError  # noqa: F401
+from ..config_bounds import check_sweep_options
 from ..files import (  # noqa: F401
     OutputLock, SweepError, check_free_space, disk_full, remove_stale_temporaries,
     atomic_write as _atomic_write, fsync_dir as _fsync_dir)
@@ -177,8 +178,13 @@ def run_sweep(config_path, output=None, backend=None, workers=None, scheduler=No
     plan = load_sweep(config_path)
     if workers is not None:
         plan.opts["workers"] = int(workers)
+        if not 1 <= plan.opts["workers"] <= 100000:
+            raise ConfigError(f"--workers {workers}: must be 1 .. 100000")
     if threads is not None:
         plan.opts["threads"] = int(threads)
+        if plan.opts["threads"] < 0:
+            raise ConfigError(f"--threads {threads}: must be >= 0 (0: torch's default)")
+    check_sweep_options(plan.opts)  # the command line's values obey the config's bounds
     if scheduler:
         plan.opts["scheduler"] = scheduler
         backend = backend or "scheduler"
