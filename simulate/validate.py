@@ -368,7 +368,10 @@ def validate_main(quick: bool, output, seed: int = 0, plot: bool = True) -> int:
     if plot:
         from memphase.analysis.plots import plot_validation
 
-        png = plot_validation(ds, output.with_suffix(".png"))
+        from .sweep.figures import place_figures
+
+        # never over a file this run did not create: a taken <stem>.png sends it to <stem>-1.png
+        png = place_figures(lambda path: plot_validation(ds, path), output)
         print(f"figure:  {png[0]}")
     failed = [c for c in checks if not c.passed]
     biased = [c for c in checks if not c.gated and not c.within]

@@ -86,3 +86,19 @@ def test_paper_protocol_rows():
     assert all(np.isfinite(c.measured) and c.measured > 0 for c in geo)
     assert "not confirmed by the d-scaling study" in rows["tau_0/tau_1 (mean anchor, excess)"].note
     assert rows["tau_0/tau_1 (mean anchor, excess)"].theory == pytest.approx(5.96, abs=0.01)
+
+
+def test_validate_figure_never_overwrites_an_unrelated_png(tmp_path, monkeypatch):
+    """An existing validate.png the run did not create is kept; the figure goes to validate-1.png."""
+    import memphase.simulate.validate as v
+
+    monkeypatch.setattr(v, "run_validation", lambda quick, seed, progress=None: [
+        Check("t_S (cloning)", "s", 1.0, 1.02, (0.99, 1.05), 0.1)])
+    out = tmp_path / "validate.h5"
+    unrelated = tmp_path / "validate.png"
+    unrelated.write_bytes(b"not ours")
+    assert validate_main(quick=True, output=out) == 0
+    assert unrelated.read_bytes() == b"not ours"
+    fig = tmp_path / "validate-1.png"
+    assert fig.stat().st_size > 1000 and fig.read_bytes()[:4] == b"\x89PNG"
+    assert not any(p.name.startswith(".validate") for p in tmp_path.iterdir())
