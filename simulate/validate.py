@@ -376,6 +376,6 @@ def validate_main(quick: bool, output, seed: int = 0, plot: bool = True) -> int:
     failed = [c for c in checks if not c.passed]
     biased = [c for c in checks if not c.gated and not c.within]
     print(f"validation: {len(checks) - len(failed)} of {len(checks)} checks pass"
-          + (f" ({len(biased)} reported finite-d bias, not gated)" if biased else "")
+          + (f" ({len(biased)} reported outside tolerance, not gated: see their notes)" if biased else "")
           + f"; {time.time() - t0:.0f} s")
     return 0 if not failed else 1
