@@ -63,3 +63,42 @@ def test_validate_cli_help_and_never_overwrites(tmp_path, capsys, monkeypatch):
     assert main(["validate", "--quick", "-o", str(first)]) == 2
     assert "never overwritten" in capsys.readouterr().err
     assert first.read_bytes() == b"x"
+
+
+def test_paper_protocol_rows():
+    """[BDKOS25] collapse fraction 1 at c = 0 and ~0.40 at c = 1e-4 (the experiment's own theory
+    column, binomial tolerance); [H24] reference criterion P >= 0.9 at d = 10, N = 50 with the
+    symmetric one reported, not gated; [ALD24] block taus reported, not gated, with the reason."""
+    from memphase.simulate.validate import QUICK, paper_checks
+
+    rows = {c.quantity: c for c in paper_checks(QUICK, seed=0)}
+    c0 = rows["collapse fraction (Tikhonov c=0)"]
+    assert c0.gated and c0.measured == 1.0 and c0.tolerance == pytest.approx(3 / 1000)
+    c4 = rows["collapse fraction (Tikhonov c=0.0001)"]
+    assert c4.gated and c4.within and 0.3 < c4.theory < 0.5
+    assert c4.tolerance == pytest.approx(1.96 * np.sqrt(0.5 / 1000))
+    ref = rows["P(generalizing) reference criterion"]
+    assert ref.gated and ref.measured >= 0.9 and ref.passed
+    sym = rows["P(generalizing) symmetric criterion"]
+    assert not sym.gated and sym.measured <= 0.5 + 0.16 and "from below" in sym.note
+    geo = [c for q, c in rows.items() if q.startswith(("tau_c/REM", "tau_0/tau_1"))]
+    assert len(geo) == 3 and not any(c.gated for c in geo)
+    assert all(np.isfinite(c.measured) and c.measured > 0 for c in geo)
+    assert "not confirmed by the d-scaling study" in rows["tau_0/tau_1 (mean anchor, excess)"].note
+    assert rows["tau_0/tau_1 (mean anchor, excess)"].theory == pytest.approx(5.96, abs=0.01)
+
+
+def test_validate_figure_never_overwrites_an_unrelated_png(tmp_path, monkeypatch):
+    """An existing validate.png the run did not create is kept; the figure goes to validate-1.png."""
+    import memphase.simulate.validate as v
+
+    monkeypatch.setattr(v, "run_validation", lambda quick, seed, progress=None: [
+        Check("t_S (cloning)", "s", 1.0, 1.02, (0.99, 1.05), 0.1)])
+    out = tmp_path / "validate.h5"
+    unrelated = tmp_path / "validate.png"
+    unrelated.write_bytes(b"not ours")
+    assert validate_main(quick=True, output=out) == 0
+    assert unrelated.read_bytes() == b"not ours"
+    fig = tmp_path / "validate-1.png"
+    assert fig.stat().st_size > 1000 and fig.read_bytes()[:4] == b"\x89PNG"
+    assert not any(p.name.startswith(".validate") for p in tmp_path.iterdir())

@@ -39,12 +39,20 @@ def draw_figures(plan: SweepPlan, ds, target, journal=None) -> list[Path]:
     <stem>_*.png the experiment draws). A file the run did not create is never overwritten: if a
     name is taken, the figure goes to <stem>-1.png, <stem>-2.png, ... (a warning says so). Names
     recorded in `journal` (an earlier, interrupted attempt of this run) may be replaced."""
+    return place_figures(lambda path: plan.exp.plot(ds, path), target, journal)
+
+
+def place_figures(draw, target, journal=None) -> list[Path]:
+    """Call `draw(path)` with path = <tmp>/<stem>.png in a temporary folder beside `target` and
+    move what it drew (<stem>.png, <stem>_*.png) beside `target`, never over a file this run did
+    not create: a taken name sends the figure(s) to <stem>-1.png, <stem>-2.png, ... (see
+    `draw_figures`). Returns the paths written."""
     target = Path(target)
     tmp = target.with_name(f".{target.name}.fig-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
-        plan.exp.plot(ds, tmp / f"{target.stem}.png")
+        draw(tmp / f"{target.stem}.png")
         made = sorted(p.name for p in tmp.iterdir() if p.name.startswith(target.stem))
         ours = set(journal.figures()) if journal is not None else set()
 

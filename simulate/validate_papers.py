@@ -1,0 +1,124 @@
+"""`memphase validate` rows for the [BDKOS25], [H24] and [ALD24] protocols (docs/theory.md).
+
+Each function returns `memphase.simulate.validate.Check` rows; the experiments' own cell functions
+do the measuring (`run_in_memory` of the regularization and geometric experiments,
+`memphase.physics.linear_model.generalization_probability`), so a row checks the same code a sweep runs.
+Rows whose theory is not expected to hold are reported (gated=False) with the reason in the note.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+__all__ = ["tikhonov_checks", "linear_model_checks", "geometric_checks", "TIKHONOV_C"]
+
+#: Tikhonov strength of the transition row: the flow-invariant theory puts ~0.4 of the samples
+#: within 1e-2 of a training point there ([BDKOS25] setting, docs/theory.md)
+TIKHONOV_C = 1e-4
+
+
+def tikhonov_checks(n_samples: int, seed: int = 0) -> list:
+    """[BDKOS25] Baptista et al., arXiv 2501.15785, official protocol (N = 20 points of N(0, I_2),
+    VE g = 10^t probability-flow ODE by RK45, `memphase.simulate.experiments.regularization`):
+    collapse fraction (distance < 1e-2 to a training point) at c = 0 (theory 1) and at
+    c = TIKHONOV_C, where the theory is the experiment's own column
+    `tikhonov_collapse_fraction_theory` = P_i(sqrt(c) K_i < 1e-2), K_i = |x_i - y_nn| / sigma the
+    invariant of the c = 0 flow.
+
+    Tolerances from the sample count n: at c = 0, zero misses in n samples bound the miss rate
+    by 3 / n at 95% ("rule of three"), so the fraction must be >= 1 - 3 / n. At c > 0 measured and
+    theory are two binomial fractions of n samples each; their difference has std
+    <= sqrt(2 * 1/4 / n), gated at 1.96 of that (0.044 at n = 1000)."""
+    from .validate import Check
+    from .config import validate
+    from .experiments import regularization, run_in_memory
+
+    cfg = validate({"job": "regularization",
+                    "grid": {"regularizer": ["tikhonov"], "c": [0.0, TIKHONOV_C], "seeds": [seed]},
+                    "sampler": {"n_samples": n_samples}}, regularization.SCHEMA)
+    ds = run_in_memory(regularization, cfg)[1].isel(seed=0)
+    setting = f"[BDKOS25] d=2 N=20 VE g=10^t RK45, {n_samples} samples"
+    frac = ds["tikhonov_collapse_fraction"].values
+    theory = ds["tikhonov_collapse_fraction_theory"].values
+    half = lambda p: 1.96 * math.sqrt(max(p * (1 - p), 0.25 / n_samples) / n_samples)
+    out = [Check("collapse fraction (Tikhonov c=0)", setting, 1.0, float(frac[0]),
+                 (float(frac[0]) - max(half(frac[0]), 3.0 / n_samples), 1.0),
+                 tolerance=3.0 / n_samples, absolute=True,
+                 note="theory 1 (K = r / sigma conserved); tol 3/n: rule of three")]
+    tol = 1.96 * math.sqrt(0.5 / n_samples)
+    p = float(frac[1])
+    out.append(Check(f"collapse fraction (Tikhonov c={TIKHONOV_C:g})", setting, float(theory[1]), p,
+                     (p - half(p), p + half(p)), tolerance=tol, absolute=True,
+                     note=f"theory P(sqrt(c) K < 1e-2) from the c=0 flow; tol {tol:.3f} = "
+                          "1.96 sqrt(2 (1/4) / n): two binomial fractions"))
+    return out
+
+
+def linear_model_checks(repeats: int, n_ref: int, seed: int = 0, n: int = 50, d: int = 10) -> list:
+    """[H24] Halder, arXiv 2411.17807: P(generalizing) of the linear model, official fit, T = 2, at
+    d = 10 and N = 50, where the paper's reference criterion gives ~1 (docs/theory.md table: 1.00);
+    gated P >= 0.9 (binomial std <= 0.08 at 40 training sets; P = 0.9 is 2 standard errors
+    below 1 even at p = 0.9). The symmetric criterion's value is reported beside it, not gated: it
+    tends to 1/2 from below by construction (the two KDEs are exchangeable except that the
+    generated law was fitted on the training set)."""
+    from memphase.physics.linear_model import generalization_probability
+
+    from .validate import Check
+
+    kw = dict(T=2.0, fit="official")
+    setting = f"[H24] d={d} N={n} T=2 official fit, {repeats} sets"
+    p_ref = generalization_probability(n, d, repeats, seed, criterion="reference", n_ref=n_ref,
+                                       shared_reference=True, **kw)
+    p_sym = generalization_probability(n, d, repeats, seed, criterion="symmetric", **kw)
+    half = lambda p: 1.96 * math.sqrt(max(p * (1 - p), 0.25 / repeats) / repeats)
+    return [
+        Check("P(generalizing) reference criterion", setting + f" n_ref={n_ref}", 1.0, p_ref,
+              (p_ref - half(p_ref), min(1.0, p_ref + half(p_ref))), tolerance=0.1, absolute=True,
+              note="the paper's criterion; gated P >= 0.9"),
+        Check("P(generalizing) symmetric criterion", setting, 0.5, p_sym,
+              (max(0.0, p_sym - half(p_sym)), p_sym + half(p_sym)), tolerance=half(0.5),
+              absolute=True, gated=False,
+              note="reported, not gated: tends to 1/2 from below by construction"),
+    ]
+
+
+def geometric_checks(n_points: int, seed: int = 0, n_train: int = 1000, d: int = 30) -> list:
+    """[ALD24] Achilli et al., arXiv 2410.08727, protocol: d = 30 unit-sphere linear manifold,
+    blocks (2, std 1) and (5, std 0.3), normal std 0.01, N = 1000, empirical score, one seed,
+    `memphase.simulate.experiments.geometric` (`jacobian_sweep` per anchor). Reported, not gated:
+    (a) training-point anchor, collapse signature: each block's critical tau against the REM
+        tau_C ([BBDM24], actual variances). docs/theory.md (d-scaling study) measures ratios
+        1.07-1.39 for d >= 60 but 2-3x (block 0) at d = 30: finite-d, so not gated here;
+    (b) data-mean anchor, excess signature: the block ratio tau_0 / tau_1 against the [ALD24]
+        per-direction prediction v_0 / v_1; that formula is not confirmed by the d-scaling study."""
+    from .validate import Check
+    from .config import validate
+    from .experiments import geometric, run_in_memory
+
+    cfg = validate({"job": "geometric",
+                    "grid": {"n_train": [n_train], "d": [d], "std_ratio": [0.3],
+                             "score": ["empirical"], "seeds": [seed]},
+                    "measure": {"anchors": ["train", "mean"], "n_points": n_points,
+                                "probe_points": 0}}, geometric.SCHEMA)
+    ds = run_in_memory(geometric, cfg)[1].squeeze()
+    setting = f"[ALD24] d={d} N={n_train} sphere, {n_points} points"
+    tau = ds["critical_tau"]
+    rem = float(ds["critical_tau_rem"])
+    out = []
+    for b in (0, 1):
+        m = float(tau.sel(anchor="train", signature="collapse", block=b))
+        std = float(ds["block_std"].sel(block=b))
+        out.append(Check(f"tau_c/REM (train anchor, collapse) block {b}", setting + f" std {std:g}",
+                         rem, m, tolerance=0.5, gated=False,
+                         note=f"ratio {m / rem:.2f}; not gated at d=30 (finite d): the d-scaling study "
+                              "measures 2.1-2.8 (block 0), 0.84-1.19 (block 1) at d=30, "
+                              "1.07-1.39 only for d >= 60 (docs/theory.md)"))
+    t0, t1 = (float(tau.sel(anchor="mean", signature="excess", block=b)) for b in (0, 1))
+    v = ds["block_variance"]
+    v0, v1 = float(v.sel(block=0)), float(v.sel(block=1))
+    out.append(Check("tau_0/tau_1 (mean anchor, excess)", setting, v0 / v1, t0 / t1, tolerance=0.5,
+                     gated=False, note="[ALD24] v_0/v_1; reported, not gated: [ALD24] per-direction "
+                                       "formula not confirmed by the d-scaling study"))
+    return out
