@@ -14,7 +14,7 @@ from ..cost import sampling_bytes, sampling_seconds
 from ..config import ConfigError, Field, load_toml, validate
 from ..experiments import get_experiment
 from ..slurm_options import SLURM_SCHEMA
-from ..files import SweepError
+from ..files import SweepError, _fmt_bytes
 
 
 BACKENDS = ("inprocess", "local", "scheduler", "slurm")
@@ -171,14 +171,6 @@ def estimate_cell(exp, cfg: dict, cell: dict) -> dict:
     seconds = sampling_seconds(str(p.get("score", "empirical")), b, n, d, steps, rec, dtype,
                                str(p.get("method", "sde")))
     return {"memory_bytes": sampling_bytes(b, n, d, rec, dtype), "seconds": seconds}
-
-
-def _fmt_bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if n < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return ""
 
 
 def _fmt_seconds(s: float) -> str:
