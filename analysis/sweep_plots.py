@@ -260,12 +260,16 @@ def _draw_boundaries(ax, ds, x, y, keep_sel, panel_sel):
             ax.plot(xs, ys, color="k", lw=0.8, ls=style["ls"])
 
 
+LOG_COLOR_SPAN = 100.0  # max / min above which a positive heatmap gets logarithmic colours
+
+
 def heatmap_panel(ax, ds, name, x, y, selection=None, *, score=None, colorbar=True, cmap=None,
                   vmin=None, vmax=None):
     """Heatmap of `name` over (x, y) on `ax`, other dims reduced by the module's rule (`score`
     fixed to `score` when given), with its theory partner as contours and boundary variables as
-    dashed lines; color limits vmin, vmax (default: this panel's range). Returns the dict of
-    reduced dims."""
+    dashed lines; color limits vmin, vmax (default: this panel's range, on a logarithmic scale
+    when the values are positive and span more than LOG_COLOR_SPAN). Returns the dict of reduced
+    dims."""
     if x == y:
         raise ValueError(f"x and y are both {x!r}")
     for a in (x, y):
@@ -280,8 +284,17 @@ def heatmap_panel(ax, ds, name, x, y, selection=None, *, score=None, colorbar=Tr
     z = np.asarray(da.values, dtype=float)[np.ix_(oy, ox)]
     logx, logy = _log_scale(xs), _log_scale(ys)
     xe, ye = _edges(xs[ox], logx), _edges(ys[oy], logy)
+    norm = None
+    finite = z[np.isfinite(z)]
+    if vmin is None and vmax is None and finite.size and finite.min() > 0 \
+            and finite.max() / finite.min() > LOG_COLOR_SPAN:
+        # a positive quantity spanning decades: logarithmic colours, or most cells share one hue
+        from matplotlib.colors import LogNorm
+
+        norm = LogNorm(vmin=finite.min(), vmax=finite.max())
     mesh = ax.pcolormesh(xe, ye, np.ma.masked_invalid(z), shading="flat",
-                         cmap=cmap or "viridis", vmin=vmin, vmax=vmax)
+                         cmap=cmap or "viridis", **({"norm": norm} if norm is not None
+                                                    else {"vmin": vmin, "vmax": vmax}))
     if colorbar:
         units = quantity_units(ds[name])
         ax.figure.colorbar(mesh, ax=ax, label=f"{name}" + (f" [{units}]" if units and units != "1"

@@ -219,3 +219,22 @@ def test_validate_file_draws_the_measured_vs_theory_chart(tmp_path, capsys):
     figures = sorted(tmp_path.glob("*.png"))
     assert len(figures) == 1 and figures[0].stat().st_size > 1000
     assert "figure:" in capsys.readouterr().out
+
+
+def test_heatmap_colours_are_logarithmic_for_quantities_spanning_decades():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import LogNorm
+
+    n, d = np.array([4, 16, 64]), np.array([2, 4])
+    wide = xr.Dataset({"v": (("d", "n_train"), np.array([[1e-4, 1e-2, 1.0], [1e-3, 1e-1, 10.0]]))},
+                      coords={"n_train": n, "d": d})
+    narrow = wide.assign(v=wide["v"] * 0 + np.array([[1.0, 2.0, 3.0], [2.0, 3.0, 4.0]]))
+    fig, ax = plt.subplots(1, 2)
+    sweep_plots.heatmap_panel(ax[0], wide, "v", "n_train", "d", colorbar=False)
+    sweep_plots.heatmap_panel(ax[1], narrow, "v", "n_train", "d", colorbar=False)
+    assert isinstance(ax[0].collections[0].norm, LogNorm)
+    assert not isinstance(ax[1].collections[0].norm, LogNorm)
+    plt.close(fig)
