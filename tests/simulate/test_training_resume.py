@@ -165,3 +165,54 @@ def test_subprocess_sigterm_exits_143_and_rerun_resumes(tmp_path):
     assert torch.equal(got["losses"], torch.as_tensor(ref.losses))
     for k, v in ref.raw_state.items():
         assert torch.equal(got["raw"][k], v), k
+
+
+SWEEP = """
+job = "quickstart"
+output = "unused.h5"
+[data]
+d = 3
+[grid]
+n_train = [3]
+score = ["empirical"]
+seeds = [0, 1]
+[sampler]
+steps = 5
+n_samples = 8
+record = 5
+[sweep]
+threads = 1
+"""
+
+
+def test_sweep_cell_resumes_its_training(tmp_path, monkeypatch):
+    """A sweep killed (SIGTERM) while a cell trains exits 143 keeping the resume file under
+    <output>.cells/training/; the rerun continues that training and equals an uninterrupted one."""
+    import memphase.simulate.experiments.quickstart as quickstart
+    from memphase.simulate.cli import main
+
+    monkeypatch.delenv(RESUME_DIR_ENV, raising=False)
+    (tmp_path / "sweep.toml").write_text(SWEEP)
+    out = tmp_path / "out.h5"
+    real, trained, kill = quickstart.run_cell, [], {"at": 17}
+
+    def training_cell(c, cell):
+        if cell["seed"] == 1:
+            def cb(step, loss):
+                trained.append(step)
+                if step == kill["at"]:
+                    os.kill(os.getpid(), signal.SIGTERM)
+            res = _train(_conf(), callback=cb)
+            trained.append(res)
+        return real(c, cell)
+
+    monkeypatch.setattr(quickstart, "run_cell", training_cell)
+    args = ["sweep", str(tmp_path / "sweep.toml"), "-o", str(out), "-q", "--no-plot"]
+    assert main(args) == 143
+    assert len(list((tmp_path / "out.h5.cells" / "training").glob("train-*.pt"))) == 1
+    assert RESUME_DIR_ENV not in os.environ  # restored after the sweep
+    kill["at"], trained[:] = None, []
+    assert main(args) == 0
+    assert trained[0] == 18  # continued after the step it was stopped at
+    _assert_same(trained[-1], _train(_conf()))
+    assert not (tmp_path / "out.h5.cells").exists()
