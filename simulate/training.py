@@ -31,6 +31,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
+import os
 import time
 from dataclasses import dataclass, field
 
@@ -41,6 +42,7 @@ from tqdm.auto import tqdm
 
 from .device import generator, resolve_device, resolve_dtype
 from .sampling import default_time_range
+from . import training_resume as _resume
 
 __all__ = ["TrainConfig", "TrainResult", "train_score", "dsm_loss", "sample_noise_levels",
            "save_checkpoint", "load_checkpoint", "OPTIMIZERS", "TIME_SAMPLINGS", "LR_SCHEDULES"]
@@ -49,7 +51,7 @@ OPTIMIZERS = ("adam", "adamw", "radam")
 TIME_SAMPLINGS = ("log_tau", "uniform_t")
 LR_SCHEDULES = ("constant", "cosine")
 # keys of TrainConfig that do not change the trained function and are not compared on load
-_NOT_COMPARED = ("device",)
+_NOT_COMPARED = ("device", "resume_path", "save_every")
 
 
 @dataclass
@@ -75,6 +77,20 @@ class TrainConfig:
     seed:             seed of the data/noise Generator.
     dtype, device:    training precision and device ("auto" picks CUDA when available).
     deterministic:    run under torch.use_deterministic_algorithms(True) (restored afterwards).
+    resume_path:      file to checkpoint the whole run to (None: nothing is written, unless the
+                      environment variable MEMPHASE_TRAIN_RESUME_DIR names a folder, where the
+                      file is then `train-<run hash>.pt`; sweeps set it to `<output>.cells/
+                      training/`). If the file exists and belongs to this run (same config
+                      fields, data shape and checksum, initial network, tau range) training
+                      continues from it: weights, optimizer, lr schedule, EMA, kept checkpoints,
+                      losses, step, epoch position and RNG states are restored, so the result is
+                      bitwise that of an uninterrupted run on CPU. A file of another run is
+                      refused (ValueError naming the difference). The file is written atomically
+                      at the end, every `save_every` steps, and on SIGTERM: the handler, installed
+                      only while training (main thread), lets the current step finish, saves and
+                      raises memphase.simulate.cli.Terminated (CLI exit status 143).
+    save_every:       also save the resume file every this many steps (0: only on SIGTERM and at
+                      the end).
     """
 
     steps: int = 1000
@@ -96,6 +112,8 @@ class TrainConfig:
     dtype: str = "float32"
     device: str = "cpu"
     deterministic: bool = True
+    resume_path: str | None = None
+    save_every: int = 0
 
     def __post_init__(self):
         def pos_int(name, v):
@@ -138,6 +156,14 @@ class TrainConfig:
         if not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
         resolve_dtype(self.dtype)
+        if (not isinstance(self.save_every, (int, np.integer)) or isinstance(self.save_every, bool)
+                or self.save_every < 0):
+            raise ValueError(f"save_every must be a non-negative integer, got {self.save_every!r}")
+        if self.resume_path is not None:
+            if not isinstance(self.resume_path, (str, os.PathLike)) or not str(self.resume_path):
+                raise ValueError(f"resume_path must be a file path or None, got "
+                                 f"{self.resume_path!r}")
+            self.resume_path = str(self.resume_path)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -208,11 +234,14 @@ def _clone_state(module: nn.Module) -> dict:
 
 
 def train_score(train_x, schedule, network: nn.Module, config: TrainConfig | None = None, *,
-                progress: bool = False) -> TrainResult:
+                progress: bool = False, callback=None) -> TrainResult:
     """Train eps_theta by DSM (eq. L) on the (N, d) training set `train_x` (tensor or DataSample).
 
     The network is moved to config.dtype / config.device and trained in place; at the end it holds
     the EMA weights when config.ema_decay > 0 (the raw weights are in result.raw_state).
+    `callback(step, loss)`, if given, is called after every step (loss a float).
+    With a resume file (TrainConfig.resume_path or MEMPHASE_TRAIN_RESUME_DIR) training continues
+    from it and is checkpointed on SIGTERM (see TrainConfig).
     """
     config = TrainConfig() if config is None else config
     if not isinstance(config, TrainConfig):
@@ -230,6 +259,11 @@ def train_score(train_x, schedule, network: nn.Module, config: TrainConfig | Non
     x = x.to(device=dev, dtype=dt)
     network.to(device=dev, dtype=dt).train()
     tau_range = _tau_range(schedule, config)
+    path, identity, saved = None, None, None
+    if config.resume_path is not None or os.environ.get(_resume.RESUME_DIR_ENV):
+        identity = _resume.run_identity(config, x, network, tau_range)
+        path = _resume.resume_file(config, identity)
+        saved = _resume.load_state(path, identity)
     gen = generator(config.seed, dev)
     opt = _make_optimizer(network, config)
     lr_sched = (torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=config.steps)
@@ -243,7 +277,30 @@ def train_score(train_x, schedule, network: nn.Module, config: TrainConfig | Non
     losses = torch.empty(config.steps, dtype=torch.float64, device=dev)
     checkpoints: dict = {}
     wanted = set(config.checkpoint_steps)
-    perm, pos = None, n
+    perm, pos, done = None, n, 0
+    if saved is not None:
+        network.load_state_dict(saved["network"])
+        opt.load_state_dict(saved["optimizer"])
+        if lr_sched is not None:
+            lr_sched.load_state_dict(saved["lr_sched"])
+        if ema is not None:
+            ema.load_state_dict(saved["ema"])
+        checkpoints = {int(k): {n_: v.to(dev) for n_, v in sd.items()}
+                       for k, sd in saved["checkpoints"].items()}
+        done = int(saved["step"])
+        losses[:done] = saved["losses"].to(dev)
+        perm = None if saved["perm"] is None else saved["perm"].to(dev)
+        pos = int(saved["pos"])
+        _resume.set_rng_states(gen, saved["rng"])
+
+    def save(step):
+        _resume.save_state(path, {
+            "step": step, "network": _cpu_state(network), "optimizer": opt.state_dict(),
+            "lr_sched": None if lr_sched is None else lr_sched.state_dict(),
+            "ema": None if ema is None else _cpu_state(ema),
+            "checkpoints": {k: {n_: v.cpu() for n_, v in sd.items()} for k, sd in checkpoints.items()},
+            "losses": losses[:step].cpu(), "perm": None if perm is None else perm.cpu(), "pos": pos,
+            "rng": _resume.rng_states(gen)}, identity)
 
     prev_det = torch.are_deterministic_algorithms_enabled()
     prev_warn = torch.is_deterministic_algorithms_warn_only_enabled()
@@ -251,43 +308,56 @@ def train_score(train_x, schedule, network: nn.Module, config: TrainConfig | Non
     try:
         if config.deterministic:
             torch.use_deterministic_algorithms(True, warn_only=True)
-        bar = tqdm(range(1, config.steps + 1), desc="DSM training", leave=False,
+        bar = tqdm(range(done + 1, config.steps + 1), desc="DSM training", leave=False,
                    disable=not progress)
-        for step in bar:
-            if bs == n:
-                y = x
-            else:  # shuffled epochs
-                if pos + bs > n:
-                    perm, pos = torch.randperm(n, generator=gen, device=dev), 0
-                y = x[perm[pos:pos + bs]]
-                pos += bs
-            if config.noise_draws > 1:
-                y = y.repeat(config.noise_draws, 1)
-            tau, s2 = sample_noise_levels(schedule, y.shape[0], tau_range, config.time_sampling,
-                                          gen, dt, dev)
-            z = torch.randn(y.shape, generator=gen, dtype=dt, device=dev)
-            x_data = y + torch.sqrt(tau)[:, None] * z          # x_t / m = y + sqrt(tau) z
-            eps = network(x_data, torch.log(tau))
-            loss = dsm_loss(eps, z, s2, config.tikhonov)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if config.grad_clip is not None:
-                nn.utils.clip_grad_norm_(network.parameters(), config.grad_clip)
-            opt.step()
-            if lr_sched is not None:
-                lr_sched.step()
-            losses[step - 1] = loss.detach()
-            if ema is not None:
-                decay = min(config.ema_decay, (1 + step) / (10 + step))
-                with torch.no_grad():
-                    for pe, p in zip(ema.parameters(), network.parameters()):
-                        pe.lerp_(p, 1 - decay)
-                    for be, b in zip(ema.buffers(), network.buffers()):
-                        be.copy_(b)
-            if step in wanted:
-                checkpoints[step] = _clone_state(ema if ema is not None else network)
-            if progress and step % 100 == 0:
-                bar.set_postfix(loss=f"{float(loss):.4g}")
+        with _resume.SigtermGuard(active=path is not None) as guard:
+            for step in bar:
+                if bs == n:
+                    y = x
+                else:  # shuffled epochs
+                    if pos + bs > n:
+                        perm, pos = torch.randperm(n, generator=gen, device=dev), 0
+                    y = x[perm[pos:pos + bs]]
+                    pos += bs
+                if config.noise_draws > 1:
+                    y = y.repeat(config.noise_draws, 1)
+                tau, s2 = sample_noise_levels(schedule, y.shape[0], tau_range,
+                                              config.time_sampling, gen, dt, dev)
+                z = torch.randn(y.shape, generator=gen, dtype=dt, device=dev)
+                x_data = y + torch.sqrt(tau)[:, None] * z          # x_t / m = y + sqrt(tau) z
+                eps = network(x_data, torch.log(tau))
+                loss = dsm_loss(eps, z, s2, config.tikhonov)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                if config.grad_clip is not None:
+                    nn.utils.clip_grad_norm_(network.parameters(), config.grad_clip)
+                opt.step()
+                if lr_sched is not None:
+                    lr_sched.step()
+                losses[step - 1] = loss.detach()
+                if ema is not None:
+                    decay = min(config.ema_decay, (1 + step) / (10 + step))
+                    with torch.no_grad():
+                        for pe, p in zip(ema.parameters(), network.parameters()):
+                            pe.lerp_(p, 1 - decay)
+                        for be, b in zip(ema.buffers(), network.buffers()):
+                            be.copy_(b)
+                if step in wanted:
+                    checkpoints[step] = _clone_state(ema if ema is not None else network)
+                if progress and step % 100 == 0:
+                    bar.set_postfix(loss=f"{float(loss):.4g}")
+                if callback is not None:
+                    callback(step, float(loss.detach()))
+                if path is not None:
+                    if guard.requested:
+                        save(step)
+                        raise _resume.terminated()
+                    if config.save_every and step % config.save_every == 0 and step < config.steps:
+                        save(step)
+            if path is not None and done < config.steps:
+                save(config.steps)
+            if guard.requested:  # SIGTERM after the last step: saved, still honour it
+                raise _resume.terminated()
     finally:
         torch.use_deterministic_algorithms(prev_det, warn_only=prev_warn)
     raw_state = _clone_state(network)
@@ -297,6 +367,10 @@ def train_score(train_x, schedule, network: nn.Module, config: TrainConfig | Non
     return TrainResult(losses=losses.cpu().numpy(), checkpoints=checkpoints, config=config,
                        network=network, raw_state=raw_state, tau_range=tau_range,
                        seconds=time.perf_counter() - start)
+
+
+def _cpu_state(module: nn.Module) -> dict:
+    return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
 
 
 def save_checkpoint(path, network: nn.Module, config: TrainConfig, state_dict: dict | None = None):

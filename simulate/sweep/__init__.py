@@ -12,6 +12,10 @@ only one that writes files:
     <output>.cells/     journal: manifest.json plus one <cell key>.npz per finished cell, each
                         written to a temporary name and renamed (a kill leaves no half cell);
                         a failed cell leaves <cell key>.error.json and is retried on resume
+    <output>.cells/training/   resume files of cells that train a network (written by the
+                        process training it; MEMPHASE_TRAIN_RESUME_DIR, see
+                        `memphase.simulate.training_resume`): a killed or requeued run continues
+                        that training where it stopped
     <output>            the final Dataset, written atomically once every cell is done; the
                         journal is then removed (the final file holds everything it held)
 
@@ -229,6 +233,11 @@ def run_sweep(config_path, output=None, backend=None, workers=None, scheduler=No
         bar.set_postfix(done=len(loaded), failed=0)
         try:
             with contextlib.ExitStack() as stack:
+                from ..training_resume import resume_dir_env
+
+                # a cell that trains a network keeps its resume file here: a requeued task
+                # continues that training (removed with the journal)
+                stack.enter_context(resume_dir_env(journal.dir / "training"))
                 if not todo:
                     stream = iter(())
                 elif backend == "inprocess":
