@@ -14,6 +14,7 @@ import pytest
 
 from memphase.analysis.results import ResultFileError, hdf5_open_error
 from memphase.simulate.cli import main
+from cli_checks import one_line_error as _one_line
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = """
@@ -39,14 +40,6 @@ def cfg(tmp_path):
     p = tmp_path / "job.toml"
     p.write_text(CONFIG.format(out=tmp_path / "res.h5", seeds=[0]))
     return p
-
-
-def _one_line(capsys, *needles):
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "Traceback" not in err, err
-    for n in needles:
-        assert n in err, err
-    return err
 
 
 def test_plot_out_under_a_file(cfg, tmp_path, capsys):

@@ -20,6 +20,7 @@ import memphase.simulate.sweep as sweep
 from memphase.analysis.results import open_results
 from memphase.simulate.cli import main
 from memphase.simulate.sweep import OutputLock, SweepError, code_identity
+from cli_checks import one_line_error as _one_line
 
 CONFIG = """
 job = "quickstart"
@@ -43,14 +44,6 @@ def cfg(tmp_path):
     p = tmp_path / "job.toml"
     p.write_text(CONFIG.format(out=tmp_path / "res.h5"))
     return p
-
-
-def _one_line(capsys, *needles):
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "Traceback" not in err, err
-    for n in needles:
-        assert n in err, err
-    return err
 
 
 def _fail_half(monkeypatch):

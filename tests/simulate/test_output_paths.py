@@ -8,6 +8,7 @@ import memphase.simulate.experiments.quickstart as quickstart
 from memphase.analysis.results import open_results
 from memphase.simulate.cli import main
 from memphase.simulate.sweep import SweepError, merge_parts, resolve_output, run_sweep
+from cli_checks import one_line_error as _one_line
 
 CONFIG = """
 job = "quickstart"
@@ -37,14 +38,6 @@ def no_compute(monkeypatch):
     calls = []
     monkeypatch.setattr(quickstart, "run_cell", lambda c, cell: calls.append(cell) or 1 / 0)
     return calls
-
-
-def _one_line(capsys, *needles):
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "Traceback" not in err, err
-    for n in needles:
-        assert n in err, err
-    return err
 
 
 @pytest.mark.parametrize("name", ["results.png", "results", "results.pdf", "r.h5.png"])
