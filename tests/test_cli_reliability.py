@@ -15,24 +15,10 @@ import pytest
 from memphase.analysis.results import ResultFileError, hdf5_open_error
 from memphase.simulate.cli import main
 from cli_checks import one_line_error as _one_line
+from cli_checks import quickstart_template
 
 ROOT = Path(__file__).resolve().parent.parent
-CONFIG = """
-job = "quickstart"
-output = "{out}"
-[data]
-d = 4
-[grid]
-n_train = [3, 30]
-score = ["empirical"]
-seeds = {seeds}
-[sampler]
-steps = 10
-n_samples = 16
-record = 5
-[sweep]
-threads = 1
-"""
+CONFIG = quickstart_template(scores=("empirical",), seeds="{seeds}", sweep="threads = 1")
 
 
 @pytest.fixture

@@ -4,24 +4,10 @@ exit 2), the plan and its estimate, `info` on configs and results."""
 import pytest
 
 from memphase.simulate.cli import main
+from cli_checks import quickstart_template
 
-TINY = """
-job = "quickstart"
-output = "{out}"
-[data]
-d = 4
-[grid]
-n_train = [3, 30]
-score = ["empirical", "population"]
-seeds = [0, 1]
-[sampler]
-steps = 20
-n_samples = 32
-record = 10
-[sweep]
-backend = "inprocess"
-workers = 2
-"""
+TINY = quickstart_template(steps=20, n_samples=32, record=10,
+                           sweep='backend = "inprocess"\nworkers = 2')
 
 
 @pytest.fixture

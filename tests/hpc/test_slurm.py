@@ -23,6 +23,7 @@ from memphase.analysis.results import open_sweep
 from memphase.simulate.cli import main
 from memphase.simulate.files import OutputLock, SweepError, slurm_job_running
 from memphase.simulate.sweep import part_path, read_part, run_sweep
+from cli_checks import quickstart_template
 
 pytestmark = pytest.mark.slurm
 
@@ -32,23 +33,8 @@ ARRAY = os.path.join(REPO, "examples", "slurm", "sweep_array.sbatch")
 SUBMIT = os.path.join(REPO, "examples", "slurm", "submit_array.sh")
 
 #: 4 cells, a fraction of a second each
-QUICK = """
-job = "quickstart"
-output = "{out}"
-[data]
-d = 4
-[grid]
-n_train = [3, 30]
-score = ["empirical", "population"]
-seeds = [0]
-[sampler]
-steps = 400
-n_samples = 256
-record = 10
-[sweep]
-threads = 1
-{extra}
-"""
+QUICK = quickstart_template(seeds="[0]", steps=400, n_samples=256, record=10,
+                            sweep="threads = 1\n{extra}")
 #: 8 cells of about 0.5-2 s: long enough to interrupt a task between cells
 SLOW = QUICK.replace("seeds = [0]", "seeds = [0, 1]").replace(
     "steps = 400", "steps = 3000").replace("n_samples = 256", "n_samples = 512")

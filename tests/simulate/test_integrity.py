@@ -21,21 +21,9 @@ from memphase.analysis.results import open_results
 from memphase.simulate.cli import main
 from memphase.simulate.sweep import OutputLock, SweepError, code_identity
 from cli_checks import one_line_error as _one_line
+from cli_checks import quickstart_template
 
-CONFIG = """
-job = "quickstart"
-output = "{out}"
-[data]
-d = 4
-[grid]
-n_train = [3, 30]
-score = ["empirical", "population"]
-seeds = [0, 1]
-[sampler]
-steps = 10
-n_samples = 16
-record = 5
-"""
+CONFIG = quickstart_template()
 N_CELLS = 8
 
 

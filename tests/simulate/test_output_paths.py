@@ -9,21 +9,9 @@ from memphase.analysis.results import open_results
 from memphase.simulate.cli import main
 from memphase.simulate.sweep import SweepError, merge_parts, resolve_output, run_sweep
 from cli_checks import one_line_error as _one_line
+from cli_checks import quickstart_template
 
-CONFIG = """
-job = "quickstart"
-output = "{out}"
-[data]
-d = 4
-[grid]
-n_train = [3, 30]
-score = ["empirical"]
-seeds = [0]
-[sampler]
-steps = 10
-n_samples = 16
-record = 5
-"""
+CONFIG = quickstart_template(scores=("empirical",), seeds="[0]")
 
 
 @pytest.fixture

@@ -19,26 +19,12 @@ from memphase.simulate.config import ConfigError
 from memphase.simulate.files import OutputLock, SweepError, slurm_job_id
 from memphase.simulate.slurm_options import SLURM_KEYWORDS, cluster_kwargs
 from memphase.simulate.sweep import load_sweep, make_slurm_cluster, parse_shard
+from cli_checks import quickstart_template
 
 REPO = Path(__file__).resolve().parents[2]
 
-BASE = """
-job = "quickstart"
-output = "{out}"
-[data]
-d = 4
-[grid]
-n_train = [3, 30]
-score = ["empirical", "population"]
-seeds = [0]
-[sampler]
-steps = 20
-n_samples = 32
-record = 10
-[sweep]
-backend = "slurm"
-{extra}
-"""
+BASE = quickstart_template(seeds="[0]", steps=20, n_samples=32, record=10,
+                          sweep='backend = "slurm"\n{extra}')
 
 
 def cfg(tmp_path, extra=""):
