@@ -15,6 +15,16 @@ import torch
 __all__ = ["official_probe_spectrum", "probe_singular_values"]
 
 
+def _probe_scale(score, t, sigma) -> float:
+    """The probe scale: `sigma` as given, else the schedule's noise std sigma(t); must be > 0."""
+    if sigma is None:
+        sigma = math.sqrt(float(score.schedule.noise_var(float(t))))
+    sigma = float(sigma)
+    if not sigma > 0:
+        raise ValueError(f"probe scale sigma must be > 0, got {sigma!r}")
+    return sigma
+
+
 def _check_x(x, score) -> torch.Tensor:
     if not isinstance(x, torch.Tensor) or x.ndim != 2:
         raise ValueError(f"x must be a (B, d) torch tensor, got {getattr(x, 'shape', type(x))}")
@@ -57,11 +67,7 @@ def probe_singular_values(score, x0: torch.Tensor, sigma=None, t=None, k: int | 
     single = x0.ndim == 1
     x0 = _check_x(x0[None] if single else x0, score)
     b, d = x0.shape
-    if sigma is None:
-        sigma = math.sqrt(float(score.schedule.noise_var(float(t))))
-    sigma = float(sigma)
-    if not sigma > 0:
-        raise ValueError(f"probe scale sigma must be > 0, got {sigma!r}")
+    sigma = _probe_scale(score, t, sigma)
     k = d if k is None else int(k)
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
@@ -111,11 +117,7 @@ def official_probe_spectrum(score, x0, t, sigma=None, seed: int = 0, *, drop_fir
     if x0.ndim != 2:
         raise ValueError(f"x0 must be (d,) or (B, d), got shape {tuple(x0.shape)}")
     b, d = x0.shape
-    if sigma is None:
-        sigma = math.sqrt(float(score.schedule.noise_var(float(t))))
-    sigma = float(sigma)
-    if not sigma > 0:
-        raise ValueError(f"probe scale sigma must be > 0, got {sigma!r}")
+    sigma = _probe_scale(score, t, sigma)
     gen = torch.Generator(device="cpu").manual_seed(int(seed))
     g = torch.randn(b, d, d, generator=gen, dtype=torch.float64)
     q, r = torch.linalg.qr(g)
