@@ -35,6 +35,8 @@ import math
 import numpy as np
 import torch
 
+from memphase.analysis.posterior_variance import on_log_tau_grid
+
 __all__ = [
     "score_jacobian",
     "jacobian_data_units",
@@ -219,17 +221,7 @@ def critical_tau_per_block(taus, kept_fraction, level: float = 0.5,
     when finite N never resolves the whole block; blocks whose peak is below `min_peak` (never
     resolved, like the normal space) give nan.
     """
-    taus = np.asarray(taus, dtype=np.float64)
-    frac = np.asarray(kept_fraction, dtype=np.float64)
-    squeeze = frac.ndim == 1
-    frac = frac[:, None] if squeeze else frac
-    if taus.ndim != 1 or frac.shape[0] != taus.size or taus.size < 2:
-        raise ValueError(f"taus must be (T,) with T >= 2 and kept_fraction (T, ...), got "
-                         f"{taus.shape} and {np.shape(kept_fraction)}")
-    if np.any(taus <= 0):
-        raise ValueError("taus must be positive")
-    order = np.argsort(taus)
-    lt, frac = np.log(taus[order]), frac[order]
+    lt, frac, squeeze = on_log_tau_grid(taus, kept_fraction, "kept_fraction")
     if relative:
         peak = frac.max(axis=0)
         ok = peak >= min_peak

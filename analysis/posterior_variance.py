@@ -88,6 +88,24 @@ def signature_fraction(rho, direction_block, blocks, signature: str) -> np.ndarr
     return out
 
 
+def on_log_tau_grid(taus, values, name: str):
+    """(log tau ascending, values (T, k) in that order, squeeze) for per-block fractions on a tau
+    grid: taus (T,) positive with T >= 2, values (T,) or (T, k); `squeeze` says values were (T,).
+    The shared input rule of the critical-tau estimators (`signature_critical_tau`,
+    `memphase.analysis.dimensions.critical_tau_per_block`)."""
+    taus = np.asarray(taus, dtype=np.float64)
+    frac = np.asarray(values, dtype=np.float64)
+    squeeze = frac.ndim == 1
+    frac = frac[:, None] if squeeze else frac
+    if taus.ndim != 1 or taus.size < 2 or frac.shape[0] != taus.size:
+        raise ValueError(f"taus must be (T,) with T >= 2 and {name} (T, ...), got {taus.shape} "
+                         f"and {np.shape(values)}")
+    if np.any(taus <= 0):
+        raise ValueError("taus must be positive")
+    order = np.argsort(taus)
+    return np.log(taus[order]), frac[order], squeeze
+
+
 def signature_critical_tau(taus, fraction) -> np.ndarray:
     """A block's critical tau: the largest tau at which more than half of its (point, direction)
     pairs carry the signature [ALD24 protocol, docs/theory.md].
@@ -97,17 +115,7 @@ def signature_critical_tau(taus, fraction) -> np.ndarray:
     up. nan when no grid tau has fraction > 1/2; +inf when the largest grid tau already does (the
     critical tau lies above the grid).
     """
-    taus = np.asarray(taus, dtype=np.float64)
-    frac = np.asarray(fraction, dtype=np.float64)
-    squeeze = frac.ndim == 1
-    frac = frac[:, None] if squeeze else frac
-    if taus.ndim != 1 or taus.size < 2 or frac.shape[0] != taus.size:
-        raise ValueError(f"taus must be (T,) with T >= 2 and fraction (T, ...), got {taus.shape} "
-                         f"and {np.shape(fraction)}")
-    if np.any(taus <= 0):
-        raise ValueError("taus must be positive")
-    order = np.argsort(taus)
-    lt, frac = np.log(taus[order]), frac[order]
+    lt, frac, squeeze = on_log_tau_grid(taus, fraction, "fraction")
     out = np.full(frac.shape[1], np.nan)
     for j in range(frac.shape[1]):
         f = frac[:, j]
