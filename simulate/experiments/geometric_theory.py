@@ -74,7 +74,7 @@ def block_theory(cfg, n: int, d: int, ratio: float, grid) -> dict:
     predicted singular value of each block divided by the largest one at that tau. nan for N < 2."""
     from memphase.analysis.dimensions import predicted_kept_fraction, predicted_kept_ratio_rem
 
-    ms, dc = cfg["measure"], cfg["data"]
+    ms = cfg["measure"]
     v = actual_variances(cfg, ratio, d)
     stds, normalized = np.sqrt(v), bool(_mode(cfg))
     first = representative(cfg, d)  # a direction of each block
