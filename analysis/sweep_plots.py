@@ -1,6 +1,7 @@
 """Figures of any memphase results file: phase diagrams (heatmaps over two axes) with theory
 overlaid, per-block curves, memorization-ratio curves. Drives `memphase plot FILE`; experiments
-reuse `heatmap_panel` for their own figures (`plot_collapse`).
+reuse `heatmap_panel` for their own figures (`memphase.analysis.collapse_plots`). The conventions
+below are implemented in `memphase.analysis.sweep_conventions`.
 
 Conventions (an experiment that follows them gets its theory drawn by `memphase plot`):
 
@@ -29,7 +30,6 @@ Log scale on an axis whose values are positive and span a factor >= 8.
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 
 import matplotlib
@@ -37,148 +37,16 @@ import matplotlib.ticker
 import numpy as np
 from matplotlib.figure import Figure
 
+from .sweep_conventions import (_AVERAGED, _FACET, _SIZE_AXES, _candidate_axes, _coord,
+                                _main_variables, _numeric, boundary_variables, default_axes,
+                                parse_selection, reduce_dims, sweep_axes, theory_partner)
+
 __all__ = ["FORMATS", "plot_results", "sweep_axes", "theory_partner", "boundary_variables",
            "reduce_dims", "default_axes", "heatmap_panel", "curve_panel", "plot_phase_diagram",
            "plot_curves", "plot_block_curves", "plot_memorization_curves", "plot_collapse",
            "parse_selection", "write_figure"]
 
 FORMATS = ("png", "pdf", "svg")
-_FACET = "score"
-_AVERAGED = "seed"
-_SIZE_AXES = ("n_train", "alpha")
-
-
-# ----------------------------------------------------------------------------- conventions
-
-
-def sweep_axes(ds) -> list[str]:
-    """Dims of `ds` that are [grid] keys of its stored config ("seeds" -> "seed"), in dim order;
-    without a readable config, every dim that is not time, tau or block."""
-    keys = None
-    try:
-        grid = tomllib.loads(ds.attrs.get("config", "")).get("grid", {})
-        keys = {"seed" if k == "seeds" else k for k in grid}
-    except (tomllib.TOMLDecodeError, AttributeError):
-        pass
-    if not keys:
-        keys = {d for d in ds.dims if d not in ("time", "tau", "block")}
-    return [d for d in ds.dims if d in keys]
-
-
-def theory_partner(ds, name: str) -> str | None:
-    """`<name>_theory` (or, for `<base>_measured`, `<base>_theory`) if the Dataset has it."""
-    base = name[: -len("_measured")] if name.endswith("_measured") else name
-    for cand in (f"{name}_theory", f"{base}_theory"):
-        if cand in ds.data_vars and cand != name:
-            return cand
-    return None
-
-
-def boundary_variables(ds, axis: str) -> list[str]:
-    """Variables whose attribute `boundary_axis` is `axis`."""
-    return [v for v in ds.data_vars if ds[v].attrs.get("boundary_axis") == axis]
-
-
-def _is_overlay(ds, name: str) -> bool:
-    return name.endswith("_theory") or "boundary_axis" in ds[name].attrs
-
-
-def _numeric(ds, name) -> bool:
-    return ds[name].dtype.kind in "fiub"
-
-
-def _main_variables(ds) -> list[str]:
-    return [v for v in ds.data_vars if _numeric(ds, v) and not _is_overlay(ds, v)
-            and ds[v].ndim > 0]
-
-
-def _coord(ds, dim) -> np.ndarray:
-    return np.asarray(ds[dim].values) if dim in ds.coords else np.arange(ds.sizes[dim])
-
-
-def parse_selection(ds, items) -> dict:
-    """{'dim': value} from ['dim=value', ...]: value cast to the coordinate's type; ValueError
-    naming an unknown dim or a missing categorical value."""
-    out = {}
-    for item in items or ():
-        if "=" not in item:
-            raise ValueError(f"--sel expects DIM=VALUE, got {item!r}")
-        dim, val = (s.strip() for s in item.split("=", 1))
-        if dim not in ds.dims:
-            raise ValueError(f"--sel: unknown dim {dim!r}; dims: {list(ds.dims)}")
-        coord = _coord(ds, dim)
-        if coord.dtype.kind in "USO":
-            if val not in coord.astype(str):
-                raise ValueError(f"--sel: {dim} has no value {val!r}; values: {list(coord)}")
-            out[dim] = val
-        else:
-            try:
-                out[dim] = float(val)
-            except ValueError:
-                raise ValueError(f"--sel: {dim} is numeric, got {val!r}") from None
-    return out
-
-
-def reduce_dims(da, keep, selection=None):
-    """Reduce every dim of `da` not in `keep` by the module's rule: `seed` averaged, a dim in
-    `selection` set to that (nearest) value, any other dim to its last value. Returns
-    (reduced DataArray, {dim: value chosen})."""
-    selection = selection or {}
-    chosen = {}
-    for dim in list(da.dims):
-        if dim in keep:
-            continue
-        if dim == _AVERAGED:
-            da = da.mean(dim, skipna=True)
-            continue
-        if dim in selection:
-            kind = da[dim].dtype.kind if dim in da.coords else "i"
-            da = da.sel({dim: selection[dim]}, method=None if kind in "USO" else "nearest")
-        else:
-            da = da.isel({dim: -1})
-        chosen[dim] = da[dim].values.item() if dim in da.coords else -1
-    return da, chosen
-
-
-def _candidate_axes(ds, name, fixed=()):
-    da = ds[name]
-    skip = (_AVERAGED, _FACET, *fixed)
-    axes = sweep_axes(ds)
-    sweep = [d for d in axes if d in da.dims and da.sizes[d] > 1 and d not in skip]
-    internal = [d for d in da.dims if d not in axes and d not in (*skip, "block")
-                and da.sizes[d] > 1 and _coord(ds, d).dtype.kind in "fiu"]
-    return sweep, internal
-
-
-def default_axes(ds, name, x=None, y=None, fixed=()):
-    """(x, y) of a heatmap of `name` by the module's rule, never a dim in `fixed` (those given
-    by --sel); y is None when the variable has a single axis with more than one value (a curve).
-    ValueError naming an axis the variable lacks."""
-    da = ds[name]
-    for a, flag in ((x, "--x"), (y, "--y")):
-        if a is not None and a not in da.dims:
-            raise ValueError(f"{flag}: variable {name!r} has no axis {a!r}; its axes: "
-                             f"{list(da.dims)}")
-    if x is not None and x == y:
-        raise ValueError(f"--x and --y are both {x!r}")
-    sweep, internal = _candidate_axes(ds, name, fixed)
-    if x is None and y is None:
-        if sweep and internal:
-            return sweep[-1], internal[0]
-        if len(sweep) >= 2:
-            return sweep[-1], sweep[-2]
-        cands = sweep + internal
-        if len(cands) >= 2:
-            return cands[0], cands[1]
-        return (cands[0], None) if cands else (None, None)
-    order = internal + sweep[::-1]
-    if y is None:
-        rest = [a for a in order if a != x]
-        return x, (rest[0] if rest else None)
-    rest = [a for a in sweep[::-1] + internal if a != y]
-    if not rest:
-        raise ValueError(f"variable {name!r} has no axis besides {y!r} to put on x")
-    return rest[0], y
 
 
 # ----------------------------------------------------------------------------- drawing
@@ -568,57 +436,8 @@ def plot_results(path, var=None, x=None, y=None, out=None, formats=("png", "pdf"
     return written
 
 
-# ----------------------------------------------------------------------------- collapse figure
+def plot_collapse(ds, path, formats=("png",)):
+    """The collapse experiment's figure (`memphase.analysis.collapse_plots.plot_collapse`)."""
+    from .collapse_plots import plot_collapse as _plot
 
-
-def plot_collapse(ds, path, formats=("png",)) -> list[Path]:
-    """Figure of the collapse experiment [BBDM24]: (a) measured t_C (last change; squares: excess
-    entropy) vs REM theory, empirical score, hollow where t_C < end time (censored), dotted: the
-    finite-N theory t_C(N, d) per d; (b) fraction of trajectories on their final training point
-    over (N or alpha, time) at the largest d with the REM (dashed) and finite-N (dotted) t_C lines:
-    the (alpha, t) phase diagram; (c) memorization ratio over (N or alpha, d) with
-    the boundary N_b(d) where t_C = end time."""
-    axis = ds.attrs.get("size_axis", "n_train" if "n_train" in ds.dims else "alpha")
-    score = "empirical" if "empirical" in _coord(ds, "score") else str(_coord(ds, "score")[0])
-    fig, ax = _figure(1, 3, (16, 4.6))
-    ax = ax[0]
-    emp = ds.sel(score=score).mean("seed")
-    t_end = float(ds.attrs.get("end_time", np.nan))
-    th = emp["collapse_time_theory"].broadcast_like(emp["collapse_time_measured"])
-    cmap = matplotlib.colormaps["viridis"]
-    dvals = _coord(ds, "d")
-    for i, d in enumerate(dvals):
-        col = cmap(i / max(len(dvals) - 1, 1))
-        t = np.asarray(th.sel(d=d).values, float)
-        m = np.asarray(emp["collapse_time_measured"].sel(d=d).values, float)
-        ok = t > t_end if np.isfinite(t_end) else np.ones_like(t, bool)
-        ax[0].plot(t[ok], m[ok], "o", color=col, label=f"d={d}")
-        ax[0].plot(t[~ok], m[~ok], "o", mfc="none", color=col)
-        if "collapse_time_entropy" in emp:
-            e = np.asarray(emp["collapse_time_entropy"].sel(d=d).values, float)
-            ax[0].plot(t, e, "s", color=col, ms=4, alpha=0.7)
-        if "collapse_time_finite_n_theory" in emp:
-            fin = np.asarray(emp["collapse_time_finite_n_theory"].broadcast_like(
-                emp["collapse_time_measured"]).sel(d=d).values, float)
-            order = np.argsort(t)
-            ax[0].plot(t[order], fin[order], ":", color=col, lw=1.2,
-                       label="finite-N theory" if i == 0 else None)
-    lim = np.array([np.nanmin(th.values), np.nanmax(th.values)])
-    if np.all(np.isfinite(lim)):
-        ax[0].plot(lim, lim, "k-", lw=0.8, label="measured = theory")
-    if np.isfinite(t_end):
-        ax[0].axhline(t_end, color="0.5", ls=":", label="end time")
-    ax[0].set(xlabel="REM t_C (schedule time)", ylabel="measured t_C (last change)",
-              title=f"{score} score: collapse time")
-    ax[0].legend(fontsize=7)
-    if ds.sizes.get(axis, 0) >= 2:
-        heatmap_panel(ax[1], ds, "same_as_final", axis, "time", {"d": float(dvals.max())},
-                      score=score, vmin=0, vmax=1)
-        ax[1].set_title(f"{score}, d={dvals.max()}: on final point (dashed: REM t_C, dotted: "
-                        "finite-N t_C)",
-                        fontsize=8)
-        if ds.sizes.get("d", 0) >= 2:
-            heatmap_panel(ax[2], ds, "memorization_ratio", axis, "d", score=score, vmin=0, vmax=1)
-            ax[2].set_title(f"{score}: memorization ratio (dashed: t_C = end time)", fontsize=8)
-    out = Path(path)
-    return _save(fig, out.with_suffix(""), formats)
+    return _plot(ds, path, formats)
