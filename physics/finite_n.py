@@ -319,10 +319,12 @@ def _mean_over_u(tau, n, w, k, fn, nodes, step):
     averaged with the annealed control variate (exact for the Gauss rules, variance-reducing
     for quasi-Monte Carlo)."""
     lam, pw = _u_nodes(tau, w, k, nodes)
-    vals = []
-    for lam_i in lam:
-        e, s, h = _energy_grid(tau, n, w, k, lam_i, step)
-        vals.append(np.atleast_1d(fn(e, s, h, lam_i)))
+    if w.size > 3:          # many levels: every node's inversions on shared contours, at once
+        from .finite_n_spectrum import energy_grids
+        grids = energy_grids(tau, n, w, k, lam, step)
+    else:
+        grids = [_energy_grid(tau, n, w, k, lam_i, step) for lam_i in lam]
+    vals = [np.atleast_1d(fn(e, s, h, lam_i)) for (e, s, h), lam_i in zip(grids, lam)]
     vals = np.asarray(vals)
     mean = pw @ vals
     exact = _annealed(tau, n, w, k, k * (1.0 + tau / w))
