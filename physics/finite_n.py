@@ -289,11 +289,11 @@ def _partition_terms(e, s, h, n, want_y2=False):
 _QMC_POINTS = 256       # scrambled Sobol points over the block noncentralities when > 3 blocks
 
 
-def _u_nodes(tau, w, k, nodes):
+def _u_nodes(tau, w, k, nodes, qmc=(_QMC_POINTS, 0)):
     """Nodes and weights for the block noncentralities lam_b = (1 + tau / w_b) chi^2_{k_b}
     (independent; lam_b = |u_b|^2 / w_b). Up to 3 blocks: tensor Gauss rule (`nodes` points for
     one block, nodes - 4 per block for two, nodes - 8 for three, at least 6); more blocks:
-    randomized quasi-Monte Carlo (scrambled Sobol, seed 0, _QMC_POINTS points)."""
+    randomized quasi-Monte Carlo (scrambled Sobol, qmc = (points, seed))."""
     scale = 2.0 * (1.0 + tau / w)
     if w.size <= 3:
         per = max(6, nodes - 4 * (w.size - 1))
@@ -302,9 +302,9 @@ def _u_nodes(tau, w, k, nodes):
         ws = np.meshgrid(*[r[1] for r in rules], indexing="ij")
         lam = np.stack([x.ravel() for x in xs], -1) * scale
         return lam, np.prod(np.stack([x.ravel() for x in ws], -1), -1)
-    pts = stats.qmc.Sobol(w.size, scramble=True, seed=0).random(_QMC_POINTS)
+    pts = stats.qmc.Sobol(w.size, scramble=True, seed=qmc[1]).random(qmc[0])
     lam = stats.gamma.ppf(pts, k / 2.0) * scale
-    return lam, np.full(_QMC_POINTS, 1.0 / _QMC_POINTS)
+    return lam, np.full(qmc[0], 1.0 / qmc[0])
 
 
 def _annealed(tau, n, w, k, lam):
@@ -314,31 +314,42 @@ def _annealed(tau, n, w, k, lam):
             - np.sum(lam * w / (2.0 * (tau + w)), -1))
 
 
-def _mean_over_u(tau, n, w, k, fn, nodes, step):
+def _mean_over_u(tau, n, w, k, fn, nodes, step, qmc=(_QMC_POINTS, 0), shared=True,
+                 regression=True):
     """E_u[fn(...)] over the u-nodes; fn returns E[log Z | u] (first entry if a tuple), which is
     averaged with the annealed control variate (exact for the Gauss rules, variance-reducing
-    for quasi-Monte Carlo)."""
-    lam, pw = _u_nodes(tau, w, k, nodes)
-    if w.size > 3:          # many levels: every node's inversions on shared contours, at once
+    for quasi-Monte Carlo). More than 3 blocks: the inversions of all nodes on shared contours
+    (`memphase.physics.finite_n_spectrum`; shared=False: one contour per node and energy)."""
+    lam, pw = _u_nodes(tau, w, k, nodes, qmc)
+    if w.size > 3 and shared:   # many levels: every node's inversions at once
         from .finite_n_spectrum import energy_grids
         grids = energy_grids(tau, n, w, k, lam, step)
     else:
         grids = [_energy_grid(tau, n, w, k, lam_i, step) for lam_i in lam]
     vals = [np.atleast_1d(fn(e, s, h, lam_i)) for (e, s, h), lam_i in zip(grids, lam)]
     vals = np.asarray(vals)
-    mean = pw @ vals
     exact = _annealed(tau, n, w, k, k * (1.0 + tau / w))
+    if w.size > 3 and regression:   # quasi-Monte Carlo: regression control variates too
+        from .finite_n_spectrum import regression_mean
+        vals[:, 0] -= _annealed(tau, n, w, k, lam)
+        mean = regression_mean(vals, tau, w, k, lam)
+        mean[0] += exact
+        return mean
+    mean = pw @ vals
     mean[0] += exact - pw @ _annealed(tau, n, w, k, lam)
     return mean
 
 
-def log_partition_mean(tau, n, w, k, *, nodes=_NODES, step=_STEP):
+def log_partition_mean(tau, n, w, k, *, nodes=_NODES, step=_STEP, qmc_points=_QMC_POINTS,
+                       qmc_seed=0):
     """E log Z, Z = sum_{n=1}^N exp(-|u - y_n|^2 / (2 tau)), y_n ~ N(0, C), u ~ N(0, C + tau I);
     C has eigenvalues w_b with multiplicities k_b. Exact at finite N and d up to quadrature error
-    (see the module docstring). Scalar arguments."""
+    (see the module docstring); with > 3 distinct w_b the u-average is quasi-Monte Carlo
+    (qmc_points scrambled Sobol points, scramble qmc_seed; error: docs/theory.md). Scalars."""
     w, k = np.atleast_1d(np.asarray(w, float)), np.atleast_1d(np.asarray(k, float))
     return float(_mean_over_u(tau, float(n), w, k,
-                              lambda e, s, h, lam: _partition_terms(e, s, h, float(n)), nodes, step)[0])
+                              lambda e, s, h, lam: _partition_terms(e, s, h, float(n)), nodes, step,
+                              (int(qmc_points), qmc_seed))[0])
 
 
 # -- public API ---------------------------------------------------------------------------------

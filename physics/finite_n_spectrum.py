@@ -33,10 +33,15 @@ from scipy import interpolate
 
 from . import finite_n as _fn
 
-__all__ = ["survival_shared", "energy_grids"]
+__all__ = ["survival_shared", "energy_grids", "regression_mean"]
 
 _ETA = 1.0            # contour spacing in units of 1 / sqrt(K'') (tilted standard deviations)
 _CHUNK = 4096         # (u, q) pairs per block of the contour sums
+# sinh-mapped trapezoid nodes in xi (t = a sinh xi): step 0.1 (finite_n uses 0.05) changes S by
+# < 1e-6 relative and E log Z by < 1e-8 for the digits spectrum (docs/theory.md)
+_XI = np.arange(0.0, 22.0, 0.1)
+_WXI = np.full(_XI.size, 0.1)
+_WXI[0] = 0.05
 _TINY = 1e-60         # tails with a Chernoff bound below this are 0 (S is resolved to 1e-17 / N)
 
 
@@ -79,15 +84,15 @@ def _contour_points(c, w, k, lam):
     |M(c + it) / M(c)| < e^-42 (a bound independent of lam)."""
     k2 = np.array([_k2_max(cm, w, k, lam) for cm in c])
     a = 0.5 * np.minimum(1.0 / np.sqrt(k2), np.abs(c))
-    t = a[:, None] * np.sinh(_fn._XI)
+    t = a[:, None] * np.sinh(_XI)
     r = 2.0 * w / (1.0 - 2.0 * c[:, None] * w)
     bound = np.sum(0.25 * k * np.log1p((t[..., None] * r[:, None, :]) ** 2), -1)
-    last = np.argmax(bound > 42.0, axis=1) + (bound[:, -1] <= 42.0) * _fn._XI.size + 1
-    last = np.minimum(last, _fn._XI.size)
+    last = np.argmax(bound > 42.0, axis=1) + (bound[:, -1] <= 42.0) * _XI.size + 1
+    last = np.minimum(last, _XI.size)
     owner = np.repeat(np.arange(c.size), last)
     j = np.concatenate([np.arange(n) for n in last])
     s = c[owner] + 1j * t[owner, j]
-    wt = _fn._WXI[j] * a[owner] * np.cosh(_fn._XI[j]) / math.pi
+    wt = _WXI[j] * a[owner] * np.cosh(_XI[j]) / math.pi
     return s, wt, owner, np.concatenate([[0], np.cumsum(last)])
 
 
@@ -179,3 +184,36 @@ def energy_grids(tau, n, w, k, lam, step):
         last = min(g.size, keep[-1] + 2) if keep.size else g.size
         out.append((g[:last], s[:last], float(hh)))
     return out
+
+
+# -- the u-average: quasi-Monte Carlo with regression control variates ---------------------------
+#: tilts beta of the features L(beta; u) = sum_b lam_b w_b / (tau + beta w_b) (log E[e^{beta E} | u]
+#: is affine in L(beta; u), so E[log Z | u] is a functional of L(.; u))
+CV_TILTS = (0.0, 0.5, 1.0, 2.0)
+
+
+def _cv_features(tau, w, k, lam, tilts=CV_TILTS):
+    """Control variates with exactly known mean 0: the whitened fluctuations x_i of L(beta_i; u)
+    (lam_b = (2 + 2 tau / w_b) Gamma(k_b / 2) independent: mean and covariance in closed form)
+    and their products x_i x_j - delta_ij (all pairs i <= j)."""
+    scale = 2.0 * (1.0 + tau / w)
+    mu, var = 0.5 * k * scale, 0.5 * k * scale**2
+    g = np.stack([w / (tau + b * w) for b in tilts], 1)                 # (B, m)
+    cov = (g * var[:, None]).T @ g
+    ev, vec = np.linalg.eigh(cov)
+    keep = ev > 1e-10 * ev.max()
+    x = (lam - mu) @ g @ (vec[:, keep] / np.sqrt(ev[keep]))             # identity covariance
+    i, j = np.triu_indices(x.shape[1])
+    return np.concatenate([x, x[:, i] * x[:, j] - (i == j)], 1)
+
+
+def regression_mean(values, tau, w, k, lam):
+    """Mean of values (U, ...) over the u-nodes lam (U, B) with regression control variates:
+    mean(values - X c), X the zero-mean features of `_cv_features`, c the least-squares fit
+    of values on X over the same nodes (a bias O(1 / U^2)-small against the quasi-Monte-Carlo error;
+    measured error: docs/theory.md)."""
+    x = _cv_features(tau, w, k, lam)
+    vals = np.asarray(values, dtype=np.float64).reshape(lam.shape[0], -1)
+    centred = vals - vals.mean(0)
+    coef, *_ = np.linalg.lstsq(x, centred, rcond=None)
+    return (vals - x @ coef).mean(0)
