@@ -37,11 +37,7 @@ __all__ = ["survival_shared", "energy_grids", "regression_mean"]
 
 _ETA = 1.0            # contour spacing in units of 1 / sqrt(K'') (tilted standard deviations)
 _CHUNK = 4096         # (u, q) pairs per block of the contour sums
-# sinh-mapped trapezoid nodes in xi (t = a sinh xi): step 0.1 (finite_n uses 0.05) changes S by
-# < 1e-6 relative and E log Z by < 1e-8 for the digits spectrum (docs/theory.md)
-_XI = np.arange(0.0, 22.0, 0.1)
-_WXI = np.full(_XI.size, 0.1)
-_WXI[0] = 0.05
+_XI, _WXI = _fn._XI, _fn._WXI   # sinh-mapped trapezoid nodes in xi, as finite_n (step 0.05)
 _TINY = 1e-60         # tails with a Chernoff bound below this are 0 (S is resolved to 1e-17 / N)
 
 
