@@ -109,8 +109,6 @@ def survival_shared(q, w, k, lam, *, eta=_ETA, tiny=_TINY):
     k0_c, g_c = _cgf_split(c, w, k)
     kc = k0_c + lam @ g_c.T                                            # K(c_m; u), (U, M)
     k0_s, g_s = _cgf_split(s, w, k)
-    ks = k0_s + lam @ g_s.real.T + 1j * (lam @ g_s.imag.T)              # K(s_j; u), (U, J)
-    phi = np.exp(ks - kc[:, owner]) * (wt / s)                         # |.| <= wt / |s|
     mean, _ = _fn._moments(w, k, lam)
     lower = q < mean[:, None]
     expo = kc[:, None, :] - c * q[..., None]                           # (U, Q, M) bound exponent
@@ -118,14 +116,22 @@ def survival_shared(q, w, k, lam, *, eta=_ETA, tiny=_TINY):
     best = np.argmin(np.where(allowed, expo, np.inf), -1)
     log_scale = np.take_along_axis(expo, best[..., None], -1)[..., 0]
     scale = np.exp(log_scale)
+    best[log_scale < math.log(tiny)] = -1                              # negligible tails: 0
     vals = np.zeros(q.shape)
-    for m in range(c.size):
-        iu, iq = np.nonzero((best == m) & (log_scale >= math.log(tiny)))
-        tm = s[off[m]:off[m + 1]].imag
+    for m in np.unique(best[best >= 0]):
+        use = best == m
+        rows = np.nonzero(use.any(1))[0]
+        sl = slice(off[m], off[m + 1])
+        # the integrand exp(K(s_j; u) - K(c_m; u)) wt_j / s_j (|.| <= wt_j / |s_j|) of the rows
+        # using contour m; K(s; u) = K_0(s) + lam . g(s) is one matrix product
+        ks = k0_s[sl] + lam[rows] @ g_s[sl].real.T + 1j * (lam[rows] @ g_s[sl].imag.T)
+        phi = np.exp(ks - kc[rows, m][:, None]) * (wt[sl] / s[sl])
+        iu, iq = np.nonzero(use[rows])
+        tm = s[sl].imag
         for lo in range(0, iu.size, _CHUNK):
             bu, bq = iu[lo:lo + _CHUNK], iq[lo:lo + _CHUNK]
-            terms = phi[bu, off[m]:off[m + 1]] * np.exp(-1j * np.outer(q[bu, bq], tm))
-            vals[bu, bq] = terms.real.sum(1)
+            theta = np.outer(q[rows[bu], bq], tm)
+            vals[rows[bu], bq] = np.sum(phi[bu].real * np.cos(theta) + phi[bu].imag * np.sin(theta), 1)
     tail = scale * np.where(lower, -vals, vals)
     return np.where(lower, tail, 1.0 - tail)
 
@@ -137,6 +143,24 @@ def _survival_rows(e, tau, w, k, lam):
     qq = np.where(pos, q, np.max(q, 1, keepdims=True))   # placeholders, masked below
     out = np.where(pos, survival_shared(qq, w, k, lam), 0.0)
     return np.clip(out, 0.0, 1.0)
+
+
+def _first_below(e, level, tau, w, k, lam):
+    """Per row of e (U, P; increasing), the first index where S(e) <= level (P if none): bisection
+    on the index, S decreasing in e (the pre-scan of `finite_n._energy_grid`, at 2 + log2 P
+    inversions per row instead of P)."""
+    rows = np.arange(e.shape[0])
+
+    def below(idx):
+        return _survival_rows(e[rows, idx][:, None], tau, w, k, lam)[:, 0] <= level
+
+    lo, hi = np.zeros(rows.size, int), np.full(rows.size, e.shape[1] - 1)
+    at_start, at_end = below(lo), below(hi)
+    while np.any(hi - lo > 1):
+        mid = (lo + hi) // 2
+        b = below(mid)
+        lo, hi = np.where(b, lo, mid), np.where(b, mid, hi)
+    return np.where(at_start, 0, np.where(at_end, hi, e.shape[1]))
 
 
 def energy_grids(tau, n, w, k, lam, step):
@@ -152,11 +176,10 @@ def energy_grids(tau, n, w, k, lam, step):
     if n > 100.0 and np.any(wide):
         rows = np.nonzero(wide)[0]
         ec = np.linspace(e_lo[rows], e_hi[rows], 400, axis=1)
-        sc = _survival_rows(ec, tau, w, k, lam[rows])
+        first = _first_below(ec, 60.0 / n, tau, w, k, lam[rows])
         for i, row in enumerate(rows):
-            above = np.nonzero(sc[i] <= 60.0 / n)[0]
-            if above.size:
-                e_lo[row] = max(e_lo[row], ec[i, max(above[0] - 1, 0)] - math.log(n) - 30.0)
+            if first[i] < ec.shape[1]:
+                e_lo[row] = max(e_lo[row], ec[i, max(first[i] - 1, 0)] - math.log(n) - 30.0)
     h = np.minimum(step, (e_hi - e_lo) / 400.0)
     grids = [np.arange(a, b + hh, hh) for a, b, hh in zip(e_lo, e_hi, h)]
     # one padded batch: rows with <= _COARSE points are inverted on their grid, others on _COARSE
