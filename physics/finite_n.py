@@ -23,7 +23,10 @@ smooth, rapidly decaying integrands converge exponentially in the step.
 
 Accuracy (tested in tests/physics/test_finite_n.py): E log Z within 1e-6 of the converged value
 (step halved, more nodes), and within Monte-Carlo error of a brute-force E log Z (10^6 draws);
-collapse times are solved to 1e-9 relative.
+collapse times are solved to 1e-9 relative. More than 3 distinct eigenvalues (real-data spectra):
+all u-nodes are inverted at once on shared contours (`memphase.physics.finite_n_spectrum`) and the
+u-average is quasi-Monte Carlo with regression control variates; tau_C to 1e-4 - 3e-4 relative
+(docs/theory.md, "Many distinct eigenvalues").
 
 Sources: [BBDM24] Biroli, Bonnaire, de Bortoli, Mézard, arXiv 2402.18491 (excess entropy, collapse);
 [BM23] Biroli, Mézard, J. Stat. Mech. 2023 (REM analysis).
@@ -317,26 +320,17 @@ def _annealed(tau, n, w, k, lam):
 def _mean_over_u(tau, n, w, k, fn, nodes, step, qmc=(_QMC_POINTS, 0), shared=True,
                  regression=True):
     """E_u[fn(...)] over the u-nodes; fn returns E[log Z | u] (first entry if a tuple), which is
-    averaged with the annealed control variate (exact for the Gauss rules, variance-reducing
-    for quasi-Monte Carlo). More than 3 blocks: the inversions of all nodes on shared contours
-    (`memphase.physics.finite_n_spectrum`; shared=False: one contour per node and energy)."""
+    averaged with the annealed control variate (exact for the Gauss rules). More than 3 blocks:
+    `memphase.physics.finite_n_spectrum.mean_over_u_many` (shared contours, regression control
+    variates; shared / regression False: the per-node path / the annealed control variate only)."""
+    if w.size > 3:
+        from .finite_n_spectrum import mean_over_u_many
+        return mean_over_u_many(tau, n, w, k, fn, step, qmc, shared, regression)
     lam, pw = _u_nodes(tau, w, k, nodes, qmc)
-    if w.size > 3 and shared:   # many levels: every node's inversions at once
-        from .finite_n_spectrum import energy_grids
-        grids = energy_grids(tau, n, w, k, lam, step)
-    else:
-        grids = [_energy_grid(tau, n, w, k, lam_i, step) for lam_i in lam]
-    vals = [np.atleast_1d(fn(e, s, h, lam_i)) for (e, s, h), lam_i in zip(grids, lam)]
-    vals = np.asarray(vals)
-    exact = _annealed(tau, n, w, k, k * (1.0 + tau / w))
-    if w.size > 3 and regression:   # quasi-Monte Carlo: regression control variates too
-        from .finite_n_spectrum import regression_mean
-        vals[:, 0] -= _annealed(tau, n, w, k, lam)
-        mean = regression_mean(vals, tau, w, k, lam)
-        mean[0] += exact
-        return mean
+    vals = np.asarray([np.atleast_1d(fn(*_energy_grid(tau, n, w, k, lam_i, step), lam_i))
+                       for lam_i in lam])
     mean = pw @ vals
-    mean[0] += exact - pw @ _annealed(tau, n, w, k, lam)
+    mean[0] += _annealed(tau, n, w, k, k * (1.0 + tau / w)) - pw @ _annealed(tau, n, w, k, lam)
     return mean
 
 
@@ -428,7 +422,8 @@ def collapse_tau_finite_n(n, d, variance=1.0, *, spectrum=None, nodes=_NODES, st
     """Collapse noise variance tau_C(N, d): the zero of the finite-N excess entropy
     (`excess_entropy_finite_n`) [BBDM24], brentq in log tau from a bracket around the REM value
     (`memphase.physics.critical.collapse_tau`); relative tolerance 1e-10 on top of the quadrature
-    error (1e-7 with > 3 distinct eigenvalues, whose quasi-Monte-Carlo error is ~1e-4: docs/theory.md).
+    error (1e-6 with > 3 distinct eigenvalues: their quasi-Monte-Carlo error is ~1e-4 and f jitters
+    by ~3e-7 between nearby tau as grids shift: docs/theory.md).
     Vectorized over settings (isotropic: n, d, variance broadcast; spectrum: n)."""
     items, shape = _settings(n, d, variance, spectrum)
     out = []
@@ -438,7 +433,7 @@ def collapse_tau_finite_n(n, d, variance=1.0, *, spectrum=None, nodes=_NODES, st
         dd = k.sum()
         out.append(_solve_tau(lambda lt: 0.5 + log_partition_mean(math.exp(lt), nn, w, k,
                                                                   nodes=nodes, step=step) / dd,
-                              _rem_tau(nn, w, k), tol=1e-7 if w.size > 3 else 1e-10))
+                              _rem_tau(nn, w, k), tol=1e-6 if w.size > 3 else 1e-10))
     return np.asarray(out).reshape(shape)
 
 

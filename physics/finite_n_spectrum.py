@@ -33,7 +33,7 @@ from scipy import interpolate
 
 from . import finite_n as _fn
 
-__all__ = ["survival_shared", "energy_grids", "regression_mean"]
+__all__ = ["survival_shared", "energy_grids", "regression_mean", "mean_over_u_many"]
 
 _ETA = 1.0            # contour spacing in units of 1 / sqrt(K'') (tilted standard deviations)
 _CHUNK = 4096         # (u, q) pairs per block of the contour sums
@@ -236,3 +236,19 @@ def regression_mean(values, tau, w, k, lam):
     centred = vals - vals.mean(0)
     coef, *_ = np.linalg.lstsq(x, centred, rcond=None)
     return (vals - x @ coef).mean(0)
+
+
+def mean_over_u_many(tau, n, w, k, fn, step, qmc, shared=True, regression=True):
+    """`finite_n._mean_over_u` for more than 3 blocks: qmc = (points, seed) scrambled Sobol nodes,
+    every node's energy grid at once (`energy_grids`; shared=False: one contour per node and
+    energy, `finite_n._energy_grid`), fn(e, s, h, lam) per node, averaged with the annealed
+    control variate on the first entry and, if regression, the control variates of
+    `regression_mean`."""
+    lam, pw = _fn._u_nodes(tau, w, k, 0, qmc)
+    grids = (energy_grids(tau, n, w, k, lam, step) if shared
+             else [_fn._energy_grid(tau, n, w, k, lam_i, step) for lam_i in lam])
+    vals = np.asarray([np.atleast_1d(fn(e, s, h, lam_i)) for (e, s, h), lam_i in zip(grids, lam)])
+    vals[:, 0] -= _fn._annealed(tau, n, w, k, lam)
+    mean = regression_mean(vals, tau, w, k, lam) if regression else pw @ vals
+    mean[0] += _fn._annealed(tau, n, w, k, k * (1.0 + tau / w))
+    return mean
