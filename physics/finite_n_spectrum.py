@@ -5,7 +5,7 @@ grid, the characteristic function of the generalized chi-square Q = sum_b w_b ch
 along its own saddle-point contour. With B distinct eigenvalues that costs U x Q x T x B complex
 logarithms (U u-nodes, Q energies, T contour points): minutes per f(t) for the 61 PCA levels of the
 scikit-learn digits. Here the same inversion formula is evaluated on contours *shared* by all nodes
-and energies (derivation and accuracy: docs/theory.md, "Finite-N collapse time"):
+and energies (derivation and accuracy: docs/theory.md, "Many distinct eigenvalues"):
 
     K(s; u) = K_0(s) + sum_b lam_b g_b(s),   K_0(s) = -sum_b (k_b/2) log(1 - 2 s w_b),
                                               g_b(s) = s w_b / (1 - 2 s w_b),
@@ -13,15 +13,22 @@ and energies (derivation and accuracy: docs/theory.md, "Finite-N collapse time")
 so on a fixed set of contour points s_j the u-dependence is one real matrix product lam @ g(s_j)
 (BLAS), and the B-fold complex logarithms are taken once per f(t), not once per node and energy.
 The contours are vertical lines Re s = c_m on a grid fine enough that every (u, q) has one within
-eta / sqrt(K''(c)) of its saddle point; each (u, q) takes the contour that minimizes the bound
-K(c_m; u) - c_m q of the integrand (the saddle point minimizes it), so the relative error of the
-inversion grows by at most exp(eta^2 / 8) over the error at the saddle (eta = 1: 13 %% of a round-off
-of 1e-16). The P(Q < q) / P(Q > q) formulas, the sinh-mapped trapezoid rule and its truncation are
-those of `memphase.physics.finite_n._cdf_generalized`, whose results this reproduces to ~1e-9
-relative (tests/physics/test_finite_n.py).
+eta / sqrt(K''(c)) of its saddle point; each (u, q) takes the contour that minimizes the Chernoff
+bound K(c_m; u) - c_m q of the integrand (the saddle point minimizes it), so the relative error of
+the inversion grows by at most exp(eta^2 / 8) over the error at the saddle (eta = 1: 13 % of a
+round-off of 1e-16). Tails whose Chernoff bound is below 1e-60 are 0. The P(Q < q) / P(Q > q)
+formulas, the sinh-mapped trapezoid rule and its truncation are those of
+`memphase.physics.finite_n._cdf_generalized`, whose results this reproduces to 1e-7 relative or
+better (tests/physics/test_finite_n.py).
 
-Sources: [BBDM24] Biroli, Bonnaire, de Bortoli, Mezard, arXiv 2402.18491 (excess entropy);
-contour inversion through the saddle point: the Gil-Pelaez / Bromwich inversion formula.
+The u-average (scrambled Sobol points) adds regression control variates to the annealed one: the
+fluctuations of L(beta; u) = sum_b lam_b w_b / (tau + beta w_b), of which log E[e^{beta E} | u] is
+an affine function, at four tilts beta, and their products (`regression_mean`).
+
+Sources: [BBDM24] Biroli, Bonnaire, de Bortoli, Mézard, arXiv 2402.18491 (excess entropy);
+contour inversion through the saddle point: the Gil-Pelaez / Bromwich inversion formula;
+regression control variates: the standard Monte-Carlo technique (e.g. Glasserman, Monte Carlo
+Methods in Financial Engineering, Springer 2003, ch. 4.1).
 """
 
 from __future__ import annotations
@@ -131,7 +138,8 @@ def survival_shared(q, w, k, lam, *, eta=_ETA, tiny=_TINY):
         for lo in range(0, iu.size, _CHUNK):
             bu, bq = iu[lo:lo + _CHUNK], iq[lo:lo + _CHUNK]
             theta = np.outer(q[rows[bu], bq], tm)
-            vals[rows[bu], bq] = np.sum(phi[bu].real * np.cos(theta) + phi[bu].imag * np.sin(theta), 1)
+            re, im = phi[bu].real, phi[bu].imag                       # Re[phi e^{-i t q}]
+            vals[rows[bu], bq] = np.sum(re * np.cos(theta) + im * np.sin(theta), 1)
     tail = scale * np.where(lower, -vals, vals)
     return np.where(lower, tail, 1.0 - tail)
 
@@ -229,8 +237,8 @@ def _cv_features(tau, w, k, lam, tilts=CV_TILTS):
 def regression_mean(values, tau, w, k, lam):
     """Mean of values (U, ...) over the u-nodes lam (U, B) with regression control variates:
     mean(values - X c), X the zero-mean features of `_cv_features`, c the least-squares fit
-    of values on X over the same nodes (a bias O(1 / U^2)-small against the quasi-Monte-Carlo error;
-    measured error: docs/theory.md)."""
+    of values on X over the same nodes (the in-sample fit adds a bias O(1 / U), far below the
+    averaging error; measured error: docs/theory.md)."""
     x = _cv_features(tau, w, k, lam)
     vals = np.asarray(values, dtype=np.float64).reshape(lam.shape[0], -1)
     centred = vals - vals.mean(0)

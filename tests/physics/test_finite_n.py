@@ -257,7 +257,8 @@ def test_many_level_collapse_noise_to_1e3():
     k = np.ones(w.size)
     tau = float(finite_n.collapse_tau_finite_n(100, w.size, spectrum=w))
     f = [0.5 + finite_n.log_partition_mean(tau, 100, w, k, qmc_seed=s) / w.size for s in range(6)]
-    up, down = (0.5 + finite_n.log_partition_mean(tau * x, 100, w, k) / w.size for x in (1.01, 1 / 1.01))
+    up, down = (0.5 + finite_n.log_partition_mean(tau * x, 100, w, k) / w.size
+                for x in (1.01, 1 / 1.01))
     slope = (up - down) / (2 * math.log(1.01))
     assert abs(f[0]) < 1e-5                     # seed 0 is the solver's own average
     assert np.std(f, ddof=1) / slope < 1e-3, (np.std(f, ddof=1), slope)
