@@ -23,7 +23,10 @@ smooth, rapidly decaying integrands converge exponentially in the step.
 
 Accuracy (tested in tests/physics/test_finite_n.py): E log Z within 1e-6 of the converged value
 (step halved, more nodes), and within Monte-Carlo error of a brute-force E log Z (10^6 draws);
-collapse times are solved to 1e-9 relative.
+collapse times are solved to 1e-9 relative. More than 3 distinct eigenvalues (real-data spectra):
+all u-nodes are inverted at once on shared contours (`memphase.physics.finite_n_spectrum`) and the
+u-average is quasi-Monte Carlo with regression control variates; tau_C to 1e-4 - 3e-4 relative
+(docs/theory.md, "Many distinct eigenvalues").
 
 Sources: [BBDM24] Biroli, Bonnaire, de Bortoli, Mézard, arXiv 2402.18491 (excess entropy, collapse);
 [BM23] Biroli, Mézard, J. Stat. Mech. 2023 (REM analysis).
@@ -289,11 +292,11 @@ def _partition_terms(e, s, h, n, want_y2=False):
 _QMC_POINTS = 256       # scrambled Sobol points over the block noncentralities when > 3 blocks
 
 
-def _u_nodes(tau, w, k, nodes):
+def _u_nodes(tau, w, k, nodes, qmc=(_QMC_POINTS, 0)):
     """Nodes and weights for the block noncentralities lam_b = (1 + tau / w_b) chi^2_{k_b}
     (independent; lam_b = |u_b|^2 / w_b). Up to 3 blocks: tensor Gauss rule (`nodes` points for
     one block, nodes - 4 per block for two, nodes - 8 for three, at least 6); more blocks:
-    randomized quasi-Monte Carlo (scrambled Sobol, seed 0, _QMC_POINTS points)."""
+    randomized quasi-Monte Carlo (scrambled Sobol, qmc = (points, seed))."""
     scale = 2.0 * (1.0 + tau / w)
     if w.size <= 3:
         per = max(6, nodes - 4 * (w.size - 1))
@@ -302,9 +305,9 @@ def _u_nodes(tau, w, k, nodes):
         ws = np.meshgrid(*[r[1] for r in rules], indexing="ij")
         lam = np.stack([x.ravel() for x in xs], -1) * scale
         return lam, np.prod(np.stack([x.ravel() for x in ws], -1), -1)
-    pts = stats.qmc.Sobol(w.size, scramble=True, seed=0).random(_QMC_POINTS)
+    pts = stats.qmc.Sobol(w.size, scramble=True, seed=qmc[1]).random(qmc[0])
     lam = stats.gamma.ppf(pts, k / 2.0) * scale
-    return lam, np.full(_QMC_POINTS, 1.0 / _QMC_POINTS)
+    return lam, np.full(qmc[0], 1.0 / qmc[0])
 
 
 def _annealed(tau, n, w, k, lam):
@@ -314,29 +317,33 @@ def _annealed(tau, n, w, k, lam):
             - np.sum(lam * w / (2.0 * (tau + w)), -1))
 
 
-def _mean_over_u(tau, n, w, k, fn, nodes, step):
+def _mean_over_u(tau, n, w, k, fn, nodes, step, qmc=(_QMC_POINTS, 0), shared=True,
+                 regression=True):
     """E_u[fn(...)] over the u-nodes; fn returns E[log Z | u] (first entry if a tuple), which is
-    averaged with the annealed control variate (exact for the Gauss rules, variance-reducing
-    for quasi-Monte Carlo)."""
-    lam, pw = _u_nodes(tau, w, k, nodes)
-    vals = []
-    for lam_i in lam:
-        e, s, h = _energy_grid(tau, n, w, k, lam_i, step)
-        vals.append(np.atleast_1d(fn(e, s, h, lam_i)))
-    vals = np.asarray(vals)
+    averaged with the annealed control variate (exact for the Gauss rules). More than 3 blocks:
+    `memphase.physics.finite_n_spectrum.mean_over_u_many` (shared contours, regression control
+    variates; shared / regression False: the per-node path / the annealed control variate only)."""
+    if w.size > 3:
+        from .finite_n_spectrum import mean_over_u_many
+        return mean_over_u_many(tau, n, w, k, fn, step, qmc, shared, regression)
+    lam, pw = _u_nodes(tau, w, k, nodes, qmc)
+    vals = np.asarray([np.atleast_1d(fn(*_energy_grid(tau, n, w, k, lam_i, step), lam_i))
+                       for lam_i in lam])
     mean = pw @ vals
-    exact = _annealed(tau, n, w, k, k * (1.0 + tau / w))
-    mean[0] += exact - pw @ _annealed(tau, n, w, k, lam)
+    mean[0] += _annealed(tau, n, w, k, k * (1.0 + tau / w)) - pw @ _annealed(tau, n, w, k, lam)
     return mean
 
 
-def log_partition_mean(tau, n, w, k, *, nodes=_NODES, step=_STEP):
+def log_partition_mean(tau, n, w, k, *, nodes=_NODES, step=_STEP, qmc_points=_QMC_POINTS,
+                       qmc_seed=0):
     """E log Z, Z = sum_{n=1}^N exp(-|u - y_n|^2 / (2 tau)), y_n ~ N(0, C), u ~ N(0, C + tau I);
     C has eigenvalues w_b with multiplicities k_b. Exact at finite N and d up to quadrature error
-    (see the module docstring). Scalar arguments."""
+    (see the module docstring); with > 3 distinct w_b the u-average is quasi-Monte Carlo
+    (qmc_points scrambled Sobol points, scramble qmc_seed; error: docs/theory.md). Scalars."""
     w, k = np.atleast_1d(np.asarray(w, float)), np.atleast_1d(np.asarray(k, float))
     return float(_mean_over_u(tau, float(n), w, k,
-                              lambda e, s, h, lam: _partition_terms(e, s, h, float(n)), nodes, step)[0])
+                              lambda e, s, h, lam: _partition_terms(e, s, h, float(n)), nodes, step,
+                              (int(qmc_points), qmc_seed))[0])
 
 
 # -- public API ---------------------------------------------------------------------------------
@@ -379,22 +386,31 @@ def excess_entropy_finite_n(t, n, d, variance=1.0, *, spectrum=None, schedule=No
     return np.asarray(out).reshape(tb.shape)
 
 
-def _solve_tau(fn, tau_rem, name="collapse"):
-    """Root of fn(log tau) = 0 (fn increasing in tau), bracketed around the REM value."""
-    lo, hi = math.log(tau_rem) - 0.5, math.log(tau_rem) + 0.5
+def _solve_tau(fn, tau_rem, name="collapse", tol=1e-10):
+    """Root of fn(log tau) = 0 (fn increasing in tau) to tol in log tau, bracketed from the REM
+    value up (finite N collapses later than REM; the bracket widens either way when it does not).
+    fn is evaluated once per point (brentq re-evaluates the bracket ends otherwise)."""
+    memo = {}
+
+    def f(x):
+        if x not in memo:
+            memo[x] = fn(x)
+        return memo[x]
+
+    lo, hi = math.log(tau_rem), math.log(tau_rem) + 0.5
     for _ in range(40):
-        if fn(lo) < 0:
+        if f(lo) < 0:
             break
         lo -= 1.0
     else:
         raise ValueError(f"no {name} found below tau = {math.exp(lo):g}")
     for _ in range(40):
-        if fn(hi) > 0:
+        if f(hi) > 0:
             break
         hi += 1.0
     else:
         raise ValueError(f"no {name} found above tau = {math.exp(hi):g}")
-    return math.exp(optimize.brentq(fn, lo, hi, xtol=1e-10, rtol=1e-10))
+    return math.exp(optimize.brentq(f, lo, hi, xtol=tol, rtol=tol))
 
 
 def _rem_tau(n, w, k):
@@ -405,7 +421,9 @@ def _rem_tau(n, w, k):
 def collapse_tau_finite_n(n, d, variance=1.0, *, spectrum=None, nodes=_NODES, step=_STEP):
     """Collapse noise variance tau_C(N, d): the zero of the finite-N excess entropy
     (`excess_entropy_finite_n`) [BBDM24], brentq in log tau from a bracket around the REM value
-    (`memphase.physics.critical.collapse_tau`); relative tolerance 1e-10 on top of the quadrature error.
+    (`memphase.physics.critical.collapse_tau`); relative tolerance 1e-10 on top of the quadrature
+    error (1e-6 with > 3 distinct eigenvalues: their quasi-Monte-Carlo error is ~1e-4 and f jitters
+    by ~3e-7 between nearby tau as grids shift: docs/theory.md).
     Vectorized over settings (isotropic: n, d, variance broadcast; spectrum: n)."""
     items, shape = _settings(n, d, variance, spectrum)
     out = []
@@ -415,7 +433,7 @@ def collapse_tau_finite_n(n, d, variance=1.0, *, spectrum=None, nodes=_NODES, st
         dd = k.sum()
         out.append(_solve_tau(lambda lt: 0.5 + log_partition_mean(math.exp(lt), nn, w, k,
                                                                   nodes=nodes, step=step) / dd,
-                              _rem_tau(nn, w, k)))
+                              _rem_tau(nn, w, k), tol=1e-6 if w.size > 3 else 1e-10))
     return np.asarray(out).reshape(shape)
 
 

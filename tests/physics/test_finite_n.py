@@ -1,5 +1,7 @@
 """Finite-N theory of collapse (memphase.physics.finite_n): quadrature against closed forms, brute-force
-Monte Carlo of E log Z, the noncentral chi-square cdf, and the REM limit."""
+Monte Carlo of E log Z, the noncentral chi-square cdf, and the REM limit; many-level spectra
+(memphase.physics.finite_n_spectrum): shared-contour inversion against the per-point inversion,
+the regression control variates against their closed-form law, E log Z against Monte Carlo."""
 
 import math
 
@@ -7,7 +9,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from memphase.physics import critical, finite_n
+from memphase.physics import critical, finite_n, finite_n_spectrum
 from memphase.physics.schedules import GeometricVE
 
 
@@ -168,3 +170,95 @@ def test_tiny_d_large_n_stays_tractable_and_above_rem():
     tau = float(critical.collapse_tau_finite_n(1024, 2, 1.0))
     rem = float(collapse_tau(1024, np.ones(2)))
     assert np.isfinite(tau) and tau > rem
+
+
+# -- many-level spectra ----------------------------------------------------------------------------
+# 14 distinct geometric levels over three decades (the digits PCA spectrum spans six)
+W = np.geomspace(1.0, 1e-3, 14)
+K = np.ones(W.size)
+
+
+def _terms(n):
+    return lambda e, s, h, lam: finite_n._partition_terms(e, s, h, float(n))
+
+
+def test_shared_contours_reproduce_the_per_point_inversion():
+    tau, n = 0.3, 50.0
+    lam, _ = finite_n._u_nodes(tau, W, K, 12, (8, 1))
+    mean, std = finite_n._moments(W, K, lam)
+    # every node, from the far lower tail of Q (S ~ 1e-30) to the upper bulk: one contour set
+    q = mean[:, None] * np.geomspace(0.05, 1.0, 60) + std[:, None] * np.linspace(0, 14, 60)
+    shared = finite_n_spectrum.survival_shared(q, W, K, lam)
+    direct = np.stack([finite_n._cdf_generalized(qi, W, K, li) for qi, li in zip(q, lam)])
+    assert direct.min() < 1e-30 and direct.max() > 1 - 1e-9
+    kept = direct > 1e-50              # tails below 1e-60 (Chernoff bound) are set to 0
+    assert np.all(np.abs(shared - direct)[kept] <= 1e-7 * direct[kept])
+    assert np.all(shared[~kept] < 1e-50)
+    upper = direct > 0.5               # P(Q > q) inverted there: both agree to 1e-7 absolute
+    assert np.all(np.abs(shared - direct)[upper] <= 1e-7)
+    # and the energy grids built on it give the per-node E[log Z | u]
+    grids = finite_n_spectrum.energy_grids(tau, n, W, K, lam, 0.1)
+    for (e, s, h), lam_i in zip(grids, lam):
+        e_ref, s_ref, h_ref = finite_n._energy_grid(tau, n, W, K, lam_i, 0.1)
+        assert e.size == e_ref.size and h == h_ref
+        assert finite_n._partition_terms(e, s, h, n) == pytest.approx(
+            finite_n._partition_terms(e_ref, s_ref, h_ref, n), abs=1e-8)
+
+
+def test_many_level_average_equals_the_per_node_path():
+    tau, n = 0.3, 50.0
+    fast = finite_n._mean_over_u(tau, n, W, K, _terms(n), 12, 0.1, (16, 0), regression=False)[0]
+    slow = finite_n._mean_over_u(tau, n, W, K, _terms(n), 12, 0.1, (16, 0), shared=False,
+                                 regression=False)[0]
+    assert fast == pytest.approx(slow, abs=1e-7)
+
+
+def test_control_variates_have_mean_zero_and_unit_covariance():
+    # lam_b = (2 + 2 tau / w_b) Gamma(k_b / 2): exact draws, features must be centred (else bias)
+    tau = 0.3
+    rng = np.random.default_rng(7)
+    lam = rng.gamma(K / 2.0, size=(200_000, W.size)) * 2.0 * (1.0 + tau / W)
+    x = finite_n_spectrum._cv_features(tau, W, K, lam)
+    m = len(finite_n_spectrum.CV_TILTS)
+    se = x.std(0) / math.sqrt(x.shape[0])
+    assert x.shape[1] == m + m * (m + 1) // 2
+    assert np.all(np.abs(x.mean(0)) < 5 * se), x.mean(0) / se
+    lin = x[:, :m]
+    assert np.allclose(np.cov(lin.T), np.eye(m), atol=0.02)
+
+
+def test_many_level_log_partition_matches_monte_carlo():
+    n, tau = 10, 0.45                  # near the finite-N collapse noise of this spectrum
+    mc, se = _mc_log_z(tau, n, W, draws=600_000, seed=13)
+    th = finite_n.log_partition_mean(tau, n, W, K)
+    assert se < 2.5e-3                 # |E log Z| ~ 7
+    assert abs(th - mc) < 4 * se, (th, mc, se)
+
+
+def test_regression_shrinks_the_scramble_spread():
+    # independent scrambles: E log Z spread with the regression control variates is several times
+    # smaller than with the annealed one alone (digits: 7-17x, docs/theory.md)
+    tau, n = 0.1, 10.0
+    plain, reg = [], []
+    for seed in range(4):
+        plain.append(finite_n._mean_over_u(tau, n, W, K, _terms(n), 12, 0.1, (128, seed),
+                                           regression=False)[0])
+        reg.append(finite_n._mean_over_u(tau, n, W, K, _terms(n), 12, 0.1, (128, seed))[0])
+    assert np.std(reg) < 0.5 * np.std(plain), (np.std(reg), np.std(plain))
+    assert abs(np.mean(reg) - np.mean(plain)) < 4 * np.std(plain)
+
+
+@pytest.mark.slow
+def test_many_level_collapse_noise_to_1e3():
+    # 20 geometric levels over six decades (the digits PCA spectrum spans the same, but falls
+    # faster: effective dimension ~3 here), default 256 points: the spread of f over 6
+    # independent scrambles, in units of tau_C, stays below 1e-3 (measured 6.3e-4)
+    w = np.geomspace(0.7, 1e-6, 20)
+    k = np.ones(w.size)
+    tau = float(finite_n.collapse_tau_finite_n(100, w.size, spectrum=w))
+    f = [0.5 + finite_n.log_partition_mean(tau, 100, w, k, qmc_seed=s) / w.size for s in range(6)]
+    up, down = (0.5 + finite_n.log_partition_mean(tau * x, 100, w, k) / w.size
+                for x in (1.01, 1 / 1.01))
+    slope = (up - down) / (2 * math.log(1.01))
+    assert abs(f[0]) < 1e-5                     # seed 0 is the solver's own average
+    assert np.std(f, ddof=1) / slope < 1e-3, (np.std(f, ddof=1), slope)

@@ -155,3 +155,24 @@ def test_finite_n_boundary_stored_beside_rem(small_run):
     assert fin.item() == pytest.approx(float(collapse_time_finite_n(n, d)), rel=1e-9)
     assert fin.item() > float(ds["collapse_time_theory"].item())     # finite N collapses later
     assert float(ds["collapse_tau_finite_n_theory"].item()) > float(ds["collapse_tau_theory"].item())
+
+
+def test_digits_store_the_finite_n_theory_of_the_pca_spectrum():
+    """The digits' many-level PCA spectrum gets its finite-N collapse noise (no NaN): the zero of
+    the finite-N excess entropy with the top-d eigenvalues, later than REM."""
+    pytest.importorskip("sklearn")
+    from memphase.physics.critical import collapse_tau, excess_entropy_finite_n
+    from memphase.simulate.data import digits
+
+    cfg = validate({"job": "collapse", "data": {"model": "digits"},
+                    "grid": {"d": [6], "n_train": [20], "score": ["population"], "seeds": [0]},
+                    "sampler": {"steps": 10, "n_samples": 8, "t_min_tau": 1e-2,
+                                "t_max_tau": 1e2, "record": 4}}, collapse.SCHEMA)
+    _, ds = run_in_memory(collapse, cfg)
+    eig = digits(None, n_components=6).variances()
+    tau = float(ds["collapse_tau_finite_n_theory"].squeeze())
+    t_c = 0.5 * math.log1p(tau)                      # OU time: the zero of f
+    assert abs(float(excess_entropy_finite_n(t_c, 20, 6, spectrum=eig))) < 1e-5
+    assert tau > float(collapse_tau(20, eig))
+    assert np.isfinite(float(ds["collapse_time_finite_n_theory"].squeeze()))
+    assert "quasi-Monte Carlo" in ds.attrs["data_note"]
