@@ -16,10 +16,13 @@ measures
     alike; beside them the REM collapse time (docs/theory.md) of a Gaussian with the
     covariance of the law the (class) points come from, for N_eff = N or N / C points.
 Conditioning (docs/theory.md, Scores): label_mode "none" (unconditional), "true" (the cluster labels)
-or "random" (labels independent of the clusters), both balanced, N / C points per class. A
-conditional score is one score per class (`ConditionalScore`): the empirical score, or one network
-per class trained with the same recipe on that class's points (the networks of
-`memphase.simulate.networks` take no label input). Generated samples get balanced labels. The prediction
+or "random" (labels independent of the clusters), both balanced, N / C points per class. The
+conditional empirical score is the exact score of each class's points (`ConditionalScore`); a
+conditional learned score is, by `training.conditioning` (`recipes.CONDITIONINGS`, stored as the
+attribute `conditioning`), "embedding" (default): ONE class-conditional network with a label
+embedding trained on all N points with their labels, the conditional EDM of [GDPLLW23]; or
+"per_class": one network per class trained with the same recipe on that class's points (as
+before the embedding existed). Generated samples get balanced labels. The prediction
 that random labels act like N / C points, R_random(N, C) = R_none(N / C, C) [GDPLLW23], is stored
 beside the measurement (`memphase.analysis.emm.random_label_prediction`; needs "none" in the grid).
 
@@ -45,8 +48,8 @@ from ..config import Field
 from ..networks import NETWORKS
 from ..training import OPTIMIZERS
 from .common import end_summaries, reverse_run, sampler_schema, sampler_time_range
-from .recipes import (build_network_for, build_score, checkpoint_steps,  # noqa: F401 (public)
-                      train_config, train_learned_score)
+from .recipes import (CONDITIONINGS, build_network_for,  # noqa: F401 (public)
+                      build_score, checkpoint_steps, train_config, train_learned_score)
 from .training_sets import (TrainingSet, _balanced_labels,  # noqa: F401 (public, re-exported)
                             _digits_training_set, check_digits_grid, make_training_set)
 
@@ -105,6 +108,9 @@ TRAINING_SCHEMA = {
     "noise_draws": Field("int", 4, check=lambda v: v >= 1, rule="must be >= 1",
                          help="(tau, z) draws per training point per step"),
     "skip": Field("bool", False, help="linear Gaussian skip in the network output"),
+    "conditioning": Field("str", "embedding", choices=CONDITIONINGS,
+                          help="learned conditional scores: one network with a label embedding "
+                               "[GDPLLW23] (embedding) or one network per class (per_class)"),
 }
 
 SAMPLER_SCHEMA = sampler_schema(steps=200, n_samples=256, t_max_tau=10.0, dtype="float32")
@@ -174,15 +180,16 @@ def unique_cells(points, effective) -> list[dict]:
     return out
 
 
-def check_grid(cfg) -> None:
-    """Errors the schema cannot see (combinations of keys)."""
+def check_grid(cfg, n_max: int | None = None) -> None:
+    """Errors the schema cannot see (combinations of keys). n_max: the largest training set the
+    job draws (default: the largest grid n_train; the EMM search passes its search.n_max)."""
     g = cfg["grid"]
     sampler_time_range(cfg)  # checks t_max_tau > t_min_tau
     for d, k in itertools.product(g["d"], g["intrinsic_dim"]):
         if k > d:
             raise ValueError(f"intrinsic_dim = {k} exceeds d = {d}")
     if cfg["data"]["model"] == "digits":
-        check_digits_grid(g, max(g["n_train"]))
+        check_digits_grid(g, max(g["n_train"]) if n_max is None else n_max)
 
 
 def grid_points(cfg, axes=AXES):
@@ -308,15 +315,15 @@ def run_cell(cfg, cell) -> dict:
 
 
 def estimate(cfg, cell) -> dict:
-    """Rough cost of one cell on one idle CPU thread. Training (per network, C networks when
-    conditional): steps x (1.2 ms x (depth + 2) overhead + 6 B P / 2e10 s), B = points x noise
+    """Rough cost of one cell on one idle CPU thread. Training (per network; C networks when
+    conditional with conditioning "per_class", else one): steps x (1.2 ms x (depth + 2) overhead + 6 B P / 2e10 s), B = points x noise
     draws, P parameters ~ depth (w^2 + e w) + 2 d w (measured: width 128, depth 2, B = 256,
     4000 steps ~ 24 s of CPU); sampling: steps x (n_samples P / 1e9 s
     + 1 ms) plus the nearest-point search n_samples N d per recording (1 GFLOP/s). Memory: the
     training set, the Adam state, activations and the sampler batch."""
     sp, tc = cfg["sampler"], cfg["training"]
     d, n, c = cell["d"], cell["n_train"], cell["n_classes"]
-    nets = c if cell["label_mode"] != "none" else 1
+    nets = c if cell["label_mode"] != "none" and tc["conditioning"] == "per_class" else 1
     item = 4 if sp["dtype"] == "float32" else 8
     b_samp = sp["n_samples"]
     # the set plus float64 copies of the nearest-neighbour passes (measured ~23 bytes per entry)
@@ -353,9 +360,9 @@ VARIABLES = {
                              "REM collapse time t_C for N (or N/C per class) points of a Gaussian "
                              "with the same covariance (docs/theory.md)"),
     "train_loss": ("1", "DSM loss per dimension, mean of the last 10% of steps "
-                        "(mean over classes)"),
-    "train_seconds": ("s", "training wall time (sum over per-class networks)"),
-    "parameters": ("1", "trainable parameters (sum over per-class networks)"),
+                        "(per_class conditioning: mean over classes)"),
+    "train_seconds": ("s", "training wall time (per_class: sum over the per-class networks)"),
+    "parameters": ("1", "trainable parameters (per_class: sum over the per-class networks)"),
 }
 
 
@@ -411,6 +418,10 @@ def assemble(cfg, cell_list, results) -> xr.Dataset:
                               "[GDPLLW23] Gu et al., arXiv 2310.02664; memorization_ratio_final "
                               "is the final checkpoint's",
         "checkpoints": cfg["measure"]["checkpoints"],
+        "conditioning": cfg["training"]["conditioning"],
+        "conditioning_meaning": "learned conditional scores: embedding = one class-conditional "
+                                "network with a label embedding [GDPLLW23]; per_class = one "
+                                "network per class",
     })
     return ds
 
