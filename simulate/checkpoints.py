@@ -67,18 +67,24 @@ def over_checkpoints(network: torch.nn.Module, result: TrainResult, schedule,
 
 
 def fixed_dsm_loss(network: torch.nn.Module, points: torch.Tensor, schedule, tau_range,
-                   draws: int = 4, seed: int = 0, time_sampling: str = "log_tau") -> float:
+                   draws: int = 4, seed: int = 0, time_sampling: str = "log_tau",
+                   labels=None) -> float:
     """The DSM loss (eq. L of `memphase.simulate.training`, no penalty) of `network` on `points`, each
     noised `draws` times with (tau, z) drawn from Generator(seed): the same draws for every
     call with the same arguments, so the loss of successive checkpoints, and the training vs
     held-out gap, are compared on common random numbers.
 
-        L = mean_{i, r} |eps_theta(y_i + sqrt(tau_ir) z_ir, log tau_ir) - z_ir|^2 / d
+        L = mean_{i, r} |eps_theta(y_i + sqrt(tau_ir) z_ir, log tau_ir[, c_i]) - z_ir|^2 / d
+
+    labels: (N,) classes c_i of the points for a label-conditioned network (None: none).
+    Checkpoint scores of such a network are conditional too: `checkpoint_scores(...)` yields
+    LearnedScores to call with labels, or bind with `.given(labels)` for sampling.
     """
     if not isinstance(draws, int) or draws < 1:
         raise ValueError(f"draws must be a positive integer, got {draws!r}")
     p = next(network.parameters())
     y = points.to(dtype=p.dtype, device=p.device).repeat(draws, 1)
+    lab = None if labels is None else torch.as_tensor(labels, device=p.device).repeat(draws)
     gen = generator(seed, p.device)
     tau, s2 = sample_noise_levels(schedule, y.shape[0], tau_range, time_sampling, gen, p.dtype,
                                   p.device)
@@ -90,7 +96,8 @@ def fixed_dsm_loss(network: torch.nn.Module, points: torch.Tensor, schedule, tau
             total, n = 0.0, y.shape[0]
             for s in range(0, n, 8192):  # bounded activations for large sets
                 sl = slice(s, s + 8192)
-                eps = network(y[sl] + torch.sqrt(tau[sl])[:, None] * z[sl], torch.log(tau[sl]))
+                x_sl, nu = y[sl] + torch.sqrt(tau[sl])[:, None] * z[sl], torch.log(tau[sl])
+                eps = network(x_sl, nu) if lab is None else network(x_sl, nu, lab[sl])
                 total += float(dsm_loss(eps, z[sl], s2[sl])) * eps.shape[0]
     finally:
         network.train(was_training)

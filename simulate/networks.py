@@ -1,8 +1,10 @@
 """Noise-prediction networks eps_theta(x, nu) for learned scores (docs/theory.md, Scores).
 
-Contract shared by every network: `forward(x, noise_level)` with
+Contract shared by every network: `forward(x, noise_level, labels=None)` with
     x            (B, d) in data units, x = x_t / m = y + sqrt(tau) z (the VE view of any schedule),
     noise_level  (B,) tensor nu = log tau, tau = sigma^2 / m^2 the data-scale noise variance,
+    labels       (B,) integer class labels in [0, n_classes) of a label-conditioned network
+                 (n_classes set), None otherwise (n_classes = 1: None means class 0),
 and the output is the predicted noise eps_theta ~ z, shape (B, d). The score in the schedule's
 own units is s = -eps_theta / sigma (`memphase.simulate.scores.LearnedScore`). Because x_t / m and tau are
 the same for every schedule, one network trained without Tikhonov penalty serves OU, linear-VP
@@ -20,6 +22,14 @@ F can otherwise under-predict eps at large tau and let rare reverse trajectories
 | ResidualMLP  | Linear d->width, `depth` blocks h += Linear(SiLU(LN(h) + E_k e(nu))),     |
 |              | e(nu) sinusoidal embedding of log tau, head LN-SiLU-Linear      [ALD24]  |
 | FourierMLP   | ReLU MLP on [x, sin(2 pi b nu), cos(2 pi b nu)], b ~ N(0, scale^2) [BDKOS25] |
+
+Label conditioning (`n_classes=C`): one class-conditional network, as the conditional EDM of
+[GDPLLW23] (Gu et al., "On memorization in diffusion models", arXiv 2310.02664; EDM: Karras et al.,
+arXiv 2206.00364): a learned vector E[c] (nn.Embedding(C, size of the noise embedding), N(0, 1)
+init) is added to the noise embedding, e(nu) -> e(nu) + E[c] (the Fourier features for FourierMLP),
+so the class enters every block the way the noise level does. The embedding is created after every
+other parameter: a conditional network and the unconditional one of the same seed share all other
+initial weights. n_classes=None (default): no embedding, and the hparams are those of before.
 """
 
 from __future__ import annotations
@@ -30,7 +40,7 @@ import torch
 from torch import nn
 
 __all__ = ["ResidualMLP", "FourierMLP", "build_network", "count_parameters", "NETWORKS",
-           "sinusoidal_embedding"]
+           "sinusoidal_embedding", "check_labels"]
 
 
 def _check_positive_int(name, v):
@@ -76,6 +86,33 @@ class _NoiseNet(nn.Module):
         tau = torch.exp(nu)
         return torch.sqrt(tau / (self.data_var.to(x_in.dtype) + tau))[:, None] * x_in
 
+    def _init_labels(self, n_classes, size: int) -> None:
+        """The label embedding nn.Embedding(n_classes, size) (None: unconditional). Called last in
+        the subclass __init__, so the other initial weights do not depend on n_classes."""
+        if n_classes is not None:
+            _check_positive_int("n_classes", n_classes)
+            self.label_embedding = nn.Embedding(n_classes, size)
+            self.hparams["n_classes"] = n_classes
+        else:
+            self.label_embedding = None
+        self.n_classes = n_classes
+
+    def _label_term(self, labels, batch: int, like: torch.Tensor):
+        """E[labels] of shape (B, size), or None for an unconditional network; one-line ValueError
+        for labels of the wrong kind, shape or range (`check_labels`)."""
+        if self.n_classes is None:
+            if labels is not None:
+                raise ValueError("this network is not label-conditioned (n_classes = None): "
+                                 "labels must be None")
+            return None
+        if labels is None:
+            if self.n_classes != 1:
+                raise ValueError(f"this network is conditioned on n_classes = {self.n_classes} "
+                                 "labels: pass labels, a (B,) integer tensor")
+            labels = torch.zeros(batch, dtype=torch.long, device=like.device)
+        labels = check_labels(labels, batch, self.n_classes, like.device)
+        return self.label_embedding(labels).to(like.dtype)
+
     def _inputs(self, x: torch.Tensor, noise_level: torch.Tensor):
         if x.ndim != 2 or x.shape[1] != self.d:
             raise ValueError(f"x must have shape (B, {self.d}), got {tuple(x.shape)}")
@@ -87,14 +124,29 @@ class _NoiseNet(nn.Module):
         return x * c_in[:, None], nu
 
 
+def check_labels(labels, batch: int, n_classes: int, device=None) -> torch.Tensor:
+    """labels as a (batch,) int64 tensor on `device`; ValueError (one line) unless they are
+    integers of shape (batch,) in [0, n_classes)."""
+    t = torch.as_tensor(labels, device=device)
+    if t.dtype.is_floating_point or t.dtype.is_complex or t.dtype == torch.bool:
+        raise ValueError(f"labels must be integers, got dtype {t.dtype}")
+    if t.shape != (batch,):
+        raise ValueError(f"labels must have shape ({batch},), got {tuple(t.shape)}")
+    if batch and (int(t.min()) < 0 or int(t.max()) >= n_classes):
+        raise ValueError(f"labels must lie in [0, {n_classes}) (n_classes = {n_classes}), got "
+                         f"values in [{int(t.min())}, {int(t.max())}]")
+    return t.long()
+
+
 class ResidualMLP(_NoiseNet):
     """Residual MLP of [ALD24]: h = W_in x; per block h <- h + W_k SiLU(LN(h) + E_k e(nu));
-    eps = W_out SiLU(LN(h)). e(nu) is the sinusoidal embedding of nu = log tau (dim emb_dim)."""
+    eps = W_out SiLU(LN(h)). e(nu) is the sinusoidal embedding of nu = log tau (dim emb_dim), plus
+    the label embedding E[c] when n_classes is set (module docstring)."""
 
     kind = "residual_mlp"
 
     def __init__(self, d: int, width: int = 256, depth: int = 3, emb_dim: int = 64,
-                 data_var: float = 1.0, skip: bool = False):
+                 data_var: float = 1.0, skip: bool = False, n_classes: int | None = None):
         super().__init__(d, data_var, skip)
         for name, v in (("width", width), ("depth", depth), ("emb_dim", emb_dim)):
             _check_positive_int(name, v)
@@ -109,10 +161,14 @@ class ResidualMLP(_NoiseNet):
         self.out = nn.Linear(width, d)
         self.hparams = {"kind": self.kind, "d": d, "width": width, "depth": depth,
                         "emb_dim": emb_dim, "data_var": float(data_var), "skip": skip}
+        self._init_labels(n_classes, emb_dim)
 
-    def forward(self, x: torch.Tensor, noise_level: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, noise_level: torch.Tensor, labels=None) -> torch.Tensor:
         x, nu = self._inputs(x, noise_level)
         emb = sinusoidal_embedding(nu, self.emb_dim)
+        lab = self._label_term(labels, x.shape[0], x)
+        if lab is not None:
+            emb = emb + lab
         h = self.inp(x)
         for norm, embed, lin in zip(self.norms, self.embeds, self.linears):
             h = h + lin(nn.functional.silu(norm(h) + embed(emb)))
@@ -122,12 +178,14 @@ class ResidualMLP(_NoiseNet):
 class FourierMLP(_NoiseNet):
     """ReLU MLP of [BDKOS25] with Gaussian Fourier features of nu = log tau:
     f(nu) = [sin(2 pi b nu), cos(2 pi b nu)], b ~ N(0, fourier_scale^2) fixed (fourier_dim / 2 of
-    them); eps = MLP([x, f(nu)]) with `depth` hidden ReLU layers of `width` units."""
+    them); eps = MLP([x, f(nu)]) with `depth` hidden ReLU layers of `width` units; f(nu) + E[c]
+    when n_classes is set (module docstring)."""
 
     kind = "fourier_mlp"
 
     def __init__(self, d: int, width: int = 256, depth: int = 2, fourier_dim: int = 8,
-                 fourier_scale: float = 0.25, data_var: float = 1.0, skip: bool = False):
+                 fourier_scale: float = 0.25, data_var: float = 1.0, skip: bool = False,
+                 n_classes: int | None = None):
         super().__init__(d, data_var, skip)
         for name, v in (("width", width), ("depth", depth), ("fourier_dim", fourier_dim)):
             _check_positive_int(name, v)
@@ -146,11 +204,16 @@ class FourierMLP(_NoiseNet):
         self.hparams = {"kind": self.kind, "d": d, "width": width, "depth": depth,
                         "fourier_dim": fourier_dim, "fourier_scale": float(fourier_scale),
                         "data_var": float(data_var), "skip": skip}
+        self._init_labels(n_classes, fourier_dim)
 
-    def forward(self, x: torch.Tensor, noise_level: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, noise_level: torch.Tensor, labels=None) -> torch.Tensor:
         x, nu = self._inputs(x, noise_level)
         arg = 2 * math.pi * nu[:, None] * self.freqs.to(x.dtype)[None, :]
-        return self._skip(x, nu) + self.mlp(torch.cat([x, torch.sin(arg), torch.cos(arg)], dim=1))
+        feats = torch.cat([torch.sin(arg), torch.cos(arg)], dim=1)
+        lab = self._label_term(labels, x.shape[0], x)
+        if lab is not None:
+            feats = feats + lab
+        return self._skip(x, nu) + self.mlp(torch.cat([x, feats], dim=1))
 
 
 NETWORKS = {ResidualMLP.kind: ResidualMLP, FourierMLP.kind: FourierMLP}

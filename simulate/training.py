@@ -234,8 +234,14 @@ def _clone_state(module: nn.Module) -> dict:
 
 
 def train_score(train_x, schedule, network: nn.Module, config: TrainConfig | None = None, *,
-                progress: bool = False, callback=None) -> TrainResult:
+                progress: bool = False, callback=None, labels=None) -> TrainResult:
     """Train eps_theta by DSM (eq. L) on the (N, d) training set `train_x` (tensor or DataSample).
+
+    labels: (N,) integer class labels of the points for a label-conditioned network (its
+    n_classes set, `memphase.simulate.networks`): every noised point is fed with its own label,
+    eps_theta(y_i + sqrt(tau) z, log tau, c_i), the conditional DSM loss of [GDPLLW23] (one
+    class-conditional network). None: unconditional (a network with n_classes = 1 then sees
+    class 0).
 
     The network is moved to config.dtype / config.device and trained in place; at the end it holds
     the EMA weights when config.ema_decay > 0 (the raw weights are in result.raw_state).
@@ -256,12 +262,20 @@ def train_score(train_x, schedule, network: nn.Module, config: TrainConfig | Non
     if not torch.isfinite(x).all():
         raise ValueError("training set contains NaN or inf")
     dev, dt = resolve_device(config.device), resolve_dtype(config.dtype)
+    if labels is not None:
+        from .networks import check_labels
+
+        n_cls = getattr(network, "n_classes", None)
+        if n_cls is None:
+            raise ValueError("labels given but the network is not label-conditioned "
+                             "(build it with n_classes)")
+        labels = check_labels(labels, x.shape[0], n_cls, dev)
     x = x.to(device=dev, dtype=dt)
     network.to(device=dev, dtype=dt).train()
     tau_range = _tau_range(schedule, config)
     path, identity, saved = None, None, None
     if config.resume_path is not None or os.environ.get(_resume.RESUME_DIR_ENV):
-        identity = _resume.run_identity(config, x, network, tau_range)
+        identity = _resume.run_identity(config, x, network, tau_range, labels)
         path = _resume.resume_file(config, identity)
         saved = _resume.load_state(path, identity)
     gen = generator(config.seed, dev)
@@ -312,20 +326,25 @@ def train_score(train_x, schedule, network: nn.Module, config: TrainConfig | Non
                    disable=not progress)
         with _resume.SigtermGuard(active=path is not None) as guard:
             for step in bar:
+                y_lab = labels
                 if bs == n:
                     y = x
                 else:  # shuffled epochs
                     if pos + bs > n:
                         perm, pos = torch.randperm(n, generator=gen, device=dev), 0
-                    y = x[perm[pos:pos + bs]]
+                    idx = perm[pos:pos + bs]
+                    y = x[idx]
+                    y_lab = None if labels is None else labels[idx]
                     pos += bs
                 if config.noise_draws > 1:
                     y = y.repeat(config.noise_draws, 1)
+                    y_lab = None if y_lab is None else y_lab.repeat(config.noise_draws)
                 tau, s2 = sample_noise_levels(schedule, y.shape[0], tau_range,
                                               config.time_sampling, gen, dt, dev)
                 z = torch.randn(y.shape, generator=gen, dtype=dt, device=dev)
                 x_data = y + torch.sqrt(tau)[:, None] * z          # x_t / m = y + sqrt(tau) z
-                eps = network(x_data, torch.log(tau))
+                eps = (network(x_data, torch.log(tau)) if y_lab is None
+                       else network(x_data, torch.log(tau), y_lab))
                 loss = dsm_loss(eps, z, s2, config.tikhonov)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()

@@ -39,15 +39,17 @@ def _sha(t: torch.Tensor) -> str:
     return hashlib.sha256(a.view(torch.uint8).numpy().tobytes() if a.numel() else b"").hexdigest()
 
 
-def run_identity(config, x: torch.Tensor, network, tau_range) -> dict:
+def run_identity(config, x: torch.Tensor, network, tau_range, labels=None) -> dict:
     """The identity of a training run: {'config', 'data_shape', 'data_sha256', 'network',
-    'tau_range'}; two runs with equal identities compute the same result."""
+    'tau_range'} and, for a label-conditioned run, 'labels_sha256'; two runs with equal
+    identities compute the same result."""
     h = hashlib.sha256()
     for k, v in network.state_dict().items():
         h.update(k.encode())
         h.update(_sha(v).encode())
     cfg = {k: v for k, v in config.to_dict().items() if k not in NOT_IDENTITY}
-    return json.loads(json.dumps({
+    extra = {} if labels is None else {"labels_sha256": _sha(labels.long())[:16]}
+    return json.loads(json.dumps({**extra,
         "config": cfg, "data_shape": list(x.shape), "data_sha256": _sha(x)[:16],
         "network": {"hparams": dict(getattr(network, "hparams", {})),
                     "weights_sha256": h.hexdigest()[:16]},

@@ -9,6 +9,11 @@ seed, `memorization.measure_ratio`). Stored: EMM (the largest evaluated N with m
 evaluated (N, ratio) point, padded with NaN along `evaluation` (the searches differ in length).
 A search that does not cross inside [n_min, n_max] is recorded, not failed: emm = NaN when the
 ratio is below 1 - eps already at n_min, emm_upper = NaN when it never falls below by n_max.
+
+Data: the synthetic laws of `memorization`, or data.model = "digits" (the scikit-learn digits in
+their top-d principal coordinates, subsets of N images drawn by seed; search.n_max <= 1797, the
+number of images). Conditional learned scores follow `training.conditioning` (attribute
+`conditioning`; `memorization` module docstring).
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from ..config import Field
+from ..config import ConfigError, Field
 from . import memorization as mem
 
 AXES = ("score",) + mem.RECIPE_AXES + mem.DATA_AXES
@@ -59,11 +64,17 @@ def _n_min(cfg, cell) -> int:
 
 
 def cells(cfg) -> list[dict]:
-    mem.check_grid(cfg)
     s = cfg["search"]
     if not s["n_min"] <= s["n_start"] <= s["n_max"]:
         raise ValueError(f"need search.n_min <= n_start <= n_max, got {s['n_min']}, "
                          f"{s['n_start']}, {s['n_max']}")
+    from ..data import digits  # noqa: F401 (loads data_real after data: no import cycle)
+    from ..data_real import DIGITS_N
+
+    if cfg["data"]["model"] == "digits" and s["n_max"] > DIGITS_N:
+        raise ConfigError(f"search.n_max = {s['n_max']} exceeds the {DIGITS_N} scikit-learn "
+                          f"digits (data.model = 'digits' needs n_max <= {DIGITS_N})")
+    mem.check_grid(cfg, n_max=s["n_max"])
     return mem.unique_cells(mem.grid_points(cfg, AXES), mem.canonical_cell)
 
 
@@ -155,7 +166,8 @@ def assemble(cfg, cell_list, results) -> xr.Dataset:
     ds["evaluated_ratio"].attrs = {"units": "1",
                                    "long_name": "seed-mean memorization ratio at each evaluated N"}
     ds.attrs.update({"eps": s["eps"], "threshold": 1 - s["eps"], "growth": s["growth"],
-                     "rel_resolution": s["rel_resolution"], "seed_streams": mem.SEED_STREAMS})
+                     "rel_resolution": s["rel_resolution"], "seed_streams": mem.SEED_STREAMS,
+                     "conditioning": cfg["training"]["conditioning"]})
     return ds
 
 

@@ -16,10 +16,13 @@ measures
     alike; beside them the REM collapse time (docs/theory.md) of a Gaussian with the
     covariance of the law the (class) points come from, for N_eff = N or N / C points.
 Conditioning (docs/theory.md, Scores): label_mode "none" (unconditional), "true" (the cluster labels)
-or "random" (labels independent of the clusters), both balanced, N / C points per class. A
-conditional score is one score per class (`ConditionalScore`): the empirical score, or one network
-per class trained with the same recipe on that class's points (the networks of
-`memphase.simulate.networks` take no label input). Generated samples get balanced labels. The prediction
+or "random" (labels independent of the clusters), both balanced, N / C points per class. The
+conditional empirical score is the exact score of each class's points (`ConditionalScore`); a
+conditional learned score is, by `training.conditioning` (`recipes.CONDITIONINGS`, stored as the
+attribute `conditioning`), "embedding" (default): ONE class-conditional network with a label
+embedding trained on all N points with their labels, the conditional EDM of [GDPLLW23]; or
+"per_class": one network per class trained with the same recipe on that class's points (as
+before the embedding existed). Generated samples get balanced labels. The prediction
 that random labels act like N / C points, R_random(N, C) = R_none(N / C, C) [GDPLLW23], is stored
 beside the measurement (`memphase.analysis.emm.random_label_prediction`; needs "none" in the grid).
 
@@ -33,7 +36,6 @@ from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -43,12 +45,13 @@ from memphase.physics.critical import collapse_time
 from memphase.physics.schedules import make_schedule
 
 from ..config import Field
-from ..data import isotropic_gaussian, linear_manifold
 from ..networks import NETWORKS
 from ..training import OPTIMIZERS
 from .common import end_summaries, reverse_run, sampler_schema, sampler_time_range
-from .recipes import (build_network_for, build_score, checkpoint_steps,  # noqa: F401 (public)
-                      train_config, train_learned_score)
+from .recipes import (CONDITIONINGS, build_network_for,  # noqa: F401 (public)
+                      build_score, checkpoint_steps, train_config, train_learned_score)
+from .training_sets import (TrainingSet, _balanced_labels,  # noqa: F401 (public, re-exported)
+                            _digits_training_set, check_digits_grid, make_training_set)
 
 _pos = dict(check=lambda v: v > 0, rule="must be > 0")
 _nonneg = dict(check=lambda v: v >= 0, rule="must be >= 0")
@@ -105,6 +108,9 @@ TRAINING_SCHEMA = {
     "noise_draws": Field("int", 4, check=lambda v: v >= 1, rule="must be >= 1",
                          help="(tau, z) draws per training point per step"),
     "skip": Field("bool", False, help="linear Gaussian skip in the network output"),
+    "conditioning": Field("str", "embedding", choices=CONDITIONINGS,
+                          help="learned conditional scores: one network with a label embedding "
+                               "[GDPLLW23] (embedding) or one network per class (per_class)"),
 }
 
 SAMPLER_SCHEMA = sampler_schema(steps=200, n_samples=256, t_max_tau=10.0, dtype="float32")
@@ -174,22 +180,16 @@ def unique_cells(points, effective) -> list[dict]:
     return out
 
 
-def check_grid(cfg) -> None:
-    """Errors the schema cannot see (combinations of keys)."""
+def check_grid(cfg, n_max: int | None = None) -> None:
+    """Errors the schema cannot see (combinations of keys). n_max: the largest training set the
+    job draws (default: the largest grid n_train; the EMM search passes its search.n_max)."""
     g = cfg["grid"]
     sampler_time_range(cfg)  # checks t_max_tau > t_min_tau
     for d, k in itertools.product(g["d"], g["intrinsic_dim"]):
         if k > d:
             raise ValueError(f"intrinsic_dim = {k} exceeds d = {d}")
     if cfg["data"]["model"] == "digits":
-        from ..config import ConfigError
-        from ..data_real import DIGITS_N, require_data_extra
-
-        require_data_extra()
-        if max(g["d"]) > 61 or set(g["intrinsic_dim"]) != {0} \
-                or not set(g["n_classes"]) <= {1, 10} or max(g["n_train"]) > DIGITS_N:
-            raise ConfigError("data.model = 'digits' needs d <= 61 (principal components), "
-                              "intrinsic_dim = [0], n_classes in {1, 10} and n_train <= 1797")
+        check_digits_grid(g, max(g["n_train"]) if n_max is None else n_max)
 
 
 def grid_points(cfg, axes=AXES):
@@ -202,90 +202,6 @@ def grid_points(cfg, axes=AXES):
 def cells(cfg) -> list[dict]:
     check_grid(cfg)
     return unique_cells(grid_points(cfg), effective_cell)
-
-
-# ------------------------------------------------------------------------------- data
-@dataclass
-class TrainingSet:
-    """x (N, d); balanced true (cluster) and random labels; population covariances of the whole
-    law and of one class (for the REM theory and the network's data variance)."""
-
-    x: torch.Tensor
-    true_labels: torch.Tensor
-    random_labels: torch.Tensor
-    cov_all: np.ndarray
-    cov_class: np.ndarray
-
-    def labels(self, mode: str):
-        return {"none": None, "true": self.true_labels, "random": self.random_labels}[mode]
-
-
-def _balanced_labels(n: int, c: int, rng: np.random.Generator) -> np.ndarray:
-    """A random permutation of (0, 1, ..., C-1, 0, 1, ...): class sizes differ by at most 1."""
-    return rng.permutation(np.arange(n) % c)
-
-
-def make_training_set(cfg, d: int, intrinsic_dim: int, n_classes: int, n: int, seed: int
-                      ) -> TrainingSet:
-    """N points of the cell's data law (see the module docstring), seeded as SEED_STREAMS says.
-
-    Base law: N(0, std^2 I_d) (intrinsic_dim 0) or the linear manifold [ALD24] with intrinsic_dim
-    directions of std `std` and normal std. With C > 1: y_i += mu_{c_i}, mu_c = separation std u_c,
-    u_c uniform unit vectors in the tangent space, c_i the balanced true labels. cov_all adds the
-    between-class covariance (1/C) sum_c mu_c mu_c^T - mean mean^T to the base covariance cov_class.
-    """
-    dc = cfg["data"]
-    dtype, device = cfg["sampler"]["dtype"], cfg["sampler"]["device"]
-    if dc["model"] == "digits":
-        return _digits_training_set(cfg, d, n_classes, n, seed)
-    if intrinsic_dim == 0:  # drawn in the run's dtype: no float64 copy of the whole set
-        data = isotropic_gaussian(n, d, dc["std"] ** 2, seed=seed, dtype=dtype)
-        tangent = np.eye(d)
-        cov = dc["std"] ** 2 * np.eye(d)
-    else:
-        data = linear_manifold(n, d, [(intrinsic_dim, dc["std"])], normal_std=dc["normal_std"],
-                               seed=seed, dtype=dtype)
-        tangent = data.basis[:, :intrinsic_dim]
-        cov = data.cov
-    x = data.x
-    true = _balanced_labels(n, n_classes, np.random.default_rng([seed, 1]))
-    random = _balanced_labels(n, n_classes, np.random.default_rng([seed, 2]))
-    cov_all = cov
-    if n_classes > 1:
-        g = np.random.default_rng([seed, 3]).standard_normal((n_classes, tangent.shape[1]))
-        g /= np.linalg.norm(g, axis=1, keepdims=True)
-        centres = dc["class_separation"] * dc["std"] * g @ tangent.T  # (C, d)
-        shift = torch.as_tensor(centres, dtype=x.dtype)
-        step = max(1, (32 << 20) // (8 * d))
-        for i in range(0, n, step):  # in place, in row blocks: no (n, d) temporary
-            x[i:i + step] += shift[torch.as_tensor(true[i:i + step])]
-        centred = centres - centres.mean(0)
-        cov_all = cov + centred.T @ centred / n_classes
-    as_t = lambda a: torch.as_tensor(a)
-    return TrainingSet(
-        x=x.to(device=device),
-        true_labels=as_t(true).to(device), random_labels=as_t(random).to(device),
-        cov_all=cov_all, cov_class=cov)
-
-
-def _digits_training_set(cfg, d: int, n_classes: int, n: int, seed: int) -> TrainingSet:
-    """N digits in the top-d principal coordinates (`memphase.simulate.data.digits`, seed `seed`); true
-    labels = the digit classes, random labels balanced over n_classes ((seed, 2)); cov_all = the
-    covariance of all 1,797 digits, cov_class = the mean within-class covariance (sum_c p_c C_c)."""
-    from ..data import digits
-
-    dtype, device = cfg["sampler"]["dtype"], cfg["sampler"]["device"]
-    data = digits(n, seed=seed, scale=cfg["data"]["scale"], n_components=d, dtype=dtype)
-    real = data.__dict__["_real"]
-    coords, every = real["coords"], real["labels_all"]
-    within = sum(np.mean(every == c) * np.cov(coords[every == c].T, bias=True)
-                 for c in np.unique(every))
-    random = _balanced_labels(n, n_classes, np.random.default_rng([seed, 2]))
-    true = data.labels.cpu().numpy() if n_classes > 1 else np.zeros(n, dtype=np.int64)
-    as_t = lambda a: torch.as_tensor(a)
-    return TrainingSet(x=data.x.to(device=device), true_labels=as_t(true).to(device),
-                       random_labels=as_t(random).to(device), cov_all=data.cov,
-                       cov_class=np.atleast_2d(within))
 
 
 # ------------------------------------------------------------------------------- scores
@@ -399,15 +315,15 @@ def run_cell(cfg, cell) -> dict:
 
 
 def estimate(cfg, cell) -> dict:
-    """Rough cost of one cell on one idle CPU thread. Training (per network, C networks when
-    conditional): steps x (1.2 ms x (depth + 2) overhead + 6 B P / 2e10 s), B = points x noise
+    """Rough cost of one cell on one idle CPU thread. Training (per network; C networks when
+    conditional with conditioning "per_class", else one): steps x (1.2 ms x (depth + 2) overhead + 6 B P / 2e10 s), B = points x noise
     draws, P parameters ~ depth (w^2 + e w) + 2 d w (measured: width 128, depth 2, B = 256,
     4000 steps ~ 24 s of CPU); sampling: steps x (n_samples P / 1e9 s
     + 1 ms) plus the nearest-point search n_samples N d per recording (1 GFLOP/s). Memory: the
     training set, the Adam state, activations and the sampler batch."""
     sp, tc = cfg["sampler"], cfg["training"]
     d, n, c = cell["d"], cell["n_train"], cell["n_classes"]
-    nets = c if cell["label_mode"] != "none" else 1
+    nets = c if cell["label_mode"] != "none" and tc["conditioning"] == "per_class" else 1
     item = 4 if sp["dtype"] == "float32" else 8
     b_samp = sp["n_samples"]
     # the set plus float64 copies of the nearest-neighbour passes (measured ~23 bytes per entry)
@@ -444,9 +360,9 @@ VARIABLES = {
                              "REM collapse time t_C for N (or N/C per class) points of a Gaussian "
                              "with the same covariance (docs/theory.md)"),
     "train_loss": ("1", "DSM loss per dimension, mean of the last 10% of steps "
-                        "(mean over classes)"),
-    "train_seconds": ("s", "training wall time (sum over per-class networks)"),
-    "parameters": ("1", "trainable parameters (sum over per-class networks)"),
+                        "(per_class conditioning: mean over classes)"),
+    "train_seconds": ("s", "training wall time (per_class: sum over the per-class networks)"),
+    "parameters": ("1", "trainable parameters (per_class: sum over the per-class networks)"),
 }
 
 
@@ -502,6 +418,10 @@ def assemble(cfg, cell_list, results) -> xr.Dataset:
                               "[GDPLLW23] Gu et al., arXiv 2310.02664; memorization_ratio_final "
                               "is the final checkpoint's",
         "checkpoints": cfg["measure"]["checkpoints"],
+        "conditioning": cfg["training"]["conditioning"],
+        "conditioning_meaning": "learned conditional scores: embedding = one class-conditional "
+                                "network with a label embedding [GDPLLW23]; per_class = one "
+                                "network per class",
     })
     return ds
 

@@ -1,5 +1,14 @@
 """Scores of the memorization and EMM experiments [GDPLLW23]: a training recipe's network (DSM,
-with its training checkpoints) or the empirical score, unconditional or one per class.
+with its training checkpoints) or the empirical score, unconditional or conditioned on labels.
+
+Conditioning of a learned score (`training.conditioning`, CONDITIONINGS):
+  "embedding" (default): ONE class-conditional network, a label embedding added to its noise
+      embedding (`memphase.simulate.networks`, n_classes = C), trained by DSM on all N points with
+      their labels: the conditional EDM of [GDPLLW23], which shares its weights across classes;
+  "per_class": one unconditional network per class, each trained with the same recipe on that
+      class's N / C points only (no sharing; C trainings; how results before the embedding
+      existed were computed).
+The empirical score is always the exact per-class one (both readings agree for it).
 
 A learned score keeps its (EMA) weights at `checkpoint_steps` (evenly spaced, the last the final
 network): the memorization ratio of a recipe is the highest over them, the official procedure of
@@ -19,7 +28,9 @@ from ..scores import ConditionalScore, EmpiricalScore, LearnedScore
 from ..training import TrainConfig, train_score
 
 __all__ = ["checkpoint_steps", "train_config", "build_network_for", "train_learned_score",
-           "build_score"]
+           "build_score", "CONDITIONINGS"]
+
+CONDITIONINGS = ("embedding", "per_class")
 
 
 def checkpoint_steps(cfg, cell) -> list[int]:
@@ -41,21 +52,27 @@ def train_config(cfg, cell, seed: int) -> TrainConfig:
         dtype=sp["dtype"], device=sp["device"])
 
 
-def build_network_for(cfg, cell, d: int, data_var: float, init_seed: int):
-    """The recipe's network: embedding_dim is emb_dim (residual) or fourier_dim (Fourier)."""
+def build_network_for(cfg, cell, d: int, data_var: float, init_seed: int,
+                      n_classes: int | None = None):
+    """The recipe's network: embedding_dim is emb_dim (residual) or fourier_dim (Fourier);
+    n_classes: a label-conditioned network (None: unconditional)."""
     key = "emb_dim" if cell["network"] == "residual_mlp" else "fourier_dim"
     return build_network(cell["network"], d, seed=init_seed, width=cell["width"],
                          depth=cell["depth"], data_var=data_var, skip=cfg["training"]["skip"],
-                         **{key: cell["embedding_dim"]})
+                         n_classes=n_classes, **{key: cell["embedding_dim"]})
 
 
-def train_learned_score(cfg, cell, x: torch.Tensor, cov: np.ndarray, sch, seed: int, cls: int = 0):
+def train_learned_score(cfg, cell, x: torch.Tensor, cov: np.ndarray, sch, seed: int, cls: int = 0,
+                        labels: torch.Tensor | None = None):
     """LearnedScore of a network trained by DSM on x; info: final loss (mean of the last 10 %
     of steps), seconds, parameters, and `checkpoints` {step: LearnedScore of the (EMA) weights at
-    that step} (`checkpoint_steps`). Network data variance: trace(cov) / d."""
+    that step} (`checkpoint_steps`). Network data variance: trace(cov) / d. With `labels` (N,):
+    one label-conditioned network (n_classes = cell["n_classes"]) trained with them; its scores
+    take labels (bind them with `.given`)."""
     d = x.shape[1]
-    net = build_network_for(cfg, cell, d, float(np.trace(cov)) / d, 1009 * seed + cls)
-    res = train_score(x, sch, net, train_config(cfg, cell, seed))
+    n_classes = None if labels is None else cell["n_classes"]
+    net = build_network_for(cfg, cell, d, float(np.trace(cov)) / d, 1009 * seed + cls, n_classes)
+    res = train_score(x, sch, net, train_config(cfg, cell, seed), labels=labels)
     tail = max(1, len(res.losses) // 10)
     # the same checkpoint scores as the training_dynamics job ([GDPLLW23] highest over them)
     snapshots = dict(checkpoint_scores(res.network, res, sch)) if res.checkpoints else {}
@@ -69,7 +86,9 @@ def build_score(cfg, cell, ts, sch):
     """(score for the sampler, labels of the generated batch or None, training info) for a
     `memorization.TrainingSet` ts. For a
     learned score info["checkpoint_scores"] = {step: score at that training checkpoint}
-    (conditional: the per-class networks at the same step), the final one included."""
+    (conditional: the network, or the per-class networks, at the same step, bound to the
+    generated batch's labels), the final one included. Generated labels: balanced over the
+    classes present in the training set."""
     labels = ts.labels(cell["label_mode"])
     cov = ts.cov_all if cell["label_mode"] in ("none", "random") else ts.cov_class
     info = {"loss": math.nan, "seconds": 0.0, "parameters": 0}
@@ -79,6 +98,15 @@ def build_score(cfg, cell, ts, sch):
         score, info = train_learned_score(cfg, cell, ts.x, cov, sch, cell["seed"])
         return score, None, {**info, "checkpoint_scores": info["checkpoints"]}
     classes = sorted(int(c) for c in torch.unique(labels))
+    n = cfg["sampler"]["n_samples"]
+    sample_labels = torch.as_tensor(np.asarray(classes)[np.arange(n) % len(classes)],
+                                    device=ts.x.device)
+    if cell["score"] == "learned" and cfg["training"]["conditioning"] == "embedding":
+        # one network for all classes; its input scaling uses the variance of all N points
+        score, info = train_learned_score(cfg, cell, ts.x, ts.cov_all, sch, cell["seed"],
+                                          labels=labels)
+        bound = {step: s.given(sample_labels) for step, s in info["checkpoints"].items()}
+        return bound[cell["train_steps"]], sample_labels, {**info, "checkpoint_scores": bound}
     per_class, infos = {}, []
     for c in classes:
         pts = ts.x[labels == c]
@@ -87,9 +115,6 @@ def build_score(cfg, cell, ts, sch):
         else:
             per_class[c], inf = train_learned_score(cfg, cell, pts, cov, sch, cell["seed"], c)
             infos.append(inf)
-    n = cfg["sampler"]["n_samples"]
-    sample_labels = torch.as_tensor(np.asarray(classes)[np.arange(n) % len(classes)],
-                                    device=ts.x.device)
     score = _conditional(ts.x, labels, sch, classes, per_class).given(sample_labels)
     if infos:
         info = {"loss": float(np.mean([i["loss"] for i in infos])),

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = ["Score", "time_coefficients", "check_batch"]
+__all__ = ["Score", "time_coefficients", "check_batch", "bind_labels"]
 
 
 def check_batch(x, dim: int) -> torch.Tensor:
@@ -81,3 +81,31 @@ class Score:
 
 def as_tensor_like(arr: np.ndarray, like: torch.Tensor) -> torch.Tensor:
     return torch.as_tensor(arr, dtype=like.dtype, device=like.device)
+
+
+def bind_labels(parent, labels) -> Score:
+    """A plain `score(x, t)` = parent(x, t, labels) for a class-conditional score whose batch
+    labels are fixed (what the samplers call); `jacobian(x, t)` where the parent has one."""
+
+    class _Bound(Score):
+        name = f"{parent.name}|labels"
+        dim = parent.dim
+        schedule = parent.schedule
+
+        def __call__(self, x, t):
+            return parent(x, t, labels)
+
+        @property
+        def data_variance(self):
+            return parent.data_variance
+
+        def describe(self):
+            return {**parent.describe(), "score": self.name}
+
+    if hasattr(parent, "jacobian"):
+        class _BoundJacobian(_Bound):
+            def jacobian(self, x, t):
+                return parent.jacobian(x, t, labels)
+
+        return _BoundJacobian()
+    return _Bound()

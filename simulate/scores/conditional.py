@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import Score, check_batch
+from .base import Score, bind_labels, check_batch
 from .empirical import EmpiricalScore
 
 __all__ = ["ConditionalScore", "ConditionalEmpiricalScore"]
@@ -73,24 +73,7 @@ class ConditionalScore(Score):
 
     def given(self, labels) -> Score:
         """A plain score(x, t) with the class labels of the batch fixed."""
-        parent = self
-
-        class _Bound(Score):
-            name = f"{parent.name}|labels"
-            dim = parent.dim
-            schedule = parent.schedule
-
-            def __call__(self, x, t):
-                return parent(x, t, labels)
-
-            def jacobian(self, x, t):
-                return parent.jacobian(x, t, labels)
-
-            @property
-            def data_variance(self):
-                return parent.data_variance
-
-        return _Bound()
+        return bind_labels(self, labels)
 
     @property
     def data_variance(self) -> float:

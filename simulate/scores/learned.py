@@ -3,6 +3,9 @@
     s_theta(x, t) = -eps_theta(x / m, log tau) / sigma,   tau = sigma^2 / m^2,
 
 with the network contract of `memphase.simulate.networks` (data-unit input x_t / m, noise level log tau).
+A label-conditioned network (n_classes set; the class-conditional network of [GDPLLW23] Gu et al.,
+arXiv 2310.02664) gives the conditional score s_theta(x, t | c) = -eps_theta(x / m, log tau, c) /
+sigma: call `score(x, t, labels)`, or `score.given(labels)` for the samplers' plain `score(x, t)`.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import math
 
 import torch
 
-from .base import Score, check_batch, time_coefficients
+from .base import Score, bind_labels, check_batch, time_coefficients
 
 __all__ = ["LearnedScore"]
 
@@ -63,8 +66,9 @@ class LearnedScore(Score):
             self._copies[key] = copy.deepcopy(self.network).to(device=x.device, dtype=x.dtype).eval()
         return self._copies[key]
 
-    def eps(self, x: torch.Tensor, t) -> torch.Tensor:
-        """eps_theta(x / m, log tau) at schedule time t (float or (B,) tensor)."""
+    def eps(self, x: torch.Tensor, t, labels=None) -> torch.Tensor:
+        """eps_theta(x / m, log tau[, labels]) at schedule time t (float or (B,) tensor); labels
+        (B,) integer classes for a label-conditioned network (the network checks them)."""
         check_batch(x, self.dim)
         m, s2 = time_coefficients(self.schedule, t, x)
         if isinstance(m, torch.Tensor):
@@ -74,18 +78,23 @@ class LearnedScore(Score):
                                device=x.device)
         net = self._network_for(x)
         with torch.set_grad_enabled(x.requires_grad and torch.is_grad_enabled()):
-            return net(x / m, level)
+            return net(x / m, level) if labels is None else net(x / m, level, labels)
 
-    def __call__(self, x: torch.Tensor, t) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, t, labels=None) -> torch.Tensor:
         check_batch(x, self.dim)
         _, s2 = time_coefficients(self.schedule, t, x)
         sigma = torch.sqrt(s2) if isinstance(s2, torch.Tensor) else math.sqrt(s2)
-        return -self.eps(x, t) / sigma
+        return -self.eps(x, t, labels) / sigma
 
-    def denoise(self, x: torch.Tensor, t) -> torch.Tensor:
+    def denoise(self, x: torch.Tensor, t, labels=None) -> torch.Tensor:
         """Tweedie posterior mean (x + sigma^2 s) / m = (x - sigma eps) / m."""
         m, s2 = time_coefficients(self.schedule, t, x)
-        return (x + s2 * self(x, t)) / m
+        return (x + s2 * self(x, t, labels)) / m
+
+    def given(self, labels) -> Score:
+        """The conditional score with the class labels of the batch fixed: a plain score(x, t)
+        for the samplers (label-conditioned networks)."""
+        return bind_labels(self, labels)
 
     def describe(self) -> dict:
         return {"score": self.name, **dict(getattr(self.network, "hparams", {}))}

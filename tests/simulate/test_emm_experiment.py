@@ -69,3 +69,25 @@ def test_search_config_errors():
         config(search={"eps": 1.0})
     est = emm.estimate(config(), emm.cells(config())[0])
     assert est["seconds"] > 0 and est["memory_bytes"] > 0
+
+
+def test_emm_takes_digits_and_refuses_more_than_1797():
+    """data.model = "digits": the search draws digit subsets (n_max <= 1797); n_max = 2000 is a
+    one-line ConfigError (CLI exit 2) before any compute. The exact empirical score on digits
+    copies a training image at every N down to tau_min = 1e-3 (docs/real_data.md), so the
+    search is censored at n_max: EMM = n_max, emm_upper = NaN."""
+    pytest.importorskip("sklearn")
+    from memphase.simulate.config import ConfigError
+
+    raw = {"job": "emm", "data": {"model": "digits"},
+           "grid": {"d": [8], "score": ["empirical"], "seeds": [0]},
+           "sampler": {"steps": 40, "n_samples": 32, "record": 4, "t_min_tau": 1e-3},
+           "search": {"n_start": 8, "n_max": 32}}
+    cfg = validate(raw, emm.SCHEMA)
+    (cell,) = emm.cells(cfg)
+    res = emm.run_cell(cfg, cell)
+    assert res["emm"] == 32 and np.isnan(res["emm_upper"]) and res["n_evaluations"] == 3
+    bad = validate({**raw, "search": {"n_start": 8, "n_max": 2000}}, emm.SCHEMA)
+    with pytest.raises(ConfigError, match="n_max = 2000 exceeds the 1797") as e:
+        emm.cells(bad)
+    assert "\n" not in str(e.value)

@@ -130,14 +130,47 @@ def test_true_label_conditional_samples_land_in_their_class():
 
 
 def test_learned_conditional_cell_trains_one_network_per_class():
+    """conditioning = "per_class" (explicit since the label embedding became the default): C
+    networks of the unconditional size."""
     cfg = config({"n_train": [8], "score": ["learned"], "width": [8], "depth": [1],
                   "train_steps": [5], "n_classes": [1, 2], "label_mode": ["random"],
-                  "seeds": [0]}, sampler={"steps": 10, "n_samples": 16, "record": 4})
+                  "seeds": [0]}, sampler={"steps": 10, "n_samples": 16, "record": 4},
+                 training={"conditioning": "per_class"})
     res = {c["n_classes"]: mem.run_cell(cfg, c) for c in mem.cells(cfg)}
     assert res[2]["parameters"] == 2 * res[1]["parameters"] > 0
     assert np.isfinite(res[2]["train_loss"]) and 0 <= res[2]["memorization_ratio"] <= 1
     est = [mem.estimate(cfg, c) for c in mem.cells(cfg)]
     assert est[1]["seconds"] > est[0]["seconds"] > 0 and est[0]["memory_bytes"] > 0
+
+
+def test_learned_conditional_cell_trains_one_label_embedded_network():
+    """conditioning = "embedding" (default, [GDPLLW23]): one network with a C x emb label table
+    (the unconditional size + C emb_dim), every checkpoint sampled with the generated labels
+    (balanced), the choice stored as the attribute `conditioning`; estimate: one network."""
+    cfg = config({"n_train": [8], "score": ["learned"], "width": [8], "depth": [1],
+                  "embedding_dim": [4], "train_steps": [6], "n_classes": [1, 2],
+                  "label_mode": ["none", "true"], "seeds": [0]},
+                 sampler={"steps": 10, "n_samples": 16, "record": 4},
+                 measure={"checkpoints": 3})
+    assert cfg["training"]["conditioning"] == "embedding"
+    cells = mem.cells(cfg)
+    cond = next(c for c in cells if c["label_mode"] == "true")
+    plain = next(c for c in cells if c["n_classes"] == 1)
+    ts, score, sample_labels, info = mem.prepare(cfg, cond)
+    assert torch.bincount(sample_labels).tolist() == [8, 8]
+    assert sorted(info["checkpoint_scores"]) == [2, 4, 6]
+    assert info["parameters"] == mem.prepare(cfg, plain)[3]["parameters"] + 2 * 4
+    x = torch.randn(16, 8)
+    net = score.describe()
+    assert net["n_classes"] == 2 and score(x, 0.5).shape == (16, 8)
+    res = mem.run_cell(cfg, cond)
+    assert 0 <= res["memorization_ratio"] <= 1 and res["memorization_ratio_step"] in (2, 4, 6)
+    est = {c["label_mode"]: mem.estimate(cfg, c)["seconds"] for c in cells if c["n_classes"] == 2}
+    assert est["true"] < 1.5 * est["none"]
+    ds = mem.assemble(cfg, cells, [dict.fromkeys(mem.VARIABLES, 0.5) for _ in cells])
+    assert ds.attrs["conditioning"] == "embedding"
+    with pytest.raises(ConfigError, match="conditioning"):
+        config(training={"conditioning": "shared"})
 
 
 def test_config_errors_name_the_key():
