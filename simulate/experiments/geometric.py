@@ -48,6 +48,7 @@ from ..config import ConfigError, Field
 from ..data import digits, linear_manifold
 from ..networks import NETWORKS, build_network, count_parameters
 from ..scores import EmpiricalScore, GaussianScore, LearnedScore, LinearScore
+from ..scores.covariance import COV_BUDGET
 from ..training import OPTIMIZERS, TrainConfig, train_score
 from .geometric_grid import (CLOSED_FORM, N_MAX, N_MIN, N_MIN_WHY, n_train_of,  # noqa: F401
                              size_axis, taus)
@@ -312,6 +313,11 @@ def estimate(cfg, cell) -> dict:
     jac_flops = n_anchor * t * (p * (10.0 * d**3 + (2.0 * n * d * d if cell["score"] == "empirical"
                                                     else 0)) + probes * d * (per_eval + 4 * d * d))
     mem = 8 * (3 * n * d + 2 * p * max(n, 1) + 8 * p * d * d + 4 * t * p * d) + 50 * 2**20
+    if cell["score"] == "empirical":
+        # exact posterior covariance: ~4 live (points, chunk, d) blocks, and as many again held
+        # by the C allocator between chunks (measured peak 90-148 MiB over runs for 8 blocks of
+        # 16 MiB plus the rest at N = 20000, d = 30: tests/simulate/test_memory_estimate.py)
+        mem += 8 * 8 * min(p * n * d, COV_BUDGET)
     if cell["score"] != "learned":
         return {"memory_bytes": int(mem), "seconds": 0.05 + 0.01 * t + jac_flops / 1e9}
     w, depth = cell["width"], tc["depth"]
