@@ -24,15 +24,17 @@ __all__ = ["TrainingSet", "make_training_set", "check_digits_grid"]
 
 def check_digits_grid(grid: dict, n_max: int) -> None:
     """ConfigError (one line, CLI exit 2) unless a grid fits the digits: d <= 61 principal
-    components, intrinsic_dim [0], n_classes in {1, 10} and every training set (n_max) <= 1797
-    images; also the one-line error of a missing `memphase[data]` extra."""
+    components or d = 64 (the pixels themselves, `DIGITS_D`), intrinsic_dim [0], n_classes in
+    {1, 10} and every training set (n_max) <= 1797 images; also the one-line error of a missing
+    `memphase[data]` extra."""
     from ..config import ConfigError
-    from ..data_real import DIGITS_N, require_data_extra
+    from ..data_real import DIGITS_D, DIGITS_N, require_data_extra
 
     require_data_extra()
-    if max(grid["d"]) > 61 or set(grid["intrinsic_dim"]) != {0} \
+    if any(d > 61 and d != DIGITS_D for d in grid["d"]) or set(grid["intrinsic_dim"]) != {0} \
             or not set(grid["n_classes"]) <= {1, 10} or n_max > DIGITS_N:
-        raise ConfigError("data.model = 'digits' needs d <= 61 (principal components), "
+        raise ConfigError("data.model = 'digits' needs d <= 61 (principal components) or d = 64 "
+                          "(pixels), "
                           f"intrinsic_dim = [0], n_classes in {{1, 10}} and n_train <= {DIGITS_N}")
 
 
@@ -101,13 +103,17 @@ def make_training_set(cfg, d: int, intrinsic_dim: int, n_classes: int, n: int, s
 
 
 def _digits_training_set(cfg, d: int, n_classes: int, n: int, seed: int) -> TrainingSet:
-    """N digits in the top-d principal coordinates (`memphase.simulate.data.digits`, seed `seed`); true
-    labels = the digit classes, random labels balanced over n_classes ((seed, 2)); cov_all = the
+    """N digits in the top-d principal coordinates (`memphase.simulate.data.digits`, seed `seed`),
+    or for d = 64 the centred pixels themselves (8 x 8 images: what a convolutional network
+    needs); true labels = the digit classes, random labels balanced over n_classes ((seed, 2)); cov_all = the
     covariance of all 1,797 digits, cov_class = the mean within-class covariance (sum_c p_c C_c)."""
     from ..data import digits
 
     dtype, device = cfg["sampler"]["dtype"], cfg["sampler"]["device"]
-    data = digits(n, seed=seed, scale=cfg["data"]["scale"], n_components=d, dtype=dtype)
+    from ..data_real import DIGITS_D
+
+    data = digits(n, seed=seed, scale=cfg["data"]["scale"],
+                  n_components=None if d == DIGITS_D else d, dtype=dtype)
     real = data.__dict__["_real"]
     coords, every = real["coords"], real["labels_all"]
     within = sum(np.mean(every == c) * np.cov(coords[every == c].T, bias=True)

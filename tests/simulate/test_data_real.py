@@ -185,3 +185,26 @@ def test_memorization_experiment_takes_digits_with_true_and_random_labels():
                     "grid": {"n_train": [50], "d": [8], "n_classes": [4]}}, memorization.SCHEMA)
     with pytest.raises(ConfigError, match=r"n_classes in \{1, 10\}"):
         memorization.cells(bad)
+
+
+def test_memorization_digits_d64_is_pixel_space_other_large_d_refused():
+    """d = 64 trains on the centred 8x8 pixels (what a convolutional network needs): the training
+    set equals digits(n_components=None) and cov_all is the pixel covariance (trace = the sum of
+    the PCA eigenvalues, rank 61); 61 < d < 64 is neither PCA coordinates nor pixels: refused."""
+    from memphase.simulate.config import validate
+    from memphase.simulate.experiments import memorization
+
+    cfg = validate({"job": "memorization", "data": {"model": "digits"},
+                    "grid": {"n_train": [40], "d": [64], "score": ["empirical"]}},
+                   memorization.SCHEMA)
+    assert len(memorization.cells(cfg)) == 1
+    ts = memorization.make_training_set(cfg, 64, 0, 1, 40, seed=2)
+    ref = digits(40, seed=2)
+    np.testing.assert_allclose(ts.x.numpy(), ref.x.numpy(), rtol=1e-6, atol=1e-6)
+    assert ts.x.shape == (40, 64)
+    np.testing.assert_allclose(np.trace(ts.cov_all), ref.variances().sum(), rtol=1e-10)
+    assert np.linalg.matrix_rank(ts.cov_all) == 61
+    bad = validate({"job": "memorization", "data": {"model": "digits"},
+                    "grid": {"n_train": [40], "d": [62]}}, memorization.SCHEMA)
+    with pytest.raises(ConfigError, match=r"d = 64 \(pixels\)"):
+        memorization.cells(bad)
