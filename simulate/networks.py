@@ -20,6 +20,9 @@ F can otherwise under-predict eps at large tau and let rare reverse trajectories
 | ResidualMLP  | Linear d->width, `depth` blocks h += Linear(SiLU(LN(h) + E_k e(nu))),     |
 |              | e(nu) sinusoidal embedding of log tau, head LN-SiLU-Linear      [ALD24]  |
 | FourierMLP   | ReLU MLP on [x, sin(2 pi b nu), cos(2 pi b nu)], b ~ N(0, scale^2) [BDKOS25] |
+| ConvNet      | x as a side x side one-channel image; 3x3 conv 1->width, `depth` residual  |
+|              | blocks (GN-SiLU-conv, + E_k e(nu), GN-SiLU-conv), head GN-SiLU-conv->1    |
+|              | (the DDPM residual block [Ho et al. 2020] without down-sampling)          |
 """
 
 from __future__ import annotations
@@ -29,8 +32,8 @@ import math
 import torch
 from torch import nn
 
-__all__ = ["ResidualMLP", "FourierMLP", "build_network", "count_parameters", "NETWORKS",
-           "sinusoidal_embedding"]
+__all__ = ["ResidualMLP", "FourierMLP", "ConvNet", "build_network", "count_parameters", "NETWORKS",
+           "sinusoidal_embedding", "conv_parameter_count"]
 
 
 def _check_positive_int(name, v):
@@ -153,11 +156,80 @@ class FourierMLP(_NoiseNet):
         return self._skip(x, nu) + self.mlp(torch.cat([x, torch.sin(arg), torch.cos(arg)], dim=1))
 
 
-NETWORKS = {ResidualMLP.kind: ResidualMLP, FourierMLP.kind: FourierMLP}
+class ConvNet(_NoiseNet):
+    """Convolutional noise predictor for square one-channel images, d = side^2 (row-major pixels,
+    e.g. the 8x8 digits: d = 64).
+
+        h = Conv3x3(1 -> C)(x_in)                                   C = width channels
+        per block k = 1..depth (DDPM residual block [Ho et al. 2020, arXiv 2006.11239]):
+            a = Conv3x3(SiLU(GN(h))) + E_k e(nu)                  (e(nu) broadcast over pixels)
+            h = h + Conv3x3(SiLU(GN(a)))
+        eps = Conv3x3(C -> 1)(SiLU(GN(h)))
+
+    All convolutions keep the side (zero padding 1); GN = GroupNorm with gcd(C, 8) groups;
+    e(nu) the sinusoidal embedding of nu = log tau (dim emb_dim), E_k linear emb_dim -> C.
+    No down-sampling: 1 + 2 depth + 1 convolutions of radius 1, so every output pixel sees a
+    (4 depth + 5)-wide window (13 at depth 2: the whole 8x8 image), and away from the borders
+    the network commutes with pixel shifts (convolutions and zero padding; GroupNorm's statistics
+    do not change when a pattern moves inside a uniform background).
+
+    Parameters (C = width, E = emb_dim, D = depth):
+        10 C  +  D (18 C^2 + 7 C + E C)  +  2 C  +  9 C + 1
+        (input conv; per block two convs, two GroupNorms, one embedding; head GroupNorm; output conv),
+    e.g. 40,033 at C = 32, D = 2, E = 32 (the residual MLP of width 128, depth 2 at d = 64: 58,816).
+    """
+
+    kind = "conv"
+
+    def __init__(self, d: int, width: int = 32, depth: int = 2, emb_dim: int = 32,
+                 data_var: float = 1.0, skip: bool = False):
+        super().__init__(d, data_var, skip)
+        for name, v in (("width", width), ("depth", depth), ("emb_dim", emb_dim)):
+            _check_positive_int(name, v)
+        if emb_dim % 2:
+            raise ValueError(f"emb_dim must be even, got {emb_dim}")
+        side = math.isqrt(d)
+        if side * side != d:
+            raise ValueError(f"network 'conv' needs a square image, d = side^2; got d = {d}")
+        self.side, self.emb_dim = side, emb_dim
+        groups = math.gcd(width, 8)
+        conv = lambda c_in, c_out: nn.Conv2d(c_in, c_out, 3, padding=1)  # noqa: E731
+        self.inp = conv(1, width)
+        self.norms1 = nn.ModuleList(nn.GroupNorm(groups, width) for _ in range(depth))
+        self.convs1 = nn.ModuleList(conv(width, width) for _ in range(depth))
+        self.embeds = nn.ModuleList(nn.Linear(emb_dim, width) for _ in range(depth))
+        self.norms2 = nn.ModuleList(nn.GroupNorm(groups, width) for _ in range(depth))
+        self.convs2 = nn.ModuleList(conv(width, width) for _ in range(depth))
+        self.head_norm = nn.GroupNorm(groups, width)
+        self.out = conv(width, 1)
+        self.hparams = {"kind": self.kind, "d": d, "width": width, "depth": depth,
+                        "emb_dim": emb_dim, "data_var": float(data_var), "skip": skip}
+
+    def forward(self, x: torch.Tensor, noise_level: torch.Tensor) -> torch.Tensor:
+        x, nu = self._inputs(x, noise_level)
+        emb = sinusoidal_embedding(nu, self.emb_dim)
+        silu = nn.functional.silu
+        h = self.inp(x.reshape(-1, 1, self.side, self.side))
+        for n1, c1, e, n2, c2 in zip(self.norms1, self.convs1, self.embeds, self.norms2,
+                                     self.convs2):
+            a = c1(silu(n1(h))) + e(emb)[:, :, None, None]
+            h = h + c2(silu(n2(a)))
+        eps = self.out(silu(self.head_norm(h))).reshape(-1, self.d)
+        return self._skip(x, nu) + eps
+
+
+def conv_parameter_count(width: int, depth: int, emb_dim: int) -> int:
+    """Trainable parameters of `ConvNet` (independent of the image size):
+    10 C + D (18 C^2 + 7 C + E C) + 2 C + 9 C + 1."""
+    c, e = width, emb_dim
+    return 10 * c + depth * (18 * c * c + 7 * c + e * c) + 2 * c + 9 * c + 1
+
+
+NETWORKS = {ResidualMLP.kind: ResidualMLP, FourierMLP.kind: FourierMLP, ConvNet.kind: ConvNet}
 
 
 def build_network(kind: str, d: int, seed: int | None = 0, **params) -> nn.Module:
-    """Build a network by kind ('residual_mlp', 'fourier_mlp') with its parameters.
+    """Build a network by kind ('residual_mlp', 'fourier_mlp', 'conv') with its parameters.
 
     Initialization (weights and Fourier frequencies) draws from torch's global generator seeded with
     `seed` inside `torch.random.fork_rng`, so it is reproducible and leaves the global state as it
