@@ -42,8 +42,8 @@ def train_config(cfg, cell, seed: int) -> TrainConfig:
 
 
 def build_network_for(cfg, cell, d: int, data_var: float, init_seed: int):
-    """The recipe's network: embedding_dim is emb_dim (residual) or fourier_dim (Fourier)."""
-    key = "emb_dim" if cell["network"] == "residual_mlp" else "fourier_dim"
+    """The recipe's network: embedding_dim is fourier_dim (Fourier) or emb_dim (residual, conv)."""
+    key = "fourier_dim" if cell["network"] == "fourier_mlp" else "emb_dim"
     return build_network(cell["network"], d, seed=init_seed, width=cell["width"],
                          depth=cell["depth"], data_var=data_var, skip=cfg["training"]["skip"],
                          **{key: cell["embedding_dim"]})

@@ -87,3 +87,14 @@ def test_dsm_training_lowers_the_loss_and_checkpoint_round_trip(tmp_path):
     nu = torch.zeros(3, dtype=torch.float64)
     with torch.no_grad():  # rebuilt in float32: the stored float64 weights rounded once
         assert torch.allclose(back.double()(x[:3], nu), res.network(x[:3], nu), atol=1e-5)
+
+
+def test_experiment_recipes_pass_the_embedding_dim_to_conv():
+    """The memorization/EMM recipe builds a conv net with its embedding_dim as emb_dim."""
+    from memphase.simulate.experiments.recipes import build_network_for
+
+    cell = {"network": "conv", "width": 8, "depth": 1, "embedding_dim": 6}
+    net = build_network_for({"training": {"skip": False}}, cell, 64, 0.5, init_seed=0)
+    assert isinstance(net, ConvNet) and net.emb_dim == 6 and net.hparams["width"] == 8
+    with pytest.raises(ValueError, match="d = 61$"):
+        build_network_for({"training": {"skip": False}}, cell, 61, 0.5, init_seed=0)
