@@ -146,7 +146,9 @@ def main(argv=None):
                 res = train(kind, width, depth, sample, seed, steps)
                 m = measure(res.network, sample, held, seed, classifier)
                 m["cpu_s"] = time.process_time() - t0
-                samples[n, name] = m.pop("samples") if seed == seeds[0] else None
+                pix = m.pop("samples")
+                if seed == seeds[0]:
+                    samples[n, name] = pix
                 rows[n, seed, name] = m
                 print(f"  N={n} seed={seed} {name}: held {m['held']:.4f} train {m['train']:.4f} "
                       f"ratio {m['ratio']:.3f} conf {m['conf']:.3f} ({m['cpu_s']:.0f} CPU s)",
