@@ -16,7 +16,10 @@ and measured on:
            final network (the experiment takes the highest over checkpoints);
   conf     mean top-class probability of the samples under a logistic-regression digit classifier
            fit on all 1,797 digits: a crude "looks like a digit" number (printed beside it: the
-           real digits, and 1,797 draws of the Gaussian with the digits' mean and covariance).
+           real digits, and 1,797 draws of the Gaussian with the digits' mean and covariance);
+  dist     mean distance of a sample to the nearest of all 1,797 digits (pixels / 16, clipped to
+           [0, 1]): how far samples sit from the data (real digits: the distance to the nearest
+           other digit; printed beside it with the PCA Gaussian's).
 
 Networks: conv (width 32 = channels, depth 2 residual blocks, 40,033 parameters), the residual MLP
 of the same size (width 96, depth 2, 37,984) and the configs' MLP (width 128, depth 2, 58,816);
@@ -37,7 +40,7 @@ import time
 import numpy as np
 import torch
 
-from memphase.analysis.memorization import memorization_ratio
+from memphase.analysis.memorization import memorization_ratio, nearest_neighbors
 from memphase.physics.schedules import make_schedule
 from memphase.simulate.checkpoints import fixed_dsm_loss
 from memphase.simulate.data import digits  # before data_real (which data.py imports at its end)
@@ -78,7 +81,7 @@ def train(kind, width, depth, sample, seed, steps):
     return train_score(x, make_schedule("ou"), net, cfg)
 
 
-def measure(net, sample, held, seed, classifier):
+def measure(net, sample, held, seed, classifier, all_pixels):
     sch = make_schedule("ou")
     train_x = sample.x
     out = {"params": count_parameters(net),
@@ -89,7 +92,9 @@ def measure(net, sample, held, seed, classifier):
     x = reverse_run(SAMPLER, LearnedScore(net, sch), sch, 10_000 + seed)
     out["ratio"] = memorization_ratio(x, train_x)
     pix = to_pixels(sample, x) / 16.0
-    out["conf"] = float(classifier.predict_proba(np.clip(pix, 0, 1)).max(axis=1).mean())
+    pix = np.clip(pix, 0, 1)
+    out["conf"] = float(classifier.predict_proba(pix).max(axis=1).mean())
+    out["dist"] = float(nearest_neighbors(pix, all_pixels, k=1)[0].mean())
     out["samples"] = pix
     return out
 
@@ -132,8 +137,13 @@ def main(argv=None):
     real = to_pixels(everything, everything.x) / 16.0
     gauss = to_pixels(everything, np.random.default_rng(0).multivariate_normal(
         np.zeros(64), everything.cov, size=1797)) / 16.0
-    conf = lambda p: float(classifier.predict_proba(np.clip(p, 0, 1)).max(axis=1).mean())  # noqa
-    print(f"classifier confidence: real digits {conf(real):.3f}, PCA Gaussian {conf(gauss):.3f}")
+    gauss = np.clip(gauss, 0, 1)
+    conf = lambda p: float(classifier.predict_proba(p).max(axis=1).mean())  # noqa: E731
+    loo = float(nearest_neighbors(real, real, k=2)[0][:, 1].mean())
+    g_dist = float(nearest_neighbors(gauss, real, k=1)[0].mean())
+    print(f"references: classifier confidence real digits {conf(real):.3f}, PCA Gaussian "
+          f"{conf(gauss):.3f}; nearest-digit distance real digits (to another) {loo:.3f}, "
+          f"PCA Gaussian {g_dist:.3f}")
     rows, samples = {}, {}
     start = time.process_time()
     for n in ns:
@@ -144,19 +154,19 @@ def main(argv=None):
             for name, (kind, width, depth) in NETS.items():
                 t0 = time.process_time()
                 res = train(kind, width, depth, sample, seed, steps)
-                m = measure(res.network, sample, held, seed, classifier)
+                m = measure(res.network, sample, held, seed, classifier, real)
                 m["cpu_s"] = time.process_time() - t0
                 pix = m.pop("samples")
                 if seed == seeds[0]:
                     samples[n, name] = pix
                 rows[n, seed, name] = m
                 print(f"  N={n} seed={seed} {name}: held {m['held']:.4f} train {m['train']:.4f} "
-                      f"ratio {m['ratio']:.3f} conf {m['conf']:.3f} ({m['cpu_s']:.0f} CPU s)",
+                      f"ratio {m['ratio']:.3f} conf {m['conf']:.3f} dist {m['dist']:.3f} ({m['cpu_s']:.0f} CPU s)",
                       flush=True)
     print(f"\nDigits, pixel space d = 64, {steps} DSM steps, seeds {seeds}; "
           f"{time.process_time() - start:.0f} CPU s. mean over seeds [min, max]; "
           f"'/ref' = per-seed ratio to {REFERENCE} (same subset, seed, noise draws)")
-    cols = ["held", "train", "ratio", "conf"] + [f"held@{t:g}" for t in TAU_GRID]
+    cols = ["held", "train", "ratio", "conf", "dist"] + [f"held@{t:g}" for t in TAU_GRID]
     print("| N | net | params | " + " | ".join(cols) + " | held / ref | train / ref |")
     print("|---" * (len(cols) + 5) + "|")
     for n in ns:
