@@ -19,7 +19,10 @@ and measured on:
            real digits, and 1,797 draws of the Gaussian with the digits' mean and covariance);
   dist     mean distance of a sample to the nearest of all 1,797 digits (pixels / 16, clipped to
            [0, 1]): how far samples sit from the data (real digits: the distance to the nearest
-           other digit; printed beside it with the PCA Gaussian's).
+           other digit; printed beside it with the PCA Gaussian's);
+  rough    roughness sum_pixels (squared differences of horizontal and vertical neighbours) of
+           the clipped samples over that of the real digits: 1 = as smooth as digits, > 1 speckled,
+           < 1 blurred.
 
 Networks: conv (width 32 = channels, depth 2 residual blocks, 40,033 parameters), the residual MLP
 of the same size (width 96, depth 2, 37,984) and the configs' MLP (width 128, depth 2, 58,816);
@@ -81,6 +84,13 @@ def train(kind, width, depth, sample, seed, steps):
     return train_score(x, make_schedule("ou"), net, cfg)
 
 
+def roughness(pix) -> float:
+    """Mean over images of the summed squared neighbour differences of 8x8 images."""
+    img = np.asarray(pix).reshape(-1, 8, 8)
+    return float(((np.diff(img, axis=1) ** 2).sum((1, 2))
+                  + (np.diff(img, axis=2) ** 2).sum((1, 2))).mean())
+
+
 def measure(net, sample, held, seed, classifier, all_pixels):
     sch = make_schedule("ou")
     train_x = sample.x
@@ -95,6 +105,7 @@ def measure(net, sample, held, seed, classifier, all_pixels):
     pix = np.clip(pix, 0, 1)
     out["conf"] = float(classifier.predict_proba(pix).max(axis=1).mean())
     out["dist"] = float(nearest_neighbors(pix, all_pixels, k=1)[0].mean())
+    out["rough"] = roughness(pix) / roughness(all_pixels)
     out["samples"] = pix
     return out
 
@@ -143,7 +154,8 @@ def main(argv=None):
     g_dist = float(nearest_neighbors(gauss, real, k=1)[0].mean())
     print(f"references: classifier confidence real digits {conf(real):.3f}, PCA Gaussian "
           f"{conf(gauss):.3f}; nearest-digit distance real digits (to another) {loo:.3f}, "
-          f"PCA Gaussian {g_dist:.3f}")
+          f"PCA Gaussian {g_dist:.3f}; roughness PCA Gaussian / digits "
+          f"{roughness(gauss) / roughness(real):.3f}")
     rows, samples = {}, {}
     start = time.process_time()
     for n in ns:
@@ -161,12 +173,12 @@ def main(argv=None):
                     samples[n, name] = pix
                 rows[n, seed, name] = m
                 print(f"  N={n} seed={seed} {name}: held {m['held']:.4f} train {m['train']:.4f} "
-                      f"ratio {m['ratio']:.3f} conf {m['conf']:.3f} dist {m['dist']:.3f} ({m['cpu_s']:.0f} CPU s)",
+                      f"ratio {m['ratio']:.3f} conf {m['conf']:.3f} dist {m['dist']:.3f} rough {m['rough']:.3f} ({m['cpu_s']:.0f} CPU s)",
                       flush=True)
     print(f"\nDigits, pixel space d = 64, {steps} DSM steps, seeds {seeds}; "
           f"{time.process_time() - start:.0f} CPU s. mean over seeds [min, max]; "
           f"'/ref' = per-seed ratio to {REFERENCE} (same subset, seed, noise draws)")
-    cols = ["held", "train", "ratio", "conf", "dist"] + [f"held@{t:g}" for t in TAU_GRID]
+    cols = ["held", "train", "ratio", "conf", "dist", "rough"] + [f"held@{t:g}" for t in TAU_GRID]
     print("| N | net | params | " + " | ".join(cols) + " | held / ref | train / ref |")
     print("|---" * (len(cols) + 5) + "|")
     for n in ns:
