@@ -169,9 +169,11 @@ class ConvNet(_NoiseNet):
     All convolutions keep the side (zero padding 1); GN = GroupNorm with gcd(C, 8) groups;
     e(nu) the sinusoidal embedding of nu = log tau (dim emb_dim), E_k linear emb_dim -> C.
     No down-sampling: 1 + 2 depth + 1 convolutions of radius 1, so every output pixel sees a
-    (4 depth + 5)-wide window (13 at depth 2: the whole 8x8 image), and away from the borders
-    the network commutes with pixel shifts (convolutions and zero padding; GroupNorm's statistics
-    do not change when a pattern moves inside a uniform background).
+    (4 depth + 5)-wide window (13 at depth 2: all of an 8x8 image but, from a corner pixel, the
+    farthest row and column), and away from the borders the network commutes with pixel shifts
+    (convolutions and zero padding; GroupNorm's statistics do not change when a pattern moves
+    inside a uniform background). On the digits in pixel space its held-out DSM loss is 26-35 %
+    below the residual MLP's (docs/real_data.md, "Convolutional network").
 
     Parameters (C = width, E = emb_dim, D = depth):
         10 C  +  D (18 C^2 + 7 C + E C)  +  2 C  +  9 C + 1
@@ -221,6 +223,8 @@ class ConvNet(_NoiseNet):
 def conv_parameter_count(width: int, depth: int, emb_dim: int) -> int:
     """Trainable parameters of `ConvNet` (independent of the image size):
     10 C + D (18 C^2 + 7 C + E C) + 2 C + 9 C + 1."""
+    for name, v in (("width", width), ("depth", depth), ("emb_dim", emb_dim)):
+        _check_positive_int(name, v)
     c, e = width, emb_dim
     return 10 * c + depth * (18 * c * c + 7 * c + e * c) + 2 * c + 9 * c + 1
 
