@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 __all__ = ["ResidualMLP", "FourierMLP", "ConvNet", "build_network", "count_parameters", "NETWORKS",
-           "sinusoidal_embedding", "conv_parameter_count"]
+           "sinusoidal_embedding", "conv_parameter_count", "check_network_d"]
 
 
 def _check_positive_int(name, v):
@@ -190,10 +190,8 @@ class ConvNet(_NoiseNet):
             _check_positive_int(name, v)
         if emb_dim % 2:
             raise ValueError(f"emb_dim must be even, got {emb_dim}")
-        side = math.isqrt(d)
-        if side * side != d:
-            raise ValueError(f"network 'conv' needs a square image, d = side^2; got d = {d}")
-        self.side, self.emb_dim = side, emb_dim
+        check_network_d(self.kind, d)
+        self.side, self.emb_dim = math.isqrt(d), emb_dim
         groups = math.gcd(width, 8)
         conv = lambda c_in, c_out: nn.Conv2d(c_in, c_out, 3, padding=1)  # noqa: E731
         self.inp = conv(1, width)
@@ -248,6 +246,17 @@ def build_network(kind: str, d: int, seed: int | None = 0, **params) -> nn.Modul
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return NETWORKS[kind](d, **params)
+
+
+def check_network_d(kind: str, d: int) -> None:
+    """One-line ValueError, before any compute, when network `kind` cannot take inputs of width d
+    (unknown kind; 'conv' with d not a perfect square). Experiments call it when they check
+    their config."""
+    if kind not in NETWORKS:
+        raise ValueError(f"unknown network {kind!r}; choose one of {sorted(NETWORKS)}")
+    _check_positive_int("d", d)
+    if kind == ConvNet.kind and math.isqrt(d) ** 2 != d:
+        raise ValueError(f"network 'conv' needs a square image, d = side^2; got d = {d}")
 
 
 def count_parameters(network: nn.Module, trainable_only: bool = True) -> int:

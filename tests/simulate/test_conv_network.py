@@ -7,8 +7,8 @@ import torch
 
 from memphase.physics.schedules import OrnsteinUhlenbeck
 from memphase.simulate.checkpoints import fixed_dsm_loss
-from memphase.simulate.networks import (ConvNet, NETWORKS, build_network, conv_parameter_count,
-                                        count_parameters)
+from memphase.simulate.networks import (ConvNet, NETWORKS, build_network, check_network_d,
+                                        conv_parameter_count, count_parameters)
 from memphase.simulate.training import TrainConfig, load_checkpoint, save_checkpoint, train_score
 
 
@@ -28,6 +28,16 @@ def test_shapes_seeding_and_registry():
 def test_non_square_d_is_refused(d):
     with pytest.raises(ValueError, match=f"square image.*d = {d}$"):
         build_network("conv", d)
+    with pytest.raises(ValueError, match=f"square image.*d = {d}$"):
+        check_network_d("conv", d)  # the config-time check, no network built
+    check_network_d("residual_mlp", d)
+
+
+def test_config_time_check_accepts_squares_and_names_unknown_kinds():
+    for d in (1, 4, 64, 256):
+        check_network_d("conv", d)
+    with pytest.raises(ValueError, match="unknown network 'cnn'"):
+        check_network_d("cnn", 64)
 
 
 @pytest.mark.parametrize("width, depth, emb_dim", [(32, 2, 32), (8, 1, 4), (12, 3, 16)])
