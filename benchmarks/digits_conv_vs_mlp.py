@@ -24,15 +24,18 @@ and measured on:
            the clipped samples over that of the real digits: 1 = as smooth as digits, > 1 speckled,
            < 1 blurred.
 
-Networks: conv (width 32 = channels, depth 2 residual blocks, 40,033 parameters), the residual MLP
-of the same size (width 96, depth 2, 37,984) and the configs' MLP (width 128, depth 2, 58,816);
-embedding dim 32 for all. Every number is also printed as a ratio to mlp128 measured in the same
-run (same subset, seed, noise draws). `--figure PATH` writes a PNG grid of samples (seed 0).
+Networks (`--nets`, default conv mlp96 mlp128): conv (width 32 = channels, depth 2 residual
+blocks, 40,033 parameters), unet (`ConvUNet`: width 16, depth 1, one 8x8 -> 4x4 level, 39,745),
+the residual MLP of the same size (width 96, depth 2, 37,984) and the configs' MLP (width 128,
+depth 2, 58,816); embedding dim 32 for all. Every number is also printed as a ratio to mlp128,
+always trained in the same run (same subset, seed, noise draws). `--figure PATH` writes a PNG
+grid of samples (seed 0).
 
 Run: OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python benchmarks/digits_conv_vs_mlp.py \\
          [--figure docs/figures/digits_conv_vs_mlp.png]
-     (N = 100, 300, 1000, seeds 0 1, 2000 steps: about 15 CPU-minutes, 90 % of it training the
-     conv net; --quick: N = 100 and 300, seed 0, 1000 steps, about 3 CPU-minutes)
+     (N = 100, 300, 1000, seeds 0 1, 2000 steps: measured 445 CPU s, 90 % of it training the
+     conv net, ~65 s per 2000 steps against ~4 s for an MLP; --quick: N = 100 and 300, seed 0,
+     1000 steps, QUICK_CPU)
 """
 
 from __future__ import annotations
@@ -53,8 +56,9 @@ from memphase.simulate.networks import build_network, count_parameters
 from memphase.simulate.scores import LearnedScore
 from memphase.simulate.training import TrainConfig, train_score
 
-NETS = {"conv": ("conv", 32, 2), "mlp96": ("residual_mlp", 96, 2),
+NETS = {"conv": ("conv", 32, 2), "unet": ("conv_unet", 16, 1), "mlp96": ("residual_mlp", 96, 2),
         "mlp128": ("residual_mlp", 128, 2)}
+DEFAULT_NETS = ("conv", "mlp96", "mlp128")
 REFERENCE = "mlp128"
 TAU_RANGE = (1e-3, 10.0)
 TAU_GRID = (1e-3, 1e-2, 1e-1, 1.0, 10.0)
@@ -110,14 +114,14 @@ def measure(net, sample, held, seed, classifier, all_pixels):
     return out
 
 
-def figure(path, samples, ns, per_row=12):
+def figure(path, samples, ns, names, per_row=12):
     """Rows: for each N, one row of samples per network (seed 0), grey levels 0..1."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = [(n, name) for n in ns for name in NETS]
+    rows = [(n, name) for n in ns for name in names]
     fig, axes = plt.subplots(len(rows), per_row, figsize=(per_row * 0.5, len(rows) * 0.55))
     for r, (n, name) in enumerate(rows):
         for c in range(per_row):
@@ -137,12 +141,15 @@ def main(argv=None):
     ap.add_argument("--n", type=int, nargs="+", default=None, help="training-set sizes")
     ap.add_argument("--seeds", type=int, nargs="+", default=None)
     ap.add_argument("--steps", type=int, default=None)
+    ap.add_argument("--nets", nargs="+", default=list(DEFAULT_NETS), choices=sorted(NETS),
+                    help=f"networks to compare ({REFERENCE} is always added)")
     ap.add_argument("--figure", default=None, help="PNG of generated digits (seed 0)")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     ns = args.n or ([100, 300] if args.quick else [100, 300, 1000])
     seeds = args.seeds or ([0] if args.quick else [0, 1])
     steps = args.steps or (1000 if args.quick else 2000)
+    nets = {k: NETS[k] for k in NETS if k in args.nets or k == REFERENCE}
     classifier = digit_classifier()
     everything = digits(None, 0, scale="unit")
     real = to_pixels(everything, everything.x) / 16.0
@@ -163,7 +170,7 @@ def main(argv=None):
             sample = digits(n, seed, scale="unit", dtype="float32")
             n_held = 1797 - n
             held = torch.as_tensor(draw_held_out(sample, n_held, seed), dtype=torch.float32)
-            for name, (kind, width, depth) in NETS.items():
+            for name, (kind, width, depth) in nets.items():
                 t0 = time.process_time()
                 res = train(kind, width, depth, sample, seed, steps)
                 m = measure(res.network, sample, held, seed, classifier, real)
@@ -182,7 +189,7 @@ def main(argv=None):
     print("| N | net | params | " + " | ".join(cols) + " | held / ref | train / ref |")
     print("|---" * (len(cols) + 5) + "|")
     for n in ns:
-        for name in NETS:
+        for name in nets:
             per = [rows[n, s, name] for s in seeds]
             ref = [rows[n, s, REFERENCE] for s in seeds]
             cell = lambda k: f"{np.mean([p[k] for p in per]):.4f}"  # noqa: E731
@@ -190,7 +197,7 @@ def main(argv=None):
             print(f"| {n} | {name} | {per[0]['params']} | "
                   + " | ".join(cell(k) for k in cols) + f" | {rel('held')} | {rel('train')} |")
     if args.figure:
-        figure(args.figure, samples, ns)
+        figure(args.figure, samples, ns, list(nets))
 
 
 def _spread(v):
