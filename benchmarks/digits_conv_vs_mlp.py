@@ -180,8 +180,8 @@ def main(argv=None):
                     samples[n, name] = pix
                 rows[n, seed, name] = m
                 print(f"  N={n} seed={seed} {name}: held {m['held']:.4f} train {m['train']:.4f} "
-                      f"ratio {m['ratio']:.3f} conf {m['conf']:.3f} dist {m['dist']:.3f} rough {m['rough']:.3f} ({m['cpu_s']:.0f} CPU s)",
-                      flush=True)
+                      f"ratio {m['ratio']:.3f} conf {m['conf']:.3f} dist {m['dist']:.3f} "
+                      f"rough {m['rough']:.3f} ({m['cpu_s']:.0f} CPU s)", flush=True)
     print(f"\nDigits, pixel space d = 64, {steps} DSM steps, seeds {seeds}; "
           f"{time.process_time() - start:.0f} CPU s. mean over seeds [min, max]; "
           f"'/ref' = per-seed ratio to {REFERENCE} (same subset, seed, noise draws)")

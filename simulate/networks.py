@@ -33,8 +33,8 @@ import math
 import torch
 from torch import nn
 
-__all__ = ["ResidualMLP", "FourierMLP", "ConvNet", "ConvUNet", "build_network", "count_parameters", "NETWORKS",
-           "sinusoidal_embedding", "conv_parameter_count", "check_network_d"]
+__all__ = ["ResidualMLP", "FourierMLP", "ConvNet", "ConvUNet", "build_network", "count_parameters",
+           "NETWORKS", "sinusoidal_embedding", "conv_parameter_count", "check_network_d"]
 
 
 def _check_positive_int(name, v):
@@ -200,7 +200,8 @@ class ConvNet(_NoiseNet):
 
     Parameters (C = width, E = emb_dim, D = depth; `conv_parameter_count`):
         10 C  +  D (18 C^2 + 7 C + E C)  +  2 C  +  9 C + 1
-        (input conv; per block two convs, two GroupNorms, one embedding; head GroupNorm; output conv),
+        (input conv; per block two convs, two GroupNorms, one embedding; head GroupNorm;
+        output conv),
     e.g. 40,033 at C = 32, D = 2, E = 32 (the residual MLP of width 128, depth 2 at d = 64: 58,816).
     """
 
