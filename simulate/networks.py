@@ -34,7 +34,8 @@ import torch
 from torch import nn
 
 __all__ = ["ResidualMLP", "FourierMLP", "ConvNet", "ConvUNet", "build_network", "count_parameters",
-           "NETWORKS", "sinusoidal_embedding", "conv_parameter_count", "check_network_d"]
+           "NETWORKS", "sinusoidal_embedding", "conv_parameter_count", "check_network_d",
+           "check_labels"]
 
 
 def _check_positive_int(name, v):
@@ -80,6 +81,33 @@ class _NoiseNet(nn.Module):
         tau = torch.exp(nu)
         return torch.sqrt(tau / (self.data_var.to(x_in.dtype) + tau))[:, None] * x_in
 
+    def _init_labels(self, n_classes, size: int) -> None:
+        """The label embedding nn.Embedding(n_classes, size) (None: unconditional). Called last in
+        the subclass __init__, so the other initial weights do not depend on n_classes."""
+        if n_classes is not None:
+            _check_positive_int("n_classes", n_classes)
+            self.label_embedding = nn.Embedding(n_classes, size)
+            self.hparams["n_classes"] = n_classes
+        else:
+            self.label_embedding = None
+        self.n_classes = n_classes
+
+    def _label_term(self, labels, batch: int, like: torch.Tensor):
+        """E[labels] of shape (B, size), or None for an unconditional network; one-line ValueError
+        for labels of the wrong kind, shape or range (`check_labels`)."""
+        if self.n_classes is None:
+            if labels is not None:
+                raise ValueError("this network is not label-conditioned (n_classes = None): "
+                                 "labels must be None")
+            return None
+        if labels is None:
+            if self.n_classes != 1:
+                raise ValueError(f"this network is conditioned on n_classes = {self.n_classes} "
+                                 "labels: pass labels, a (B,) integer tensor")
+            labels = torch.zeros(batch, dtype=torch.long, device=like.device)
+        labels = check_labels(labels, batch, self.n_classes, like.device)
+        return self.label_embedding(labels).to(like.dtype)
+
     def _inputs(self, x: torch.Tensor, noise_level: torch.Tensor):
         if x.ndim != 2 or x.shape[1] != self.d:
             raise ValueError(f"x must have shape (B, {self.d}), got {tuple(x.shape)}")
@@ -89,6 +117,20 @@ class _NoiseNet(nn.Module):
         nu = noise_level.to(x.dtype)
         c_in = torch.rsqrt(self.data_var.to(x.dtype) + torch.exp(nu))  # 1 / sqrt(v + tau)
         return x * c_in[:, None], nu
+
+
+def check_labels(labels, batch: int, n_classes: int, device=None) -> torch.Tensor:
+    """labels as a (batch,) int64 tensor on `device`; ValueError (one line) unless they are
+    integers of shape (batch,) in [0, n_classes)."""
+    t = torch.as_tensor(labels, device=device)
+    if t.dtype.is_floating_point or t.dtype.is_complex or t.dtype == torch.bool:
+        raise ValueError(f"labels must be integers, got dtype {t.dtype}")
+    if t.shape != (batch,):
+        raise ValueError(f"labels must have shape ({batch},), got {tuple(t.shape)}")
+    if batch and (int(t.min()) < 0 or int(t.max()) >= n_classes):
+        raise ValueError(f"labels must lie in [0, {n_classes}) (n_classes = {n_classes}), got "
+                         f"values in [{int(t.min())}, {int(t.max())}]")
+    return t.long()
 
 
 class ResidualMLP(_NoiseNet):
@@ -203,12 +245,17 @@ class ConvNet(_NoiseNet):
         (input conv; per block two convs, two GroupNorms, one embedding; head GroupNorm;
         output conv),
     e.g. 40,033 at C = 32, D = 2, E = 32 (the residual MLP of width 128, depth 2 at d = 64: 58,816).
+
+    Label conditioning (n_classes = K): a learned vector E[c] (nn.Embedding(K, E), created last) is
+    added to e(nu), so the class enters every block as the noise level does (the conditional EDM
+    of [GDPLLW23] Gu et al., arXiv 2310.02664); K E more parameters; forward(x, noise_level,
+    labels) with labels (B,) integers in [0, K).
     """
 
     kind = "conv"
 
     def __init__(self, d: int, width: int = 32, depth: int = 2, emb_dim: int = 32,
-                 data_var: float = 1.0, skip: bool = False):
+                 data_var: float = 1.0, skip: bool = False, n_classes: int | None = None):
         super().__init__(d, data_var, skip)
         for name, v in (("width", width), ("depth", depth), ("emb_dim", emb_dim)):
             _check_positive_int(name, v)
@@ -222,10 +269,17 @@ class ConvNet(_NoiseNet):
         self.out = _conv3(width, 1)
         self.hparams = {"kind": self.kind, "d": d, "width": width, "depth": depth,
                         "emb_dim": emb_dim, "data_var": float(data_var), "skip": skip}
+        self._init_labels(n_classes, emb_dim)
 
-    def forward(self, x: torch.Tensor, noise_level: torch.Tensor) -> torch.Tensor:
-        x, nu = self._inputs(x, noise_level)
+    def _embedding(self, nu: torch.Tensor, labels, x: torch.Tensor) -> torch.Tensor:
+        """e(nu), plus the label embedding E[c] of a label-conditioned network."""
         emb = sinusoidal_embedding(nu, self.emb_dim)
+        lab = self._label_term(labels, x.shape[0], x)
+        return emb if lab is None else emb + lab
+
+    def forward(self, x: torch.Tensor, noise_level: torch.Tensor, labels=None) -> torch.Tensor:
+        x, nu = self._inputs(x, noise_level)
+        emb = self._embedding(nu, labels, x)
         h = self.inp(x.reshape(-1, 1, self.side, self.side))
         for block in self.blocks:
             h = block(h, emb)
@@ -252,17 +306,18 @@ class ConvUNet(ConvNet):
     kind = "conv_unet"
 
     def __init__(self, d: int, width: int = 16, depth: int = 1, emb_dim: int = 32,
-                 data_var: float = 1.0, skip: bool = False):
+                 data_var: float = 1.0, skip: bool = False, n_classes: int | None = None):
         super().__init__(d, width, depth, emb_dim, data_var, skip)  # checks d (even side)
         self.down = nn.Conv2d(width, 2 * width, 3, stride=2, padding=1)
         self.mid = nn.ModuleList(_ResBlock(2 * width, emb_dim) for _ in range(depth))
         self.up = _conv3(2 * width, width)
         self.up_blocks = nn.ModuleList(_ResBlock(width, emb_dim) for _ in range(depth))
         self.hparams["kind"] = self.kind
+        self._init_labels(n_classes, emb_dim)  # last: the other weights do not depend on it
 
-    def forward(self, x: torch.Tensor, noise_level: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, noise_level: torch.Tensor, labels=None) -> torch.Tensor:
         x, nu = self._inputs(x, noise_level)
-        emb = sinusoidal_embedding(nu, self.emb_dim)
+        emb = self._embedding(nu, labels, x)
         h = self.inp(x.reshape(-1, 1, self.side, self.side))
         for block in self.blocks:
             h = block(h, emb)

@@ -143,3 +143,25 @@ def test_experiment_recipes_pass_the_embedding_dim_to_conv():
     assert isinstance(net, ConvNet) and net.emb_dim == 6 and net.hparams["width"] == 8
     with pytest.raises(ValueError, match="d = 61$"):
         build_network_for({"training": {"skip": False}}, cell, 61, 0.5, init_seed=0)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_label_conditioning(kind):
+    """n_classes = K adds one K x emb_dim embedding, created last (every other initial weight
+    equals the unconditional network's of the same seed); the label changes the output; a
+    conditioned network refuses missing or out-of-range labels in one line."""
+    plain = build_network(kind, 16, width=8, depth=1, emb_dim=8, seed=3)
+    cond = build_network(kind, 16, width=8, depth=1, emb_dim=8, n_classes=3, seed=3)
+    assert count_parameters(cond) == count_parameters(plain) + 3 * 8
+    sd = cond.state_dict()
+    assert all(torch.equal(v, sd[k]) for k, v in plain.state_dict().items())
+    assert cond.hparams["n_classes"] == 3 and "n_classes" not in plain.hparams
+    x, nu = torch.randn(4, 16), torch.zeros(4)
+    a, b = cond(x, nu, torch.tensor([0, 0, 1, 2])), cond(x, nu, torch.tensor([0, 1, 1, 2]))
+    assert torch.equal(a[0], b[0]) and not torch.allclose(a[1], b[1])
+    with pytest.raises(ValueError, match="pass labels"):
+        cond(x, nu)
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 3\)"):
+        cond(x, nu, torch.tensor([0, 1, 2, 3]))
+    with pytest.raises(ValueError, match="not label-conditioned"):
+        plain(x, nu, torch.zeros(4, dtype=torch.long))
