@@ -1,7 +1,10 @@
-"""The convolutional noise predictors (`memphase.simulate.networks.ConvNet`, kind "conv", and
-`ConvUNet`, kind "conv_unet")."""
+"""The convolutional noise predictors (`memphase.simulate.conv_networks`: ConvNet, kind "conv",
+and ConvUNet, kind "conv_unet")."""
 
 from __future__ import annotations
+
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -13,6 +16,17 @@ from memphase.simulate.networks import (ConvNet, ConvUNet, NETWORKS, build_netwo
 from memphase.simulate.training import TrainConfig, load_checkpoint, save_checkpoint, train_score
 
 KINDS = ["conv", "conv_unet"]
+
+
+def test_either_module_may_be_imported_first():
+    """conv_networks registers itself in networks.NETWORKS whichever module is imported first."""
+    for first in ("conv_networks", "networks"):
+        code = (f"import memphase.simulate.{first}; "
+                "from memphase.simulate.networks import NETWORKS, ConvNet; "
+                "from memphase.simulate.conv_networks import ConvNet as C; "
+                "assert {'conv', 'conv_unet'} <= set(NETWORKS) and C is ConvNet; print('ok')")
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-500:]
 
 
 @pytest.mark.parametrize("kind", KINDS)
