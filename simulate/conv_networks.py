@@ -31,13 +31,23 @@ def _conv3(c_in: int, c_out: int) -> nn.Conv2d:
     return nn.Conv2d(c_in, c_out, 3, padding=1)
 
 
+def group_count(c: int) -> int:
+    """GroupNorm groups for c channels: the largest divisor of c not above min(8, c / 2), so that
+    every group holds at least two channels (8 groups for c = 16, 32, 64; 4 for c = 8). With one
+    channel per group GroupNorm would subtract each channel's mean over the pixels and erase the
+    per-channel noise embedding added just before it (c = 1 cannot avoid that)."""
+    top = max(1, min(8, c // 2))
+    return max(g for g in range(1, top + 1) if c % g == 0)
+
+
 class _ResBlock(nn.Module):
     """h + Conv3x3(SiLU(GN(Conv3x3(SiLU(GN(h))) + E e(nu)))): the DDPM residual block
-    [Ho et al. 2020, arXiv 2006.11239] at a fixed number of channels c, GN with gcd(c, 8) groups."""
+    [Ho et al. 2020, arXiv 2006.11239] at a fixed number of channels c, GN with
+    `group_count(c)` groups."""
 
     def __init__(self, c: int, emb_dim: int):
         super().__init__()
-        groups = math.gcd(c, 8)
+        groups = group_count(c)
         self.norm1, self.conv1 = nn.GroupNorm(groups, c), _conv3(c, c)
         self.embed = nn.Linear(emb_dim, c)
         self.norm2, self.conv2 = nn.GroupNorm(groups, c), _conv3(c, c)
@@ -58,7 +68,7 @@ class ConvNet(_NoiseNet):
             h = h + Conv3x3(SiLU(GN(a)))
         eps = Conv3x3(C -> 1)(SiLU(GN(h)))
 
-    All convolutions keep the side (zero padding 1); GN = GroupNorm with gcd(C, 8) groups;
+    All convolutions keep the side (zero padding 1); GN = GroupNorm with `group_count(C)` groups;
     e(nu) the sinusoidal embedding of nu = log tau (dim emb_dim), E_k linear emb_dim -> C.
     No down-sampling: 1 + 2 depth + 1 convolutions of radius 1, so every output pixel sees a
     (4 depth + 5)-wide window (13 at depth 2: all of an 8x8 image but, from a corner pixel, the
@@ -98,7 +108,7 @@ class ConvNet(_NoiseNet):
         self.side, self.emb_dim = math.isqrt(d), emb_dim
         self.inp = _conv3(1, width)
         self.blocks = nn.ModuleList(_ResBlock(width, emb_dim) for _ in range(depth))
-        self.head_norm = nn.GroupNorm(math.gcd(width, 8), width)
+        self.head_norm = nn.GroupNorm(group_count(width), width)
         self.out = _conv3(width, 1)
         self.hparams = {"kind": self.kind, "d": d, "width": width, "depth": depth,
                         "emb_dim": emb_dim, "data_var": float(data_var), "skip": skip}

@@ -11,6 +11,7 @@ import torch
 
 from memphase.physics.schedules import OrnsteinUhlenbeck
 from memphase.simulate.checkpoints import fixed_dsm_loss
+from memphase.simulate.conv_networks import group_count
 from memphase.simulate.networks import (ConvNet, ConvUNet, NETWORKS, build_network,
                                         check_network_d, conv_parameter_count, count_parameters)
 from memphase.simulate.training import TrainConfig, load_checkpoint, save_checkpoint, train_score
@@ -62,6 +63,25 @@ def test_unet_needs_an_even_side_and_checks_accept_squares():
         check_network_d("conv_unet", d)
     with pytest.raises(ValueError, match="unknown network 'cnn'"):
         check_network_d("cnn", 64)
+
+
+def test_group_count_keeps_two_channels_per_group():
+    assert [group_count(c) for c in (1, 2, 4, 8, 12, 16, 24, 32, 64, 7)] == \
+        [1, 1, 2, 4, 6, 8, 8, 8, 8, 1]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_noise_level_reaches_the_output_at_small_width(kind):
+    """The noise embedding survives the GroupNorm that follows it: with the c_in scaling
+    undone (x scaled by sqrt(data_var + tau)), the output still depends on tau."""
+    net = build_network(kind, 16, width=8, depth=1, emb_dim=8, seed=0).double()
+    x = torch.randn(1, 16, dtype=torch.float64)
+    outs = []
+    for tau in (0.01, 1.0):
+        nu = torch.tensor([tau], dtype=torch.float64).log()
+        with torch.no_grad():
+            outs.append(net(x * (1.0 + tau) ** 0.5, nu))  # data_var = 1: the same x_in
+    assert (outs[0] - outs[1]).abs().max() > 1e-3
 
 
 @pytest.mark.parametrize("width, depth, emb_dim", [(32, 2, 32), (8, 1, 4), (12, 3, 16)])
