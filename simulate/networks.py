@@ -22,6 +22,13 @@ F can otherwise under-predict eps at large tau and let rare reverse trajectories
 | ResidualMLP  | Linear d->width, `depth` blocks h += Linear(SiLU(LN(h) + E_k e(nu))),     |
 |              | e(nu) sinusoidal embedding of log tau, head LN-SiLU-Linear      [ALD24]  |
 | FourierMLP   | ReLU MLP on [x, sin(2 pi b nu), cos(2 pi b nu)], b ~ N(0, scale^2) [BDKOS25] |
+| ConvNet      | x as a side x side one-channel image; 3x3 conv 1->width, `depth` residual  |
+|              | blocks (GN-SiLU-conv, + E_k e(nu), GN-SiLU-conv), head GN-SiLU-conv->1    |
+|              | (the DDPM residual block [Ho et al. 2020] without down-sampling)          |
+| ConvUNet     | ConvNet with one down/up level (side -> side/2 at 2 width channels)      |
+
+The convolutional networks live in `memphase.simulate.conv_networks` (registered in NETWORKS and
+importable from here).
 
 Label conditioning (`n_classes=C`): one class-conditional network, as the conditional EDM of
 [GDPLLW23] (Gu et al., "On memorization in diffusion models", arXiv 2310.02664; EDM: Karras et al.,
@@ -39,8 +46,10 @@ import math
 import torch
 from torch import nn
 
-__all__ = ["ResidualMLP", "FourierMLP", "build_network", "count_parameters", "NETWORKS",
-           "sinusoidal_embedding", "check_labels"]
+__all__ = ["ResidualMLP", "FourierMLP", "ConvNet", "ConvUNet", "build_network", "count_parameters",
+           "NETWORKS", "sinusoidal_embedding", "conv_parameter_count", "check_network_d",
+           "check_labels"]
+_CONV_NAMES = ("ConvNet", "ConvUNet", "conv_parameter_count")  # defined in conv_networks
 
 
 def _check_positive_int(name, v):
@@ -85,6 +94,10 @@ class _NoiseNet(nn.Module):
             return torch.zeros_like(x_in)
         tau = torch.exp(nu)
         return torch.sqrt(tau / (self.data_var.to(x_in.dtype) + tau))[:, None] * x_in
+
+    @classmethod
+    def check_d(cls, d: int) -> None:
+        """One-line ValueError when this network cannot take inputs of width d (any d here)."""
 
     def _init_labels(self, n_classes, size: int) -> None:
         """The label embedding nn.Embedding(n_classes, size) (None: unconditional). Called last in
@@ -216,11 +229,12 @@ class FourierMLP(_NoiseNet):
         return self._skip(x, nu) + self.mlp(torch.cat([x, feats], dim=1))
 
 
-NETWORKS = {ResidualMLP.kind: ResidualMLP, FourierMLP.kind: FourierMLP}
+NETWORKS = {ResidualMLP.kind: ResidualMLP, FourierMLP.kind: FourierMLP}  # + conv_networks (end)
 
 
 def build_network(kind: str, d: int, seed: int | None = 0, **params) -> nn.Module:
-    """Build a network by kind ('residual_mlp', 'fourier_mlp') with its parameters.
+    """Build a network by kind ('residual_mlp', 'fourier_mlp', 'conv', 'conv_unet') with its
+    parameters.
 
     Initialization (weights and Fourier frequencies) draws from torch's global generator seeded with
     `seed` inside `torch.random.fork_rng`, so it is reproducible and leaves the global state as it
@@ -237,6 +251,29 @@ def build_network(kind: str, d: int, seed: int | None = 0, **params) -> nn.Modul
         return NETWORKS[kind](d, **params)
 
 
+def check_network_d(kind: str, d: int) -> None:
+    """One-line ValueError, before any compute, when network `kind` cannot take inputs of width d
+    (unknown kind; 'conv' or 'conv_unet' with d not a perfect square; 'conv_unet' with an odd
+    image side). Experiments call it when they check their config."""
+    if kind not in NETWORKS:
+        raise ValueError(f"unknown network {kind!r}; choose one of {sorted(NETWORKS)}")
+    _check_positive_int("d", d)
+    NETWORKS[kind].check_d(d)
+
+
 def count_parameters(network: nn.Module, trainable_only: bool = True) -> int:
     """Number of (trainable) scalar parameters."""
     return sum(p.numel() for p in network.parameters() if p.requires_grad or not trainable_only)
+
+
+def __getattr__(name):
+    """The convolutional networks, importable from here (PEP 562: resolved on first use, so
+    either module may be imported first)."""
+    if name in _CONV_NAMES:
+        from . import conv_networks
+
+        return getattr(conv_networks, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+from . import conv_networks  # noqa: E402,F401  (registers 'conv' and 'conv_unet' in NETWORKS)

@@ -54,9 +54,9 @@ def train_config(cfg, cell, seed: int) -> TrainConfig:
 
 def build_network_for(cfg, cell, d: int, data_var: float, init_seed: int,
                       n_classes: int | None = None):
-    """The recipe's network: embedding_dim is emb_dim (residual) or fourier_dim (Fourier);
+    """The recipe's network: embedding_dim is fourier_dim (Fourier) or emb_dim (residual, conv);
     n_classes: a label-conditioned network (None: unconditional)."""
-    key = "emb_dim" if cell["network"] == "residual_mlp" else "fourier_dim"
+    key = "fourier_dim" if cell["network"] == "fourier_mlp" else "emb_dim"
     return build_network(cell["network"], d, seed=init_seed, width=cell["width"],
                          depth=cell["depth"], data_var=data_var, skip=cfg["training"]["skip"],
                          n_classes=n_classes, **{key: cell["embedding_dim"]})

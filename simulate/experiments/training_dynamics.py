@@ -261,7 +261,7 @@ def train_config(cfg, cell) -> TrainConfig:
 def build_cell_network(cfg, cell):
     """The cell's network (init seed 1009 seed), data variance = the law's mean variance."""
     t = cfg["training"]
-    key = "emb_dim" if t["network"] == "residual_mlp" else "fourier_dim"
+    key = "fourier_dim" if t["network"] == "fourier_mlp" else "emb_dim"
     d, k, dc = cell["d"], cell["intrinsic_dim"], cfg["data"]
     var = dc["std"] ** 2 if k == 0 else (k * dc["std"] ** 2 + (d - k) * dc["normal_std"] ** 2) / d
     return build_network(t["network"], cell["d"], seed=1009 * cell["seed"], width=cell["width"],
