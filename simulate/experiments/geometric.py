@@ -55,6 +55,7 @@ from .geometric_grid import (CLOSED_FORM, N_MAX, N_MIN, N_MIN_WHY, n_train_of,  
 from .geometric_results import MEASURED, TRAINING, assemble  # noqa: F401 (the job's assemble)
 from .geometric_theory import (ANCHORS, BLOCKS, SIGNATURES, _blocks, _mode,  # noqa: F401
                                actual_variances, block_theory, block_theory_variances, is_digits)
+from .recipes import check_networks
 
 _pos = dict(check=lambda v: v > 0, rule="must be > 0")
 _unit = dict(check=lambda v: 0 < v < 1, rule="in (0, 1)")
@@ -146,6 +147,8 @@ def _check(cfg):
     if min(g["d"]) <= k:
         raise ConfigError(f"every d must exceed the tangent dimension {k} (normal space needed)")
     axis = size_axis(cfg)
+    if "learned" in g["score"]:
+        check_networks([cfg["train"]["network"]], g["d"], digits=is_digits(cfg))
     if is_digits(cfg):
         from ..data_real import DIGITS_N, require_data_extra
 

@@ -49,7 +49,8 @@ from ..networks import NETWORKS
 from ..training import OPTIMIZERS
 from .common import end_summaries, reverse_run, sampler_schema, sampler_time_range
 from .recipes import (CONDITIONINGS, build_network_for,  # noqa: F401 (public)
-                      build_score, checkpoint_steps, train_config, train_learned_score)
+                      build_score, check_networks, checkpoint_steps, train_config,
+                      train_learned_score)
 from .training_sets import (TrainingSet, _balanced_labels,  # noqa: F401 (public, re-exported)
                             _digits_training_set, check_digits_grid, make_training_set)
 
@@ -190,6 +191,8 @@ def check_grid(cfg, n_max: int | None = None) -> None:
             raise ValueError(f"intrinsic_dim = {k} exceeds d = {d}")
     if cfg["data"]["model"] == "digits":
         check_digits_grid(g, max(g["n_train"]) if n_max is None else n_max)
+    if "learned" in g["score"]:
+        check_networks(g["network"], g["d"], digits=cfg["data"]["model"] == "digits")
 
 
 def grid_points(cfg, axes=AXES):

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from ..checkpoints import checkpoint_scores
-from ..networks import build_network, count_parameters
+from ..networks import NETWORKS, build_network, check_network_d, count_parameters
 from ..scores import ConditionalScore, EmpiricalScore, LearnedScore
 from ..training import TrainConfig, train_score
 
@@ -50,6 +50,27 @@ def train_config(cfg, cell, seed: int) -> TrainConfig:
         optimizer=tc["optimizer"], weight_decay=cell["weight_decay"],
         ema_decay=cell["ema_decay"], tau_min=sp["t_min_tau"], tau_max=sp["t_max_tau"], seed=seed,
         dtype=sp["dtype"], device=sp["device"])
+
+
+def check_networks(kinds, ds, *, digits: bool = False) -> None:
+    """ConfigError (one line, CLI exit 2, before any compute) when a network of `kinds` cannot
+    take inputs of a width in `ds` (`memphase.simulate.networks.check_network_d`: conv networks
+    need d = side^2), or, on the digits (`digits`), when a convolutional network is asked to read
+    principal coordinates: only d = 64, the 8 x 8 pixels, is an image."""
+    import itertools
+
+    from ..config import ConfigError
+    from ..conv_networks import ConvNet
+    from ..data_real import DIGITS_D
+
+    for kind, d in itertools.product(kinds, ds):
+        try:
+            check_network_d(kind, d)
+        except ValueError as err:
+            raise ConfigError(f"{err} (network and d of the config)") from None
+        if digits and issubclass(NETWORKS[kind], ConvNet) and d != DIGITS_D:
+            raise ConfigError(f"network {kind!r} on the digits needs the pixels, d = {DIGITS_D}; "
+                              f"d = {d} principal coordinates are not an image")
 
 
 def build_network_for(cfg, cell, d: int, data_var: float, init_seed: int,

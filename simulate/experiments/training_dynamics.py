@@ -42,6 +42,7 @@ from ..networks import NETWORKS, build_network, count_parameters
 from ..scores import EmpiricalScore, GaussianScore
 from ..training import OPTIMIZERS, TrainConfig, train_score
 from .common import reverse_run, sampler_schema, sampler_time_range
+from .recipes import check_networks
 
 __all__ = ["SCHEMA", "cells", "run_cell", "assemble", "plot", "estimate", "Probe", "make_probe",
            "evaluate_checkpoint", "checkpoint_steps", "quick_config", "GRID_AXES"]
@@ -156,6 +157,7 @@ def cells(cfg) -> list[dict]:
     if cfg["training"]["first_checkpoint"] > cfg["training"]["steps"]:
         raise ConfigError(f"training.first_checkpoint ({cfg['training']['first_checkpoint']}) "
                           f"exceeds training.steps ({cfg['training']['steps']})")
+    check_networks([cfg["training"]["network"]], g["d"])
     lists = [g["seeds" if a == "seed" else a] for a in GRID_AXES]
     return [dict(zip(GRID_AXES, vals)) for vals in itertools.product(*lists)]
 

@@ -199,3 +199,37 @@ def test_label_conditioning(kind):
         cond(x, nu, torch.tensor([0, 1, 2, 3]))
     with pytest.raises(ValueError, match="not label-conditioned"):
         plain(x, nu, torch.zeros(4, dtype=torch.long))
+
+
+def test_configs_with_a_conv_network_checked_before_compute(tmp_path, capsys):
+    """memorization / training_dynamics / geometric refuse a conv network whose d is not an image
+    (not a square; on the digits: not the 64 pixels) in one line, exit 2, before any cell runs;
+    d = 64 digits with conv_unet plans its cells."""
+    from cli_checks import one_line_error
+
+    from memphase.simulate.cli import main
+    from memphase.simulate.config import ConfigError, validate
+    from memphase.simulate.experiments import memorization, training_dynamics
+
+    def mem(model, d, net="conv_unet"):
+        return validate({"job": "memorization", "data": {"model": model},
+                         "grid": {"n_train": [20], "d": [d], "score": ["learned"],
+                                  "network": [net]}}, memorization.SCHEMA)
+
+    with pytest.raises(ConfigError, match=r"needs a square image.*d = 10"):
+        memorization.cells(mem("synthetic", 10, "conv"))
+    with pytest.raises(ConfigError, match=r"needs the pixels, d = 64; d = 16 principal"):
+        memorization.cells(mem("digits", 16))
+    assert len(memorization.cells(mem("digits", 64))) == 1
+    assert len(memorization.cells(mem("synthetic", 16, "residual_mlp"))) == 1
+    td = validate({"job": "training_dynamics", "grid": {"d": [8]},
+                   "training": {"network": "conv"}}, training_dynamics.SCHEMA)
+    with pytest.raises(ConfigError, match=r"d = 8"):
+        training_dynamics.cells(td)
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text(f'job = "memorization"\noutput = "{tmp_path / "out.h5"}"\n[data]\n'
+                   'model = "digits"\n[grid]\nn_train = [20]\nd = [16]\nscore = ["learned"]\n'
+                   'network = ["conv"]\n')
+    assert main(["run", str(cfg)]) == 2
+    one_line_error(capsys, "d = 16 principal coordinates are not an image")
+    assert not (tmp_path / "out.h5").exists()
