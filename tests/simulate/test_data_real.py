@@ -208,3 +208,18 @@ def test_memorization_digits_d64_is_pixel_space_other_large_d_refused():
                     "grid": {"n_train": [40], "d": [62]}}, memorization.SCHEMA)
     with pytest.raises(ConfigError, match=r"d = 64 \(pixels\)"):
         memorization.cells(bad)
+
+
+@pytest.mark.parametrize("first", ["memphase.simulate.data_real", "memphase.simulate.data"])
+def test_either_data_module_may_be_imported_first(first):
+    """A fresh interpreter importing data_real before data (a user's `from
+    memphase.simulate.data_real import digits`) used to fail with a circular ImportError."""
+    import subprocess
+    import sys
+
+    code = (f"import {first}\nfrom memphase.simulate.data import digits\n"
+            "from memphase.simulate.data_real import digits as d2\nassert digits is d2\n"
+            "print(d2(5, seed=0).x.shape[1])")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-1500:]
+    assert r.stdout.strip() == "64"
