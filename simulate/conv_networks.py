@@ -21,7 +21,7 @@ import math
 import torch
 from torch import nn
 
-from .networks import NETWORKS, _check_positive_int, _NoiseNet, sinusoidal_embedding
+from .networks import NETWORKS, _check_positive_int, _check_sizes, _NoiseNet, sinusoidal_embedding
 
 __all__ = ["ConvNet", "ConvUNet", "conv_parameter_count"]
 
@@ -100,10 +100,7 @@ class ConvNet(_NoiseNet):
     def __init__(self, d: int, width: int = 32, depth: int = 2, emb_dim: int = 32,
                  data_var: float = 1.0, skip: bool = False, n_classes: int | None = None):
         super().__init__(d, data_var, skip)
-        for name, v in (("width", width), ("depth", depth), ("emb_dim", emb_dim)):
-            _check_positive_int(name, v)
-        if emb_dim % 2:
-            raise ValueError(f"emb_dim must be even, got {emb_dim}")
+        _check_sizes(width, depth, emb_dim)
         self.check_d(d)
         self.side, self.emb_dim = math.isqrt(d), emb_dim
         self.inp = _conv3(1, width)
@@ -120,12 +117,18 @@ class ConvNet(_NoiseNet):
         lab = self._label_term(labels, x.shape[0], x)
         return emb if lab is None else emb + lab
 
-    def forward(self, x: torch.Tensor, noise_level: torch.Tensor, labels=None) -> torch.Tensor:
+    def _stem(self, x: torch.Tensor, noise_level: torch.Tensor, labels):
+        """Scaled input, nu, the (label) embedding and the full-resolution features after the
+        residual blocks: (x, nu, emb, h) with h of shape (B, width, side, side)."""
         x, nu = self._inputs(x, noise_level)
         emb = self._embedding(nu, labels, x)
         h = self.inp(x.reshape(-1, 1, self.side, self.side))
         for block in self.blocks:
             h = block(h, emb)
+        return x, nu, emb, h
+
+    def forward(self, x: torch.Tensor, noise_level: torch.Tensor, labels=None) -> torch.Tensor:
+        x, nu, emb, h = self._stem(x, noise_level, labels)
         eps = self.out(nn.functional.silu(self.head_norm(h))).reshape(-1, self.d)
         return self._skip(x, nu) + eps
 
@@ -167,11 +170,7 @@ class ConvUNet(ConvNet):
         self._init_labels(n_classes, emb_dim)  # last: the other weights do not depend on it
 
     def forward(self, x: torch.Tensor, noise_level: torch.Tensor, labels=None) -> torch.Tensor:
-        x, nu = self._inputs(x, noise_level)
-        emb = self._embedding(nu, labels, x)
-        h = self.inp(x.reshape(-1, 1, self.side, self.side))
-        for block in self.blocks:
-            h = block(h, emb)
+        x, nu, emb, h = self._stem(x, noise_level, labels)
         m = self.down(h)
         for block in self.mid:
             m = block(m, emb)

@@ -57,6 +57,14 @@ def _check_positive_int(name, v):
         raise ValueError(f"{name} must be a positive integer, got {v!r}")
 
 
+def _check_sizes(width, depth, emb_dim) -> None:
+    """One-line ValueError unless width, depth, emb_dim are positive integers, emb_dim even."""
+    for name, v in (("width", width), ("depth", depth), ("emb_dim", emb_dim)):
+        _check_positive_int(name, v)
+    if emb_dim % 2:
+        raise ValueError(f"emb_dim must be even, got {emb_dim}")
+
+
 def sinusoidal_embedding(nu: torch.Tensor, dim: int, f_min: float = 0.01, f_max: float = 4.0):
     """[sin(w_k nu), cos(w_k nu)], w_k geometric from f_min to f_max (k < dim/2), shape (B, dim).
 
@@ -161,10 +169,7 @@ class ResidualMLP(_NoiseNet):
     def __init__(self, d: int, width: int = 256, depth: int = 3, emb_dim: int = 64,
                  data_var: float = 1.0, skip: bool = False, n_classes: int | None = None):
         super().__init__(d, data_var, skip)
-        for name, v in (("width", width), ("depth", depth), ("emb_dim", emb_dim)):
-            _check_positive_int(name, v)
-        if emb_dim % 2:
-            raise ValueError(f"emb_dim must be even, got {emb_dim}")
+        _check_sizes(width, depth, emb_dim)
         self.emb_dim = emb_dim
         self.inp = nn.Linear(d, width)
         self.norms = nn.ModuleList(nn.LayerNorm(width) for _ in range(depth))

@@ -41,10 +41,11 @@ def test_one_class_network_is_the_unconditional_one(kind):
 @pytest.mark.parametrize("kind", KINDS)
 def test_labels_change_the_output(kind):
     net = build_network(kind, 3, seed=0, width=16, depth=2, n_classes=3, **_emb_size(kind))
-    x, nu = torch.randn(4, 3), torch.zeros(4)
+    x, nu = torch.randn(4, 3, generator=torch.Generator().manual_seed(5)), torch.zeros(4)
     a = net(x, nu, torch.tensor([0, 0, 0, 0]))
     b = net(x, nu, torch.tensor([1, 1, 2, 2]))
-    assert float((a - b).detach().abs().min()) > 1e-4
+    # every row changes (a ReLU network may leave single components equal: not the min over all)
+    assert float((a - b).detach().abs().amax(dim=1).min()) > 1e-4
     mixed = net(x, nu, torch.tensor([0, 1, 0, 2]))  # each row depends on its own label only
     assert torch.allclose(mixed[[0, 2]], a[[0, 2]]) and torch.allclose(mixed[1], b[1])
 
