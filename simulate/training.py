@@ -47,7 +47,8 @@ from . import training_resume as _resume
 __all__ = ["TrainConfig", "TrainResult", "train_score", "dsm_loss", "sample_noise_levels",
            "save_checkpoint", "load_checkpoint", "OPTIMIZERS", "TIME_SAMPLINGS", "LR_SCHEDULES"]
 
-OPTIMIZERS = ("adam", "adamw", "radam")
+OPTIMIZERS = ("adam", "adamw", "radam", "sgd", "sgd_momentum")
+SGD_MOMENTUM = 0.9  # heavy-ball momentum of "sgd_momentum"
 TIME_SAMPLINGS = ("log_tau", "uniform_t")
 LR_SCHEDULES = ("constant", "cosine")
 # keys of TrainConfig that do not change the trained function and are not compared on load
@@ -65,7 +66,9 @@ class TrainConfig:
     lr, betas:        optimizer learning rate and Adam betas.
     lr_schedule:      "constant" or "cosine" (lr annealed to 0 over `steps`: removes the SGD noise
                       floor of the final weights).
-    optimizer:        "adam" (weight_decay as L2), "adamw" (decoupled), "radam" [ALD24].
+    optimizer:        "adam" (weight_decay as L2), "adamw" (decoupled), "radam" [ALD24], "sgd"
+                      (plain stochastic gradient descent), "sgd_momentum" (heavy-ball momentum
+                      0.9); the two SGD variants ignore `betas` and take weight_decay as L2.
     weight_decay:     weight-decay strength (sweep axis).
     tikhonov:         lambda of the penalty lambda |s_theta|^2 = lambda |eps|^2 / sigma^2; the
                       minimizer is the Tikhonov score with c = lambda (module docstring).
@@ -221,6 +224,10 @@ def sample_noise_levels(schedule, n: int, tau_range, time_sampling: str, gen, dt
 
 
 def _make_optimizer(network, config: TrainConfig):
+    if config.optimizer in ("sgd", "sgd_momentum"):
+        momentum = SGD_MOMENTUM if config.optimizer == "sgd_momentum" else 0.0
+        return torch.optim.SGD(network.parameters(), lr=config.lr, momentum=momentum,
+                               weight_decay=config.weight_decay)
     kw = dict(lr=config.lr, betas=config.betas, weight_decay=config.weight_decay)
     if config.optimizer == "adam":
         return torch.optim.Adam(network.parameters(), **kw)

@@ -239,9 +239,36 @@ def test_learned_score_interface(device):
     assert torch.allclose(s_ve, m * score(x, t), atol=1e-5)
 
 
+def _sgd_steps(optimizer, steps, lr=1e-2):
+    data = isotropic_gaussian(64, 3, seed=0, dtype="float32")
+    net = build_network("residual_mlp", 3, width=16, depth=1, seed=0)
+    init = {k: v.clone() for k, v in net.state_dict().items()}
+    res = train_score(data, OU, net, TrainConfig(steps=steps, batch_size=16, lr=lr, seed=0,
+                                                 optimizer=optimizer))
+    return {k: res.network.state_dict()[k] - init[k] for k in init}, res.losses
+
+
+def test_sgd_optimizers():
+    """"sgd" / "sgd_momentum": the first step is -lr * gradient for both (PyTorch's momentum
+    buffer starts at the gradient), so they agree after one step and differ after two; unlike
+    Adam's first step (about lr * sign(gradient)), the step sizes spread over the parameters."""
+    lr = 1e-2
+    one = {o: _sgd_steps(o, 1, lr)[0] for o in ("sgd", "sgd_momentum", "adam")}
+    assert all(torch.equal(one["sgd"][k], one["sgd_momentum"][k]) for k in one["sgd"])
+    moved = lambda d: torch.cat([v.flatten() for v in d.values()]).abs()
+    adam, sgd = moved(one["adam"]), moved(one["sgd"])
+    adam, sgd = adam[adam > 0], sgd[sgd > 0]
+    assert float((adam / lr - 1).abs().median()) < 0.05        # Adam: sign-like first step
+    assert float(sgd.std() / sgd.mean()) > 0.5                 # SGD: proportional to the gradient
+    two = {o: _sgd_steps(o, 2, lr)[0] for o in ("sgd", "sgd_momentum")}
+    assert not all(torch.equal(two["sgd"][k], two["sgd_momentum"][k]) for k in two["sgd"])
+    _, losses = _sgd_steps("sgd_momentum", 300, lr)
+    assert losses[-50:].mean() < 0.8 * losses[:50].mean()     # it trains
+
+
 def test_train_config_validation():
-    with pytest.raises(ValueError, match="optimizer"):
-        TrainConfig(optimizer="sgd")
+    with pytest.raises(ValueError, match="unknown optimizer 'lbfgs'"):
+        TrainConfig(optimizer="lbfgs")
     with pytest.raises(ValueError, match="checkpoint_steps"):
         TrainConfig(steps=10, checkpoint_steps=(20,))
     with pytest.raises(ValueError, match="tau_min"):

@@ -96,6 +96,10 @@ def test_config_errors_before_anything_runs():
         td.cells(td.quick_config(training={"steps": 100, "first_checkpoint": 200}))
     with pytest.raises(ConfigError, match="gen_quality"):
         td.quick_config(measure={"gen_quality": "fid"})
+    with pytest.raises(ConfigError, match="optimizer"):
+        td.quick_config(training={"optimizer": "sgd2"})
+    assert td.quick_config(training={"optimizer": "sgd_momentum"})["training"]["optimizer"] \
+        == "sgd_momentum"
     cfg = td.quick_config()
     est = [td.estimate(cfg, c) for c in td.cells(cfg)]
     assert all(e["seconds"] > 0 and e["memory_bytes"] > 0 for e in est)
