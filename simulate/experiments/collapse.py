@@ -44,10 +44,10 @@ from memphase.physics.schedules import make_schedule
 from ..cost import kernel_block_bytes, kernel_seconds, sampling_bytes, sampling_seconds
 from ..config import ConfigError, Field
 from ..data import digits, isotropic_gaussian
-from ..data_real import DIGITS_N, SCALES, positive_spectrum, require_data_extra
+from ..data_real import DIGITS_N, positive_spectrum, require_data_extra
 from ..scores import make_score
-from .common import (fill_grid, observed_reverse_run, recording_steps, sampler_schema,
-                     sampler_time_range)
+from .common import (DIGITS_SCALE, DIGITS_WHITEN, fill_grid, observed_reverse_run,
+                     recording_steps, sampler_schema, sampler_time_range)
 
 __all__ = ["SCHEMA", "cells", "run_cell", "assemble", "plot", "estimate", "sizes",
            "sampler_time_range", "memorization_boundary_alpha", "memorization_boundary_n",
@@ -68,8 +68,8 @@ SCHEMA = {
                        help="isotropic Gaussian, or the scikit-learn digits (grid.d = number of "
                             "principal components kept; needs memphase[data])"),
         "variance": Field("float", 1.0, **_pos, help="variance s^2 of the isotropic Gaussian"),
-        "scale": Field("str", "unit", choices=SCALES, help="digits: pixels in [0, 1] or 0..16"),
-        "whiten": Field("bool", False, help="digits: PCA whitening (unit variance per direction)"),
+        "scale": DIGITS_SCALE,
+        "whiten": DIGITS_WHITEN,
     },
     "grid": {
         "d": Field("list[int]", [8, 16, 32], check=lambda v: 1 <= v <= 4096, rule="1 <= d <= 4096",

@@ -9,7 +9,12 @@ import numpy as np
 from memphase.physics.schedules import make_schedule
 
 from ..config import ConfigError, Field
+from ..data_real import SCALES
 from ..sampling import METHODS, sample
+
+#: the [data] keys of the digits, shared by the jobs that take data.model = "digits"
+DIGITS_SCALE = Field("str", "unit", choices=SCALES, help="digits: pixels in [0, 1] or 0..16")
+DIGITS_WHITEN = Field("bool", False, help="digits: PCA whitening (unit variance per direction)")
 
 __all__ = ["sampler_schema", "sampler_time_range", "recording_steps", "reverse_run",
            "end_summaries", "observed_reverse_run", "fill_grid"]

@@ -50,6 +50,7 @@ from ..networks import NETWORKS, build_network, count_parameters
 from ..scores import EmpiricalScore, GaussianScore, LearnedScore, LinearScore
 from ..scores.covariance import COV_BUDGET
 from ..training import OPTIMIZERS, TrainConfig, train_score
+from .common import DIGITS_SCALE, DIGITS_WHITEN
 from .geometric_grid import (CLOSED_FORM, N_MAX, N_MIN, N_MIN_WHY, n_train_of,  # noqa: F401
                              size_axis, taus)
 from .geometric_results import MEASURED, TRAINING, assemble  # noqa: F401 (the job's assemble)
@@ -67,9 +68,8 @@ SCHEMA = {
                        help="linear manifold, or the scikit-learn digits in their top-d PCA "
                             "coordinates, block_dims = the two top bands of principal directions "
                             "(needs memphase[data])"),
-        "scale": Field("str", "unit", choices=("unit", "none"), help="digits: pixels in [0, 1] "
-                                                                     "or 0..16"),
-        "whiten": Field("bool", False, help="digits: PCA whitening"),
+        "scale": DIGITS_SCALE,
+        "whiten": DIGITS_WHITEN,
         "block_dims": Field("list[int]", [2, 5], check=lambda v: v >= 1, rule="must be >= 1",
                             unique=False,
                             help="dimensions of the two tangent blocks (digits: the two top bands "

@@ -47,7 +47,7 @@ from memphase.physics.schedules import make_schedule
 from ..config import Field
 from ..networks import NETWORKS
 from ..training import OPTIMIZERS
-from .common import end_summaries, reverse_run, sampler_schema, sampler_time_range
+from .common import DIGITS_SCALE, end_summaries, reverse_run, sampler_schema, sampler_time_range
 from .recipes import (CONDITIONINGS, build_network_for,  # noqa: F401 (public)
                       build_score, check_networks, checkpoint_steps, train_config,
                       train_learned_score)
@@ -69,8 +69,7 @@ DATA_SCHEMA = {
                    help="synthetic (Gaussian / linear manifold, C clusters) or the scikit-learn "
                         "digits in their top-d principal coordinates (true labels = the digit "
                         "classes, n_classes 1 or 10, intrinsic_dim 0; needs memphase[data])"),
-    "scale": Field("str", "unit", choices=("unit", "none"), help="digits: pixels in [0, 1] "
-                                                                 "or 0..16"),
+    "scale": DIGITS_SCALE,
     "std": Field("float", 1.0, **_pos, help="std of every tangent direction (isotropic: all d)"),
     "normal_std": Field("float", 0.0, **_nonneg,
                         help="std off the manifold (intrinsic_dim > 0 only)"),
