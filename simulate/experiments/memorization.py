@@ -45,6 +45,7 @@ from memphase.physics.critical import collapse_time
 from memphase.physics.schedules import make_schedule
 
 from ..config import Field
+from ..conv_networks import ConvNet, ConvUNet, conv_parameter_count
 from ..networks import NETWORKS
 from ..training import OPTIMIZERS
 from .common import DIGITS_SCALE, end_summaries, reverse_run, sampler_schema, sampler_time_range
@@ -324,8 +325,6 @@ def estimate(cfg, cell) -> dict:
     + 1 ms) plus the nearest-point search n_samples N d per recording (1 GFLOP/s). Memory: the
     training set, the Adam state, activations and the sampler batch. Convolutional networks: P
     replaced by their weight-sharing work (`conv_parameter_count` x d / 8)."""
-    from ..conv_networks import conv_parameter_count
-
     sp, tc = cfg["sampler"], cfg["training"]
     d, n, c = cell["d"], cell["n_train"], cell["n_classes"]
     nets = c if cell["label_mode"] != "none" and tc["conditioning"] == "per_class" else 1
@@ -336,10 +335,12 @@ def estimate(cfg, cell) -> dict:
     if cell["score"] == "learned":
         w, depth, e = cell["width"], cell["depth"], cell["embedding_dim"]
         p = depth * (w * w + e * w) + 2 * d * w
-        if cell["network"] in ("conv", "conv_unet"):
+        net_class = NETWORKS[cell["network"]]
+        if issubclass(net_class, ConvNet):
             # weights shared over the d pixels: work ~ P d / 8, activations ~ width x d per layer
             # (measured, d = 64, 2000 steps of 256 rows: conv_unet 44 s, conv 62 s of CPU)
-            p, w = conv_parameter_count(w, depth, e, unet=cell["network"] == "conv_unet") * d // 8, w * d
+            unet = issubclass(net_class, ConvUNet)
+            p, w = conv_parameter_count(w, depth, e, unet=unet) * d // 8, w * d
         per_net = n / nets if not tc["batch_size"] else min(tc["batch_size"], n / nets)
         batch = per_net * tc["noise_draws"]
         train_s = nets * cell["train_steps"] * (1.2e-3 * (depth + 2) + 6 * batch * p / 2e10)

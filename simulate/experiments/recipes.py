@@ -17,18 +17,22 @@ network): the memorization ratio of a recipe is the highest over them, the offic
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
 import torch
 
 from ..checkpoints import checkpoint_scores
+from ..config import ConfigError
+from ..conv_networks import ConvNet
+from ..data_real import DIGITS_D
 from ..networks import NETWORKS, build_network, check_network_d, count_parameters
 from ..scores import ConditionalScore, EmpiricalScore, LearnedScore
 from ..training import TrainConfig, train_score
 
 __all__ = ["checkpoint_steps", "train_config", "build_network_for", "train_learned_score",
-           "build_score", "CONDITIONINGS"]
+           "build_score", "check_networks", "CONDITIONINGS"]
 
 CONDITIONINGS = ("embedding", "per_class")
 
@@ -57,12 +61,6 @@ def check_networks(kinds, ds, *, digits: bool = False) -> None:
     take inputs of a width in `ds` (`memphase.simulate.networks.check_network_d`: conv networks
     need d = side^2), or, on the digits (`digits`), when a convolutional network is asked to read
     principal coordinates: only d = 64, the 8 x 8 pixels, is an image."""
-    import itertools
-
-    from ..config import ConfigError
-    from ..conv_networks import ConvNet
-    from ..data_real import DIGITS_D
-
     for kind, d in itertools.product(kinds, ds):
         try:
             check_network_d(kind, d)
