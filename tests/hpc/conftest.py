@@ -1,12 +1,18 @@
-"""A real single-node SLURM for the `slurm` tests: started once per session by
-tests/hpc/slurm-up.sh (installs slurm-wlm and munge with apt-get if missing) and stopped by
-tests/hpc/slurm-down.sh, which stops only the daemons this session started. Tests are skipped,
-with the script's reason, only where SLURM cannot start (not root, no apt-get, no packages)."""
+"""A real single-node SLURM for the `slurm` tests, opt-in: only with MEMPHASE_TEST_SLURM=1
+(`.ci/run` sets it), since it needs root, may apt-get install slurm-wlm and munge, and starts
+daemons. Each test session starts its own private SLURM (tests/hpc/slurm-up.sh: its own munged,
+slurmctld and slurmd, in a fresh temporary folder, on two free ports) and stops exactly those
+daemons afterwards (tests/hpc/slurm-down.sh): it never joins, reuses or stops a SLURM it did
+not start. Without the variable, or where SLURM cannot start (not root, no apt-get, no
+packages), the tests are skipped with the reason in one line."""
 
 from __future__ import annotations
 
 import os
+import shutil
+import socket
 import subprocess
+import tempfile
 import sys
 import time
 from pathlib import Path
@@ -16,7 +22,16 @@ import pytest
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 EXAMPLES = REPO / "examples" / "slurm"
-SLURM_DIR = os.environ.get("MEMPHASE_SLURM_DIR", "/tmp/memphase-slurm")
+OPT_IN = "MEMPHASE_TEST_SLURM"
+SKIP_NOT_OPTED_IN = (f"SLURM tests are opt-in: set {OPT_IN}=1 to start a private one-node SLURM "
+                     "(root; installs slurm-wlm and munge with apt-get if missing)")
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on now (the kernel's choice for an ephemeral bind)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 class Slurm:
@@ -88,23 +103,29 @@ class Slurm:
 
 @pytest.fixture(scope="session")
 def slurm():
+    if os.environ.get(OPT_IN) != "1":
+        pytest.skip(SKIP_NOT_OPTED_IN)
     if os.name != "posix" or os.geteuid() != 0:
         pytest.skip("SLURM tests need root (tests/hpc/slurm-up.sh installs and starts "
                     "munged, slurmctld, slurmd)")
-    env = dict(os.environ, MEMPHASE_SLURM_DIR=SLURM_DIR)
+    slurm_dir = tempfile.mkdtemp(prefix="memphase-slurm-")
+    ctld_port = free_port()
+    slurmd_port = free_port()
+    while slurmd_port == ctld_port:
+        slurmd_port = free_port()
+    env = dict(os.environ, MEMPHASE_SLURM_DIR=slurm_dir, MEMPHASE_SLURMCTLD_PORT=str(ctld_port),
+               MEMPHASE_SLURMD_PORT=str(slurmd_port))
     try:
         r = subprocess.run(["bash", str(HERE / "slurm-up.sh")], capture_output=True, text=True,
-                           env=env, timeout=900)
+                           env=env, timeout=480)
     except subprocess.TimeoutExpired:
-        pytest.skip("tests/hpc/slurm-up.sh did not finish within 15 min")
+        subprocess.run(["bash", str(HERE / "slurm-down.sh")], env=env, capture_output=True,
+                       timeout=120)
+        pytest.skip("tests/hpc/slurm-up.sh did not finish within 8 min")
     if r.returncode:
         reason = (r.stderr.strip().splitlines() or ["no message"])[-1]
         pytest.skip(f"SLURM cannot start here: {reason}")
-    started = []
-    for line in r.stdout.splitlines():
-        if line.startswith("# started:"):
-            started = line.split(":", 1)[1].split()
-    conf = f"{SLURM_DIR}/slurm.conf"
+    conf = f"{slurm_dir}/slurm.conf"
     old = os.environ.get("SLURM_CONF")
     os.environ["SLURM_CONF"] = conf  # for code under test that calls squeue/sbatch itself
     try:
@@ -114,6 +135,7 @@ def slurm():
             os.environ.pop("SLURM_CONF", None)
         else:
             os.environ["SLURM_CONF"] = old
-        if started:
-            subprocess.run(["bash", str(HERE / "slurm-down.sh"), *started], env=env,
-                           capture_output=True, timeout=120)
+        # stops only the daemons slurm-up.sh started in slurm_dir (their pid files are there)
+        subprocess.run(["bash", str(HERE / "slurm-down.sh")], env=env, capture_output=True,
+                       timeout=120)
+        shutil.rmtree(slurm_dir, ignore_errors=True)

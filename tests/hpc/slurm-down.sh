@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Stop the daemons tests/hpc/slurm-up.sh started (only those: it left a <daemon>.started mark).
+# Stop the daemons tests/hpc/slurm-up.sh started in $MEMPHASE_SLURM_DIR (only those: it left a
+# <daemon>.started mark and their pid files there; nothing else on the machine is touched).
 #   usage: tests/hpc/slurm-down.sh [munged] [slurmctld] [slurmd]   (default: all three)
 set -uo pipefail
 WANT=" ${*:-munged slurmctld slurmd} "
@@ -19,8 +20,7 @@ fi
 want slurmd && [ -e "$DIR/slurmd.started" ] && stop "$DIR/slurmd.pid" && rm -f "$DIR/slurmd.started"
 want slurmctld && [ -e "$DIR/slurmctld.started" ] && stop "$DIR/slurmctld.pid" && rm -f "$DIR/slurmctld.started"
 if want munged && [ -e "$DIR/munged.started" ]; then
-    stop /run/munge/munged.pid
-    [ -s /var/run/munge/munged.pid ] && stop /var/run/munge/munged.pid
+    stop "$DIR/munge/munged.pid"
     rm -f "$DIR/munged.started"
 fi
 exit 0
