@@ -162,7 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--no-plot", action="store_true", help="skip the figure")
         sp.add_argument("--allow-code-change", action="store_true",
                         help="keep cells computed by another memphase version, commit or "
-                             "experiment source (refused by default; the result's "
+                             "memphase source (refused by default; the result's "
                              "code_versions attribute lists every version)")
         if new:
             sp.add_argument("--new", action="store_true",

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import json
 import os
 import platform
@@ -67,6 +68,46 @@ def _built_commit() -> str | None:
     except ImportError:
         return None
     return getattr(_build_info, "COMMIT", None) or None
+
+
+SOURCE_PACKAGES = ("memphase.physics", "memphase.simulate", "memphase.analysis")
+
+
+def package_source_files() -> list[tuple[str, Path]]:
+    """Every Python source file of the installed memphase package, as (its name inside the
+    package, e.g. 'simulate/sampling.py'; its path), sorted by name. Works the same for an
+    editable install (the checkout's folders) and a wheel (site-packages)."""
+    import importlib
+
+    files = {}
+    top = importlib.import_module("memphase")
+    for base in top.__path__:
+        for f in Path(base).glob("*.py"):       # the top package's own files only
+            files[f.name] = f
+    for name in SOURCE_PACKAGES:
+        pkg = importlib.import_module(name)
+        prefix = name.split(".", 1)[1]
+        for base in pkg.__path__:
+            for f in Path(base).rglob("*.py"):
+                files[f"{prefix}/{f.relative_to(base).as_posix()}"] = f
+    return sorted(files.items())
+
+
+def source_tree_hash(files) -> str:
+    """sha256 (first 16 hex digits) over (name, content) of each (name, path) in `files`: any
+    edit, added or removed file changes it."""
+    h = hashlib.sha256()
+    for name, path in files:
+        data = Path(path).read_bytes()
+        h.update(f"{name}\0{len(data)}\0".encode())
+        h.update(data)
+    return h.hexdigest()[:16]
+
+
+def package_source_hash() -> str:
+    """`source_tree_hash` of the whole installed memphase source (`package_source_files`): what
+    computed a result, whether or not the tree is a git checkout or was already dirty."""
+    return source_tree_hash(package_source_files())
 
 
 def git_commit() -> str:

@@ -175,7 +175,7 @@ def run_sweep(config_path, output=None, backend=None, workers=None, scheduler=No
 
     Refuses (SweepError / ConfigError) an output that is not .h5/.hdf5/.nc, a held lock, a
     journal of another config without `new`, a journal of cells computed by other code (another
-    memphase version, commit or experiment source) without `allow_code_change`, or an existing
+    memphase version, commit or memphase source) without `allow_code_change`, or an existing
     final file of another config. Raises SweepIncomplete if cells failed. `figures`, if a list,
     receives the figure paths drawn.
     """

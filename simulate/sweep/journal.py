@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
-import hashlib
 import json
 import os
 import shutil
@@ -16,6 +15,7 @@ import numpy as np
 
 from ..experiments import get_experiment
 from ..files import SweepError, atomic_write as _atomic_write, fsync_dir as _fsync_dir
+from ..store import git_commit, package_source_hash, package_version
 from .plan import SweepPlan
 
 
@@ -45,25 +45,19 @@ def _decode_value(a: np.ndarray):
 def code_identity(job: str) -> dict:
     """The code computing `job`'s cells: {'memphase_version', 'git_commit', 'source_hash'}, the
     package version, the commit of the source tree ('+dirty' if modified) and the sha256 (first
-    16 hex digits) of the experiment module's source file."""
-    import inspect
-
-    from ..store import git_commit, package_version
-
-    try:
-        src = Path(inspect.getsourcefile(get_experiment(job))).read_bytes()
-        digest = hashlib.sha256(src).hexdigest()[:16]
-    except (OSError, TypeError):
-        digest = "unknown"
+    16 hex digits) of the whole installed memphase source (`store.package_source_hash`: every
+    module, not only the experiment's, so a change anywhere, e.g. in the sampler, is seen even
+    in a tree that was already dirty or in a wheel without git). `job` must name an experiment."""
+    get_experiment(job)
     return {"memphase_version": package_version(), "git_commit": git_commit(),
-            "source_hash": digest}
+            "source_hash": package_source_hash()}
 
 
 def describe_code(code) -> str:
     if not isinstance(code, dict):
         return "unrecorded code version (journal of an older memphase)"
     return (f"memphase {code.get('memphase_version')}, commit {code.get('git_commit')}, "
-            f"experiment source {code.get('source_hash')}")
+            f"memphase source {code.get('source_hash')}")
 
 
 def _refuse_code_change(where, old, new, other="or with --new to discard them"):

@@ -3,7 +3,6 @@ output lock is taken over atomically, a full disk is refused or reported in one 
 temporaries of killed writers are removed."""
 
 import errno
-import hashlib
 import inspect
 import json
 import multiprocessing as mp
@@ -14,7 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import memphase.analysis.memorization as memorization_observables
+import memphase.physics.critical as critical
 import memphase.simulate.experiments.quickstart as quickstart
+import memphase.simulate.sampling as sampling
+import memphase.simulate.store as store
 import memphase.simulate.files as files
 import memphase.simulate.sweep as sweep
 from memphase.analysis.results import open_results
@@ -51,11 +54,52 @@ def _dead_pid():
 # ----------------------------------------------------------------------------- code versions
 
 
-def test_code_identity_hashes_the_experiment_source():
+def test_code_identity_hashes_the_whole_package_source():
     code = code_identity("quickstart")
-    src = Path(inspect.getsourcefile(quickstart)).read_bytes()
-    assert code["source_hash"] == hashlib.sha256(src).hexdigest()[:16]
     assert set(code) == {"memphase_version", "git_commit", "source_hash"}
+    files = store.package_source_files()
+    assert code["source_hash"] == store.source_tree_hash(files)
+    names = {name for name, _ in files}
+    # every module counts, not only the experiment's: the sampler, the scores, physics, analysis
+    for module in (sampling, quickstart, critical, memorization_observables):
+        path = Path(inspect.getsourcefile(module)).resolve()
+        assert path in {p.resolve() for _, p in files}, path
+    assert "simulate/sampling.py" in names and "physics/critical.py" in names
+    assert len(names) == len(files) > 50
+
+
+def test_source_tree_hash_sees_any_edit_addition_or_removal(tmp_path):
+    (tmp_path / "a.py").write_text("x = 1\n")
+    (tmp_path / "b.py").write_text("y = 2\n")
+    files = lambda: sorted((p.name, p) for p in tmp_path.glob("*.py"))  # noqa: E731
+    h0 = store.source_tree_hash(files())
+    assert store.source_tree_hash(files()) == h0                        # deterministic
+    (tmp_path / "b.py").write_text("y = 3\n")
+    h1 = store.source_tree_hash(files())
+    (tmp_path / "c.py").write_text("")
+    h2 = store.source_tree_hash(files())
+    (tmp_path / "c.py").unlink()
+    (tmp_path / "a.py").rename(tmp_path / "d.py")                       # same bytes, new name
+    h3 = store.source_tree_hash(files())
+    assert len({h0, h1, h2, h3}) == 4
+
+
+def test_a_change_outside_the_experiment_module_is_refused_on_resume(cfg, tmp_path, capsys,
+                                                                    monkeypatch):
+    """[issue: a code change missed in a dirty tree] The journal's identity covers every module:
+    a resumed run with an edited sampler (seen here as another package hash) is refused."""
+    real = _fail_half(monkeypatch)
+    assert main(["run", str(cfg), "-q", "--no-plot"]) == 1
+    capsys.readouterr()
+    monkeypatch.setattr(quickstart, "run_cell", real)
+    old = code_identity("quickstart")
+    monkeypatch.setattr(store, "package_source_files",
+                        lambda: [("simulate/sampling.py", tmp_path / "edited.py")])
+    (tmp_path / "edited.py").write_text("# the sampler, edited\n")
+    new = code_identity("quickstart")
+    assert new["git_commit"] == old["git_commit"] and new["source_hash"] != old["source_hash"]
+    assert main(["run", str(cfg), "-q", "--no-plot"]) == 2
+    _one_line(capsys, "other code", old["source_hash"], new["source_hash"], "--allow-code-change")
 
 
 def test_resume_after_a_code_change_is_refused_unless_allowed(cfg, tmp_path, capsys, monkeypatch):
