@@ -34,7 +34,7 @@ from .device import resolve_device
 if TYPE_CHECKING:
     from .data import DataSample
 
-__all__ = ["digits", "array_data", "load_array", "positive_spectrum", "require_data_extra", "to_pixels",
+__all__ = ["digits", "array_data", "load_array", "positive_spectrum", "principal_axes", "require_data_extra", "to_pixels",
            "draw_held_out", "DIGITS_N", "DIGITS_D",
            "SCALES"]
 
@@ -53,6 +53,10 @@ def _data():
 #: grey level; arrays: (x - min) / (max - min) over the whole array), "none" keeps the values
 SCALES = ("unit", "none")
 _REL_TOL = 1e-12  # variances below this fraction of the largest count as zero (rank)
+_MAX_ABS = 1e150  # larger values overflow the covariance (squares of sums) in float64
+# the d x d covariance, its eigenvectors and the population covariance of pixel coordinates:
+# about 3 d x d float64 matrices; refused above this many bytes (give n_components instead)
+MAX_PIXEL_BYTES = 4 * 2**30
 
 
 def require_data_extra():
@@ -104,10 +108,41 @@ def load_array(path, dataset: str | None = None) -> np.ndarray:
         raise ValueError(f"{p.name}: expected an (n, d) array, got shape {arr.shape}")
     if not np.issubdtype(arr.dtype, np.number):
         raise ValueError(f"{p.name}: expected numbers, got dtype {arr.dtype}")
+    if np.iscomplexobj(arr):
+        raise ValueError(f"{p.name}: expected real numbers, got complex dtype {arr.dtype} (an "
+                         f"imaginary part would be dropped)")
+    if arr.shape[0] < 2:
+        raise ValueError(f"{p.name}: expected at least 2 points (rows), got shape {arr.shape}")
     arr = arr.astype(np.float64)
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{p.name}: the array holds non-finite values")
+    big = float(np.abs(arr).max())
+    if big > _MAX_ABS:
+        raise ValueError(f"{p.name}: values up to {big:.3g} overflow the covariance in float64; "
+                         f"rescale the array (e.g. scale = 'unit')")
     return arr
+
+
+def principal_axes(xc: np.ndarray, k: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Eigenvalues (all d, descending, >= 0) and the first k eigenvectors (d x k; all d when
+    k is None) of the covariance C = xc^T xc / n of the centred rows xc (n x d).
+
+    When n < d the non-zero spectrum is that of the n x n Gram matrix G = xc xc^T / n
+    (G u = lam u gives C (xc^T u) = lam (xc^T u)), so only n x n and d x k are allocated:
+    v = xc^T u / sqrt(n lam). Eigenvectors of zero eigenvalues are only built by the d x d path."""
+    n, d = xc.shape
+    if n < d and k is not None:
+        lam, u = np.linalg.eigh(xc @ xc.T / n)
+        order = np.argsort(lam)[::-1]
+        lam, u = np.clip(lam[order], 0.0, None), u[:, order]
+        vec = xc.T @ u[:, :k] / np.sqrt(n * np.where(lam[:k] > 0, lam[:k], 1.0))
+        eig = np.zeros(d)
+        eig[:n] = lam
+        return eig, vec
+    eig, vec = np.linalg.eigh(xc.T @ xc / n)
+    order = np.argsort(eig)[::-1]
+    eig, vec = np.clip(eig[order], 0.0, None), vec[:, order]
+    return eig, vec if k is None else vec[:, :k]
 
 
 def positive_spectrum(variances) -> np.ndarray:
@@ -155,13 +190,22 @@ def _from_array(raw: np.ndarray, labels, *, model, n, seed, scale, whiten, n_com
         xs = raw
     center = xs.mean(axis=0)
     xc = xs - center
-    cov = xc.T @ xc / xc.shape[0]
-    eig, vec = np.linalg.eigh(cov)
-    order = np.argsort(eig)[::-1]
-    eig, vec = np.clip(eig[order], 0.0, None), vec[:, order]
-    vec *= np.where(vec.sum(axis=0) < 0, -1.0, 1.0)  # a deterministic sign per direction
-    rank = int(np.sum(eig > _REL_TOL * eig[0]))
     width = raw.shape[1]
+    if not (whiten or n_components is not None) and 3 * 8 * width**2 > MAX_PIXEL_BYTES:
+        raise ValueError(f"d = {width} columns in pixel coordinates need d x d covariance "
+                         f"matrices ({3 * 8 * width**2 / 2**30:.3g} GiB); give n_components "
+                         f"(principal coordinates, computed from the n x n Gram matrix)")
+    m = min(raw.shape)
+    if 2 * 8 * m**2 > MAX_PIXEL_BYTES:
+        raise ValueError(f"an ({raw.shape[0]}, {width}) array needs {m} x {m} matrices for its "
+                         f"principal axes ({2 * 8 * m**2 / 2**30:.3g} GiB); subsample the rows")
+    k_axes = None if not (whiten or n_components is not None) else (
+        min(raw.shape) if n_components is None else int(n_components))
+    eig, vec = principal_axes(xc, k_axes)
+    vec = vec * np.where(vec.sum(axis=0) < 0, -1.0, 1.0)  # a deterministic sign per direction
+    if not eig[0] > 0:
+        raise ValueError("the array is constant: every variance is 0")
+    rank = int(np.sum(eig > _REL_TOL * eig[0]))
     if n_components is not None and n_components > rank:
         raise ValueError(f"n_components = {n_components} exceeds the rank {rank} of the data "
                          f"(directions of non-zero variance)")

@@ -223,3 +223,50 @@ def test_either_data_module_may_be_imported_first(first):
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr[-1500:]
     assert r.stdout.strip() == "64"
+
+
+# ----------------------------------------------------------------------------- hostile arrays
+
+
+def test_principal_axes_gram_path_equals_the_covariance_path(rng):
+    from memphase.simulate.data_real import principal_axes
+
+    x = rng.normal(size=(30, 200)) * np.linspace(3, 0.1, 200)
+    xc = x - x.mean(axis=0)
+    eig_g, vec_g = principal_axes(xc, 5)                 # n < d: the 30 x 30 Gram matrix
+    cov = xc.T @ xc / 30
+    eig_c, vec_c = np.linalg.eigh(cov)
+    eig_c, vec_c = eig_c[::-1], vec_c[:, ::-1]
+    np.testing.assert_allclose(eig_g[:29], eig_c[:29], rtol=1e-9)
+    assert eig_g.shape == (200,) and np.all(eig_g[30:] == 0)
+    for j in range(5):                                    # same directions, up to sign
+        assert abs(abs(vec_g[:, j] @ vec_c[:, j]) - 1) < 1e-9
+        np.testing.assert_allclose(cov @ vec_g[:, j], eig_g[j] * vec_g[:, j], atol=1e-9)
+
+
+def test_wide_array_uses_the_gram_matrix_and_bounds_memory(tmp_path, monkeypatch):
+    import memphase.simulate.data_real as data_real
+
+    x = np.random.default_rng(0).normal(size=(3, 20000))
+    np.save(tmp_path / "wide.npy", x)
+    s = array_data(tmp_path / "wide.npy", n_components=2)   # was a 20000 x 20000 eigh
+    assert s.x.shape == (3, 2)
+    with pytest.raises(ValueError, match=r"d = 20000 columns in pixel coordinates need .* give "
+                                         r"n_components"):
+        array_data(tmp_path / "wide.npy")
+    monkeypatch.setattr(data_real, "MAX_PIXEL_BYTES", 100)
+    with pytest.raises(ValueError, match=r"needs 3 x 3 matrices .* subsample the rows"):
+        array_data(tmp_path / "wide.npy", n_components=2)
+
+
+@pytest.mark.parametrize("array, message", [
+    (np.ones((5, 3)) * (1 + 1j), "expected real numbers, got complex"),
+    (np.ones((1, 3)), "expected at least 2 points"),
+    (np.ones((5, 3)), "the array is constant"),
+    (np.arange(1, 16).reshape(5, 3) * 1e300, "overflow the covariance"),
+])
+def test_nonsense_arrays_are_refused_in_one_line(tmp_path, array, message):
+    np.save(tmp_path / "a.npy", array)
+    with pytest.raises(ValueError, match=message) as err:
+        array_data(tmp_path / "a.npy")
+    assert "\n" not in str(err.value)
