@@ -223,6 +223,11 @@ def check_scales(cfg: dict) -> None:
 NAME_MAX, PATH_MAX = 255, 4096
 
 
+#: characters a shell would expand or substitute: in a config's `output` they would be taken
+#: literally (a file named `$HOME`), so they are refused instead of surprising the user
+OUTPUT_SHELL_CHARACTERS = "$`*?[]{}\\"
+
+
 def check_output_value(cfg: dict) -> None:
     """The config's `output` string can be a file name at all: not empty, no NUL byte, no
     component over NAME_MAX bytes, at most PATH_MAX bytes (otherwise the OS refuses it with
@@ -234,6 +239,14 @@ def check_output_value(cfg: dict) -> None:
         raise ConfigError("'output' is empty; give a results file, e.g. data/results/run.h5")
     if "\x00" in out:
         raise ConfigError("'output' contains a NUL byte")
+    bad = sorted({c for c in out if ord(c) < 32 or ord(c) == 127})
+    if bad:
+        raise ConfigError(f"'output' contains a control character ({bad[0]!r}); give a plain path")
+    odd = sorted(set(out) & set(OUTPUT_SHELL_CHARACTERS))
+    if odd:
+        raise ConfigError(f"'output' contains {odd[0]!r}: a config path is taken literally, not "
+                          f"expanded by a shell (no variables, globs or command substitution); "
+                          f"write the path itself ('~/' at the start is the one expansion)")
     raw = out.encode("utf-8", "surrogateescape")
     if len(raw) > PATH_MAX:
         raise ConfigError(f"'output' is {len(raw)} bytes long; paths are at most {PATH_MAX}")

@@ -28,6 +28,7 @@ uninterrupted one give equal Datasets. Sharded runs (`--shard I/N`, e.g. SLURM j
 from __future__ import annotations
 
 import contextlib
+import os
 import json
 import sys
 import time
@@ -366,7 +367,7 @@ def describe(path) -> list[str]:
     p = Path(path)
     if p.suffix == ".toml":
         plan = load_sweep(p)
-        out = Path(plan.cfg["output"])
+        out = Path(os.path.expanduser(plan.cfg["output"]))
         lines = [f"config {p}: job {plan.job!r}, config hash {plan.config_hash}",
                  "axes: " + ", ".join(f"{k}[{len(v)}]" for k, v in plan.axes.items())
                  + f" -> {len(plan.cells)} cells",

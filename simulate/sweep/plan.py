@@ -127,8 +127,9 @@ RESULT_SUFFIXES = (".h5", ".hdf5", ".nc")
 def resolve_output(output, job: str) -> Path:
     """The results path of a run: `output` itself, or <folder>/<job>.h5 when `output` names a
     folder (ends with '/' or is an existing folder). SweepError (one line) when the suffix is not
-    one of RESULT_SUFFIXES or when a folder on the way is a file."""
-    text = str(output)
+    one of RESULT_SUFFIXES or when a folder on the way is a file. A leading '~' is the user's
+    home folder (as a shell would expand it), in every place that uses the path."""
+    text = os.path.expanduser(str(output))
     p = Path(text)
     if text.endswith(("/", os.sep)) or p.is_dir():
         p = p / f"{job}.h5"

@@ -279,6 +279,10 @@ def test_duplicate_rule_covers_axis_lists_outside_grid():
     ('"a\\u0000b.h5"', "'output' contains a NUL byte"),
     ('"d/' + "x" * 300 + '.h5"', r"'output' has a path component of 303 bytes; the limit is 223"),
     ('"' + "d/" * 2100 + 'x.h5"', r"'output' is 4204 bytes long; paths are at most 4096"),
+    ('"a\\nb.h5"', r"'output' contains a control character \('\\n'\)"),
+    ('"$HOME/x.h5"', r"'output' contains '\$': a config path is taken literally"),
+    ('"r`id`.h5"', r"'output' contains '`'"),
+    ('"r*.h5"', r"'output' contains '\*'"),
 ])
 def test_output_value_is_a_possible_file_name(tmp_path, value, match):
     """A 300-character output name was an OSError (File name too long) traceback in `info`."""

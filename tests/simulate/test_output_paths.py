@@ -134,3 +134,20 @@ def test_figure_of_an_interrupted_placement_is_replaced_not_renamed(cfg, tmp_pat
     assert main(["run", str(cfg), "-q"]) == 0
     assert not (tmp_path / "res-1.png").exists() and "warning" not in capsys.readouterr().err
     assert (tmp_path / "res.png").stat().st_size > 1000
+
+
+def test_tilde_output_is_the_home_folder_everywhere(cfg, tmp_path, monkeypatch):
+    """`output = "~/x.h5"` was taken literally in one place and expanded in another: the
+    temporary went to $HOME and the run failed, leaving an orphan on every rerun."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(tmp_path)
+    assert resolve_output("~/x.h5", "quickstart") == home / "x.h5"
+    cfg.write_text(CONFIG.format(out="~/x.h5"))
+    assert main(["run", str(cfg), "-q", "--no-plot"]) == 0
+    assert open_results(home / "x.h5").sizes
+    assert sorted(p.name for p in home.iterdir()) == ["x.h5"]   # no lock, journal or temporary
+    assert not (tmp_path / "~").exists()
+    assert main(["run", str(cfg), "-q", "--no-plot"]) == 0         # a rerun finds it done
+    assert sorted(p.name for p in home.iterdir()) == ["x.h5"]
