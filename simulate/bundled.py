@@ -6,11 +6,12 @@ in a source checkout they are read from data/configs/ directly. `memphase run qu
 
 from __future__ import annotations
 
+import difflib
 import re
 from importlib import resources
 from pathlib import Path
 
-__all__ = ["bundled_configs", "resolve_config", "config_summary"]
+__all__ = ["bundled_configs", "resolve_config", "config_summary", "config_title"]
 
 
 def bundled_configs() -> dict[str, Path]:
@@ -34,24 +35,61 @@ def resolve_config(arg: str) -> str:
     p = Path(arg)
     if p.exists() or p.suffix not in ("", ".toml") or len(p.parts) > 1:
         return arg
-    found = bundled_configs().get(p.stem)
+    configs = bundled_configs()
+    found = configs.get(p.stem)
     if found is None:
-        names = ", ".join(bundled_configs()) or "none installed"
-        raise FileNotFoundError(2, f"no config file or bundled config named {arg!r} "
+        close = difflib.get_close_matches(p.stem, list(configs), n=3, cutoff=0.6)
+        hint = (f"did you mean {' or '.join(repr(c) for c in close)}? " if close else "")
+        names = ", ".join(configs) or "none installed"
+        raise FileNotFoundError(2, f"no config file or bundled config named {arg!r}; {hint}"
                                    f"(bundled: {names})", arg)
     return str(found)
 
 
+TITLE_MAX = 90  # characters of a title in `memphase configs`
+_DANGLING = {"a", "an", "the", "of", "in", "on", "with", "to", "and", "or", "for", "by", "at",
+             "from", "vs", "as"}
+
+
+def _drop_parentheticals(text: str) -> str:
+    """`text` without its (balanced, possibly nested) parenthesized groups."""
+    out, depth = [], 0
+    for ch in text:
+        if ch == "(":
+            depth += 1
+        elif ch == ")" and depth:
+            depth -= 1
+        elif not depth:
+            out.append(ch)
+    return re.sub(r"\s+([,.;:])", r"\1", re.sub(r"\s{2,}", " ", "".join(out))).strip()
+
+
+def config_title(header: list[str]) -> str:
+    """A config's title from its header comment lines: the first paragraph without parenthetical
+    asides, up to its first colon or sentence end, cut at a word boundary (with '...') past
+    TITLE_MAX characters, so that no title stops mid-phrase or inside a parenthesis."""
+    para = []
+    for line in header:
+        if not line:
+            break
+        para.append(line)
+    text = _drop_parentheticals(" ".join(para))
+    text = re.split(r":\s|\.\s(?=[A-Z])|\.$|;\s", text, maxsplit=1)[0].strip()
+    if len(text) > TITLE_MAX:
+        words = text[:TITLE_MAX - 3].rsplit(" ", 1)[0].rstrip(",;:-").split(" ")
+        while len(words) > 1 and words[-1].lower() in _DANGLING:
+            words.pop()
+        text = " ".join(words) + "..."
+    return text
+
+
 def config_summary(path: Path) -> tuple[str, str]:
-    """(title, runtime) from a canonical config's header comment: the title is the header's first
-    line up to its colon, the runtime what follows 'runtime' (empty when the header gives none)."""
+    """(title, runtime) from a canonical config's header comment: the title by `config_title`,
+    the runtime what follows 'runtime' (empty when the header gives none)."""
     header = []
     for line in path.read_text().splitlines():
         if not line.startswith("#"):
             break
         header.append(line.lstrip("#").strip())
-    first = header[0] if header else ""
-    head, colon, _ = first.partition(":")
-    title = head if colon and len(head) <= 70 else first
-    m = re.search(r"runtime[^:]*:\s*([^;(]*?)(?:\.\s|\.$|;|\(|$)", " ".join(header), re.I)
-    return title, (m.group(1).strip() if m else "")
+    m = re.search(r"runtime[^:]*:\s*([^;(,]*?)(?:\.\s|\.$|;|,|\(|$)", " ".join(header), re.I)
+    return config_title(header), (m.group(1).strip() if m else "")

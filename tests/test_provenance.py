@@ -80,6 +80,36 @@ def test_bundled_configs_by_name(capsys):
     assert out.count("\n") == len(configs) and "quickstart" in out
 
 
+def test_a_misspelt_config_name_gets_a_suggestion():
+    with pytest.raises(FileNotFoundError, match="did you mean 'quickstart'"):
+        bundled.resolve_config("quikstart")
+    with pytest.raises(FileNotFoundError, match="did you mean 'linear_model'"):
+        bundled.resolve_config("linear_modle.toml")
+    with pytest.raises(FileNotFoundError) as err:
+        bundled.resolve_config("zzzzzz")
+    assert "did you mean" not in str(err.value)
+
+
+def test_config_titles_never_stop_mid_phrase():
+    """Titles in `memphase configs` came from the header's first line, cut mid-phrase
+    ('... in PIXEL space (d = 64, the'): now a whole clause, no open parenthesis, a word
+    boundary, no dangling article or preposition."""
+    dangling = {"a", "an", "the", "of", "in", "on", "with", "to", "and", "or", "for", "by"}
+    for name, path in bundled.bundled_configs().items():
+        title, _ = bundled.config_summary(path)
+        assert 0 < len(title) <= bundled.TITLE_MAX, (name, title)
+        assert title.count("(") == title.count(")") and title.count("[") == title.count("]"), \
+            (name, title)
+        last = title.removesuffix("...").rstrip(",;: ").split(" ")[-1].lower()
+        assert last not in dangling, (name, title)
+    assert bundled.config_title(["Speciation time [BBDM24 Fig. 2, reduced] (about 1.5 min)."]) \
+        == "Speciation time [BBDM24 Fig. 2, reduced]"
+    assert bundled.config_title(["A title: the rest", "of it"]) == "A title"
+    long = ["word " * 30]
+    cut = bundled.config_title(long)
+    assert cut.endswith("...") and len(cut) <= bundled.TITLE_MAX
+
+
 def test_info_by_name_and_version():
     r = subprocess.run([sys.executable, "-m", "memphase.simulate.cli", "info", "quickstart"], cwd=ROOT,
                        capture_output=True, text=True, timeout=120)
