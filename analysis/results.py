@@ -31,6 +31,9 @@ def hdf5_open_error(p: Path, e: OSError) -> ResultFileError:
     text = str(e)
     if isinstance(e, PermissionError) or "errno = 13" in text or "Permission denied" in text:
         return ResultFileError(f"{p}: permission denied")
+    if p.suffix.lower() == ".toml":
+        return ResultFileError(f"{p} is a config, not a results file: run it (`memphase run {p}`) "
+                               f"and give the results file it writes (its `output`)")
     return ResultFileError(f"{p} is not a readable HDF5 file (truncated or corrupt?): {e}")
 
 

@@ -32,7 +32,7 @@ EXAMPLES = {
 
 def _print_outputs(out, figures):
     print(f"results: {out}")
-    for p in figures[:1]:
+    for p in figures:
         print(f"figure:  {p}")
 
 

@@ -189,6 +189,9 @@ def test_error_paths(collapse_file, tmp_path, capsys):
     bad = tmp_path / "corrupt.h5"
     bad.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0garbage" * 50)
     _error(capsys, ["plot", str(bad)], "not a readable HDF5 file")
+    config = tmp_path / "job.toml"
+    config.write_text('job = "quickstart"\n')
+    _error(capsys, ["plot", str(config)], "is a config, not a results file: run it")
     foreign = tmp_path / "foreign.h5"
     xr.Dataset({"a": ("x", np.arange(3.0))}).to_netcdf(foreign, engine="h5netcdf")
     _error(capsys, ["plot", str(foreign)], "not a memphase results file")
@@ -238,3 +241,23 @@ def test_heatmap_colours_are_logarithmic_for_quantities_spanning_decades():
     assert isinstance(ax[0].collections[0].norm, LogNorm)
     assert not isinstance(ax[1].collections[0].norm, LogNorm)
     plt.close(fig)
+
+
+def test_run_prints_every_figure_it_drew(capsys, monkeypatch, tmp_path):
+    """`memphase run` printed only the first figure's path of a job that draws several."""
+    import memphase.simulate.cli as cli
+    import memphase.simulate.sweep as sweep
+
+    drawn = [tmp_path / "a.png", tmp_path / "a_blocks.png", tmp_path / "a_spectra.png"]
+
+    def fake_run_sweep(config, figures=None, **kw):
+        figures.extend(drawn)
+        return tmp_path / "a.h5"
+
+    monkeypatch.setattr(sweep, "run_sweep", fake_run_sweep)
+    cfg = tmp_path / "job.toml"
+    cfg.write_text('job = "quickstart"\n')
+    assert cli.main(["run", str(cfg), "-q"]) == 0
+    out = capsys.readouterr().out
+    assert [line.split(":", 1)[1].strip() for line in out.splitlines()
+            if line.startswith("figure:")] == [str(p) for p in drawn]
