@@ -1,26 +1,40 @@
-"""Execute notebooks/phase_diagram.ipynb in place on a collapse sweep and strip volatile metadata,
-so that the committed notebook shows its figures on a code host.
+"""Execute notebooks/phase_diagram.ipynb on a collapse sweep and strip volatile metadata.
 
-    memphase run collapse                     # writes data/results/collapse.h5 (about 1.5 min)
-    python notebooks/execute.py [RESULTS.h5]  # default: data/results/collapse.h5
+By default the executed notebook is written to a copy (notebooks/phase_diagram.executed.ipynb, not
+tracked), so that trying it never rewrites the tracked notebook; `--in-place` updates the tracked
+notebook itself (what a maintainer does before committing, so that a code host shows its figures).
+
+    memphase run collapse                                   # writes data/results/collapse.h5
+    python notebooks/execute.py [RESULTS.h5] [--in-place]   # default: data/results/collapse.h5
 """
 
+import argparse
 import os
-import sys
 from pathlib import Path
-
-import nbformat
-from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "notebooks" / "phase_diagram.ipynb"
+COPY = NOTEBOOK.with_suffix(".executed.ipynb")
 VOLATILE = ("execution", "collapsed", "scrolled")
 
 
-def main(argv):
-    results = Path(argv[0] if argv else ROOT / "data" / "results" / "collapse.h5").resolve()
-    if not results.exists():
-        sys.exit(f"{results} not found: run `memphase run collapse` first")
+def parse(argv):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("results", nargs="?", default=str(ROOT / "data" / "results" / "collapse.h5"),
+                    help="the collapse results file the notebook reads")
+    ap.add_argument("--in-place", action="store_true",
+                    help=f"rewrite the tracked {NOTEBOOK.name} (default: write {COPY.name})")
+    return ap.parse_args(argv)
+
+
+def main(argv=None) -> Path:
+    args = parse(argv)
+    results = Path(args.results).resolve()
+    if not results.is_file():
+        raise SystemExit(f"{results} not found: run `memphase run collapse` first")
+    import nbformat
+    from nbclient import NotebookClient
+
     os.environ["MEMPHASE_SWEEP"] = str(results)
     nb = nbformat.read(NOTEBOOK, as_version=4)
     NotebookClient(nb, timeout=600, kernel_name="python3",
@@ -29,9 +43,11 @@ def main(argv):
         for key in VOLATILE:
             cell.metadata.pop(key, None)
     nb.metadata = {k: v for k, v in nb.metadata.items() if k in ("kernelspec", "language_info")}
-    nbformat.write(nb, NOTEBOOK)
-    print(f"executed {NOTEBOOK.relative_to(ROOT)} on {results}")
+    target = NOTEBOOK if args.in_place else COPY
+    nbformat.write(nb, target)
+    print(f"executed {NOTEBOOK.relative_to(ROOT)} on {results} -> {target}")
+    return target
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    main()

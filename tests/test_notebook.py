@@ -41,19 +41,31 @@ def test_notebook_is_stored_executed_without_volatile_metadata():
     assert set(nb.metadata) <= {"kernelspec", "language_info"}
 
 
-def test_notebook_runs_on_a_tiny_sweep(tmp_path, monkeypatch):
-    from nbclient import NotebookClient
+def _execute_module():
+    import importlib.util
 
+    spec = importlib.util.spec_from_file_location("nb_execute", ROOT / "notebooks" / "execute.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_notebook_runs_on_a_tiny_sweep_without_rewriting_the_tracked_copy(tmp_path, monkeypatch):
+    """notebooks/execute.py runs the notebook end to end (nbclient) and, unless --in-place,
+    writes the executed notebook to a copy: the tracked notebook stays byte for byte."""
     cfg = tmp_path / "tiny.toml"
     cfg.write_text(TINY)
     out = tmp_path / "tiny.h5"
     assert main(["run", str(cfg), "-o", str(out), "-q", "--no-plot"]) == 0
-    monkeypatch.setenv("MEMPHASE_SWEEP", str(out))
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    client = NotebookClient(nb, timeout=120, kernel_name="python3",
-                            resources={"metadata": {"path": str(ROOT)}})
-    client.execute()  # raises CellExecutionError on any cell error
+    execute = _execute_module()
+    copy = tmp_path / "executed.ipynb"
+    monkeypatch.setattr(execute, "COPY", copy)
+    tracked = NOTEBOOK.read_bytes()
+    assert execute.parse([str(out)]).in_place is False
+    target = execute.main([str(out)])      # raises CellExecutionError on any cell error
+    assert target == copy and NOTEBOOK.read_bytes() == tracked
+    nb = nbformat.read(copy, as_version=4)
     text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
     assert "job: collapse" in text and "lazy: dask" in text
     assert any(o.get("data", {}).get("image/png") for c in nb.cells if c.cell_type == "code"
