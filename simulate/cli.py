@@ -15,15 +15,15 @@ import sys
 
 EXAMPLES = {
     "run": "memphase run quickstart             # a bundled config by name, or a path to a TOML file",
-    "sweep": ("memphase sweep data/configs/quickstart.toml                      # in-process\n"
-              "  memphase sweep data/configs/quickstart.toml --backend local --workers 4\n"
-              "  memphase sweep data/configs/quickstart.toml --scheduler tcp://host:8786\n"
-              "  memphase sweep data/configs/quickstart.toml --shard $SLURM_ARRAY_TASK_ID/8"),
-    "merge": "memphase merge data/configs/quickstart.toml   # after all 8 shards finished",
+    "sweep": ("memphase sweep quickstart                      # in-process (a name or a TOML path)\n"
+              "  memphase sweep quickstart --backend local --workers 4\n"
+              "  memphase sweep my_study.toml --scheduler tcp://host:8786\n"
+              "  memphase sweep my_study.toml --shard $SLURM_ARRAY_TASK_ID/8"),
+    "merge": "memphase merge my_study.toml   # after all 8 shards finished",
     "validate": "memphase validate --quick      # theory vs measurement, about 1 minute",
-    "info": ("memphase info data/configs/quickstart.toml     # plan, estimates, progress\n"
-             "  memphase info data/results/quickstart.h5"),
-    "plot": ("memphase plot data/results/collapse.h5                 # every figure, PNG + PDF\n"
+    "info": ("memphase info quickstart     # plan, estimates, progress\n"
+             "  memphase info data/results/quickstart.h5   # written by `memphase run quickstart`"),
+    "plot": ("memphase plot data/results/collapse.h5    # after `memphase run collapse`: every figure\n"
              "  memphase plot data/results/collapse.h5 --var memorization_ratio --x n_train --y d\n"
              "  memphase plot data/results/collapse.h5 --var same_as_final --x n_train --y time "
              "--sel d=16 --format png --out figures/"),

@@ -111,3 +111,22 @@ def test_corrupt_truncated_and_foreign_files(tmp_path, tiny_config):
         f["x"] = np.arange(3)
     with pytest.raises(ResultFileError, match="not a memphase results file"):
         open_results(foreign)
+
+
+def test_help_examples_work_outside_a_clone():
+    """--help examples named data/configs/*.toml, which only a source checkout has: they use
+    bundled config names (or a user's own file), and results paths that `memphase run NAME`
+    writes relative to the working folder."""
+    from memphase.simulate import bundled
+    from memphase.simulate.cli import EXAMPLES
+
+    text = "\n".join(EXAMPLES.values())
+    assert "data/configs/" not in text
+    names = set(bundled.bundled_configs())
+    for line in text.splitlines():
+        words = line.split()
+        verb, arg = words[1], words[2]
+        if verb in ("run", "sweep", "info") and not arg.endswith((".toml", ".h5")):
+            assert arg in names, line
+        if arg.startswith("data/results/"):
+            assert Path(arg).stem in names, line   # the default output of that bundled config
