@@ -20,8 +20,12 @@ Cells (each with its seed; `grid.regularizer` picks the families run):
 - floor:     floor-normalized score with each tau_floor in grid.tau_floor;
 - network:   FourierMLP/ResidualMLP of each width trained by DSM with penalty lambda (grid.lambda),
              sampled at each checkpoint in grid.train_steps (the early-stopping axis);
-- reference: one per seed (when tikhonov or network run): the c = 0 flow, recording the flow
-             invariant K_i = |x_i - y_nn| / sigma at sigma_end that the theory below uses.
+- reference: one per seed and one per calibration seed (when tikhonov or network run): the c = 0
+             flow, recording the flow invariant K_i = |x_i - y_nn| / sigma at sigma_end. The
+             theory below uses ONLY the calibration seeds (`grid.calibration_seeds`, disjoint from
+             `grid.seeds`: other training sets, other sampling noise), so that it predicts the
+             evaluated runs instead of being fitted on them; the evaluated seeds' own K are kept
+             as `flow_ratio` (a diagnostic).
 
 Theory (*derived*; docs/theory.md): for any VE, dx/dlog sigma = -sigma^2 s, so
     c = 0:  dx/dlog sigma = x - xhat(x, sigma)       (xhat = sum_n w_n y_n)
@@ -29,7 +33,8 @@ Theory (*derived*; docs/theory.md): for any VE, dx/dlog sigma = -sigma^2 s, so
 Once the posterior weights sit on one training point y, r = |x - y| obeys r ~ sigma at c = 0 (so
 K = r / sigma is conserved: every sample collapses, fraction 1) and r^2 / (sigma^2 + c) = const at
 c > 0, so as sigma -> 0 the sample freezes at r = K sqrt(c) (1 + c / sigma_1^2)^{-1/2} -> K sqrt(c)
-for c << sigma_1^2 (sigma_1 ~ the spacing of the training points). Hence, from the c = 0 run alone:
+for c << sigma_1^2 (sigma_1 ~ the spacing of the training points). Hence, from c = 0 runs alone
+(on the calibration seeds, K pooled over their samples):
     median distance(c) = sqrt(c) median_i K_i,   collapse fraction(c) = P_i(K_i sqrt(c) < tol),
 exponent 1/2 of median distance vs c (fitted on 0 < c <= measure.fit_max_strength and stored), and
 fraction 1 at c = 0. The network with penalty lambda has the Tikhonov minimizer with c = lambda
@@ -49,7 +54,8 @@ both far above sqrt(lambda) median K = 0.04: the networks are still capacity/ste
 
 Randomness: training set `isotropic_gaussian(n_train, d, seed)`; sampling noise seed 10000 + seed
 (the same initial noise in every cell of a seed: common random numbers); network initialization and
-DSM batches seed = seed.
+DSM batches seed = seed. Calibration seeds draw their own training sets and noise the same way
+(stored as the `calibration_seed` coordinate and the `calibration_seeds` attribute).
 """
 
 from __future__ import annotations
@@ -100,6 +106,11 @@ SCHEMA = {
         "train_steps": Field("list[int]", [500, 2000], check=lambda v: 1 <= v <= 10**6,
                              rule="1..1e6", help="checkpoints sampled (training runs to the largest)"),
         "seeds": Field("list[int]", [0, 1], check=lambda v: v >= 0, rule="must be >= 0"),
+        "calibration_seeds": Field("list[int]", [1000, 1001, 1002, 1003],
+                                   check=lambda v: v >= 0, rule="must be >= 0",
+                                   help="seeds of the c = 0 runs whose flow invariants K calibrate "
+                                        "the theory (other training sets and sampling noise than "
+                                        "`seeds`; must not overlap them)"),
     },
     "sampler": {
         "schedule": Field("str", "ve_bdkos25", choices=SAMPLER_SCHEDULES,
@@ -224,6 +235,22 @@ def network_tau_end(cfg, lam: float) -> float:
     return max(tau0, cfg["network"]["penalty_tau_ratio"] * lam)
 
 
+def calibration_seeds(cfg) -> list[int]:
+    """Seeds of the c = 0 reference runs that calibrate the theory (`grid.calibration_seeds`):
+    ValueError unless non-empty and disjoint from `grid.seeds`, so that no evaluated run (its
+    training set, its sampling noise) enters the prediction it is compared with."""
+    g = cfg["grid"]
+    calib = list(dict.fromkeys(g["calibration_seeds"]))
+    overlap = sorted(set(calib) & set(g["seeds"]))
+    if not calib:
+        raise ValueError("grid.calibration_seeds is empty: the theory needs c = 0 runs on seeds "
+                         "other than grid.seeds")
+    if overlap:
+        raise ValueError(f"grid.calibration_seeds {overlap} also in grid.seeds: the theory must be "
+                         f"calibrated on other seeds than the runs it predicts")
+    return calib
+
+
 def cells(cfg) -> list[dict]:
     sp, g = cfg["sampler"], cfg["grid"]
     if not sp["sigma_end"] < sp["sigma_start"]:
@@ -232,7 +259,8 @@ def cells(cfg) -> list[dict]:
     regs = g["regularizer"]
     out = []
     if "tikhonov" in regs or "network" in regs:
-        out += [{"regularizer": "reference", "seed": s} for s in g["seeds"]]
+        calib = calibration_seeds(cfg)
+        out += [{"regularizer": "reference", "seed": s} for s in list(g["seeds"]) + calib]
     if "tikhonov" in regs:
         out += [{"regularizer": "tikhonov", "c": c, "seed": s}
                 for c, s in itertools.product(g["c"], g["seeds"])]
@@ -390,14 +418,25 @@ def assemble(cfg, cell_list, results) -> xr.Dataset:
     data_vars = {}
     lookup = {"c": g["c"], "tau_floor": g["tau_floor"], "lambda": g["lambda"], "width": g["width"],
               "train_steps": sorted(g["train_steps"]), "seed": seeds}
-    flow = None
+    calib_k = None
     if "tikhonov" in regs or "network" in regs:
+        calib = calibration_seeds(cfg)
         ref = {c["seed"]: r for c, r in zip(cell_list, results) if c["regularizer"] == "reference"}
         flow = np.stack([np.asarray(ref[s]["flow_ratio"], float) for s in seeds])
+        calib_flow = np.stack([np.asarray(ref[s]["flow_ratio"], float) for s in calib])
+        calib_k = calib_flow.ravel()
         coords["sample"] = ("sample", np.arange(flow.shape[1]), _attrs("1", "generated sample index"))
+        coords["calibration_seed"] = ("calibration_seed", np.asarray(calib), _attrs(
+            "1", "seed of a c = 0 calibration run (training set, sampling noise 10000 + seed); "
+                 "disjoint from seed"))
+        sigma_end = _reference_sigma_end(cfg)
         data_vars["flow_ratio"] = (("seed", "sample"), flow, _attrs(
             "1", "c = 0 flow invariant K = |x - y_nn| / sigma at the end of the c = 0 run "
-                 "(before Tweedie)", sigma_end=_reference_sigma_end(cfg)))
+                 "(before Tweedie) of the evaluated seeds (diagnostic; not used by the theory)",
+            sigma_end=sigma_end))
+        data_vars["calibration_flow_ratio"] = (("calibration_seed", "sample"), calib_flow, _attrs(
+            "1", "c = 0 flow invariant K of the calibration runs: the theory's only input",
+            sigma_end=sigma_end))
         data_vars["reference_collapse_fraction"] = (("seed",), np.array(
             [ref[s]["collapse_fraction"] for s in seeds]), _attrs(
             "1", "collapse fraction of the empirical score (c = 0)"))
@@ -405,8 +444,14 @@ def assemble(cfg, cell_list, results) -> xr.Dataset:
         "1", "median distance ~ strength^(1/2) for Tikhonov c and network lambda [BDKOS25]"))
 
     def theory(strengths):
-        return [np.stack(a, axis=1) for a in zip(*(tikhonov_distance_theory(strengths, flow[i], tol)
-                                                   for i in range(len(seeds))))]
+        """(median, fraction) over strengths from the pooled K of the calibration seeds only."""
+        return tikhonov_distance_theory(strengths, calib_k, tol)
+
+    def theory_se(frac):
+        """Binomial standard error of a theory fraction over the pooled calibration samples."""
+        return np.sqrt(frac * (1 - frac) / calib_k.size)
+
+    calib_note = dict(calibration="K pooled over the calibration_seed runs (disjoint from seed)")
 
     if "tikhonov" in regs:
         coords["c"] = ("c", np.asarray(g["c"], float), _attrs(
@@ -419,10 +464,15 @@ def assemble(cfg, cell_list, results) -> xr.Dataset:
                 "1", "fraction of samples within collapse_tol of a training point (Tikhonov)")),
             "tikhonov_median_distance": (("c", "seed"), out["median_distance"], _attrs(
                 "data units", "median distance of samples to the nearest training point (Tikhonov)")),
-            "tikhonov_collapse_fraction_theory": (("c", "seed"), frac_th, _attrs(
-                "1", "P(sqrt(c) K < tol): small-c theory from the c = 0 flow invariant")),
-            "tikhonov_median_distance_theory": (("c", "seed"), med_th, _attrs(
-                "data units", "sqrt(c) median K: small-c theory from the c = 0 flow invariant")),
+            "tikhonov_collapse_fraction_theory": (("c",), frac_th, _attrs(
+                "1", "P(sqrt(c) K < tol): small-c theory from the c = 0 flow invariant",
+                **calib_note)),
+            "tikhonov_collapse_fraction_theory_se": (("c",), theory_se(frac_th), _attrs(
+                "1", "binomial standard error of the theory fraction over the calibration samples",
+                **calib_note)),
+            "tikhonov_median_distance_theory": (("c",), med_th, _attrs(
+                "data units", "sqrt(c) median K: small-c theory from the c = 0 flow invariant",
+                **calib_note)),
             "tikhonov_distance_exponent": (("seed",), np.array([power_law_exponent(
                 g["c"], out["median_distance"][:, i], fit_max) for i in range(len(seeds))]), _attrs(
                 "1", "fitted exponent a of median distance ~ c^a", fit_range=f"0 < c <= {fit_max:g}")),
@@ -461,10 +511,11 @@ def assemble(cfg, cell_list, results) -> xr.Dataset:
                 "1", "mean DSM loss (eq. L, per dimension) over the last 10% of steps")),
             "network_tau_end": (("lambda",), np.array([network_tau_end(cfg, v) for v in lam]), _attrs(
                 "data variance", "smallest tau trained and sampled: max(tau_0, ratio lambda)")),
-            "network_collapse_fraction_theory": (("lambda", "seed"), frac_th, _attrs(
-                "1", "Tikhonov theory at c = lambda (infinite capacity)")),
-            "network_median_distance_theory": (("lambda", "seed"), med_th, _attrs(
-                "data units", "Tikhonov theory sqrt(lambda) median K (infinite capacity)")),
+            "network_collapse_fraction_theory": (("lambda",), frac_th, _attrs(
+                "1", "Tikhonov theory at c = lambda (infinite capacity)", **calib_note)),
+            "network_median_distance_theory": (("lambda",), med_th, _attrs(
+                "data units", "Tikhonov theory sqrt(lambda) median K (infinite capacity)",
+                **calib_note)),
             "network_distance_exponent": (("width", "seed", "train_steps"), expo, _attrs(
                 "1", "fitted exponent a of median distance ~ lambda^a (1/2 at infinite capacity)",
                 fit_range="all lambda > 0 of the grid")),
@@ -483,7 +534,9 @@ def assemble(cfg, cell_list, results) -> xr.Dataset:
     net_sched = (f"trained (t ~ U) and sampled on the VP schedule beta 0.001..3 down to t = "
                  f"{nc['t_end']:g}" if nc["schedule"] == "linear_vp"
                  else "trained (log tau) and sampled on the sampler's schedule")
-    return xr.Dataset(data_vars, coords=coords, attrs={
+    extra = {} if calib_k is None else {"calibration_seeds": np.asarray(calibration_seeds(cfg),
+                                                                         dtype=np.int64)}
+    return xr.Dataset(data_vars, coords=coords, attrs={**extra,
         "setting": setting,
         "schedule": sp["schedule"],
         "collapse_tol": tol,
@@ -492,7 +545,8 @@ def assemble(cfg, cell_list, results) -> xr.Dataset:
                    f"{nc['noise_draws']} noise draws, EMA {nc['ema_decay']:g}, {nc['dtype']}, "
                    + net_sched,
         "theory": "c = 0 collapses every sample; distance sqrt(c) K_i with K_i the c = 0 flow "
-                  "invariant (module docstring of memphase.simulate.experiments.regularization)",
+                  "invariant (module docstring of memphase.simulate.experiments.regularization), "
+                  "calibrated on the calibration_seed runs, disjoint from the evaluated seeds",
     })
 
 
