@@ -33,7 +33,8 @@ def tikhonov_checks(n_samples: int, seed: int = 0) -> list:
     fraction of one new seed and the mean over J calibration seeds differ by the spread of one
     seed's fraction (training set and n samples) times sqrt(1 + 1/J): gated at 1.96 of that, the
     spread s estimated by the std of the J calibration seeds' own fractions and floored at the
-    binomial bound sqrt(1/4 / n)."""
+    binomial std (`regularization.prediction_halfwidth`, the experiment's
+    `tikhonov_collapse_fraction_theory_halfwidth`)."""
     from .validate import Check
     from .config import validate
     from .experiments import regularization, run_in_memory
@@ -50,17 +51,14 @@ def tikhonov_checks(n_samples: int, seed: int = 0) -> list:
                  (float(frac[0]) - max(half(frac[0]), 3.0 / n_samples), 1.0),
                  tolerance=3.0 / n_samples, absolute=True,
                  note="theory 1 (K = r / sigma conserved); tol 3/n: rule of three")]
-    k = ds["calibration_flow_ratio"].values
-    per_seed = np.mean(math.sqrt(TIKHONOV_C) * k < cfg["measure"]["collapse_tol"], axis=1)
-    n_cal = per_seed.size
-    spread = max(float(np.std(per_seed, ddof=1)) if n_cal > 1 else 0.0, math.sqrt(0.25 / n_samples))
-    tol = 1.96 * spread * math.sqrt(1 + 1 / n_cal)
+    n_cal = ds["calibration_seed"].size
+    tol = float(ds["tikhonov_collapse_fraction_theory_halfwidth"].values[1])
     p = float(frac[1])
     out.append(Check(f"collapse fraction (Tikhonov c={TIKHONOV_C:g})", setting, float(theory[1]), p,
                      (p - half(p), p + half(p)), tolerance=tol, absolute=True,
                      note=f"theory P(sqrt(c) K < 1e-2) from the c=0 flows of {n_cal} other seeds; "
-                          f"tol {tol:.3f} = 1.96 s sqrt(1 + 1/{n_cal}), s = {spread:.3f} the "
-                          "seed-to-seed std (floored at the binomial sqrt(1/4n))"))
+                          f"tol {tol:.3f} = 1.96 s sqrt(1 + 1/{n_cal}), s the seed-to-seed std "
+                          "(floored at the binomial std): regularization.prediction_halfwidth"))
     return out
 
 

@@ -173,6 +173,23 @@ def tikhonov_distance_theory(c, flow_ratio, tol: float):
     return np.median(dist, axis=1), np.mean(dist < tol, axis=1)
 
 
+def prediction_halfwidth(per_seed_fraction, theory, n_samples: int, z: float = 1.96):
+    """Half-width of the interval in which one NEW seed's collapse fraction (n_samples samples)
+    should fall around the theory pooled over J calibration seeds:
+
+        z s sqrt(1 + 1/J),   s = max(std_j f_j, sqrt(max(p (1 - p), 1/(4 n)) / n)),
+
+    f_j the theory fraction of calibration seed j alone (training-set plus sampling spread of one
+    seed; ddof 1), floored at the binomial std of n samples at p = theory. Arrays over the last
+    axis of `per_seed_fraction` (J) broadcast against `theory`."""
+    f = np.asarray(per_seed_fraction, dtype=float)
+    p = np.asarray(theory, dtype=float)
+    j = f.shape[-1]
+    spread = np.std(f, axis=-1, ddof=1) if j > 1 else np.zeros(f.shape[:-1])
+    binom = np.sqrt(np.maximum(p * (1 - p), 0.25 / n_samples) / n_samples)
+    return z * np.maximum(spread, binom) * math.sqrt(1 + 1 / j)
+
+
 def power_law_exponent(x, y, x_max: float = np.inf) -> float:
     """Least-squares slope of log y against log x over 0 < x <= x_max with y > 0 finite: the
     exponent a of y ~ x^a (a = 1/2 for the median distance vs c [BDKOS25]); nan if < 2 points."""
@@ -447,9 +464,11 @@ def assemble(cfg, cell_list, results) -> xr.Dataset:
         """(median, fraction) over strengths from the pooled K of the calibration seeds only."""
         return tikhonov_distance_theory(strengths, calib_k, tol)
 
-    def theory_se(frac):
-        """Binomial standard error of a theory fraction over the pooled calibration samples."""
-        return np.sqrt(frac * (1 - frac) / calib_k.size)
+    def theory_halfwidth(strengths, frac):
+        """`prediction_halfwidth` from each calibration seed's own theory fraction."""
+        per_seed = np.stack([tikhonov_distance_theory(strengths, calib_flow[j], tol)[1]
+                             for j in range(calib_flow.shape[0])], axis=-1)
+        return prediction_halfwidth(per_seed, frac, calib_flow.shape[1])
 
     calib_note = dict(calibration="K pooled over the calibration_seed runs (disjoint from seed)")
 
@@ -467,9 +486,11 @@ def assemble(cfg, cell_list, results) -> xr.Dataset:
             "tikhonov_collapse_fraction_theory": (("c",), frac_th, _attrs(
                 "1", "P(sqrt(c) K < tol): small-c theory from the c = 0 flow invariant",
                 **calib_note)),
-            "tikhonov_collapse_fraction_theory_se": (("c",), theory_se(frac_th), _attrs(
-                "1", "binomial standard error of the theory fraction over the calibration samples",
-                **calib_note)),
+            "tikhonov_collapse_fraction_theory_halfwidth": (("c",), theory_halfwidth(g["c"], frac_th),
+                                                            _attrs(
+                "1", "95% half-width for one evaluated seed around the theory: 1.96 s sqrt(1 + 1/J), "
+                     "s the seed-to-seed std of the J calibration seeds' fractions (floored at the "
+                     "binomial std); `prediction_halfwidth`", **calib_note)),
             "tikhonov_median_distance_theory": (("c",), med_th, _attrs(
                 "data units", "sqrt(c) median K: small-c theory from the c = 0 flow invariant",
                 **calib_note)),

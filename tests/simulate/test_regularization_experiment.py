@@ -233,6 +233,16 @@ def _fake_results(cfg, cell_list, rng):
     return out
 
 
+def test_prediction_halfwidth_closed_forms():
+    """1.96 s sqrt(1 + 1/J): s the ddof-1 std over seeds, floored at the binomial std."""
+    hw = regularization.prediction_halfwidth([[0.3, 0.5]], [0.4], 10**6)
+    assert hw[0] == pytest.approx(1.96 * np.std([0.3, 0.5], ddof=1) * math.sqrt(1.5))
+    hw = regularization.prediction_halfwidth([[0.4, 0.4, 0.4, 0.4]], [0.4], 100)
+    assert hw[0] == pytest.approx(1.96 * math.sqrt(0.24 / 100) * math.sqrt(1.25))
+    assert regularization.prediction_halfwidth([[1.0, 1.0]], [1.0], 100)[0] == pytest.approx(
+        1.96 * math.sqrt(0.25 / 100**2) * math.sqrt(1.5))
+
+
 def test_calibration_seeds_are_disjoint_and_recorded():
     cfg = config(grid={"seeds": [0, 1], "calibration_seeds": [5, 6]}, sampler={"n_samples": 50})
     cell_list = regularization.cells(cfg)
