@@ -82,6 +82,7 @@ def main():
             TikhonovScore(y64, sch, float(c)), lat, data, 0.0)
     print()
     print(head.format("tau (floor)"))
+    lat = off.official_latents(args.n, notebook="floor")
     for tau in np.logspace(-2, 1, 7):
         row(f"{tau:.3g}",
             lambda x, t, tau=tau: off.official_floor_score(x, y32, t, float(tau),

@@ -43,13 +43,16 @@ def official_training_data() -> np.ndarray:
     return np.random.RandomState(1).standard_normal((20, 2))
 
 
-def official_latents(n: int = N_LATENTS) -> torch.Tensor:
-    """The regularization notebooks: torch seeded with 0 (score_models' import, then cell 0), a
-    (1000, 2) normal test batch and one uniform test time are drawn, then the (1000, 2) latents."""
+def official_latents(n: int = N_LATENTS, notebook: str = "tikhonov") -> torch.Tensor:
+    """The regularization notebooks: torch seeded with 0 (score_models' import, cell 0), a
+    (1000, 2) normal test batch and one uniform test time are drawn, then the (1000, 2) latents
+    (VE_TikonovRegularization); VE_EmpircalBayes ("floor") draws 30 trajectory latents first."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         torch.randn(1000, 2)
         torch.rand(1)
+        if notebook == "floor":
+            torch.randn(30, 2)
         return torch.randn(1000, 2)[:n]
 
 
