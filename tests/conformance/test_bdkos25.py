@@ -272,3 +272,48 @@ def test_tikhonov_score_at_t_zero_differs_as_documented(data):
     nn = torch.cdist(x, y).argmin(1)
     got = TikhonovScore(y, ExponentialVE(), c)(x, 0.0)
     torch.testing.assert_close(got, (y[nn] - x) / c)
+
+
+# ----------------------------------------------------------------------------- the official variant
+def test_official_variant_seeds_same(data):
+    """Rows "data and generator" and "sampling noise seeds" (official variant): the experiment's
+    `data.generator = "bdkos25"` set and `sampler.latents = "bdkos25"` latents are the ones
+    re-derived here, for both notebooks, and leave torch's global state alone."""
+    from memphase.simulate.experiments import bdkos25_official
+
+    np.testing.assert_array_equal(bdkos25_official.training_set().x.numpy(), data)
+    state = torch.random.get_rng_state()
+    torch.testing.assert_close(bdkos25_official.latents("tikhonov"), official_latents().double(),
+                               rtol=0, atol=0)
+    torch.testing.assert_close(bdkos25_official.latents("floor", 500),
+                               official_latents(500, notebook="floor").double(), rtol=0, atol=0)
+    assert torch.equal(torch.random.get_rng_state(), state)
+
+
+def test_official_variant_reproduces_the_official_fractions(data):
+    """Rows "Tikhonov score", "floor-normalized score", "sampler", "estimator", end to end: the
+    regularization experiment with the official training set and latents (first 200) gives the
+    collapse fraction of the re-derived official computation at c = 1e-3, 1e-4 and tau = 0.316,
+    up to the samples within the end-point gap of the threshold."""
+    n = 200
+    cfg = validate({"job": "regularization",
+                    "data": {"generator": "bdkos25"},
+                    "grid": {"regularizer": ["tikhonov", "floor"], "c": [1e-3, 1e-4],
+                             "tau_floor": [10**-0.5], "seeds": [0], "calibration_seeds": [7]},
+                    "sampler": {"n_samples": n, "latents": "bdkos25"}}, regularization.SCHEMA)
+    from memphase.simulate.experiments import run_in_memory
+
+    ds = run_in_memory(regularization, cfg)[1].isel(seed=0)
+    y32 = torch.tensor(data, dtype=torch.float32)
+    runs = [(float(ds["tikhonov_collapse_fraction"].sel(c=c)), official_latents(n),
+             lambda x, t, c=c: official_score(x, y32, t, c=c, dtype=torch.float32), 0.0)
+            for c in (1e-3, 1e-4)]
+    runs.append((float(ds["floor_collapse_fraction"].isel(tau_floor=0)),
+                 official_latents(n, notebook="floor"),
+                 lambda x, t: official_floor_score(x, y32, t, 10**-0.5, dtype=torch.float32),
+                 EPS_SINGULAR))
+    for got, lat, fn, t1 in runs:
+        off = official_flow(fn, lat, t1)
+        dist = torch.cdist(off.double(), torch.from_numpy(data)).min(1).values
+        borderline = int(((dist - TOL).abs() <= 2e-3).sum())
+        assert abs(got - official_collapse_fraction(off, data)) <= borderline / n + 1e-12

@@ -13,6 +13,7 @@ import math
 
 import numpy as np
 import pytest
+import torch
 
 from memphase.simulate.config import ConfigError, validate
 from memphase.simulate.experiments import get_experiment, regularization, run_in_memory
@@ -291,3 +292,21 @@ def test_calibration_is_the_same_for_other_evaluated_training_sets():
     np.testing.assert_array_equal(a["tikhonov_median_distance_theory"].values,
                                   b["tikhonov_median_distance_theory"].values)
     assert not np.array_equal(a["flow_ratio"].values, b["flow_ratio"].values)
+
+
+def test_official_variant_config_checks():
+    """data.generator / sampler.latents = "bdkos25" need the official setting (20 points in d = 2,
+    the official VE, at most 1000 samples): refused before any compute otherwise."""
+    with pytest.raises(ValueError, match="n_train = 20"):
+        regularization.cells(config(data={"generator": "bdkos25", "n_train": 30}))
+    with pytest.raises(ValueError, match="latents"):
+        regularization.cells(config(sampler={"latents": "bdkos25"}))      # ve_10t schedule
+    with pytest.raises(ValueError, match="latents"):
+        regularization.cells(config(official=True, sampler={"latents": "bdkos25",
+                                                            "n_samples": 2000}))
+    cfg = config(official=True, data={"generator": "bdkos25"}, sampler={"latents": "bdkos25"},
+                 grid={"seeds": [0], "calibration_seeds": [5]})
+    ref = [c for c in regularization.cells(cfg) if c["regularizer"] == "reference"]
+    sets = {c["seed"]: regularization.training_data(cfg, c, "float64").x for c in ref}
+    assert torch.equal(sets[0], torch.from_numpy(np.random.RandomState(1).standard_normal((20, 2))))
+    assert not torch.equal(sets[5], sets[0])        # calibration seeds keep their own sets
