@@ -142,6 +142,10 @@ def assemble(cfg, cell_list, results) -> xr.Dataset:
         })
     sp, dc, nc = cfg["sampler"], cfg["data"], cfg["network"]
     data_str = f"[BDKOS25] N = {dc['n_train']} points of N(0, {dc['variance']:g} I_{dc['d']}), "
+    if dc["generator"] == "bdkos25":
+        data_str += "the official training set (numpy legacy seed 1) for the evaluated seeds, "
+    if sp["latents"] == "bdkos25":
+        data_str += "the official notebooks' latents (torch seed 0), "
     method = (f"RK45 (rtol = atol = {sp['tol']:g})" if sp["method"] == "rk45"
               else f"Heun ({sp['steps']} steps uniform in log sigma)")
     if _official(cfg):
@@ -159,6 +163,8 @@ def assemble(cfg, cell_list, results) -> xr.Dataset:
     return xr.Dataset(data_vars, coords=coords, attrs={**extra,
         "setting": setting,
         "schedule": sp["schedule"],
+        "data_generator": dc["generator"],
+        "latents": sp["latents"],
         "collapse_tol": tol,
         "n_samples": sp["n_samples"],
         "network": f"{nc['kind']} depth {nc['depth']}, Adam lr {nc['lr']:g}, full batch x "

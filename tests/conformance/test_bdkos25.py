@@ -290,6 +290,24 @@ def test_official_variant_seeds_same(data):
     assert torch.equal(torch.random.get_rng_state(), state)
 
 
+def test_official_grids_same():
+    """Rows "Tikhonov strengths" and "floor strengths" (official variant), with the seeds, sample
+    count and tolerance: regularization_official.toml runs c = logspace(-1, -5, 9)
+    (VE_TikonovRegularization, torch float32 there) and tau = logspace(-2, 1, 7) (VE_EmpircalBayes)
+    on the official training set and latents."""
+    import tomllib
+
+    path = Path(__file__).resolve().parents[2] / "data" / "configs" / "regularization_official.toml"
+    cfg = validate(tomllib.loads(path.read_text()), regularization.SCHEMA)
+    g, sp = cfg["grid"], cfg["sampler"]
+    np.testing.assert_allclose(g["c"], torch.logspace(-1, -5, 9).numpy(), rtol=1e-6)
+    np.testing.assert_allclose(g["tau_floor"], torch.logspace(-2, 1, 7).numpy(), rtol=1e-6)
+    assert cfg["data"]["generator"] == "bdkos25" and sp["latents"] == "bdkos25"
+    assert (sp["n_samples"], sp["tol"], sp["t_end"], cfg["measure"]["collapse_tol"]) == (
+        N_LATENTS, RK_TOL, EPS_SINGULAR, TOL)
+    assert sorted(g["regularizer"]) == ["floor", "tikhonov"]
+
+
 def test_official_variant_reproduces_the_official_fractions(data):
     """Rows "Tikhonov score", "floor-normalized score", "sampler", "estimator", end to end: the
     regularization experiment with the official training set and latents (first 200) gives the
