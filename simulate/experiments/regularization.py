@@ -12,6 +12,10 @@ schedule (beta 0.001..3, t ~ U(t_end, 1), EMA; `network.schedule = "linear_vp"`)
 code does. The earlier protocol stays available with `sampler.schedule = "ve_10t"`: geometric VE
 sigma = 10^t, Heun (or RK45) from sigma_start = 10 to sigma_end = 1e-6, Tweedie-denoised, networks on
 the same schedule (`network.schedule = "sampler"`).
+Training sets and initial noise: memphase's own per seed by default (`data.generator = "seeded"`,
+`sampler.latents = "seeded"`); the official variant (`"bdkos25"` for both, `bdkos25_official`;
+data/configs/regularization_official.toml) uses the official training set and the official
+notebooks' latents for the evaluated seeds (docs/conformance/bdkos25.md).
 Per sample: distance to the nearest training point; per cell: the collapse fraction
 (distance < tol = 1e-2) and the median distance.
 
