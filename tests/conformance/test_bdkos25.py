@@ -205,6 +205,37 @@ def test_floor_score_same(data, tau):
         torch.testing.assert_close(got, ref, rtol=1e-9, atol=1e-9 / float(official_std(t)) ** 2)
 
 
+def test_float32_score_evaluation_same(data):
+    """Row "precision" (official variant, `sampler.dtype = "float32"`): memphase's RK45 keeps the
+    state in float64 and evaluates the score on float32 copies, as `score_eval_wrapper` does, and
+    its float32 scores of the float32 training set match the official float32 ones to float32
+    rounding."""
+    seen = []
+    score = TikhonovScore(torch.tensor(data, dtype=torch.float32), ExponentialVE(), 1e-3)
+
+    class Spy:
+        dim, schedule = 2, score.schedule
+
+        def __call__(self, x, t):
+            seen.append(x.dtype)
+            return score(x, t)
+
+    lat = official_latents(20)
+    x_init = math.sqrt(float(ExponentialVE().noise_var(1.0))) * lat.double()
+    sample(Spy(), ExponentialVE(), 20, method="rk45", t_max=1.0, t_min=0.0, x_init=x_init,
+           record=1, dtype="float32", denoise_final=False, grid="linear", rtol=RK_TOL, atol=RK_TOL)
+    assert seen and set(seen) == {torch.float32}
+    x, t_off = official_test_points()
+    y32 = torch.tensor(data, dtype=torch.float32)
+    for t in (1.0, t_off, 0.01):
+        got = score(x, t)
+        ref = official_score(x, y32, t, c=1e-3, dtype=torch.float32)
+        assert got.dtype == torch.float32
+        torch.testing.assert_close(got, ref, rtol=1e-4, atol=1e-4 * float(ref.abs().max()))
+    cfg = validate({"job": "regularization", "sampler": {"dtype": "float32"}}, regularization.SCHEMA)
+    assert cfg["sampler"]["dtype"] == "float32"
+
+
 def test_initial_samples_and_end_times_same():
     """Rows "anchor (initial samples)" and "grid (end times)": the regularization experiment starts
     at sigma(1) z (ODEsampler: latents * marginal_prob_std(T = 1)), integrates the Tikhonov runs
@@ -306,6 +337,7 @@ def test_official_grids_same():
     assert (sp["n_samples"], sp["tol"], sp["t_end"], cfg["measure"]["collapse_tol"]) == (
         N_LATENTS, RK_TOL, EPS_SINGULAR, TOL)
     assert sorted(g["regularizer"]) == ["floor", "tikhonov"]
+    assert sp["dtype"] == "float32"                      # row "precision" (official variant)
 
 
 def test_official_variant_reproduces_the_official_fractions(data):
