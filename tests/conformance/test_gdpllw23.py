@@ -155,3 +155,54 @@ def test_emm_definition_same():
         table = {n: curve(n) for n in range(1, 5000)}
         res = emm_search(curve, 4, eps=EPS, rel_resolution=0.0, n_max=4999)
         assert res.emm == official_emm(table) and res.upper == res.emm + 1
+
+
+def official_random_labels(n: int, c: int) -> list[int]:
+    """dataset_random.open_cifar10_balance: `random.seed(1024)`, then for each of the N images in
+    order `random.randint(0, num_classes - 1)` (Python's global generator; its state is restored
+    here afterwards)."""
+    import random
+
+    state = random.getstate()
+    try:
+        random.seed(1024)
+        return [int(random.randint(0, c - 1)) for _ in range(n)]
+    finally:
+        random.setstate(state)
+
+
+@pytest.mark.parametrize("c", [2, 4, 10])
+def test_random_labels_official_variant_same(c):
+    """Row "random labels" (official variant, `data.random_labels = "gdpllw23"`): memphase's
+    labels are the official i.i.d. draw for every N (a prefix of the draw for a larger N), and the
+    memorization experiment's training set carries them for any seed."""
+    from memphase.simulate.experiments.training_sets import gdpllw23_min_n, gdpllw23_random_labels
+
+    for n in (c, 64, 1000):
+        assert gdpllw23_random_labels(n, c).tolist() == official_random_labels(n, c)
+    n_fill = gdpllw23_min_n(c)
+    assert len(set(official_random_labels(n_fill, c))) == c > len(
+        set(official_random_labels(n_fill - 1, c)))
+    cfg = validate({"job": "memorization", "data": {"random_labels": "gdpllw23"},
+                    "grid": {"n_train": [64], "score": ["empirical"], "d": [4], "n_classes": [c],
+                             "label_mode": ["random"], "seeds": [3]}}, memorization.SCHEMA)
+    ts = memorization.make_training_set(cfg, 4, 0, c, 64, 3)
+    assert ts.random_labels.tolist() == official_random_labels(64, c)
+
+
+def test_random_labels_official_variant_refuses_empty_classes():
+    """With the official draw a small N can leave a class empty (C = 4: all four classes only
+    from N = 11): such a grid is refused before any compute; the EMM search starts above it."""
+    from memphase.simulate.experiments.training_sets import gdpllw23_min_n
+
+    raw = {"job": "memorization", "data": {"random_labels": "gdpllw23"},
+           "grid": {"n_train": [8, 64], "score": ["empirical"], "n_classes": [4],
+                    "label_mode": ["random"]}}
+    with pytest.raises(ValueError, match="class empty at n_train = 8"):
+        memorization.cells(validate(raw, memorization.SCHEMA))
+    raw["grid"]["n_train"] = [gdpllw23_min_n(4), 64]
+    assert memorization.cells(validate(raw, memorization.SCHEMA))
+    cfg = validate({"job": "emm", "data": {"random_labels": "gdpllw23"},
+                    "grid": {"n_classes": [4], "label_mode": ["random"]}}, emm_experiment.SCHEMA)
+    cell = {"n_classes": 4, "label_mode": "random"}
+    assert emm_experiment._n_min(cfg, cell) == gdpllw23_min_n(4) == 11
