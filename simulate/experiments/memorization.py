@@ -28,7 +28,9 @@ beside the measurement (`memphase.analysis.emm.random_label_prediction`; needs "
 
 Empirical cells do not depend on the recipe and label modes do not matter for C = 1: such cells
 are computed once and broadcast over those axes. Conditional cells with N < C are skipped (NaN).
-Seeds: data `seed`; cluster centres `(seed, 3)`; labels `(seed, 1)` (true), `(seed, 2)` (random);
+Seeds: data `seed`; cluster centres `(seed, 3)`; labels `(seed, 1)` (true), `(seed, 2)` (random;
+or the official [GDPLLW23] i.i.d. draw, Python random seeded 1024, with data.random_labels =
+"gdpllw23": `training_sets.gdpllw23_random_labels`, docs/conformance/gdpllw23.md);
 network init `1009 seed + class`; training noise `seed`; sampling noise `10000 + seed`.
 """
 
