@@ -57,8 +57,11 @@ def plot_regularization(ds, path, formats=("png",)):
                                                           "train_steps": last}).mean("seed"))
             ax[1].axhline(m0, color="gray", ls=ls, lw=0.8, label=f"network lambda = 0, width {w}")
     if "tikhonov_median_distance_theory" in ds:
-        xs, f, m = _positive(ds["c"], ds["tikhonov_collapse_fraction_theory"].mean("seed"),
-                             ds["tikhonov_median_distance_theory"].mean("seed"))
+        f_th, m_th = (ds[k] for k in ("tikhonov_collapse_fraction_theory",
+                                       "tikhonov_median_distance_theory"))
+        if "seed" in f_th.dims:   # files written before the theory was calibrated on other seeds
+            f_th, m_th = f_th.mean("seed"), m_th.mean("seed")
+        xs, f, m = _positive(ds["c"], f_th, m_th)
         ax[0].plot(xs, f, "k--", lw=1, label="theory P(sqrt(c) K < tol)")
         ax[1].plot(xs, m, "k--", lw=1, label="theory sqrt(c) median K")
     strengths = np.concatenate([np.asarray(ds[k], float) for k in ("c", "lambda", "tau_floor")
@@ -66,7 +69,8 @@ def plot_regularization(ds, path, formats=("png",)):
     strengths = strengths[strengths > 0]
     if strengths.size and "flow_ratio" in ds:
         ref = np.geomspace(strengths.min(), strengths.max(), 50)
-        k = float(np.median(ds["flow_ratio"].values))
+        k = float(np.median(ds["calibration_flow_ratio" if "calibration_flow_ratio" in ds
+                               else "flow_ratio"].values))
         ax[1].plot(ref, 3 * k * np.sqrt(ref), ":", color="gray", label="reference ~ strength^(1/2)")
     title = "collapse fraction"
     if "reference_collapse_fraction" in ds:

@@ -67,7 +67,7 @@ def test_validate_cli_help_and_never_overwrites(tmp_path, capsys, monkeypatch):
 
 def test_paper_protocol_rows():
     """[BDKOS25] collapse fraction 1 at c = 0 and ~0.40 at c = 1e-4 (the experiment's own theory
-    column, binomial tolerance); [H24] reference criterion P >= 0.9 at d = 10, N = 50 with the
+    column, calibrated on other seeds; seed-to-seed tolerance); [H24] reference criterion P >= 0.9 at d = 10, N = 50 with the
     symmetric one reported, not gated; [ALD24] block taus reported, not gated, with the reason."""
     from memphase.simulate.validate import QUICK, paper_checks
 
@@ -76,7 +76,10 @@ def test_paper_protocol_rows():
     assert c0.gated and c0.measured == 1.0 and c0.tolerance == pytest.approx(3 / 1000)
     c4 = rows["collapse fraction (Tikhonov c=0.0001)"]
     assert c4.gated and c4.within and 0.3 < c4.theory < 0.5
-    assert c4.tolerance == pytest.approx(1.96 * np.sqrt(0.5 / 1000))
+    # calibrated on 4 other seeds: tolerance 1.96 s sqrt(1 + 1/4), s >= the binomial sqrt(1/4n)
+    p = c4.theory
+    assert c4.tolerance >= 1.96 * np.sqrt(p * (1 - p) / 1000) * np.sqrt(1.25) - 1e-12
+    assert c4.tolerance < 0.1 and "4 other seeds" in c4.note
     ref = rows["P(generalizing) reference criterion"]
     assert ref.gated and ref.measured >= 0.9 and ref.passed
     sym = rows["P(generalizing) symmetric criterion"]

@@ -58,8 +58,11 @@ SCHEMA = {
 
 
 def _n_min(cfg, cell) -> int:
-    """Smallest N searched: n_min, and at least one point per class when conditional."""
+    """Smallest N searched: n_min, and at least one point per class when conditional (with the
+    official [GDPLLW23] random labels: the N from which their draw fills every class)."""
     n = cfg["search"]["n_min"]
+    if cell["label_mode"] == "random" and cfg["data"]["random_labels"] == "gdpllw23":
+        n = max(n, mem.gdpllw23_min_n(cell["n_classes"]) or n)
     return max(n, cell["n_classes"]) if cell["label_mode"] != "none" else n
 
 

@@ -28,7 +28,9 @@ beside the measurement (`memphase.analysis.emm.random_label_prediction`; needs "
 
 Empirical cells do not depend on the recipe and label modes do not matter for C = 1: such cells
 are computed once and broadcast over those axes. Conditional cells with N < C are skipped (NaN).
-Seeds: data `seed`; cluster centres `(seed, 3)`; labels `(seed, 1)` (true), `(seed, 2)` (random);
+Seeds: data `seed`; cluster centres `(seed, 3)`; labels `(seed, 1)` (true), `(seed, 2)` (random;
+or the official [GDPLLW23] i.i.d. draw, Python random seeded 1024, with data.random_labels =
+"gdpllw23": `training_sets.gdpllw23_random_labels`, docs/conformance/gdpllw23.md);
 network init `1009 seed + class`; training noise `seed`; sampling noise `10000 + seed`.
 """
 
@@ -52,7 +54,8 @@ from .common import DIGITS_SCALE, end_summaries, reverse_run, sampler_schema, sa
 from .recipes import (CONDITIONINGS, build_network_for,  # noqa: F401 (public)
                       build_score, check_networks, checkpoint_steps, train_config,
                       train_learned_score)
-from .training_sets import (TrainingSet, _balanced_labels,  # noqa: F401 (public, re-exported)
+from .training_sets import (RANDOM_LABELS, TrainingSet, _balanced_labels,  # noqa: F401
+                            gdpllw23_min_n,
                             _digits_training_set, check_digits_grid, make_training_set)
 
 _pos = dict(check=lambda v: v > 0, rule="must be > 0")
@@ -74,6 +77,11 @@ DATA_SCHEMA = {
     "std": Field("float", 1.0, **_pos, help="std of every tangent direction (isotropic: all d)"),
     "normal_std": Field("float", 0.0, **_nonneg,
                         help="std off the manifold (intrinsic_dim > 0 only)"),
+    "random_labels": Field("str", "balanced", choices=RANDOM_LABELS,
+                           help="random labels: balanced (N / C per class, seed (seed, 2)) or "
+                                "gdpllw23 (the official i.i.d. draw: Python random seeded 1024, "
+                                "randint(0, C - 1) per point; unequal classes, so R_none(N / C) "
+                                "is then only approximate)"),
     "class_separation": Field("float", 3.0, **_nonneg,
                               help="distance of the C class centres from the origin, in units of "
                                    "std (centres random in the tangent space; C = 1: none)"),
@@ -193,6 +201,13 @@ def check_grid(cfg, n_max: int | None = None) -> None:
         check_digits_grid(g, max(g["n_train"]) if n_max is None else n_max)
     if "learned" in g["score"]:
         check_networks(g["network"], g["d"], digits=cfg["data"]["model"] == "digits")
+    if cfg["data"]["random_labels"] == "gdpllw23" and "random" in g["label_mode"]:
+        for c in (c for c in g["n_classes"] if c > 1):
+            small = [n for n in g["n_train"] if c <= n < (gdpllw23_min_n(c) or math.inf)]
+            if n_max is None and small:
+                raise ValueError(f"data.random_labels = \"gdpllw23\" leaves a class empty at "
+                                 f"n_train = {small[0]} with n_classes = {c}: the official draw "
+                                 f"fills all classes from N = {gdpllw23_min_n(c)}")
 
 
 def grid_points(cfg, axes=AXES):

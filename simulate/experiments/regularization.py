@@ -12,6 +12,10 @@ schedule (beta 0.001..3, t ~ U(t_end, 1), EMA; `network.schedule = "linear_vp"`)
 code does. The earlier protocol stays available with `sampler.schedule = "ve_10t"`: geometric VE
 sigma = 10^t, Heun (or RK45) from sigma_start = 10 to sigma_end = 1e-6, Tweedie-denoised, networks on
 the same schedule (`network.schedule = "sampler"`).
+Training sets and initial noise: memphase's own per seed by default (`data.generator = "seeded"`,
+`sampler.latents = "seeded"`); the official variant (`"bdkos25"` for both, `bdkos25_official`;
+data/configs/regularization_official.toml) uses the official training set and the official
+notebooks' latents for the evaluated seeds (docs/conformance/bdkos25.md).
 Per sample: distance to the nearest training point; per cell: the collapse fraction
 (distance < tol = 1e-2) and the median distance.
 
@@ -20,8 +24,12 @@ Cells (each with its seed; `grid.regularizer` picks the families run):
 - floor:     floor-normalized score with each tau_floor in grid.tau_floor;
 - network:   FourierMLP/ResidualMLP of each width trained by DSM with penalty lambda (grid.lambda),
              sampled at each checkpoint in grid.train_steps (the early-stopping axis);
-- reference: one per seed (when tikhonov or network run): the c = 0 flow, recording the flow
-             invariant K_i = |x_i - y_nn| / sigma at sigma_end that the theory below uses.
+- reference: one per seed and one per calibration seed (when tikhonov or network run): the c = 0
+             flow, recording the flow invariant K_i = |x_i - y_nn| / sigma at sigma_end. The
+             theory below uses ONLY the calibration seeds (`grid.calibration_seeds`, disjoint from
+             `grid.seeds`: other training sets, other sampling noise), so that it predicts the
+             evaluated runs instead of being fitted on them; the evaluated seeds' own K are kept
+             as `flow_ratio` (a diagnostic).
 
 Theory (*derived*; docs/theory.md): for any VE, dx/dlog sigma = -sigma^2 s, so
     c = 0:  dx/dlog sigma = x - xhat(x, sigma)       (xhat = sum_n w_n y_n)
@@ -29,7 +37,8 @@ Theory (*derived*; docs/theory.md): for any VE, dx/dlog sigma = -sigma^2 s, so
 Once the posterior weights sit on one training point y, r = |x - y| obeys r ~ sigma at c = 0 (so
 K = r / sigma is conserved: every sample collapses, fraction 1) and r^2 / (sigma^2 + c) = const at
 c > 0, so as sigma -> 0 the sample freezes at r = K sqrt(c) (1 + c / sigma_1^2)^{-1/2} -> K sqrt(c)
-for c << sigma_1^2 (sigma_1 ~ the spacing of the training points). Hence, from the c = 0 run alone:
+for c << sigma_1^2 (sigma_1 ~ the spacing of the training points). Hence, from c = 0 runs alone
+(on the calibration seeds, K pooled over their samples):
     median distance(c) = sqrt(c) median_i K_i,   collapse fraction(c) = P_i(K_i sqrt(c) < tol),
 exponent 1/2 of median distance vs c (fitted on 0 < c <= measure.fit_max_strength and stored), and
 fraction 1 at c = 0. The network with penalty lambda has the Tikhonov minimizer with c = lambda
@@ -49,7 +58,8 @@ both far above sqrt(lambda) median K = 0.04: the networks are still capacity/ste
 
 Randomness: training set `isotropic_gaussian(n_train, d, seed)`; sampling noise seed 10000 + seed
 (the same initial noise in every cell of a seed: common random numbers); network initialization and
-DSM batches seed = seed.
+DSM batches seed = seed. Calibration seeds draw their own training sets and noise the same way
+(stored as the `calibration_seed` coordinate and the `calibration_seeds` attribute).
 """
 
 from __future__ import annotations
@@ -61,17 +71,22 @@ import numpy as np
 import torch
 import xarray as xr
 
-from memphase.physics.schedules import ExponentialVE, GeometricVE, LinearVP
-
 from ..config import Field
 from ..data import isotropic_gaussian
 from ..networks import NETWORKS, build_network, count_parameters
 from ..sampling import sample
 from ..scores import EmpiricalScore, FloorNormalizedScore, LearnedScore, TikhonovScore
 from ..training import TrainConfig, train_score
-from .common import fill_grid
+from . import bdkos25_official
+from .regularization_results import assemble  # noqa: F401 (the experiment's assemble)
+from .regularization_setup import (_official, _time_range, calibration_seeds,  # noqa: F401
+                                   closed_form_end_time, network_schedule, network_tau_end,
+                                   schedule)
+from .regularization_theory import (power_law_exponent, prediction_halfwidth,  # noqa: F401
+                                    tikhonov_distance_theory)
 
 REGULARIZERS = ("tikhonov", "floor", "network")
+GENERATORS = ("seeded", "bdkos25")
 SAMPLER_SCHEDULES = ("ve_bdkos25", "ve_10t")
 NETWORK_SCHEDULES = ("linear_vp", "sampler")
 _ge0 = dict(check=lambda v: v >= 0, rule="must be >= 0")
@@ -85,6 +100,11 @@ SCHEMA = {
                          help="training points N of N(0, variance I_d)"),
         "d": Field("int", 2, check=lambda v: 1 <= v <= 1024, rule="1 <= d <= 1024"),
         "variance": Field("float", 1.0, **_gt0),
+        "generator": Field("str", "seeded", choices=GENERATORS,
+                           help="seeded: isotropic_gaussian(n_train, d, variance, seed) per seed; "
+                                "bdkos25: the official [BDKOS25] training set (numpy legacy seed "
+                                "1, 20 points of N(0, I_2)) for every evaluated seed (calibration "
+                                "seeds keep their own sets)"),
     },
     "grid": {
         "regularizer": Field("list[str]", list(REGULARIZERS), choices=REGULARIZERS,
@@ -100,6 +120,11 @@ SCHEMA = {
         "train_steps": Field("list[int]", [500, 2000], check=lambda v: 1 <= v <= 10**6,
                              rule="1..1e6", help="checkpoints sampled (training runs to the largest)"),
         "seeds": Field("list[int]", [0, 1], check=lambda v: v >= 0, rule="must be >= 0"),
+        "calibration_seeds": Field("list[int]", [1000, 1001, 1002, 1003],
+                                   check=lambda v: v >= 0, rule="must be >= 0",
+                                   help="seeds of the c = 0 runs whose flow invariants K calibrate "
+                                        "the theory (other training sets and sampling noise than "
+                                        "`seeds`; must not overlap them)"),
     },
     "sampler": {
         "schedule": Field("str", "ve_bdkos25", choices=SAMPLER_SCHEDULES,
@@ -120,6 +145,11 @@ SCHEMA = {
         "sigma_end": Field("float", 1e-6, **_gt0, help="final noise level"),
         "dtype": Field("str", "float64", choices=("float32", "float64"),
                        help="precision of the closed-form runs (networks use network.dtype)"),
+        "latents": Field("str", "seeded", choices=GENERATORS,
+                         help="initial noise z of the closed-form runs of the evaluated seeds: "
+                              "seeded (torch generator 10000 + seed) or bdkos25 (the official "
+                              "notebooks' torch-seed-0 latents, n_samples <= 1000; Tikhonov and "
+                              "reference from VE_TikonovRegularization, floor from VE_EmpircalBayes)"),
     },
     "network": {
         "kind": Field("str", "fourier_mlp", choices=tuple(NETWORKS),
@@ -148,91 +178,27 @@ SCHEMA = {
 }
 
 
-# ----------------------------------------------------------------------------- theory
-def tikhonov_distance_theory(c, flow_ratio, tol: float):
-    """Small-c theory of the Tikhonov flow [BDKOS25] (*derived*, module docstring): each sample
-    freezes at distance sqrt(c) K_i from its training point, K_i = |x_i - y_nn| / sigma the
-    invariant of the c = 0 flow. Returns (median_i sqrt(c) K_i, fraction_i[sqrt(c) K_i < tol]) as
-    arrays over c; c = 0 gives (0, 1): everything collapses."""
-    c = np.atleast_1d(np.asarray(c, dtype=float))
-    k = np.asarray(flow_ratio, dtype=float)
-    if np.any(c < 0) or k.ndim != 1 or k.size == 0:
-        raise ValueError("need c >= 0 and a non-empty 1-d array of flow ratios")
-    dist = np.sqrt(c)[:, None] * k[None, :]
-    return np.median(dist, axis=1), np.mean(dist < tol, axis=1)
-
-
-def power_law_exponent(x, y, x_max: float = np.inf) -> float:
-    """Least-squares slope of log y against log x over 0 < x <= x_max with y > 0 finite: the
-    exponent a of y ~ x^a (a = 1/2 for the median distance vs c [BDKOS25]); nan if < 2 points."""
-    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-    ok = (x > 0) & (x <= x_max) & np.isfinite(y) & (y > 0)
-    if ok.sum() < 2:
-        return math.nan
-    return float(np.polyfit(np.log(x[ok]), np.log(y[ok]), 1)[0])
-
-
 # ----------------------------------------------------------------------------- cells
-def schedule(cfg):
-    """The closed-form runs' schedule: "ve_bdkos25" = `ExponentialVE` (g = 10^t, t in [0, 1],
-    official [BDKOS25] code); "ve_10t" = VE with sigma(t) = 10^t exactly (sigma_min = 1 at t = 0,
-    sigma_max = 10 at t = 1), extended down to t = log10(sigma_end)."""
-    if cfg["sampler"]["schedule"] == "ve_bdkos25":
-        return ExponentialVE()
-    return GeometricVE(sigma_min=1.0, sigma_max=10.0, t_min=math.log10(cfg["sampler"]["sigma_end"]))
-
-
-def network_schedule(cfg):
-    """The networks' schedule: the [BDKOS25] VP (`LinearVP`, beta 0.001..3) or the sampler's."""
-    return LinearVP() if cfg["network"]["schedule"] == "linear_vp" else schedule(cfg)
-
-
-def _official(cfg) -> bool:
-    return cfg["sampler"]["schedule"] == "ve_bdkos25"
-
-
-def closed_form_end_time(cfg, regularizer: str, c: float = 0.0) -> float:
-    """End time of a closed-form run: ve_bdkos25 integrates to t = 0 when the score is regular
-    there (Tikhonov c > 0, RK45) and to t_end otherwise; ve_10t ends at sigma_end."""
-    sch = schedule(cfg)
-    if not _official(cfg):
-        return float(sch.t_lo)
-    regular = regularizer == "tikhonov" and c > 0 and cfg["sampler"]["method"] == "rk45"
-    return 0.0 if regular else float(cfg["sampler"]["t_end"])
-
-
-def _time_range(cfg, tau_end=None) -> tuple[float, float]:
-    sch = schedule(cfg)
-    t_end = sch.t_lo if tau_end is None else float(sch.time_of_tau(tau_end))
-    return math.log10(cfg["sampler"]["sigma_start"]), t_end
-
-
-def _reference_sigma_end(cfg) -> float:
-    """sigma at the end of the c = 0 (reference) run."""
-    t_end = closed_form_end_time(cfg, "reference")
-    return math.sqrt(float(schedule(cfg).noise_var(t_end)))
-
-
-def network_tau_end(cfg, lam: float) -> float:
-    """Smallest noise variance a network with penalty lambda is trained and sampled at."""
-    if cfg["network"]["schedule"] == "linear_vp":
-        tau0 = float(LinearVP().tau(cfg["network"]["t_end"]))
-    elif _official(cfg):
-        tau0 = float(schedule(cfg).tau(cfg["sampler"]["t_end"]))
-    else:
-        tau0 = cfg["sampler"]["sigma_end"] ** 2
-    return max(tau0, cfg["network"]["penalty_tau_ratio"] * lam)
-
-
 def cells(cfg) -> list[dict]:
     sp, g = cfg["sampler"], cfg["grid"]
     if not sp["sigma_end"] < sp["sigma_start"]:
         raise ValueError(f"sampler.sigma_end ({sp['sigma_end']}) must be below sigma_start "
                          f"({sp['sigma_start']})")
+    dc = cfg["data"]
+    if dc["generator"] == "bdkos25" and (dc["n_train"], dc["d"], dc["variance"]) != (
+            bdkos25_official.N_TRAIN, bdkos25_official.DIM, 1.0):
+        raise ValueError(f"data.generator = \"bdkos25\" is the official set of 20 points of "
+                         f"N(0, I_2): needs n_train = 20, d = 2, variance = 1 (got {dc['n_train']}, "
+                         f"{dc['d']}, {dc['variance']:g})")
+    if sp["latents"] == "bdkos25" and (sp["n_samples"] > bdkos25_official.N_LATENTS
+                                       or dc["d"] != bdkos25_official.DIM or not _official(cfg)):
+        raise ValueError("sampler.latents = \"bdkos25\" needs sampler.schedule = \"ve_bdkos25\", "
+                         f"d = 2 and n_samples <= {bdkos25_official.N_LATENTS} (the official draw)")
     regs = g["regularizer"]
     out = []
     if "tikhonov" in regs or "network" in regs:
-        out += [{"regularizer": "reference", "seed": s} for s in g["seeds"]]
+        calib = calibration_seeds(cfg)
+        out += [{"regularizer": "reference", "seed": s} for s in list(g["seeds"]) + calib]
     if "tikhonov" in regs:
         out += [{"regularizer": "tikhonov", "c": c, "seed": s}
                 for c, s in itertools.product(g["c"], g["seeds"])]
@@ -256,30 +222,34 @@ def _summary(dist, tol) -> dict:
     return {"collapse_fraction": float(np.mean(dist < tol)), "median_distance": float(np.median(dist))}
 
 
-def _run_flow(cfg, score, sch, seed, dtype, t_max, t_min, denoise, official_init=True):
+def _run_flow(cfg, score, sch, seed, dtype, t_max, t_min, denoise, official_init=True,
+              latents=None):
     """Probability-flow ODE samples on `sch` from t_max to t_min: RK45 (rtol = atol = tol) or Heun
     (`steps`, uniform in log tau); official_init: initial samples sigma(t_max) z as the [BDKOS25]
-    code (else the score's `initial_sample`)."""
+    code (else the score's `initial_sample`), z = `latents` if given, else drawn from seed
+    10000 + seed."""
     sp = cfg["sampler"]
     x_init = None
     if official_init:
-        gen = torch.Generator().manual_seed(10_000 + seed)
-        x_init = math.sqrt(float(sch.noise_var(t_max))) * torch.randn(
-            sp["n_samples"], score.dim, generator=gen, dtype=torch.float64)
+        if latents is None:
+            gen = torch.Generator().manual_seed(10_000 + seed)
+            latents = torch.randn(sp["n_samples"], score.dim, generator=gen, dtype=torch.float64)
+        x_init = math.sqrt(float(sch.noise_var(t_max))) * latents
     kw = dict(rtol=sp["tol"], atol=sp["tol"], grid="linear") if sp["method"] == "rk45" else {}
     return sample(score, sch, sp["n_samples"], method=sp["method"], steps=sp["steps"],
                   t_max=t_max, t_min=t_min, seed=10_000 + seed, record=1, dtype=dtype,
                   denoise_final=denoise, x_init=x_init, **kw)
 
 
-def _sample(cfg, score, seed, dtype, tau_end=None, denoise=True, t_end=None):
+def _sample(cfg, score, seed, dtype, tau_end=None, denoise=True, t_end=None, latents=None):
     """Closed-form (or legacy-network) samples: ve_bdkos25 from t = 1 to t_end (no Tweedie);
     ve_10t from sigma_start down to tau_end (default sigma_end^2), Tweedie-denoised."""
     if _official(cfg):
         t_min = float(cfg["sampler"]["t_end"]) if t_end is None else t_end
         if tau_end is not None:
             t_min = max(t_min, float(score.schedule.time_of_tau(tau_end)))
-        return _run_flow(cfg, score, score.schedule, seed, dtype, 1.0, t_min, False)
+        return _run_flow(cfg, score, score.schedule, seed, dtype, 1.0, t_min, False,
+                         latents=latents)
     t_max, t_min = _time_range(cfg, tau_end)
     sp = cfg["sampler"]
     if sp["method"] == "rk45":
@@ -300,10 +270,15 @@ def _closed_form_cell(cfg, cell, data) -> dict:
         score = FloorNormalizedScore(data, sch, cell["tau_floor"])
     dtype, seed = cfg["sampler"]["dtype"], cell["seed"]
     t_end = closed_form_end_time(cfg, reg, cell.get("c", 0.0))
+    lat = None
+    if cfg["sampler"]["latents"] == "bdkos25" and not _is_calibration(cfg, cell):
+        lat = bdkos25_official.latents("floor" if reg == "floor" else "tikhonov",
+                                       cfg["sampler"]["n_samples"])
     if reg != "reference":
-        return _summary(_distances(_sample(cfg, score, seed, dtype, t_end=t_end), data.x), tol)
+        return _summary(_distances(_sample(cfg, score, seed, dtype, t_end=t_end, latents=lat),
+                                   data.x), tol)
     # the state at the end time before Tweedie, in float64: K = r / sigma needs r resolved
-    x = _sample(cfg, score, seed, "float64", denoise=False, t_end=t_end)
+    x = _sample(cfg, score, seed, "float64", denoise=False, t_end=t_end, latents=lat)
     sigma_end = math.sqrt(float(sch.noise_var(t_end)))
     x0 = x if _official(cfg) else x + sigma_end**2 * score(x, float(t_end))
     return {**_summary(_distances(x0, data.x), tol),
@@ -341,10 +316,23 @@ def _network_cell(cfg, cell, data) -> dict:
             "final_loss": np.asarray(loss), "tau_end": tau_end, "train_seconds": res.seconds}
 
 
-def run_cell(cfg, cell) -> dict:
+def _is_calibration(cfg, cell) -> bool:
+    """A c = 0 run of a calibration seed (those never take the official training set or latents)."""
+    return cell["regularizer"] == "reference" and cell["seed"] in cfg["grid"]["calibration_seeds"]
+
+
+def training_data(cfg, cell, dtype):
+    """The cell's training set: the official [BDKOS25] set (`data.generator = "bdkos25"`,
+    evaluated seeds) or isotropic_gaussian(n_train, d, variance, seed)."""
     dc = cfg["data"]
+    if dc["generator"] == "bdkos25" and not _is_calibration(cfg, cell):
+        return bdkos25_official.training_set(dtype)
+    return isotropic_gaussian(dc["n_train"], dc["d"], dc["variance"], seed=cell["seed"], dtype=dtype)
+
+
+def run_cell(cfg, cell) -> dict:
     dtype = cfg["network"]["dtype"] if cell["regularizer"] == "network" else cfg["sampler"]["dtype"]
-    data = isotropic_gaussian(dc["n_train"], dc["d"], dc["variance"], seed=cell["seed"], dtype=dtype)
+    data = training_data(cfg, cell, dtype)
     if cell["regularizer"] == "network":
         return _network_cell(cfg, cell, data)
     return _closed_form_cell(cfg, cell, data)
@@ -368,132 +356,6 @@ def estimate(cfg, cell) -> dict:
     flops = 6 * params * n * nc["noise_draws"] * steps + 2 * params * b * evals * n_ckpt
     mem += 4 * (4 * params + 4 * w * max(n * nc["noise_draws"], b))
     return {"memory_bytes": int(mem), "seconds": 6e-3 * steps + 1e-3 * evals * n_ckpt + flops / 3e9}
-
-
-# ----------------------------------------------------------------------------- assemble
-def _grid_of(cell_list, results, reg, axes, coords, keys):
-    extra = (len(coords["train_steps"]),) if reg == "network" else ()
-    pairs = [(c, r) for c, r in zip(cell_list, results) if c["regularizer"] == reg]
-    return fill_grid(pairs, axes, coords, keys, extra)
-
-
-def _attrs(units, long_name, **kw):
-    return {"units": units, "long_name": long_name, **kw}
-
-
-def assemble(cfg, cell_list, results) -> xr.Dataset:
-    g, ms = cfg["grid"], cfg["measure"]
-    regs, tol, fit_max = g["regularizer"], ms["collapse_tol"], ms["fit_max_strength"]
-    seeds = list(g["seeds"])
-    coords = {"seed": ("seed", np.asarray(seeds), _attrs(
-        "1", "seed: training set, network init/DSM batches; sampling noise seed 10000 + seed"))}
-    data_vars = {}
-    lookup = {"c": g["c"], "tau_floor": g["tau_floor"], "lambda": g["lambda"], "width": g["width"],
-              "train_steps": sorted(g["train_steps"]), "seed": seeds}
-    flow = None
-    if "tikhonov" in regs or "network" in regs:
-        ref = {c["seed"]: r for c, r in zip(cell_list, results) if c["regularizer"] == "reference"}
-        flow = np.stack([np.asarray(ref[s]["flow_ratio"], float) for s in seeds])
-        coords["sample"] = ("sample", np.arange(flow.shape[1]), _attrs("1", "generated sample index"))
-        data_vars["flow_ratio"] = (("seed", "sample"), flow, _attrs(
-            "1", "c = 0 flow invariant K = |x - y_nn| / sigma at the end of the c = 0 run "
-                 "(before Tweedie)", sigma_end=_reference_sigma_end(cfg)))
-        data_vars["reference_collapse_fraction"] = (("seed",), np.array(
-            [ref[s]["collapse_fraction"] for s in seeds]), _attrs(
-            "1", "collapse fraction of the empirical score (c = 0)"))
-    data_vars["distance_exponent_theory"] = ((), 0.5, _attrs(
-        "1", "median distance ~ strength^(1/2) for Tikhonov c and network lambda [BDKOS25]"))
-
-    def theory(strengths):
-        return [np.stack(a, axis=1) for a in zip(*(tikhonov_distance_theory(strengths, flow[i], tol)
-                                                   for i in range(len(seeds))))]
-
-    if "tikhonov" in regs:
-        coords["c"] = ("c", np.asarray(g["c"], float), _attrs(
-            "data variance", "Tikhonov strength c of s_c = (xhat - x) / (sigma^2 + c)"))
-        out = _grid_of(cell_list, results, "tikhonov", ("c", "seed"), lookup,
-                       ("collapse_fraction", "median_distance"))
-        med_th, frac_th = theory(g["c"])
-        data_vars.update({
-            "tikhonov_collapse_fraction": (("c", "seed"), out["collapse_fraction"], _attrs(
-                "1", "fraction of samples within collapse_tol of a training point (Tikhonov)")),
-            "tikhonov_median_distance": (("c", "seed"), out["median_distance"], _attrs(
-                "data units", "median distance of samples to the nearest training point (Tikhonov)")),
-            "tikhonov_collapse_fraction_theory": (("c", "seed"), frac_th, _attrs(
-                "1", "P(sqrt(c) K < tol): small-c theory from the c = 0 flow invariant")),
-            "tikhonov_median_distance_theory": (("c", "seed"), med_th, _attrs(
-                "data units", "sqrt(c) median K: small-c theory from the c = 0 flow invariant")),
-            "tikhonov_distance_exponent": (("seed",), np.array([power_law_exponent(
-                g["c"], out["median_distance"][:, i], fit_max) for i in range(len(seeds))]), _attrs(
-                "1", "fitted exponent a of median distance ~ c^a", fit_range=f"0 < c <= {fit_max:g}")),
-        })
-    if "floor" in regs:
-        coords["tau_floor"] = ("tau_floor", np.asarray(g["tau_floor"], float), _attrs(
-            "1", "floor of the unnormalized mixture mass, w = e^l / max(sum e^l, tau_floor)"))
-        out = _grid_of(cell_list, results, "floor", ("tau_floor", "seed"), lookup,
-                       ("collapse_fraction", "median_distance"))
-        data_vars.update({
-            "floor_collapse_fraction": (("tau_floor", "seed"), out["collapse_fraction"], _attrs(
-                "1", "fraction of samples within collapse_tol of a training point (floor)")),
-            "floor_median_distance": (("tau_floor", "seed"), out["median_distance"], _attrs(
-                "data units", "median distance of samples to the nearest training point (floor)")),
-        })
-    if "network" in regs:
-        lam = np.asarray(g["lambda"], float)
-        coords["lambda"] = ("lambda", lam, _attrs(
-            "data variance", "Tikhonov penalty lambda of the DSM loss (minimizer: c = lambda)"))
-        coords["width"] = ("width", np.asarray(g["width"]), _attrs("1", "network width"))
-        coords["train_steps"] = ("train_steps", np.asarray(lookup["train_steps"]), _attrs(
-            "1", "optimizer steps at the sampled checkpoint"))
-        axes = ("lambda", "width", "seed")
-        out = _grid_of(cell_list, results, "network", axes, lookup,
-                       ("collapse_fraction", "median_distance", "final_loss"))
-        dims = axes + ("train_steps",)
-        med_th, frac_th = theory(lam)
-        expo = np.apply_along_axis(lambda y: power_law_exponent(lam, y), 0,
-                                   out["median_distance"])
-        data_vars.update({
-            "network_collapse_fraction": (dims, out["collapse_fraction"], _attrs(
-                "1", "fraction of samples within collapse_tol of a training point (network)")),
-            "network_median_distance": (dims, out["median_distance"], _attrs(
-                "data units", "median distance of samples to the nearest training point (network)")),
-            "network_final_loss": (dims, out["final_loss"], _attrs(
-                "1", "mean DSM loss (eq. L, per dimension) over the last 10% of steps")),
-            "network_tau_end": (("lambda",), np.array([network_tau_end(cfg, v) for v in lam]), _attrs(
-                "data variance", "smallest tau trained and sampled: max(tau_0, ratio lambda)")),
-            "network_collapse_fraction_theory": (("lambda", "seed"), frac_th, _attrs(
-                "1", "Tikhonov theory at c = lambda (infinite capacity)")),
-            "network_median_distance_theory": (("lambda", "seed"), med_th, _attrs(
-                "data units", "Tikhonov theory sqrt(lambda) median K (infinite capacity)")),
-            "network_distance_exponent": (("width", "seed", "train_steps"), expo, _attrs(
-                "1", "fitted exponent a of median distance ~ lambda^a (1/2 at infinite capacity)",
-                fit_range="all lambda > 0 of the grid")),
-        })
-    sp, dc, nc = cfg["sampler"], cfg["data"], cfg["network"]
-    data_str = f"[BDKOS25] N = {dc['n_train']} points of N(0, {dc['variance']:g} I_{dc['d']}), "
-    method = (f"RK45 (rtol = atol = {sp['tol']:g})" if sp["method"] == "rk45"
-              else f"Heun ({sp['steps']} steps uniform in log sigma)")
-    if _official(cfg):
-        setting = (data_str + "official VE g = 10^t, sigma^2 = (10^{2t} - 1)/(2 ln 10), "
-                   f"probability-flow ODE by {method} from t = 1 (x = sigma(1) z) to t = 0 "
-                   f"(Tikhonov c > 0) or t = {sp['t_end']:g} (c = 0, floor), no Tweedie")
-    else:
-        setting = (data_str + f"VE sigma = 10^t, probability-flow ODE ({method}) from sigma = "
-                   f"{sp['sigma_start']:g} to {sp['sigma_end']:g}, Tweedie-denoised")
-    net_sched = (f"trained (t ~ U) and sampled on the VP schedule beta 0.001..3 down to t = "
-                 f"{nc['t_end']:g}" if nc["schedule"] == "linear_vp"
-                 else "trained (log tau) and sampled on the sampler's schedule")
-    return xr.Dataset(data_vars, coords=coords, attrs={
-        "setting": setting,
-        "schedule": sp["schedule"],
-        "collapse_tol": tol,
-        "n_samples": sp["n_samples"],
-        "network": f"{nc['kind']} depth {nc['depth']}, Adam lr {nc['lr']:g}, full batch x "
-                   f"{nc['noise_draws']} noise draws, EMA {nc['ema_decay']:g}, {nc['dtype']}, "
-                   + net_sched,
-        "theory": "c = 0 collapses every sample; distance sqrt(c) K_i with K_i the c = 0 flow "
-                  "invariant (module docstring of memphase.simulate.experiments.regularization)",
-    })
 
 
 def plot(ds: xr.Dataset, path) -> None:

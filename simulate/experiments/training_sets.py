@@ -7,11 +7,14 @@ Synthetic law: an isotropic Gaussian in d, or a linear manifold of intrinsic dim
 space.
 Digits: the scikit-learn handwritten digits in their top-d principal coordinates (true labels = the
 digit classes). Seeds: data `seed`; class centres `(seed, 3)`; true labels `(seed, 1)`; random
-labels `(seed, 2)`.
+labels `(seed, 2)` (balanced), or, with `data.random_labels = "gdpllw23"`, the official draw of
+[GDPLLW23] (Gu et al., arXiv 2310.02664, `dataset_random.py`): Python's `random` seeded with 1024,
+one `randint(0, C - 1)` per point in order, the same for every seed (`gdpllw23_random_labels`).
 """
 
 from __future__ import annotations
 
+import random as _random
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,7 +22,12 @@ import torch
 
 from ..data import isotropic_gaussian, linear_manifold
 
-__all__ = ["TrainingSet", "make_training_set", "check_digits_grid"]
+__all__ = ["TrainingSet", "make_training_set", "check_digits_grid", "RANDOM_LABELS",
+           "gdpllw23_random_labels", "gdpllw23_min_n"]
+
+#: how random labels are drawn: balanced (N / C per class, seed (seed, 2)) or the official
+#: [GDPLLW23] i.i.d. draw (`gdpllw23_random_labels`)
+RANDOM_LABELS = ("balanced", "gdpllw23")
 
 
 def check_digits_grid(grid: dict, n_max: int) -> None:
@@ -58,6 +66,31 @@ def _balanced_labels(n: int, c: int, rng: np.random.Generator) -> np.ndarray:
     return rng.permutation(np.arange(n) % c)
 
 
+def gdpllw23_random_labels(n: int, c: int) -> np.ndarray:
+    """Random labels as the official [GDPLLW23] `dataset_random.py` draws them: Python's random
+    generator seeded with 1024, then randint(0, C - 1) for each of the N points in order (i.i.d.
+    uniform, class sizes unequal; the labels of N points are the first N of those of a larger set)."""
+    rng = _random.Random(1024)
+    return np.array([rng.randint(0, c - 1) for _ in range(n)], dtype=np.int64)
+
+
+def gdpllw23_min_n(c: int, n_max: int = 10**6) -> int | None:
+    """Smallest N whose official random labels (`gdpllw23_random_labels`) fill all C classes;
+    None if not within n_max points."""
+    rng, seen = _random.Random(1024), set()
+    for n in range(1, n_max + 1):
+        seen.add(rng.randint(0, c - 1))
+        if len(seen) == c:
+            return n
+    return None
+
+
+def _random_labels(cfg, n: int, c: int, seed: int) -> np.ndarray:
+    if cfg["data"].get("random_labels", "balanced") == "gdpllw23":
+        return gdpllw23_random_labels(n, c)
+    return _balanced_labels(n, c, np.random.default_rng([seed, 2]))
+
+
 def make_training_set(cfg, d: int, intrinsic_dim: int, n_classes: int, n: int, seed: int
                       ) -> TrainingSet:
     """N points of the cell's data law (module docstring), seeded as
@@ -83,7 +116,7 @@ def make_training_set(cfg, d: int, intrinsic_dim: int, n_classes: int, n: int, s
         cov = data.cov
     x = data.x
     true = _balanced_labels(n, n_classes, np.random.default_rng([seed, 1]))
-    random = _balanced_labels(n, n_classes, np.random.default_rng([seed, 2]))
+    random = _random_labels(cfg, n, n_classes, seed)
     cov_all = cov
     if n_classes > 1:
         g = np.random.default_rng([seed, 3]).standard_normal((n_classes, tangent.shape[1]))
@@ -118,7 +151,7 @@ def _digits_training_set(cfg, d: int, n_classes: int, n: int, seed: int) -> Trai
     coords, every = real["coords"], real["labels_all"]
     within = sum(np.mean(every == c) * np.cov(coords[every == c].T, bias=True)
                  for c in np.unique(every))
-    random = _balanced_labels(n, n_classes, np.random.default_rng([seed, 2]))
+    random = _random_labels(cfg, n, n_classes, seed)
     true = data.labels.cpu().numpy() if n_classes > 1 else np.zeros(n, dtype=np.int64)
     as_t = lambda a: torch.as_tensor(a)
     return TrainingSet(x=data.x.to(device=device), true_labels=as_t(true).to(device),

@@ -13,6 +13,7 @@ import math
 
 import numpy as np
 import pytest
+import torch
 
 from memphase.simulate.config import ConfigError, validate
 from memphase.simulate.experiments import get_experiment, regularization, run_in_memory
@@ -68,19 +69,42 @@ def test_fraction_non_increasing_in_c(tikhonov):
     assert frac[1] == 1.0 and frac[-1] < 0.05
 
 
+def _same_trajectory_theory(ds, c):
+    """sqrt(c) K_i from the evaluated seed's OWN c = 0 run (same training set, same initial noise):
+    the per-trajectory identity of the theory, not a prediction (that is the calibrated column)."""
+    k = ds["flow_ratio"].values
+    med, frac = regularization.tikhonov_distance_theory(c, k, ds.attrs["collapse_tol"])
+    return med, frac
+
+
+def _training_set_spread(ds):
+    """Coefficient of variation of median K over the calibration seeds (training-set spread)."""
+    med = np.median(ds["calibration_flow_ratio"].values, axis=1)
+    return float(np.std(med, ddof=1) / np.mean(med))
+
+
 def test_median_distance_grows_like_sqrt_c(tikhonov):
     """Fitted exponent of median distance vs c on 0 < c <= 1e-3 within 0.03 of 1/2 (measured
     0.494: the (1 + c / sigma_1^2)^(-1/2) correction bends it down at large c); the median distance
-    equals the flow-invariant theory sqrt(c) median K within 10 % there (measured <= 6 %)."""
+    equals sqrt(c) median K of the SAME trajectories within 10 % there (measured <= 6 %), and the
+    fraction P(sqrt(c) K < tol) within 0.05 at every c. Against the theory calibrated on other
+    seeds, the training set adds its own spread: within 10 % widened by 4 coefficients of
+    variation of median K over the calibration seeds (measured: 11-13 % off at seed 0, whose median
+    K is 8 % below the pooled one)."""
     expo = float(tikhonov["tikhonov_distance_exponent"])
     assert abs(expo - 0.5) < 0.03, expo
     assert float(tikhonov["distance_exponent_theory"]) == 0.5
-    small = tikhonov.sel(c=[1e-6, 1e-5, 1e-4, 1e-3])
+    cs = [1e-6, 1e-5, 1e-4, 1e-3]
+    small = tikhonov.sel(c=cs)
+    med_same, _ = _same_trajectory_theory(tikhonov, cs)
+    ratio = small["tikhonov_median_distance"].values / med_same
+    assert np.all(np.abs(ratio - 1) < 0.1), ratio
+    _, frac_same = _same_trajectory_theory(tikhonov, tikhonov["c"].values)
+    assert np.all(np.abs(tikhonov["tikhonov_collapse_fraction"].values - frac_same) < 0.05)
+    cv = _training_set_spread(tikhonov)
     ratio = small["tikhonov_median_distance"] / small["tikhonov_median_distance_theory"]
-    assert np.all(np.abs(ratio.values - 1) < 0.1), ratio.values
-    # the fraction theory P(sqrt(c) K < tol) within 0.05 at every c
-    diff = tikhonov["tikhonov_collapse_fraction"] - tikhonov["tikhonov_collapse_fraction_theory"]
-    assert np.all(np.abs(diff.values) < 0.05)
+    lo, hi = 0.9 * (1 - 4 * cv), 1.1 * (1 + 4 * cv)
+    assert np.all((ratio.values > lo) & (ratio.values < hi)), (ratio.values, lo, hi)
 
 
 def test_theory_helpers_closed_forms():
@@ -163,8 +187,12 @@ def test_official_c_zero_collapses_and_c_positive_freezes_at_sqrt_c(official):
     med0 = float(official["tikhonov_median_distance"].sel(c=0.0))
     assert med0 == pytest.approx(sigma_end * np.median(official["flow_ratio"].values), rel=1e-6)
     small = official.sel(c=[1e-5, 1e-4])
+    med_same, _ = _same_trajectory_theory(official, [1e-5, 1e-4])
+    ratio = small["tikhonov_median_distance"].values / med_same
+    assert np.all(np.abs(ratio - 1) < 0.1), ratio
+    cv = _training_set_spread(official)
     ratio = small["tikhonov_median_distance"] / small["tikhonov_median_distance_theory"]
-    assert np.all(np.abs(ratio.values - 1) < 0.1), ratio.values
+    assert np.all(np.abs(ratio.values - 1) < 0.1 + 4 * cv), (ratio.values, cv)
     assert abs(float(official["tikhonov_distance_exponent"]) - 0.5) < 0.03
 
 
@@ -190,3 +218,95 @@ def test_official_network_runs_on_vp():
     assert np.all(np.isfinite(ds["network_median_distance"].values))
     assert ds["network_tau_end"].values == pytest.approx([math.expm1(2.4995e-6), 1e-5])
     assert "VP schedule" in ds.attrs["network"] and "EMA 0.9999" in ds.attrs["network"]
+
+
+# -- the theory is calibrated on other seeds than the runs it predicts (issue 27, part 4) ---------
+
+def _fake_results(cfg, cell_list, rng):
+    """Synthetic cell results with the shapes `assemble` reads (no flow is run)."""
+    n = cfg["sampler"]["n_samples"]
+    out = []
+    for cell in cell_list:
+        res = {"collapse_fraction": float(rng.uniform()), "median_distance": float(rng.uniform())}
+        if cell["regularizer"] == "reference":
+            res["flow_ratio"] = rng.lognormal(size=n)
+        out.append(res)
+    return out
+
+
+def test_prediction_halfwidth_closed_forms():
+    """1.96 s sqrt(1 + 1/J): s the ddof-1 std over seeds, floored at the binomial std."""
+    hw = regularization.prediction_halfwidth([[0.3, 0.5]], [0.4], 10**6)
+    assert hw[0] == pytest.approx(1.96 * np.std([0.3, 0.5], ddof=1) * math.sqrt(1.5))
+    hw = regularization.prediction_halfwidth([[0.4, 0.4, 0.4, 0.4]], [0.4], 100)
+    assert hw[0] == pytest.approx(1.96 * math.sqrt(0.24 / 100) * math.sqrt(1.25))
+    assert regularization.prediction_halfwidth([[1.0, 1.0]], [1.0], 100)[0] == pytest.approx(
+        1.96 * math.sqrt(0.25 / 100**2) * math.sqrt(1.5))
+
+
+def test_calibration_seeds_are_disjoint_and_recorded():
+    cfg = config(grid={"seeds": [0, 1], "calibration_seeds": [5, 6]}, sampler={"n_samples": 50})
+    cell_list = regularization.cells(cfg)
+    refs = sorted(c["seed"] for c in cell_list if c["regularizer"] == "reference")
+    assert refs == [0, 1, 5, 6]
+    ds = regularization.assemble(cfg, cell_list, _fake_results(cfg, cell_list,
+                                                               np.random.default_rng(0)))
+    assert ds["calibration_seed"].values.tolist() == [5, 6]
+    assert ds.attrs["calibration_seeds"].tolist() == [5, 6]
+    assert ds["tikhonov_collapse_fraction_theory"].dims == ("c",)
+    for bad in ([1, 5], []):
+        with pytest.raises(ValueError, match="calibration_seeds"):
+            regularization.cells(config(grid={"seeds": [0, 1], "calibration_seeds": bad}))
+
+
+def test_changing_the_evaluated_runs_does_not_change_the_calibration():
+    """The theory reads only the calibration seeds' c = 0 runs: replacing every result of the
+    evaluated seeds (their K included) leaves it bit-identical, while replacing one calibration
+    run changes it (so the test can fail)."""
+    cfg = config(grid={"seeds": [0, 1], "calibration_seeds": [5, 6]}, sampler={"n_samples": 200})
+    cell_list = regularization.cells(cfg)
+    base = _fake_results(cfg, cell_list, np.random.default_rng(1))
+    names = ("tikhonov_collapse_fraction_theory", "tikhonov_median_distance_theory")
+    ref = regularization.assemble(cfg, cell_list, base)
+    other = _fake_results(cfg, cell_list, np.random.default_rng(2))
+    evaluated = [o if c["seed"] in (0, 1) else b for c, b, o in zip(cell_list, base, other)]
+    ds = regularization.assemble(cfg, cell_list, evaluated)
+    assert not np.array_equal(ds["flow_ratio"].values, ref["flow_ratio"].values)
+    for name in names:
+        np.testing.assert_array_equal(ds[name].values, ref[name].values)
+    calib = [o if c["regularizer"] == "reference" and c["seed"] == 5 else b
+             for c, b, o in zip(cell_list, base, other)]
+    ds = regularization.assemble(cfg, cell_list, calib)
+    assert not np.array_equal(ds["tikhonov_median_distance_theory"].values,
+                              ref["tikhonov_median_distance_theory"].values)
+
+
+def test_calibration_is_the_same_for_other_evaluated_training_sets():
+    """Real runs: evaluating seed 0 or seed 3 (other training set, other noise) with the same
+    calibration seeds gives the identical theory; the measured columns differ."""
+    kw = dict(sampler={"n_samples": 60}, grid={"c": [0.0, 1e-4], "calibration_seeds": [11]})
+    a = run(config(official=True, **{**kw, "grid": {**kw["grid"], "seeds": [0]}}))
+    b = run(config(official=True, **{**kw, "grid": {**kw["grid"], "seeds": [3]}}))
+    np.testing.assert_array_equal(a["tikhonov_collapse_fraction_theory"].values,
+                                  b["tikhonov_collapse_fraction_theory"].values)
+    np.testing.assert_array_equal(a["tikhonov_median_distance_theory"].values,
+                                  b["tikhonov_median_distance_theory"].values)
+    assert not np.array_equal(a["flow_ratio"].values, b["flow_ratio"].values)
+
+
+def test_official_variant_config_checks():
+    """data.generator / sampler.latents = "bdkos25" need the official setting (20 points in d = 2,
+    the official VE, at most 1000 samples): refused before any compute otherwise."""
+    with pytest.raises(ValueError, match="n_train = 20"):
+        regularization.cells(config(data={"generator": "bdkos25", "n_train": 30}))
+    with pytest.raises(ValueError, match="latents"):
+        regularization.cells(config(sampler={"latents": "bdkos25"}))      # ve_10t schedule
+    with pytest.raises(ValueError, match="latents"):
+        regularization.cells(config(official=True, sampler={"latents": "bdkos25",
+                                                            "n_samples": 2000}))
+    cfg = config(official=True, data={"generator": "bdkos25"}, sampler={"latents": "bdkos25"},
+                 grid={"seeds": [0], "calibration_seeds": [5]})
+    ref = [c for c in regularization.cells(cfg) if c["regularizer"] == "reference"]
+    sets = {c["seed"]: regularization.training_data(cfg, c, "float64").x for c in ref}
+    assert torch.equal(sets[0], torch.from_numpy(np.random.RandomState(1).standard_normal((20, 2))))
+    assert not torch.equal(sets[5], sets[0])        # calibration seeds keep their own sets
