@@ -65,3 +65,30 @@ def test_no_reference_outside_the_repository():
     if r.returncode not in (0, 1):
         pytest.skip("not a git checkout")
     assert r.stdout == "", r.stdout
+
+
+def test_every_stated_version_range_agrees_with_pyproject():
+    """docs/guide.md said torch >= 2.3 while pyproject.toml said >= 2.13: every 'NAME>=X' or
+    'NAME >= X' for a dependency in README.md and docs/ states pyproject.toml's range."""
+    import re
+
+    ranges = {}
+    for req in PYPROJECT["project"]["dependencies"] + sum(
+            PYPROJECT["project"]["optional-dependencies"].values(), []):
+        m = re.match(r"([A-Za-z0-9_.\-]+)(?:\[[^\]]*\])?>=([0-9.]+)", req)
+        if m:
+            ranges[m.group(1).lower()] = m.group(2)
+    texts = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+    found = 0
+    for path in texts:
+        for m in re.finditer(r"`?([A-Za-z0-9_\-]+)\s*>=\s*([0-9][0-9.]*[0-9])", path.read_text()):
+            name = m.group(1).lower()
+            if name in ranges:
+                found += 1
+                assert m.group(2) == ranges[name], (f"{path.name}: {m.group(0)!r}, but "
+                                                    f"pyproject.toml has {name}>={ranges[name]}")
+    assert found >= 1
+    python = PYPROJECT["project"]["requires-python"].removeprefix(">=")
+    for path in texts:
+        for m in re.finditer(r"Python\s*>=\s*([0-9.]+[0-9])", path.read_text()):
+            assert m.group(1) == python, (path.name, m.group(0))
