@@ -11,7 +11,8 @@ import re
 from importlib import resources
 from pathlib import Path
 
-__all__ = ["bundled_configs", "resolve_config", "config_summary", "config_title"]
+__all__ = ["bundled_configs", "resolve_config", "config_summary", "config_title",
+           "shipped_folder", "shipped_files", "find_shipped"]
 
 
 def bundled_configs() -> dict[str, Path]:
@@ -27,6 +28,55 @@ def bundled_configs() -> dict[str, Path]:
         src = Path(__file__).resolve().parents[1] / "data" / "configs"
         files = list(src.glob("*.toml")) if src.is_dir() else []
     return {p.stem: p for p in sorted(files)}
+
+
+SHIPPED = {"docs": ("docs", "*.md"), "examples": ("examples", "*")}
+
+
+def shipped_folder(kind: str) -> Path:
+    """Where the shipped `kind` ("docs" or "examples") lies: the installed package data
+    memphase.<kind> (a wheel), else the source tree's docs/ or examples/ (a checkout)."""
+    folder, _ = SHIPPED[kind]
+    try:
+        root = resources.files(f"memphase.{kind}")
+        path = Path(str(root))
+        if path.is_dir() and any(path.iterdir()):
+            return path
+    except (ModuleNotFoundError, FileNotFoundError, NotADirectoryError, TypeError):
+        pass
+    return Path(__file__).resolve().parents[1] / folder
+
+
+def shipped_files(kind: str) -> dict[str, Path]:
+    """{name: path} of the shipped docs pages ('theory', 'conformance/h24', ...) or example files
+    ('slurm/submit_array.sh', ...), sorted; private files (a leading '_') and caches left out."""
+    base = shipped_folder(kind)
+    _, pattern = SHIPPED[kind]
+    out = {}
+    for path in sorted(base.rglob(pattern)):
+        rel = path.relative_to(base)
+        if not path.is_file() or any(part.startswith(("_", ".")) for part in rel.parts):
+            continue
+        if kind == "docs" and rel.parts[0] == "api":
+            continue                                      # generated reference: see the site
+        out[rel.with_suffix("").as_posix() if kind == "docs" else rel.as_posix()] = path
+    return out
+
+
+def find_shipped(kind: str, name: str) -> Path:
+    """The shipped file `name` (a page name as `shipped_files` gives it, with or without '.md', or
+    just its last part, e.g. 'h24'). FileNotFoundError in one line, with close names, otherwise."""
+    files = shipped_files(kind)
+    key = name.removesuffix(".md") if kind == "docs" else name
+    if key in files:
+        return files[key]
+    by_stem = [k for k in files if k.rsplit("/", 1)[-1] == key]
+    if len(by_stem) == 1:
+        return files[by_stem[0]]
+    close = difflib.get_close_matches(key, list(files), n=3, cutoff=0.5)
+    hint = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
+    raise FileNotFoundError(2, f"no {kind} file named {name!r}; {hint}(`memphase {kind}` lists "
+                               f"them)", name)
 
 
 def resolve_config(arg: str) -> str:

@@ -87,6 +87,20 @@ def _cmd_info(args) -> int:
     return 0
 
 
+def _cmd_shipped(args) -> int:
+    """`memphase docs [PAGE]` / `memphase examples [NAME]`: the path of one shipped file, or the
+    folder and every file in it (a pip install has them too: they are package data)."""
+    from .bundled import find_shipped, shipped_files, shipped_folder
+
+    if args.name:
+        print(find_shipped(args.kind, args.name))
+        return 0
+    print(f"{args.kind}: {shipped_folder(args.kind)}")
+    for name in shipped_files(args.kind):
+        print(f"  {name}")
+    return 0
+
+
 def _cmd_configs(args) -> int:
     from .bundled import bundled_configs, config_summary
 
@@ -208,6 +222,15 @@ def build_parser() -> argparse.ArgumentParser:
                                    "runtime; `memphase run NAME` runs one.")
     c.add_argument("--paths", action="store_true", help="also print where each file lies")
     c.set_defaults(func=_cmd_configs)
+
+    for kind, what, example in (("docs", "documentation page", "theory, conformance/h24, h24"),
+                                ("examples", "example file", "slurm/submit_array.sh")):
+        e = sub.add_parser(kind, help=f"print where a shipped {what} lies (or list them all)",
+                           description=f"The {kind} ship with memphase (also in a pip install): "
+                                       f"without NAME, the folder and every {what}; with NAME "
+                                       f"(e.g. {example}), that file's path.")
+        e.add_argument("name", nargs="?", help=f"a {what} (e.g. {example})")
+        e.set_defaults(func=_cmd_shipped, kind=kind)
 
     i = sub.add_parser("info", help="describe a config (plan, estimate, progress) or a results file",
                        formatter_class=raw, epilog="examples:\n  " + EXAMPLES["info"])

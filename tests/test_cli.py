@@ -130,3 +130,20 @@ def test_help_examples_work_outside_a_clone():
             assert arg in names, line
         if arg.startswith("data/results/"):
             assert Path(arg).stem in names, line   # the default output of that bundled config
+
+
+def test_docs_and_examples_commands(capsys):
+    assert main(["docs"]) == 0
+    listing = capsys.readouterr().out.splitlines()
+    assert listing[0].startswith("docs: ") and "  theory" in listing and "  conformance/index" in listing
+    assert main(["docs", "theory"]) == 0
+    page = Path(capsys.readouterr().out.strip())
+    assert page.name == "theory.md" and "Theory" in page.read_text()[:200]
+    assert main(["docs", "theory.md"]) == 0 and capsys.readouterr().out.strip() == str(page)
+    assert main(["examples", "slurm/submit_array.sh"]) == 0
+    assert Path(capsys.readouterr().out.strip()).is_file()
+    assert main(["examples"]) == 0
+    assert "  slurm/submit_array.sh" in capsys.readouterr().out.splitlines()
+    assert main(["docs", "theroy"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "did you mean 'theory'" in err

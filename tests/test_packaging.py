@@ -92,3 +92,22 @@ def test_every_stated_version_range_agrees_with_pyproject():
     for path in texts:
         for m in re.finditer(r"Python\s*>=\s*([0-9.]+[0-9])", path.read_text()):
             assert m.group(1) == python, (path.name, m.group(0))
+
+
+def test_wheel_ships_the_docs_and_examples_that_messages_cite(tmp_path):
+    """Result attributes and help text cite docs pages and examples/slurm/: a pip user has them
+    as package data (memphase.docs, memphase.examples), found by `memphase docs` / `examples`."""
+    import zipfile
+
+    r = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps",
+                        "--no-build-isolation", "-w", str(tmp_path), str(ROOT)],
+                       capture_output=True, text=True, timeout=300)
+    if r.returncode:
+        pytest.skip(f"cannot build a wheel here: {r.stderr.strip().splitlines()[-1:]}")
+    wheel = next(tmp_path.glob("memphase-*.whl"))
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for page in ("index", "theory", "guide", "cluster", "reliability", "conformance/index"):
+        assert f"memphase/docs/{page}.md" in names, page
+    for example in sorted((ROOT / "examples" / "slurm").iterdir()):
+        assert f"memphase/examples/slurm/{example.name}" in names, example.name
+    assert not any(n.startswith(("memphase/tests", "tests/")) for n in names)
