@@ -17,7 +17,7 @@ def cfg(tmp_path):
     return p
 
 
-@pytest.mark.parametrize("verb, example", [("sweep", "memphase sweep data/configs/quickstart.toml"),
+@pytest.mark.parametrize("verb, example", [("sweep", "memphase sweep quickstart"),
                                            ("merge", "memphase merge"), ("info", "memphase info")])
 def test_help_shows_an_example(verb, example, capsys):
     with pytest.raises(SystemExit) as e:

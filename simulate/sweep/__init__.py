@@ -78,6 +78,7 @@ from .shards import (  # noqa: F401
     _write_part,
     read_part,
     find_parts)
+from .progress import phase, ticking
 from .figures import (  # noqa: F401
     _place,
     draw_figures)
@@ -115,7 +116,10 @@ def _existing_is_same(target: Path, plan: SweepPlan, part: bool) -> bool:
         return h == plan.config_hash if h is not None else old.attrs.get("config") == plan.text
 
 
-def _assemble(plan, loaded, wall, backend):
+def _assemble(plan, loaded, t0, backend):
+    """The final Dataset from the journal's cells, with the provenance. wall_s counts from the
+    start of the run (t0, time.time()) to the end of the assembly: the cells and every phase
+    after them that computes (the job's theory in `assemble`), not only the cells."""
     from ..store import provenance
 
     results = [loaded[k][0] for k in plan.keys]
@@ -126,7 +130,7 @@ def _assemble(plan, loaded, wall, backend):
     ds.attrs.update(provenance(
         plan.text, seeds, job=plan.job, config_path=plan.path, config_hash=plan.config_hash,
         cells=len(plan.cells), backend=backend, runtime_s=round(sum(secs), 3),
-        wall_s=round(wall, 3),
+        wall_s=round(time.time() - t0, 3),
         cell_seconds_total=round(sum(secs), 3), cell_seconds_max=round(max(secs), 3),
         hosts=sorted({m.get("host", "?") for m in metas}),
         code_versions=code_versions(metas), **key_parameters(plan.cfg)))
@@ -246,6 +250,7 @@ def run_sweep(config_path, output=None, backend=None, workers=None, scheduler=No
                 else:
                     client = stack.enter_context(dask_client(plan, backend))
                     stream = _iter_dask(client, plan, todo)
+                stack.enter_context(ticking(bar))  # the clock moves during a long cell
                 for key, cell, out_ in stream:
                     if out_[0] == "ok":
                         journal.record(key, cell, out_[1], out_[2])
@@ -270,15 +275,18 @@ def run_sweep(config_path, output=None, backend=None, workers=None, scheduler=No
             if got is None:
                 raise SweepIncomplete(f"journal cell {k} was unreadable; rerun to recompute it")
             loaded[k] = got
-        wall = time.time() - t0
         if shard:
             check_free_space(target, sum(np.asarray(v).nbytes for k, _ in mine
                                          for v in loaded[k][0].values()), "the part file")
-            _write_part(target, plan, shard, [(k, c, *loaded[k]) for k, c in mine])
+            with phase("writing the part file", progress):
+                _write_part(target, plan, shard, [(k, c, *loaded[k]) for k, c in mine])
         else:
-            ds = _assemble(plan, loaded, wall, backend)
-            _write_final(ds, target)
-        _finish(plan, target, journal, plot and not shard, figures, ds=None if shard else ds)
+            with phase(f"{plan.job}: assembling the results and their theory", progress):
+                ds = _assemble(plan, loaded, t0, backend)
+            with phase(f"{plan.job}: writing {target.name}", progress):
+                _write_final(ds, target)
+        _finish(plan, target, journal, plot and not shard, figures, ds=None if shard else ds,
+                progress=progress)
     return target
 
 
@@ -296,20 +304,25 @@ def _write_final(ds, target):
         raise
 
 
-def _finish(plan, target, journal, plot, figures, ds=None):
+def _finish(plan, target, journal, plot, figures, ds=None, progress=False):
     """After the final write: draw the figure, then remove the journal (its presence beside a
     finished file means the figure may be missing: the next run draws it)."""
     if plot:
-        if ds is None:
-            from memphase.analysis.results import open_results
-
-            with open_results(target) as ds:
-                drawn = draw_figures(plan, ds.load(), target, journal)
-        else:
-            drawn = draw_figures(plan, ds, target, journal)
-        if figures is not None:
-            figures.extend(drawn)
+        with phase(f"{plan.job}: drawing figures", progress):
+            _draw(plan, target, journal, figures, ds)
     journal.remove()
+
+
+def _draw(plan, target, journal, figures, ds):
+    if ds is None:
+        from memphase.analysis.results import open_results
+
+        with open_results(target) as ds:
+            drawn = draw_figures(plan, ds.load(), target, journal)
+    else:
+        drawn = draw_figures(plan, ds, target, journal)
+    if figures is not None:
+        figures.extend(drawn)
 
 
 def merge_parts(config_path, output=None, progress=True, plot=True, figures=None,
@@ -352,10 +365,12 @@ def merge_parts(config_path, output=None, progress=True, plot=True, figures=None
         if len(codes) > 1 and not allow_code_change:
             _refuse_code_change(f"the part files of {out}", codes[0], codes[1],
                                 "or rerun the shards computed by the old code")
-        ds = _assemble(plan, loaded, time.time() - t0, f"shards/{n}")
+        with phase(f"{plan.job}: assembling the results and their theory", progress):
+            ds = _assemble(plan, loaded, t0, f"shards/{n}")
         journal.open(new=True)
-        _write_final(ds, out)
-        _finish(plan, out, journal, plot, figures, ds=ds)
+        with phase(f"{plan.job}: writing {out.name}", progress):
+            _write_final(ds, out)
+        _finish(plan, out, journal, plot, figures, ds=ds, progress=progress)
     return out
 
 

@@ -1,0 +1,50 @@
+"""Progress that moves: a bar whose elapsed time ticks every second even while one long cell
+runs, and one line per phase after the cells (assembly with the job's theory, figures), so that
+a run never sits silent with a frozen clock."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import threading
+
+__all__ = ["ticking", "phase"]
+
+TICK_S = 1.0
+
+
+@contextlib.contextmanager
+def ticking(bar, interval: float = TICK_S):
+    """Refresh `bar` (a tqdm) every `interval` seconds from a daemon thread while the block runs,
+    so its elapsed time and rate move between updates. Nothing happens for a disabled bar."""
+    if getattr(bar, "disable", False):
+        yield bar
+        return
+    stop = threading.Event()
+
+    def tick():
+        while not stop.wait(interval):
+            bar.refresh()
+
+    thread = threading.Thread(target=tick, name="memphase-progress", daemon=True)
+    thread.start()
+    try:
+        yield bar
+    finally:
+        stop.set()
+        thread.join()
+
+
+@contextlib.contextmanager
+def phase(desc: str, progress: bool = True, interval: float = TICK_S):
+    """A one-line ticking timer `desc: 00:07` on stderr for a step with no count (assembling the
+    results and their theory, drawing figures); nothing when `progress` is false."""
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=None, desc=desc, bar_format="{desc}: {elapsed}", disable=not progress,
+               file=sys.stderr, leave=True)
+    try:
+        with ticking(bar, interval):
+            yield bar
+    finally:
+        bar.close()
