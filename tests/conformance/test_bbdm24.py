@@ -210,3 +210,20 @@ def test_row_last_change_rule():
     assert np.all(mid[50:] > ours[50:])
     with pytest.raises(ValueError, match="rule"):
         collapse_time_from_indices(times, idx, rule="before")
+
+
+def test_row_nearest_training_point():
+    """Row "nearest training point": the official argmin_n |x_t - sqrt(alphabar) y_n| (the training
+    images scaled to time t) is memphase's `NearestTrainingPoint` argmin_n |x_t / m - y_n|."""
+    from memphase.analysis.observers import NearestTrainingPoint
+
+    rng = np.random.default_rng(421)
+    y = rng.standard_normal((300, 16))
+    for t in (0.1, 0.7, 2.0):
+        m = math.exp(-t)
+        x = m * y[rng.integers(0, 300, 200)] + math.sqrt(1 - m * m) * rng.standard_normal((200, 16))
+        official = np.linalg.norm(x[:, None, :] - m * y[None], axis=2).argmin(1)
+        obs = NearestTrainingPoint(torch.tensor(y))
+        for _ in range(2):      # two recordings: result() reads changes between recordings
+            obs({"x": torch.tensor(x), "m": m, "t": t, "tau": math.expm1(2 * t)})
+        assert np.array_equal(obs.result()["index"][0], official)
