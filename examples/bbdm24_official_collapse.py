@@ -4,7 +4,8 @@ Two-class mixture ±m, |m|^2 = d, unit spread, P = 20000 training points; OU tim
 t_k = 8 (1 - 0.98 k / 20), k = 0..19; planted probes (x = e^{-t} y_mu + sqrt(Delta_t) z, mu uniform);
 f / alpha beside the official saved curve (Saves/Gaussian_mixtures/Collapse/f(t)_num_GM.npy, whose
 third block is the standard error / alpha) and the official theory line max(REM f, 0) / alpha.
-Reduced: n_probes per time (official 250 000) and, for d = 1024, only the times given.
+Reduced: 2000 probes per time at d = 256 and 1000 at d = 1024 (official 250 000); d = 1024 only at
+the four official times t = 2.512 ... 1.336 through its transition; d = 4096 not run.
 
     OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python examples/bbdm24_official_collapse.py OFFICIAL.npy
 """
@@ -25,7 +26,7 @@ from memphase.simulate.scores import EmpiricalScore
 P = 20000
 official = np.load(sys.argv[1])           # (7, 20): t, f/alpha for d = 256, 1024, 4096, errors / alpha
 grid = official[0]
-plan = {256: (list(range(20)), 5000), 1024: [list(range(12, 20)), 2000]}
+plan = {256: (list(range(20)), 2000), 1024: (list(range(14, 18)), 1000)}
 ou = OrnsteinUhlenbeck()
 for j, d in enumerate([256, 1024]):
     ks, n_probes = plan[d]
