@@ -1,6 +1,7 @@
 """Finite-N planted-probe theory on the official [BBDM24] Fig. 3 grid (P = 20000; isotropic unit
 Gaussian data, the official theory's model) beside the official saved f / alpha and the clipped
-REM line. One JSON line per (d, t).
+REM line, at the official times t <= 4.08 (the ten smallest; at t ~ 8 one value takes a minute and
+f / alpha is 1 there). One JSON line per (d, t).
 
     OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python examples/bbdm24_planted_theory.py OFFICIAL.npy
 """
@@ -15,7 +16,8 @@ from memphase.physics import critical
 
 P = 20000
 official = np.load(sys.argv[1])
-grid = official[0]
+grid = official[0][10:]
+official = official[:, 10:]
 for j, d in enumerate([256, 1024, 4096]):
     alpha = math.log(P) / d
     planted = critical.excess_entropy_finite_n(grid, P, d, probe="planted")

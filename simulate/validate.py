@@ -195,9 +195,11 @@ FINITE_N_TOLERANCE = 0.02
 
 
 def excess_entropy_check(d: int, alpha: float, plan: Plan, seed: int = 0, score=None) -> Check:
-    """t_C from the zero of the Monte-Carlo excess entropy of isotropic N(0, I_d) data with
-    N = round(e^{alpha d}) training points, against the exact finite-N theory (gated at
-    FINITE_N_TOLERANCE) with the REM value beside it. The 13 measurement times span
+    """t_C from the zero of the Monte-Carlo excess entropy with fresh probes (memphase's
+    protocol) of isotropic N(0, I_d) data with N = round(e^{alpha d}) training points, against the
+    exact finite-N theory (gated at FINITE_N_TOLERANCE, about four seed-to-seed standard deviations
+    of the difference, 0.51% over seeds 0-4: docs/theory.md) with the REM value beside it. The
+    printed 95% CI is the probe noise on one training set. The 13 measurement times span
     [0.85, 1.15] x the finite-N t_C (linear interpolation between the two bracketing times;
     its bias on the theory curve is < 0.03%)."""
     from memphase.analysis.critical_times import crossing_time, excess_entropy_mc
