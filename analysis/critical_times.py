@@ -150,8 +150,8 @@ def excess_entropy_mc(empirical_score, fresh, times, *, seed: int = 0, alpha=Non
       the training set). f^e has its zero at the collapse time t_C; its expectation is
       `memphase.physics.critical.excess_entropy_finite_n(..., probe="fresh")`.
     - probe = "planted" (the official [BBDM24] protocol, `Gaussian_mixtures_entropy.py` and
-      `Experiment_collapse.py`): y a training point drawn uniformly with replacement (n_probes
-      draws; default len(fresh), or N if fresh is None). Then log Z >= -|z|^2 / 2, so
+      `Experiment_collapse.py`): y a training point drawn uniformly with replacement, anew at every
+      time (n_probes draws; default len(fresh), or N if fresh is None). Then log Z >= -|z|^2 / 2, so
       f^e >= 1/2 - |z|^2 / (2d) per probe, whose mean is 0: planted f^e > 0 at every finite N and
       has no zero; it tends to max(f_fresh, 0) only as d -> infinity (docs/theory.md).
 
@@ -171,14 +171,14 @@ def excess_entropy_mc(empirical_score, fresh, times, *, seed: int = 0, alpha=Non
         device, dtype = train.device, train.dtype
         if n_probes is None:
             n_probes = n if fresh is None else int(getattr(fresh, "x", fresh).shape[0])
-        # which training point each probe is planted on: uniform with replacement (official:
-        # np.random.randint(P, size=ntry))
-        idx = torch.as_tensor(np.random.default_rng(seed).integers(0, n, size=int(n_probes)),
-                              device=device)
-        y = train[idx]
+        pick = np.random.default_rng(seed)
     gen = torch.Generator(device=device).manual_seed(seed)
     f, se = [], []
     for t in np.asarray(times, dtype=float):
+        if probe == "planted":
+            # the training point each probe is planted on: uniform with replacement, drawn anew
+            # at every time (official: mu = np.random.randint(P, size=ntry) per call)
+            y = train[torch.as_tensor(pick.integers(0, n, size=int(n_probes)), device=device)]
         m, s2 = float(sch.mean_scale(t)), float(sch.noise_var(t))
         x = m * y + math.sqrt(s2) * torch.randn(y.shape, generator=gen, dtype=dtype, device=device)
         lp = empirical_score.log_density(x, float(t)).double().cpu().numpy() / d
