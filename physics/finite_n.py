@@ -28,6 +28,11 @@ all u-nodes are inverted at once on shared contours (`memphase.physics.finite_n_
 u-average is quasi-Monte Carlo with regression control variates; tau_C to 1e-4 - 3e-4 relative
 (docs/theory.md, "Many distinct eigenvalues").
 
+Probes: the above is for u drawn from the noised population ("fresh", memphase's protocol). The official
+[BBDM24] code draws u from the noised training set ("planted"): `probe="planted"` in
+`excess_entropy_finite_n` and `log_partition_mean` (lattice sums in `memphase.physics.finite_n_planted`);
+the planted f is > 0 at every finite N and has no zero (docs/theory.md, "Planted probes").
+
 Sources: [BBDM24] Biroli, Bonnaire, de Bortoli, Mézard, arXiv 2402.18491 (excess entropy, collapse);
 [BM23] Biroli, Mézard, J. Stat. Mech. 2023 (REM analysis).
 """
