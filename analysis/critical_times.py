@@ -23,6 +23,7 @@ __all__ = [
     "bootstrap_ci",
     "collapse_time_last_change",
     "excess_entropy_mc",
+    "PROBES",
 ]
 
 
@@ -133,27 +134,53 @@ def collapse_time_last_change(score, schedule, train, n: int, *, steps: int = 20
     return float(tc.mean()), float(tc.std()), tc
 
 
-def excess_entropy_mc(empirical_score, fresh, times, *, seed: int = 0, alpha=None):
+PROBES = ("fresh", "planted")
+
+
+def excess_entropy_mc(empirical_score, fresh, times, *, seed: int = 0, alpha=None,
+                      probe: str = "fresh", n_probes: int | None = None):
     """Monte-Carlo excess entropy [BBDM24 eq. for f(t); docs/theory.md]:
 
-        f^e(t) = alpha + (1/2) log(2 pi e Delta_t) + (1/d) E_{x ~ P_t} log P^e_t(x),
+        f^e(t) = alpha + (1/2) log(2 pi e Delta_t) + (1/d) E_x log P^e_t(x),
 
-    Delta_t = sigma(t)^2 the noise variance of the schedule, x = m(t) y' + sigma(t) z with fresh
-    population samples y' (`fresh`, (M, d), independent of the training set), P^e_t the empirical
-    mixture (streaming log-sum-exp through `empirical_score.log_density`). Collapse where f^e = 0.
-    Returns (f (T,), standard error (T,)).
+    Delta_t = sigma(t)^2 the noise variance of the schedule, P^e_t the empirical mixture (streaming
+    log-sum-exp through `empirical_score.log_density`), x = m(t) y + sigma(t) z with
+
+    - probe = "fresh" (memphase's protocol): y the population samples `fresh` ((M, d), independent of
+      the training set). f^e has its zero at the collapse time t_C; its expectation is
+      `memphase.physics.critical.excess_entropy_finite_n(..., probe="fresh")`.
+    - probe = "planted" (the official [BBDM24] protocol, `Gaussian_mixtures_entropy.py` and
+      `Experiment_collapse.py`): y a training point drawn uniformly with replacement, anew at every
+      time (n_probes draws; default len(fresh), or N if fresh is None). Then log Z >= -|z|^2 / 2, so
+      f^e >= 1/2 - |z|^2 / (2d) per probe, whose mean is 0: planted f^e > 0 at every finite N and
+      has no zero; it tends to max(f_fresh, 0) only as d -> infinity (docs/theory.md).
+
+    Returns (f (T,), standard error (T,)): the standard error is over probes given the training set.
     """
-    y = getattr(fresh, "x", fresh)
+    if probe not in PROBES:
+        raise ValueError(f"probe must be one of {PROBES}, got {probe!r}")
     sch = empirical_score.schedule
     d = empirical_score.dim
     n = empirical_score.n_train
     alpha = math.log(n) / d if alpha is None else alpha
-    gen = torch.Generator(device=y.device).manual_seed(seed)
+    if probe == "fresh":
+        y = getattr(fresh, "x", fresh)
+        device, dtype = y.device, y.dtype
+    else:
+        train = empirical_score.train
+        device, dtype = train.device, train.dtype
+        if n_probes is None:
+            n_probes = n if fresh is None else int(getattr(fresh, "x", fresh).shape[0])
+        pick = np.random.default_rng(seed)
+    gen = torch.Generator(device=device).manual_seed(seed)
     f, se = [], []
     for t in np.asarray(times, dtype=float):
+        if probe == "planted":
+            # the training point each probe is planted on: uniform with replacement, drawn anew
+            # at every time (official: mu = np.random.randint(P, size=ntry) per call)
+            y = train[torch.as_tensor(pick.integers(0, n, size=int(n_probes)), device=device)]
         m, s2 = float(sch.mean_scale(t)), float(sch.noise_var(t))
-        x = m * y + math.sqrt(s2) * torch.randn(y.shape, generator=gen, dtype=y.dtype,
-                                                device=y.device)
+        x = m * y + math.sqrt(s2) * torch.randn(y.shape, generator=gen, dtype=dtype, device=device)
         lp = empirical_score.log_density(x, float(t)).double().cpu().numpy() / d
         f.append(alpha + 0.5 * math.log(2 * math.pi * math.e * s2) + lp.mean())
         se.append(lp.std(ddof=1) / math.sqrt(lp.size))

@@ -12,16 +12,28 @@ import torch
 
 from .memorization import block_variance, nearest_neighbors
 
-__all__ = ["NearestTrainingPoint", "BlockVariance", "Trajectory", "collapse_time_from_indices"]
+__all__ = ["NearestTrainingPoint", "BlockVariance", "Trajectory", "collapse_time_from_indices",
+           "LAST_CHANGE_RULES"]
 
 
-def collapse_time_from_indices(times: np.ndarray, indices: np.ndarray) -> np.ndarray:
+#: how a last change between two recordings is read: "midpoint" (memphase) or "after" (the
+#: official [BBDM24] `Experiment_collapse.py`: the recording after the change, times[last + 1])
+LAST_CHANGE_RULES = ("midpoint", "after")
+
+
+def collapse_time_from_indices(times: np.ndarray, indices: np.ndarray,
+                               rule: str = "midpoint") -> np.ndarray:
     """Measured collapse time per trajectory [BBDM24]: the last recorded time (going backwards,
     i.e. the smallest t) at which the nearest training point of x_t / m(t) changes.
 
-    times: (T,) decreasing; indices: (T, B). Returns (B,) t_hat_C: the midpoint of the two
-    recordings between which the index changed for the last time; times[0] if it never changes.
+    times: (T,) decreasing; indices: (T, B). Returns (B,) t_hat_C; times[0] if it never changes.
+    rule="midpoint" (memphase): the midpoint of the two recordings between which the index changed
+    for the last time. rule="after" (official [BBDM24]: tt = last nonzero of diff(index) + 1,
+    t_hat_C = times[tt]): the first recording on the final index, half a recording step later in
+    the reverse run than the midpoint.
     """
+    if rule not in LAST_CHANGE_RULES:
+        raise ValueError(f"rule must be one of {LAST_CHANGE_RULES}, got {rule!r}")
     times = np.asarray(times)
     indices = np.asarray(indices)
     if indices.ndim != 2 or indices.shape[0] != times.shape[0]:
@@ -29,7 +41,8 @@ def collapse_time_from_indices(times: np.ndarray, indices: np.ndarray) -> np.nda
     changed = indices[1:] != indices[:-1]  # change between recording k and k+1
     last = np.where(changed.any(0), changed.shape[0] - 1 - np.argmax(changed[::-1], axis=0), -1)
     safe = np.clip(last, 0, None)
-    return np.where(last >= 0, 0.5 * (times[safe] + times[safe + 1]), times[0])
+    read = times[safe + 1] if rule == "after" else 0.5 * (times[safe] + times[safe + 1])
+    return np.where(last >= 0, read, times[0])
 
 
 class NearestTrainingPoint:
@@ -66,6 +79,7 @@ class NearestTrainingPoint:
             "index": idx,
             "distance": np.stack(self.distances),
             "collapse_time": collapse_time_from_indices(t, idx),
+            "collapse_time_after": collapse_time_from_indices(t, idx, rule="after"),
             "same_as_final": (idx == idx[-1]).mean(axis=1),
         }
 

@@ -28,6 +28,11 @@ all u-nodes are inverted at once on shared contours (`memphase.physics.finite_n_
 u-average is quasi-Monte Carlo with regression control variates; tau_C to 1e-4 - 3e-4 relative
 (docs/theory.md, "Many distinct eigenvalues").
 
+Probes: the above is for u drawn from the noised population ("fresh", memphase's protocol). The official
+[BBDM24] code draws u from the noised training set ("planted"): `probe="planted"` in
+`excess_entropy_finite_n` and `log_partition_mean` (lattice sums in `memphase.physics.finite_n_planted`);
+the planted f is > 0 at every finite N and has no zero (docs/theory.md, "Planted probes").
+
 Sources: [BBDM24] Biroli, Bonnaire, de Bortoli, Mézard, arXiv 2402.18491 (excess entropy, collapse);
 [BM23] Biroli, Mézard, J. Stat. Mech. 2023 (REM analysis).
 """
@@ -39,7 +44,10 @@ import math
 import numpy as np
 from scipy import interpolate, linalg, optimize, signal, special, stats
 
+from .finite_n_planted import planted_grid, planted_log_partition
+
 __all__ = [
+    "PROBES",
     "excess_entropy_finite_n",
     "collapse_time_finite_n",
     "collapse_tau_finite_n",
@@ -334,16 +342,35 @@ def _mean_over_u(tau, n, w, k, fn, nodes, step, qmc=(_QMC_POINTS, 0), shared=Tru
     return mean
 
 
+PROBES = ("fresh", "planted")
+
+
+def _check_probe(probe, w):
+    if probe not in PROBES:
+        raise ValueError(f"probe must be one of {PROBES}, got {probe!r}")
+    if probe == "planted" and np.asarray(w).size > 3:
+        raise ValueError("probe='planted' is implemented for at most 3 distinct eigenvalues, got "
+                         f"{np.asarray(w).size}")
+
+
 def log_partition_mean(tau, n, w, k, *, nodes=_NODES, step=_STEP, qmc_points=_QMC_POINTS,
-                       qmc_seed=0):
-    """E log Z, Z = sum_{n=1}^N exp(-|u - y_n|^2 / (2 tau)), y_n ~ N(0, C), u ~ N(0, C + tau I);
-    C has eigenvalues w_b with multiplicities k_b. Exact at finite N and d up to quadrature error
-    (see the module docstring); with > 3 distinct w_b the u-average is quasi-Monte Carlo
-    (qmc_points scrambled Sobol points, scramble qmc_seed; error: docs/theory.md). Scalars."""
+                       qmc_seed=0, probe="fresh"):
+    """E log Z, Z = sum_{n=1}^N exp(-|u - y_n|^2 / (2 tau)), y_n ~ N(0, C), u ~ N(0, C + tau I)
+    (probe="fresh"), or u = y_1 + sqrt(tau) z planted on a training point (probe="planted",
+    `memphase.physics.finite_n_planted`; at most 3 distinct w_b); C has eigenvalues w_b with
+    multiplicities k_b. Exact at finite N and d up to quadrature error (see the module docstring);
+    with > 3 distinct w_b the u-average is quasi-Monte Carlo (qmc_points scrambled Sobol points,
+    scramble qmc_seed; error: docs/theory.md). Scalars."""
     w, k = np.atleast_1d(np.asarray(w, float)), np.atleast_1d(np.asarray(k, float))
-    return float(_mean_over_u(tau, float(n), w, k,
-                              lambda e, s, h, lam: _partition_terms(e, s, h, float(n)), nodes, step,
-                              (int(qmc_points), qmc_seed))[0])
+    _check_probe(probe, w)
+    if probe == "planted":
+        def fn(e, s, h, lam):
+            grid, s_ext, s0 = planted_grid(e, s, h, tau, w, k, lam, survival_energy)
+            return planted_log_partition(grid, s_ext, s0, h, float(n))
+    else:
+        def fn(e, s, h, lam):
+            return _partition_terms(e, s, h, float(n))
+    return float(_mean_over_u(tau, float(n), w, k, fn, nodes, step, (int(qmc_points), qmc_seed))[0])
 
 
 # -- public API ---------------------------------------------------------------------------------
@@ -363,25 +390,30 @@ def _settings(n, d, variance, spectrum):
 
 
 def excess_entropy_finite_n(t, n, d, variance=1.0, *, spectrum=None, schedule=None,
-                            nodes=_NODES, step=_STEP):
+                            nodes=_NODES, step=_STEP, probe="fresh"):
     """Finite-N excess entropy f(t) = 1/2 + E log Z / d of Gaussian data [BBDM24, BM23], exact at
     finite N and d (derivation: docs/theory.md, "Finite-N collapse time").
 
-    f(t) = alpha + (1/2) log(2 pi e Delta_t) + (1/d) E_{x ~ P_t} log P^e_t(x), averaged over x drawn
-    from the noised population and over training sets: the expectation of the quantity the Monte-
-    Carlo estimator `memphase.analysis.critical_times.excess_entropy_mc` measures. t in the schedule's time
-    (OU by default, tau = e^{2t} - 1). Isotropic data N(0, variance I_d): t, n, d, variance
-    broadcast; a covariance spectrum (`spectrum`, d eigenvalues): t and n broadcast.
+    f(t) = alpha + (1/2) log(2 pi e Delta_t) + (1/d) E_x log P^e_t(x), averaged over probes x and
+    over training sets: the expectation of what the Monte-Carlo estimator
+    `memphase.analysis.critical_times.excess_entropy_mc` measures with the same `probe`:
+    "fresh" (x from the noised population; memphase's protocol; its zero is t_C) or "planted"
+    (x from the noised training set, the official [BBDM24] protocol; > 0 at every finite N, no
+    zero; at most 3 distinct eigenvalues; `memphase.physics.finite_n_planted`). t in the
+    schedule's time (OU by default, tau = e^{2t} - 1). Isotropic data N(0, variance I_d): t, n, d,
+    variance broadcast; a covariance spectrum (`spectrum`, d eigenvalues): t and n broadcast.
     Accuracy: |error| < 1e-6 / d in f (quadrature; tests/physics/test_finite_n.py)."""
     tau = _positive(_tau_of(t, schedule), "tau")
     if spectrum is not None:
         w, k = _blocks(spectrum, d)
+        _check_probe(probe, w)
         tb, nb = np.broadcast_arrays(tau, _counts(n))
-        out = [0.5 + log_partition_mean(a, b, w, k, nodes=nodes, step=step) / k.sum()
+        out = [0.5 + log_partition_mean(a, b, w, k, nodes=nodes, step=step, probe=probe) / k.sum()
                for a, b in zip(tb.ravel(), nb.ravel())]
         return np.asarray(out).reshape(tb.shape)
+    _check_probe(probe, [1.0])
     tb, nb, db, vb = np.broadcast_arrays(tau, _counts(n), _dims(d), _positive(variance, "variance"))
-    out = [0.5 + log_partition_mean(a, b, [c], [float(dd)], nodes=nodes, step=step) / dd
+    out = [0.5 + log_partition_mean(a, b, [c], [float(dd)], nodes=nodes, step=step, probe=probe) / dd
            for a, b, dd, c in zip(tb.ravel(), nb.ravel(), db.ravel(), vb.ravel())]
     return np.asarray(out).reshape(tb.shape)
 
@@ -418,13 +450,20 @@ def _rem_tau(n, w, k):
     return float(collapse_tau(max(n, 2.0), np.repeat(w, k.astype(int))))
 
 
-def collapse_tau_finite_n(n, d, variance=1.0, *, spectrum=None, nodes=_NODES, step=_STEP):
-    """Collapse noise variance tau_C(N, d): the zero of the finite-N excess entropy
-    (`excess_entropy_finite_n`) [BBDM24], brentq in log tau from a bracket around the REM value
+def collapse_tau_finite_n(n, d, variance=1.0, *, spectrum=None, nodes=_NODES, step=_STEP,
+                          probe="fresh"):
+    """Collapse noise variance tau_C(N, d): the zero of the finite-N excess entropy with fresh
+    probes (`excess_entropy_finite_n`) [BBDM24], brentq in log tau from a bracket around the REM value
     (`memphase.physics.critical.collapse_tau`); relative tolerance 1e-10 on top of the quadrature
     error (1e-6 with > 3 distinct eigenvalues: their quasi-Monte-Carlo error is ~1e-4 and f jitters
     by ~3e-7 between nearby tau as grids shift: docs/theory.md).
-    Vectorized over settings (isotropic: n, d, variance broadcast; spectrum: n)."""
+    Vectorized over settings (isotropic: n, d, variance broadcast; spectrum: n).
+    probe="planted" is refused: the planted excess entropy is > 0 at every finite N and has no zero."""
+    if probe == "planted":
+        raise ValueError("probe='planted': the planted excess entropy is > 0 at every finite N (log Z >= "
+                         "-|z|^2/2) and has no zero; t_C is the zero of the fresh-probe f (probe='fresh')")
+    if probe != "fresh":
+        raise ValueError(f"probe must be one of {PROBES}, got {probe!r}")
     items, shape = _settings(n, d, variance, spectrum)
     out = []
     for nn, w, k in items:
@@ -438,11 +477,11 @@ def collapse_tau_finite_n(n, d, variance=1.0, *, spectrum=None, nodes=_NODES, st
 
 
 def collapse_time_finite_n(n, d, variance=1.0, schedule=None, *, spectrum=None, nodes=_NODES,
-                           step=_STEP):
+                           step=_STEP, probe="fresh"):
     """Finite-N collapse time t_C(N, d) [BBDM24]: zero of the exact finite-N excess entropy, in the
     schedule's time (OU by default, t = (1/2) log(1 + tau_C)). Reduces to the REM value
     `memphase.physics.critical.collapse_time` as N, d -> infinity at fixed alpha (docs/theory.md)."""
-    tau = collapse_tau_finite_n(n, d, variance, spectrum=spectrum, nodes=nodes, step=step)
+    tau = collapse_tau_finite_n(n, d, variance, spectrum=spectrum, nodes=nodes, step=step, probe=probe)
     return _time_of(tau, schedule)
 
 

@@ -24,6 +24,32 @@ def test_check_gating_and_status():
     assert "FAIL" in format_table([ok, bad])
 
 
+def test_row_kind_tolerance_gate_and_counts():
+    """Every row has a kind (measured / computed), prints its tolerance and its gate, says whether
+    the gate's reference lies in its CI, and the summary counts gated and reported rows apart
+    (issue #22: a reported row outside tolerance is not counted as a pass)."""
+    from memphase.simulate.validate import KINDS, summary
+
+    assert KINDS == ("measured", "computed")
+    comp = Check("t_C (REM)", "s", 1.299, 1.2992, tolerance=5e-4, absolute=True, kind="computed")
+    fin = Check("t_C (excess entropy)", "s", 1.0, 1.05, (1.049, 1.051), 0.02, theory_finite_n=1.04,
+                versus_finite_n=True, probe="fresh")
+    rep = Check("t_C (last change)", "s", 1.0, 1.2, tolerance=0.1, gated=False, probe="trajectory")
+    assert comp.kind == "computed" and fin.kind == "measured"
+    assert comp.tolerance_text == "abs 0.0005" and fin.tolerance_text == "rel 2% vs finite-N"
+    assert fin.passed and fin.reference_in_ci is False and comp.reference_in_ci is None
+    text = format_table([comp, fin, rep])
+    header = text.splitlines()[0]
+    for col in ("kind", "probe", "value", "tolerance", "ref in CI", "gate"):
+        assert f" {col} " in header + " ", col
+    assert "computed" in text and "reported" in text and "| no " in text
+    line = summary([comp, fin, rep])
+    assert line.startswith("gated: 2 of 2 within tolerance; reported (not gated): 1, 1 outside")
+    assert "2 measured, 1 computed" in line
+    with pytest.raises(ValueError, match="kind"):
+        Check("q", "s", 1.0, 1.0, kind="estimated")
+
+
 def test_validate_quick_passes_and_writes_table(tmp_path, capsys):
     out = tmp_path / "validate.h5"
     assert validate_main(quick=True, output=out) == 0
@@ -47,6 +73,14 @@ def test_validate_quick_passes_and_writes_table(tmp_path, capsys):
     ee = q == "t_C (excess entropy)"
     assert np.all(np.abs(ds["rel_error_finite_n"].values[ee]) <= 0.02)
     assert "finite-N" in text and "explains" in text
+    assert "gated:" in text and "reported (not gated):" in text
+    kind = ds["kind"].values
+    assert set(kind) == {"measured", "computed"}
+    assert np.all(kind[np.char.startswith(q.astype(str), "t_S (1/2 ln d)")] == "computed")
+    assert np.all(ds["probe"].values[ee] == "fresh")
+    planted = np.char.endswith(q.astype(str), "(planted)")
+    assert planted.sum() >= 2 and np.all(ds["probe"].values[planted] == "planted")
+    assert np.all(ds["measured"].values[planted] > 0) and np.all(ds["theory"].values[planted] > 0)
     assert out.with_suffix(".png").stat().st_size > 1000
     ds.close()
 

@@ -262,3 +262,61 @@ def test_many_level_collapse_noise_to_1e3():
     slope = (up - down) / (2 * math.log(1.01))
     assert abs(f[0]) < 1e-5                     # seed 0 is the solver's own average
     assert np.std(f, ddof=1) / slope < 1e-3, (np.std(f, ddof=1), slope)
+
+
+# -- planted probes (the official [BBDM24] protocol): memphase.physics.finite_n_planted -----------
+def test_planted_one_point_is_exactly_zero():
+    """N = 1: log Z = E_0 = -|z|^2 / 2 exactly, so f_planted = 1/2 - E|z|^2 / (2d) = 0 (any spectrum)."""
+    f = finite_n.excess_entropy_finite_n([0.1, 0.5, 2.0], 1, 8, probe="planted")
+    assert np.all(np.abs(f) < 1e-9), f
+
+
+@pytest.mark.slow
+def test_planted_one_point_is_exactly_zero_two_blocks():
+    f2 = finite_n.excess_entropy_finite_n(0.4, 1, 6, spectrum=[3.0] * 2 + [0.3] * 4, probe="planted")
+    assert abs(float(f2)) < 1e-7      # two blocks: S_0 splined from 240 inversions
+
+
+@pytest.mark.parametrize("tau,n,var", [(0.5, 5, [1.0] * 6), (0.1, 12, [1.0] * 4),
+                                       (0.3, 7, [2.0] * 3 + [0.2] * 3)])
+def test_planted_matches_brute_force_monte_carlo(tau, n, var):
+    """E log Z with u = y_1 + sqrt(tau) z planted on one of the N training points, brute force."""
+    var = np.asarray(var, float)
+    d, m = var.size, 100_000
+    rng = np.random.default_rng(5)
+    y = rng.standard_normal((m, n, d)) * np.sqrt(var)
+    u = y[:, 0, :] + math.sqrt(tau) * rng.standard_normal((m, d))
+    e = -((u[:, None, :] - y) ** 2).sum(-1) / (2 * tau)
+    mx = e.max(1)
+    log_z = mx + np.log(np.exp(e - mx[:, None]).sum(1))
+    w, k = np.unique(var, return_counts=True)
+    theory = finite_n.log_partition_mean(tau, n, w, k.astype(float), probe="planted")
+    assert abs(theory - log_z.mean()) < 4 * log_z.std() / math.sqrt(m) + 1e-6
+
+
+@pytest.mark.parametrize("n,d,spectrum", [
+    (50, 16, None), pytest.param(300, 64, [4.0] * 8 + [0.5] * 56, marks=pytest.mark.slow)])
+def test_planted_bounds_and_fresh_below_rem(n, d, spectrum):
+    """f_planted >= max(0, f_REM) >= ... and f_fresh <= f_REM (Jensen: E log Z <= log E Z, the REM
+    f being the annealed one) at every t: the planted f has no zero at finite N, and the fresh-probe
+    t_C lies at larger tau than REM ("finite N collapses later than REM")."""
+    var = np.ones(d) if spectrum is None else np.asarray(spectrum, float)
+    t = np.array([0.05, 0.15, 0.3, 0.6, 1.0])
+    tau = np.expm1(2 * t)
+    kw = {} if spectrum is None else {"spectrum": var}
+    planted = finite_n.excess_entropy_finite_n(t, n, d, probe="planted", **kw)
+    fresh = finite_n.excess_entropy_finite_n(t, n, d, probe="fresh", **kw)
+    rem = critical.excess_entropy_gaussian(tau, n, var)
+    assert np.all(planted > 0), planted
+    assert np.all(planted >= rem - 1e-7), planted - rem
+    assert np.all(fresh <= rem + 1e-7), fresh - rem
+    assert fresh[0] < 0 < planted[0]
+
+
+def test_planted_collapse_time_is_refused_and_probe_names_are_checked():
+    with pytest.raises(ValueError, match="no zero"):
+        finite_n.collapse_time_finite_n(100, 16, probe="planted")
+    with pytest.raises(ValueError, match="probe must be"):
+        finite_n.excess_entropy_finite_n(0.5, 10, 4, probe="training")
+    with pytest.raises(ValueError, match="at most 3"):
+        finite_n.excess_entropy_finite_n(0.5, 10, 4, spectrum=[1.0, 2.0, 3.0, 4.0], probe="planted")
