@@ -46,7 +46,8 @@ from .linear_model_checks import (_check_int, _check_positive, _check_train, _sa
 from .linear_model_criterion import (gaussian_kl, hellinger_squared, kde_bandwidth, kde_distance,
                                      kde_l2_distance, log_kde_cross_overlap, log_kde_self_overlap,
                                      reference_delta, relative_distance, sign_probability)
-from .linear_model_official import (COVARIANCES, fit_linear_denoiser_official, generated_law_official,
+from .linear_model_official import (COVARIANCES, fit_linear_denoiser_official,
+                                    generated_law_official,
                                     official_large_n_limit, official_noise_scales, ols_denoiser)
 
 __all__ = [
