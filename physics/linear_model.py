@@ -45,8 +45,9 @@ from .linear_model_checks import (_check_int, _check_positive, _check_train, _sa
                                   _vector_and_matrix, noise_scales)
 from .linear_model_criterion import (gaussian_kl, hellinger_squared, kde_bandwidth, kde_distance,
                                      kde_l2_distance, log_kde_cross_overlap, log_kde_self_overlap,
-                                     reference_delta, relative_distance)
-from .linear_model_official import (fit_linear_denoiser_official, generated_law_official,
+                                     reference_delta, relative_distance, sign_probability)
+from .linear_model_official import (COVARIANCES, fit_linear_denoiser_official,
+                                    generated_law_official,
                                     official_large_n_limit, official_noise_scales, ols_denoiser)
 
 __all__ = [
@@ -64,6 +65,8 @@ __all__ = [
     "generalization_probability",
     "FITS",
     "CRITERIA",
+    "REFERENCES",
+    "COVARIANCES",
     # memphase.physics.linear_model_criterion
     "kde_bandwidth",
     "log_kde_self_overlap",
@@ -72,6 +75,7 @@ __all__ = [
     "kde_l2_distance",
     "relative_distance",
     "reference_delta",
+    "sign_probability",
     "gaussian_kl",
     "hellinger_squared",
     # memphase.physics.linear_model_official
@@ -84,6 +88,10 @@ __all__ = [
 
 FITS = ("expectation", "official")
 CRITERIA = ("reference", "symmetric")
+#: reference set of the [H24] criterion: "fresh" = n_ref new samples per training set (the
+#: official code `LDM.py`), "shared" = one set for all training sets of a call (cheaper; every P
+#: then carries that one draw's luck)
+REFERENCES = ("fresh", "shared")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -327,23 +335,26 @@ def _check_choice(value, name, choices):
 
 
 def fit_generated_law(train, T=None, *, fit="expectation", m=None, sigma2=None, intercept=True,
-                      seed=0, transpose=False):
+                      seed=0, covariance="BtB"):
     """Generated law (mean, cov) of the [H24] model fitted to `train`.
 
     fit="expectation": exact least squares over the noise, N(b, A A^T) (`fit_linear_denoiser`,
-    `generated_law`; prior N(0, I)). fit="official": the paper's code (Halder, arXiv 2411.17807,
-    `LDM.py`): noise scaled by l = m^2, OLS on one noise draw per point (from `seed`, an int or a
-    Generator), prior N(m mu_N, v I); N(beta_0 + m B mu_N, v B B^T) (`generated_law_official`;
-    transpose=True gives the code's v B^T B). The official fit always has an intercept.
+    `generated_law`; prior N(0, I)); A is symmetric, so `covariance` changes nothing.
+    fit="official": the paper's code (Halder, arXiv 2411.17807, `LDM.py`): noise scaled by l = m^2,
+    OLS on one noise draw per point (from `seed`, an int or a Generator), prior N(m mu_N, v I),
+    mean beta_0 + m B mu_N; covariance="BtB" (default) gives v B^T B, the covariance the code
+    evaluates its distances with, "BBt" gives v B B^T, the law of the generated samples
+    (`generated_law_official`). The official fit always has an intercept.
     """
     _check_choice(fit, "fit", FITS)
+    _check_choice(covariance, "covariance", COVARIANCES)
     if fit == "expectation":
         return generated_law(*fit_linear_denoiser(train, T, m=m, sigma2=sigma2,
                                                   intercept=intercept))
     if not intercept:
         raise ValueError("fit='official' always fits an intercept (intercept must be True)")
     B, beta0 = fit_linear_denoiser_official(train, T, seed, m=m, sigma2=sigma2)
-    return generated_law_official(B, beta0, train, T, m=m, sigma2=sigma2, transpose=transpose)
+    return generated_law_official(B, beta0, train, T, m=m, sigma2=sigma2, covariance=covariance)
 
 
 def divergences_to_sampling(gen_mean, gen_cov, s=1.0, mu=None, *, cov_factor=None):
@@ -363,15 +374,17 @@ def divergences_to_sampling(gen_mean, gen_cov, s=1.0, mu=None, *, cov_factor=Non
 def generalization_probability(n, d, repeats, seed, T=None, *, m=None, sigma2=None, s=1.0,
                                intercept=True, smooth_generated=False, criterion="reference",
                                n_ref=10_000, fit="expectation", data_mean=0.0,
-                               shared_reference=False, return_deltas=False):
+                               reference="fresh", covariance="BtB", return_deltas=False,
+                               return_interval=False):
     """[H24] probability that the linear model generalizes, P = 1/2 + 1/2 E[sign Delta], over
     `repeats` training sets of n points of N(data_mean 1, s^2 I_d) (Monte Carlo from `seed`).
 
     criterion="reference" (default; the paper's, official code `LDM.py`, Halder, arXiv 2411.17807):
     Delta = D(p_gen, K_train) - D(p_gen, K_ref), D(p, K) = int K^2 - 2 int p K, K_ref the KDE of
     `n_ref` fresh samples; each KDE has the bandwidth of its own size, eps_X = s N_X^{-1/d}
-    (`reference_delta`). A fresh reference set per training set as in the official code, or one
-    for all repeats with shared_reference=True (its O(n_ref^2 d) self-overlap computed once).
+    (`reference_delta`). reference="fresh" (default, as the official code): a new reference set
+    for every training set; reference="shared": one for all repeats (its O(n_ref^2 d)
+    self-overlap computed once; P then carries that one draw's luck).
     P -> 1 with N while N << n_ref; as N -> n_ref the two sets become alike and P erodes.
 
     criterion="symmetric" (this suite's earlier criterion, not the paper's): a fresh set of the
@@ -379,14 +392,20 @@ def generalization_probability(n, d, repeats, seed, T=None, *, m=None, sigma2=No
     exchangeable except that p_gen was fitted on the training set, which can only pull p_gen
     towards K_train: P tends to 1/2 from below as N grows, by construction.
 
-    fit: "expectation" or "official" (`fit_generated_law`); smooth_generated (symmetric only)
-    compares p_gen * k_h with the KDEs. return_deltas=True also returns the per-set statistics
-    (relative Delta, same sign as Delta).
+    fit: "expectation" or "official", covariance: "BtB" (official default) or "BBt"
+    (`fit_generated_law`); smooth_generated (symmetric only) compares p_gen * k_h with the KDEs.
+    return_deltas=True also returns the per-set statistics (relative Delta, same sign as Delta);
+    return_interval=True also returns the 95% Wilson interval (low, high) of P over the training
+    sets (`sign_probability`), which includes the reference-set variance when reference="fresh".
+    Draw order per training set: training set, official noise (official fit), then the fresh
+    or reference set.
     """
     n, d = _check_int(n, "n"), _check_int(d, "d")
     repeats = _check_int(repeats, "repeats")
     _check_choice(criterion, "criterion", CRITERIA)
     _check_choice(fit, "fit", FITS)
+    _check_choice(reference, "reference", REFERENCES)
+    _check_choice(covariance, "covariance", COVARIANCES)
     noise_scales(T, m, sigma2)
     s = _check_positive(s, "s")
     n_ref = _check_int(n_ref, "n_ref")
@@ -403,21 +422,26 @@ def generalization_probability(n, d, repeats, seed, T=None, *, m=None, sigma2=No
         return data_mean + s * rng.standard_normal((k, d))
 
     h = kde_bandwidth(n, d, s)
+    shared = criterion == "reference" and reference == "shared"
     ref = log_self_ref = None
-    if criterion == "reference" and shared_reference:
+    if shared:
         ref = draw(n_ref)
         log_self_ref = log_kde_self_overlap(ref, kde_bandwidth(n_ref, d, s))
     deltas = np.empty(repeats)
     for r in range(repeats):
         train = draw(n)
         mean, cov = fit_generated_law(train, T, fit=fit, m=m, sigma2=sigma2, intercept=intercept,
-                                      seed=rng)
+                                      seed=rng, covariance=covariance)
         if criterion == "symmetric":
             deltas[r] = relative_distance(mean, cov, train, draw(n), h,
                                           smooth_generated=smooth_generated)
         else:
-            reference = ref if shared_reference else draw(n_ref)
-            deltas[r] = reference_delta(mean, cov, train, reference, s=s,
+            deltas[r] = reference_delta(mean, cov, train, ref if shared else draw(n_ref), s=s,
                                         log_self_ref=log_self_ref)
-    p = float(0.5 + 0.5 * np.mean(np.sign(deltas)))
-    return (p, deltas) if return_deltas else p
+    p, lo, hi = sign_probability(deltas)
+    out = (p,)
+    if return_deltas:
+        out += (deltas,)
+    if return_interval:
+        out += ((lo, hi),)
+    return out if len(out) > 1 else p

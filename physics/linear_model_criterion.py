@@ -31,6 +31,7 @@ __all__ = [
     "kde_l2_distance",
     "relative_distance",
     "reference_delta",
+    "sign_probability",
     "gaussian_kl",
     "hellinger_squared",
 ]
@@ -194,6 +195,28 @@ def reference_delta(gen_mean, gen_cov, train, reference, *, s=1.0, log_self_ref=
     return _relative(log_kde_self_overlap(train, h_t),
                      log_kde_cross_overlap(gen_mean, gen_cov, train, h_t),
                      lk_r, log_kde_cross_overlap(gen_mean, gen_cov, reference, h_r))
+
+
+def sign_probability(deltas, z=1.96) -> tuple[float, float, float]:
+    """[H24] P = 1/2 + 1/2 mean(sign Delta) over training sets (Halder, arXiv 2411.17807, code
+    `LDM.py`: `0.5 + 0.5 * np.mean(sign)`) and its Wilson score interval at z standard errors
+    (z = 1.96: 95%), treating P as the fraction k / R of R independent sets with Delta > 0
+    (a tie Delta = 0 counts 1/2):
+        centre = (P + z^2 / 2R) / (1 + z^2 / R),
+        half   = z / (1 + z^2 / R) sqrt(P (1 - P) / R + z^2 / 4R^2).
+    The interval covers whatever varies from set to set: with a fresh reference set per training
+    set (the official protocol) that includes the reference set's own draw; with one shared
+    reference set it is conditional on that set. Returns (P, low, high)."""
+    d = np.asarray(deltas, dtype=np.float64).ravel()
+    if d.size < 1 or np.any(np.isnan(d)):
+        raise ValueError("deltas must be a non-empty array without nan")
+    z = _check_positive(z, "z")
+    r = d.size
+    p = float(0.5 + 0.5 * np.mean(np.sign(d)))
+    den = 1.0 + z * z / r
+    centre = (p + z * z / (2 * r)) / den
+    half = z / den * math.sqrt(max(p * (1 - p), 0.0) / r + z * z / (4 * r * r))
+    return p, max(0.0, centre - half), min(1.0, centre + half)
 
 
 # ---------------------------------------------------------------------------------------------

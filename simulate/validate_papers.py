@@ -63,29 +63,32 @@ def tikhonov_checks(n_samples: int, seed: int = 0) -> list:
 
 
 def linear_model_checks(repeats: int, n_ref: int, seed: int = 0, n: int = 50, d: int = 10) -> list:
-    """[H24] Halder, arXiv 2411.17807: P(generalizing) of the linear model, official fit, T = 2, at
-    d = 10 and N = 50, where the paper's reference criterion gives ~1 (docs/theory.md table: 1.00);
-    gated P >= 0.9 (binomial std <= 0.08 at 40 training sets; P = 0.9 is 2 standard errors
-    below 1 even at p = 0.9). The symmetric criterion's value is reported beside it, not gated: it
-    tends to 1/2 from below by construction (the two KDEs are exchangeable except that the
+    """[H24] Halder, arXiv 2411.17807, official protocol (`LDM.py`; docs/conformance/h24.md):
+    P(generalizing) of the official fit at T = 2, d = 10, N = 50, criterion covariance v B^T B, a
+    fresh reference set of n_ref points per training set, so the 95% Wilson interval over the
+    `repeats` training sets includes the reference-set variance. Independent code with the same
+    protocol gives 0.975 (40 sets) and `data/configs/linear_model_official.toml` (100 sets) the
+    value in docs/conformance/h24.md; gated P >= 0.9 (tolerance 0.1 from 1; binomial std <= 0.05
+    at 40 sets for P >= 0.9). The symmetric criterion's value is reported beside it, not gated:
+    it tends to 1/2 from below by construction (the two KDEs are exchangeable except that the
     generated law was fitted on the training set)."""
     from memphase.physics.linear_model import generalization_probability
 
     from .validate import Check
 
-    kw = dict(T=2.0, fit="official")
-    setting = f"[H24] d={d} N={n} T=2 official fit, {repeats} sets"
-    p_ref = generalization_probability(n, d, repeats, seed, criterion="reference", n_ref=n_ref,
-                                       shared_reference=True, **kw)
-    p_sym = generalization_probability(n, d, repeats, seed, criterion="symmetric", **kw)
-    half = lambda p: 1.96 * math.sqrt(max(p * (1 - p), 0.25 / repeats) / repeats)
+    kw = dict(T=2.0, fit="official", covariance="BtB", return_interval=True)
+    setting = f"[H24] d={d} N={n} T=2 official fit, v B^T B, {repeats} sets"
+    p_ref, ci_ref = generalization_probability(n, d, repeats, seed, criterion="reference",
+                                               n_ref=n_ref, reference="fresh", **kw)
+    p_sym, ci_sym = generalization_probability(n, d, repeats, seed, criterion="symmetric", **kw)
     return [
-        Check("P(generalizing) reference criterion", setting + f" n_ref={n_ref}", 1.0, p_ref,
-              (p_ref - half(p_ref), min(1.0, p_ref + half(p_ref))), tolerance=0.1, absolute=True,
-              note="the paper's criterion; gated P >= 0.9"),
-        Check("P(generalizing) symmetric criterion", setting, 0.5, p_sym,
-              (max(0.0, p_sym - half(p_sym)), p_sym + half(p_sym)), tolerance=half(0.5),
-              absolute=True, gated=False,
+        Check("P(generalizing) reference criterion",
+              setting + f", fresh reference of {n_ref} per set", 1.0, p_ref, ci_ref,
+              tolerance=0.1, absolute=True,
+              note="the paper's criterion, LDM.py protocol; gated P >= 0.9; 95% Wilson interval "
+                   "over training sets incl. reference-set variance"),
+        Check("P(generalizing) symmetric criterion", setting, 0.5, p_sym, ci_sym,
+              tolerance=1.96 * math.sqrt(0.25 / repeats), absolute=True, gated=False,
               note="reported, not gated: tends to 1/2 from below by construction"),
     ]
 

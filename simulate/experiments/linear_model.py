@@ -15,9 +15,16 @@ point, prior matched to the training set), and measures over the repeats:
   and a Monte-Carlo check of the KL of the first training set for the N in mc_n_train;
 - the paper's generalization criterion (`p_generalizing`): Delta = D(p, K_train) - D(p, K_ref),
   D(p, K) = int K^2 - 2 int p K, K_ref the KDE of n_ref fresh samples, bandwidth s N_X^{-1/d} per
-  set, P = 1/2 + 1/2 E sign Delta; and the earlier symmetric criterion
-  (`p_generalizing_symmetric`: a fresh set of N points, one shared bandwidth; tends to 1/2 from
-  below by construction).
+  set, P = 1/2 + 1/2 E sign Delta, with its 95% Wilson interval over the training sets; and the
+  earlier symmetric criterion (`p_generalizing_symmetric`: a fresh set of N points, one shared
+  bandwidth; tends to 1/2 from below by construction).
+
+Protocol choices of the official fit (docs/conformance/h24.md): `measure.generated_covariance`
+"BtB" (default, as `LDM.py`: the criteria and the Hellinger distance use v B^T B) or "BBt"
+(v B B^T, the law of the generated samples; the KL and its Monte-Carlo check always use it);
+`measure.reference` "fresh" (default, as `LDM.py`: a new reference set per training set, so the
+interval over training sets includes the reference-set variance) or "shared" (one per cell; the
+interval is then conditional on that one draw).
 
 Stored beside (theory, no randomness): for the expectation fit the O(1/N) large-N expansion of
 the average KL and its N -> infinity value; for the official fit the N -> infinity KL and
@@ -71,9 +78,16 @@ SCHEMA = {
                          help="training sets per cell (KL average, criteria, P(gen))"),
         "n_ref": Field("int", 10_000, check=lambda v: 1 <= v <= 10**5, rule="1..1e5",
                        help="reference-set size of the [H24] criterion (official: 1e4)"),
-        "shared_reference": Field("bool", True,
-                                  help="one reference set per cell (its O(n_ref^2 d) self-overlap "
-                                       "once) instead of a fresh one per training set (official)"),
+        "reference": Field("str", "fresh", choices=lm.REFERENCES,
+                           help="fresh: a new reference set per training set (official LDM.py; "
+                                "the interval of P then includes the reference-set variance); "
+                                "shared: one per cell (its O(n_ref^2 d) self-overlap once; P "
+                                "carries that one draw's luck)"),
+        "generated_covariance": Field("str", "BtB", choices=lm.COVARIANCES,
+                                      help="official fit, covariance of the generated law in the "
+                                           "criteria and the Hellinger distance: BtB = v B^T B "
+                                           "as LDM.py evaluates them; BBt = v B B^T, the law of "
+                                           "the generated samples (the KL always uses BBt)"),
         "expected_kl_repeats": Field("int", 4000, check=lambda v: v >= 0, rule="must be >= 0",
                                      help="Wishart draws of expected_kl (0: skip; expectation "
                                           "fit only)"),
@@ -129,6 +143,17 @@ def _law(A, b, prior_mean, prior_var):
     return mean + A @ (np.zeros(A.shape[0]) + prior_mean), cov
 
 
+def _criterion_law(A, b, u_mean, u_var, fit, covariance):
+    """(mean, cov) of the generated law in the criteria and the Hellinger distance: the law of
+    x = A u + b, except for the official fit with covariance "BtB", where the covariance is
+    u_var A^T A as in the official code (`memphase.physics.linear_model.generated_law_official`)."""
+    mean, cov = _law(A, b, u_mean, u_var)
+    if fit == "official" and covariance == "BtB":
+        cov = u_var * (A.T @ A)
+        cov = 0.5 * (cov + cov.T)
+    return mean, cov
+
+
 def _fit(train, T, fit, intercept, rng):
     """(A, b, prior_mean, prior_var) of the one-step map x = A u + b, u ~ N(prior_mean, prior_var I)."""
     if fit == "expectation":
@@ -152,8 +177,9 @@ def run_cell(cfg, cell) -> dict:
         return mu + s * rng.standard_normal((k, d))
 
     h = lm.kde_bandwidth(n, d, s)
+    shared = ms["reference"] == "shared"
     ref = log_self_ref = None
-    if ms["shared_reference"]:
+    if shared:
         ref = draw(ms["n_ref"])
         log_self_ref = lm.log_kde_self_overlap(ref, lm.kde_bandwidth(ms["n_ref"], d, s))
     R = ms["repeats"]
@@ -164,16 +190,19 @@ def run_cell(cfg, cell) -> dict:
         A, b, u_mean, u_var = _fit(train, T, fit, intercept, rng)
         first = (A, b, u_mean, u_var) if r == 0 else first
         g_mean, g_cov = _law(A, b, u_mean, u_var)
+        c_mean, c_cov = _criterion_law(A, b, u_mean, u_var, fit, ms["generated_covariance"])
         if fit == "expectation":
             kls[r] = lm.kl_generated_to_sampling(train, T=T, s=s, mu=mu_vec, intercept=intercept)
             hel[r] = lm.hellinger_squared(g_mean, g_cov, mu_vec, s * s * np.eye(d))
         else:
-            kls[r], hel[r] = lm.divergences_to_sampling(g_mean, g_cov, s, mu_vec,
-                                                        cov_factor=math.sqrt(u_var) * A)
-        rel[r] = lm.relative_distance(g_mean, g_cov, train, draw(n), h,
+            F = math.sqrt(u_var) * A  # F F^T = v B B^T; F^T F = v B^T B (same singular values)
+            kls[r] = lm.divergences_to_sampling(g_mean, g_cov, s, mu_vec, cov_factor=F)[0]
+            hel[r] = lm.divergences_to_sampling(c_mean, c_cov, s, mu_vec, cov_factor=(
+                F.T if ms["generated_covariance"] == "BtB" else F))[1]
+        rel[r] = lm.relative_distance(c_mean, c_cov, train, draw(n), h,
                                       smooth_generated=ms["smooth_generated"])
-        reference = ref if ms["shared_reference"] else draw(ms["n_ref"])
-        dlt[r] = lm.reference_delta(g_mean, g_cov, train, reference, s=s,
+        reference = ref if shared else draw(ms["n_ref"])
+        dlt[r] = lm.reference_delta(c_mean, c_cov, train, reference, s=s,
                                     log_self_ref=log_self_ref)
     finite = bool(np.all(np.isfinite(kls)))
     kl_mc = kl_mc_se = math.nan
@@ -187,6 +216,8 @@ def run_cell(cfg, cell) -> dict:
                                            int(ss_wishart.generate_state(1)[0]), s,
                                            intercept=intercept, return_stderr=True)
     sqrt_r = math.sqrt(R)
+    p_ref, p_ref_lo, p_ref_hi = lm.sign_probability(dlt)
+    p_sym, p_sym_lo, p_sym_hi = lm.sign_probability(rel)
     return {
         "kl_mean": float(kls.mean()) if finite else math.inf,
         "kl_stderr": float(kls.std(ddof=1) / sqrt_r) if finite else math.nan,
@@ -199,10 +230,14 @@ def run_cell(cfg, cell) -> dict:
         "hellinger2_stderr": float(hel.std(ddof=1) / sqrt_r),
         "reference_delta_mean": float(dlt.mean()),
         "reference_delta_std": float(dlt.std(ddof=1)),
-        "p_generalizing": float(0.5 + 0.5 * np.mean(np.sign(dlt))),
+        "p_generalizing": p_ref,
+        "p_generalizing_low": p_ref_lo,
+        "p_generalizing_high": p_ref_hi,
         "relative_distance_mean": float(rel.mean()),
         "relative_distance_std": float(rel.std(ddof=1)),
-        "p_generalizing_symmetric": float(0.5 + 0.5 * np.mean(np.sign(rel))),
+        "p_generalizing_symmetric": p_sym,
+        "p_generalizing_symmetric_low": p_sym_lo,
+        "p_generalizing_symmetric_high": p_sym_hi,
     }
 
 
@@ -218,7 +253,7 @@ def estimate(cfg, cell) -> dict:
     ref_self = ms["n_ref"] ** 2 / 2 * pair
     per_repeat = 2.5e-3 + 1.5 * n * n * pair + 2e-9 * (n + ms["n_ref"]) * d * d
     seconds = ms["repeats"] * per_repeat
-    seconds += ref_self * (1 if ms["shared_reference"] else ms["repeats"])
+    seconds += ref_self * (1 if ms["reference"] == "shared" else ms["repeats"])
     if cell["fit"] == "expectation":
         seconds += ms["expected_kl_repeats"] * 20 * d**3 / 1e9
     if n in ms["mc_n_train"]:
@@ -249,12 +284,20 @@ _VARS = {
     "reference_delta_std": ("1", "std over training sets of the relative reference Delta"),
     "p_generalizing": ("1", "[H24] criterion (official): 1/2 + 1/2 E sign(Delta), reference set of "
                        "n_ref fresh samples"),
+    "p_generalizing_low": ("1", "lower end of the 95% Wilson interval of p_generalizing over the "
+                           "training sets (includes the reference-set variance when reference = "
+                           "fresh; conditional on the one reference set when shared)"),
+    "p_generalizing_high": ("1", "upper end of the 95% Wilson interval of p_generalizing"),
     "relative_distance_mean": ("1", "symmetric statistic (not the paper's): (D_train - D_fresh) / "
                                "(int K_train^2 + int K_fresh^2), fresh set of N points, one "
                                "bandwidth s N^(-1/d); mean over training sets"),
     "relative_distance_std": ("1", "std over training sets of the symmetric statistic"),
     "p_generalizing_symmetric": ("1", "1/2 + 1/2 E sign of the symmetric statistic (tends to 1/2 "
                                  "from below by construction)"),
+    "p_generalizing_symmetric_low": ("1", "lower end of the 95% Wilson interval of "
+                                     "p_generalizing_symmetric over the training sets"),
+    "p_generalizing_symmetric_high": ("1", "upper end of the 95% Wilson interval of "
+                                      "p_generalizing_symmetric"),
 }
 
 
@@ -333,7 +376,20 @@ def assemble(cfg, cell_list, results) -> xr.Dataset:
             "kde_bandwidth": "h = s N_X^(-1/d) per set (reference criterion); s N^(-1/d) shared "
                              "(symmetric criterion)",
             "n_ref": int(cfg["measure"]["n_ref"]),
-            "shared_reference": int(cfg["measure"]["shared_reference"]),
+            "reference": cfg["measure"]["reference"],
+            "reference_note": ("fresh: a new set of n_ref samples per training set (official "
+                               "LDM.py), the interval of P includes its variance"
+                               if cfg["measure"]["reference"] == "fresh" else
+                               "shared: one set of n_ref samples per cell (not the official "
+                               "protocol); the interval of P is conditional on it"),
+            "generated_covariance": cfg["measure"]["generated_covariance"],
+            "generated_covariance_note": "official fit: criteria and Hellinger distance with "
+                                         + ("v B^T B as LDM.py" if cfg["measure"][
+                                             "generated_covariance"] == "BtB" else
+                                            "v B B^T (not LDM.py's choice)")
+                                         + "; KL and its Monte-Carlo check with v B B^T, the "
+                                           "law of the generated samples",
+            "p_interval": "95% Wilson score interval over the training sets",
             "repeats": cfg["measure"]["repeats"],
             "infinite_kl": INFINITE_KL_NOTE,
             "randomness": "per cell numpy SeedSequence([seed, N, d]).spawn(3): training, fresh and "

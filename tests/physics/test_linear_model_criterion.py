@@ -16,7 +16,7 @@ from memphase.physics.linear_model import (divergences_to_sampling, fit_generate
                                   kde_distance, kl_generated_to_sampling, log_kde_cross_overlap,
                                   log_kde_self_overlap, noise_scales, official_large_n_limit,
                                   official_noise_scales,
-                                  ols_denoiser, reference_delta)
+                                  ols_denoiser, reference_delta, sign_probability)
 
 
 def _npdf(x, mean, cov):
@@ -88,7 +88,7 @@ def test_reference_delta_reproduces_the_official_formula():
         y = 10 + rng.normal(size=(6, d))
         ref = 10 + rng.normal(size=(40, d))
         B, b0 = fit_linear_denoiser_official(y, T, seed=rng)
-        mean, cov = generated_law_official(B, b0, y, T, transpose=True)
+        mean, cov = generated_law_official(B, b0, y, T, covariance="BtB")
         m, nv = official_noise_scales(T)
         v = m * m * np.mean(np.var(y, axis=0, ddof=1)) + nv
         sigma = B * math.sqrt(v)
@@ -100,6 +100,22 @@ def test_reference_delta_reproduces_the_official_formula():
             assert ours == pytest.approx(off * (2 * math.pi) ** (-(d - 1) / 2) / norm, rel=1e-9)
         signs.append(np.sign(ours) == np.sign(off))
     assert all(signs)
+
+
+def test_sign_probability_is_the_official_mean_with_a_wilson_interval():
+    """P = 1/2 + 1/2 mean sign (ties 1/2); Wilson 95% interval: 30 of 40 positive gives
+    (0.5981, 0.8581) by the closed form; 40 of 40 gives the upper end 1 and low 0.9124."""
+    d = np.r_[np.ones(30), -np.ones(10)]
+    p, lo, hi = sign_probability(d)
+    assert p == 0.75
+    z, r = 1.96, 40
+    c = (p + z * z / (2 * r)) / (1 + z * z / r)
+    h = z / (1 + z * z / r) * math.sqrt(p * (1 - p) / r + z * z / (4 * r * r))
+    assert (lo, hi) == pytest.approx((c - h, c + h), rel=1e-12)
+    assert (lo, hi) == pytest.approx((0.5981, 0.8581), abs=1e-4)
+    p1, lo1, hi1 = sign_probability(np.ones(40))
+    assert p1 == 1.0 and hi1 == 1.0 and lo1 == pytest.approx(0.9124, abs=1e-4)
+    assert sign_probability([1.0, 0.0, -1.0, 1.0])[0] == 0.625
 
 
 def test_reference_delta_reuses_the_reference_self_overlap():
@@ -129,7 +145,7 @@ def test_reference_criterion_rises_to_one_with_n_at_d10():
     """d = 10, T = 1, 40 training sets, one shared reference set of 5000 points: P = 0 at N = 2
     (generated law on the training points' hull), then rises to >= 0.9 by N = 100 (measured
     0, 0.3, 0.825, 1.0 at N = 2, 5, 11, 100; with n_ref = 2000 it stalls near 0.8)."""
-    p = [generalization_probability(n, 10, 40, 3, 1.0, n_ref=5000, shared_reference=True)
+    p = [generalization_probability(n, 10, 40, 3, 1.0, n_ref=5000, reference="shared")
          for n in (2, 5, 11, 100)]
     assert p[0] < 0.05
     assert p[3] >= 0.9
@@ -140,7 +156,7 @@ def test_reference_criterion_erodes_as_n_reaches_n_ref():
     """d = 10, T = 1, n_ref = 400: P ~ 1 at N = 50, but at N = n_ref the bandwidths coincide and
     the criterion is the symmetric one (P <= 1/2 + 3 stderr, 60 training sets); the per-set
     statistic falls in between."""
-    kw = dict(n_ref=400, shared_reference=False, return_deltas=True)
+    kw = dict(n_ref=400, reference="fresh", return_deltas=True)
     p_small, dl_small = generalization_probability(50, 10, 60, 4, 1.0, **kw)
     p_eq, dl_eq = generalization_probability(400, 10, 60, 4, 1.0, **kw)
     assert p_small >= 0.9
@@ -151,7 +167,7 @@ def test_reference_criterion_erodes_as_n_reaches_n_ref():
 def test_generalization_probability_official_fit_runs_and_is_translation_invariant():
     """The official model is translation-equivariant, so the data mean (official 10 * 1) leaves
     every per-set statistic unchanged up to rounding."""
-    kw = dict(fit="official", n_ref=300, shared_reference=True, return_deltas=True)
+    kw = dict(fit="official", n_ref=300, reference="shared", return_deltas=True)
     _, a = generalization_probability(30, 5, 10, 7, 2.0, data_mean=0.0, **kw)
     _, b = generalization_probability(30, 5, 10, 7, 2.0, data_mean=10.0, **kw)
     np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-9)
@@ -195,14 +211,14 @@ def test_official_generated_law_matches_samples():
     rng = np.random.default_rng(7)
     y = 10 + rng.normal(size=(12, 3))
     B, b0 = fit_linear_denoiser_official(y, 1.5, seed=1)
-    mean, cov = generated_law_official(B, b0, y, 1.5)
+    mean, cov = generated_law_official(B, b0, y, 1.5, covariance="BBt")
     m, nv = official_noise_scales(1.5)
     v = m * m * np.mean(np.var(y, axis=0, ddof=1)) + nv
     x = m * y.mean(0) + math.sqrt(v) * rng.normal(size=(200_000, 3))
     g = x @ B.T + b0
     np.testing.assert_allclose(g.mean(0), mean, atol=0.02 * math.sqrt(np.abs(cov).max()) + 1e-3)
     np.testing.assert_allclose(np.cov(g.T), cov, atol=0.03 * np.abs(cov).max())
-    _, cov_t = generated_law_official(B, b0, y, 1.5, transpose=True)
+    _, cov_t = generated_law_official(B, b0, y, 1.5, covariance="BtB")
     np.testing.assert_allclose(np.linalg.eigvalsh(cov_t), np.linalg.eigvalsh(cov), rtol=1e-9)
 
 
@@ -238,7 +254,7 @@ def test_official_kl_at_n_equals_d_plus_one_is_finite_with_the_factor():
     d = 100
     y = rng.normal(size=(d + 1, d))
     B, b0 = fit_linear_denoiser_official(y, 2.0, seed=3)
-    mean, cov = generated_law_official(B, b0, y, 2.0)
+    mean, cov = generated_law_official(B, b0, y, 2.0, covariance="BBt")
     m, nv = official_noise_scales(2.0)
     F = math.sqrt(m * m * np.mean(np.var(y, axis=0, ddof=1)) + nv) * B
     kl, h2 = divergences_to_sampling(mean, cov, cov_factor=F)
@@ -297,6 +313,12 @@ def test_gaussian_kl_matches_the_linear_model_kl():
     lambda: hellinger_squared(np.zeros(2), np.eye(2), np.zeros(3), np.eye(3)),
     lambda: gaussian_kl(np.zeros(2), np.eye(2), np.zeros(2), -np.eye(2)),
     lambda: fit_generated_law(np.zeros((4, 2)), 1.0, fit="nope"),
+    lambda: fit_generated_law(np.zeros((4, 2)), 1.0, fit="official", covariance="AAt"),
+    lambda: generated_law_official(np.eye(2), np.zeros(2), np.zeros((4, 2)), 1.0, covariance="B"),
+    lambda: generalization_probability(5, 2, 10, 0, 1.0, reference="recycled"),
+    lambda: generalization_probability(5, 2, 10, 0, 1.0, covariance="bbt"),
+    lambda: sign_probability([]),
+    lambda: sign_probability([1.0, math.nan]),
 ])
 def test_bad_input_raises(call):
     with pytest.raises(ValueError):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from memphase.physics.linear_model import kl_large_n_limit
-from memphase.simulate.config import validate
+from memphase.simulate.config import ConfigError, validate
 from memphase.simulate.experiments import get_experiment, linear_model, run_in_memory
 
 D = 4
@@ -19,7 +19,8 @@ def small_config(fit=("expectation",), mean=0.0, **measure):
     raw = {"job": "linear_model", "data": {"mean": mean},
            "grid": {"n_train": N_GRID, "d": [D], "T": [1.0], "fit": list(fit), "seeds": [0]},
            "measure": {"repeats": 200, "expected_kl_repeats": 4000, "mc_n_train": [6, 100],
-                       "mc_samples": 20000, "n_ref": 2000, **measure}}
+                       "mc_samples": 20000, "n_ref": 2000, "reference": "shared",
+                       "generated_covariance": "BBt", **measure}}
     return validate(raw, linear_model.SCHEMA)
 
 
@@ -123,6 +124,34 @@ def test_official_fit_cells():
     assert kl_inf < float(c["kl_mean"]) < 1.1 * kl_inf
     assert h2_inf < float(c["hellinger2_mean"]) < 1.1 * h2_inf
     assert ds.attrs["sampling_mean"] == 10.0
+
+
+def test_official_protocol_is_the_default_and_its_choices_are_stored():
+    """Defaults: reference "fresh" and generated_covariance "BtB" (the official LDM.py choices),
+    stored as attrs; with BtB the criterion changes (d = 4, N = 8, T = 2, 30 sets: the two
+    covariances give different P or per-set statistics), the KL (always v B B^T) does not; the
+    Wilson interval brackets P; bad choices are refused before any compute."""
+    raw = {"job": "linear_model", "grid": {"n_train": [8], "d": [D], "T": [2.0],
+                                           "fit": ["official"], "seeds": [1]},
+           "measure": {"repeats": 30, "expected_kl_repeats": 0, "mc_n_train": [], "n_ref": 300}}
+    cfg = validate(raw, linear_model.SCHEMA)
+    ms = cfg["measure"]
+    assert ms["reference"] == "fresh" and ms["generated_covariance"] == "BtB"
+    ds_t = run_in_memory(linear_model, cfg)[1]
+    assert ds_t.attrs["reference"] == "fresh" and ds_t.attrs["generated_covariance"] == "BtB"
+    raw["measure"]["generated_covariance"] = "BBt"
+    ds_b = run_in_memory(linear_model, validate(raw, linear_model.SCHEMA))[1]
+    sel = dict(n_train=8, fit="official", d=D, T=2.0, seed=1)
+    assert float(ds_t["kl_mean"].sel(sel)) == float(ds_b["kl_mean"].sel(sel))
+    delta = [float(x["reference_delta_mean"].sel(sel)) for x in (ds_t, ds_b)]
+    assert delta[0] != delta[1]
+    for d_ in (ds_t, ds_b):
+        c = d_.sel(sel)
+        assert float(c["p_generalizing_low"]) <= float(c["p_generalizing"]) <= float(
+            c["p_generalizing_high"])
+    for key, bad in (("reference", "recycled"), ("generated_covariance", "AAt")):
+        with pytest.raises(ConfigError, match=key):
+            validate({**raw, "measure": {**raw["measure"], key: bad}}, linear_model.SCHEMA)
 
 
 def test_dataset_documents_itself(ds):
