@@ -51,7 +51,7 @@ import numpy as np
 
 __all__ = ["RFConstants", "rf_constants", "activation_functions", "relaxation_rate",
            "stieltjes_transform", "spectral_density", "atom_weight", "bulk_summary",
-           "predicted_timescales", "population_feature_covariance", "spectrum_grid",
+           "predicted_timescales", "timescale_scales", "population_feature_covariance", "spectrum_grid",
            "theory_cdf"]
 
 
@@ -237,19 +237,35 @@ def bulk_summary(lam, rho, gap_factor: float = 0.0) -> list[dict]:
     return out
 
 
-def predicted_timescales(lam, rho, t: float, d: int) -> dict:
-    """[BUBM25] timescales from the two bulks of rho (lambda on a grid that resolves both):
+def predicted_timescales(lam, rho, t: float, d: int, gap_factor: float = 1e-6) -> dict:
+    """[BUBM25] timescales from the bulks of rho (lambda on a grid that resolves them):
     tau_gen = 1 / (kappa mean_pop), tau_mem = 1 / (kappa mean_sample), kappa = 2 Delta_t / d
     (`relaxation_rate`), mean_pop the mean eigenvalue of the upper (population) bulk and
-    mean_sample that of the next bulk below it (the sample bulk; the point mass at s_t^2 carries no
-    gradient and is left out). In official time units (steps x learning rate)."""
-    bulks = [b for b in bulk_summary(lam, rho) if b["weight"] > 1e-4]
-    if len(bulks) < 2:
-        raise ValueError(f"need two separated bulks on the grid, found {len(bulks)}")
+    mean_sample that of the bulk just below it (the sample bulk, weight (psi_n - 1) / psi_p when
+    psi_p > psi_n + 1). Bulks are the runs where rho > gap_factor max rho (`bulk_summary`). In the
+    official time units (steps x learning rate). NaN times when fewer than two bulks separate."""
+    bulks = [b for b in bulk_summary(lam, rho, gap_factor) if b["weight"] > 1e-4]
     kap = relaxation_rate(t, d)
+    if len(bulks) < 2:
+        return {"tau_gen": math.nan, "tau_mem": math.nan, "population_bulk": None,
+                "sample_bulk": None}
     pop, sample = bulks[-1], bulks[-2]
     return {"tau_gen": 1.0 / (kap * pop["mean"]), "tau_mem": 1.0 / (kap * sample["mean"]),
             "population_bulk": pop, "sample_bulk": sample}
+
+
+def timescale_scales(psi_p: float, psi_n: float, consts: RFConstants, d: int) -> dict:
+    """Leading order for psi_p >> psi_n >> 1: the population bulk sits at
+    lambda_pop ~ (a_t^2 e^{-2t} sigma_x^2 + b_t^2) psi_p and the sample bulk at
+    lambda_sample ~ v_t^2 psi_p / psi_n (centre of the Marchenko-Pastur law of v_t^2 Omega Omega^T / n),
+    so tau_gen ~ 1 / (kappa lambda_pop) ~ d / Delta_t is n-independent and
+    tau_mem ~ 1 / (kappa lambda_sample) ~ psi_n d / Delta_t grows linearly with psi_n."""
+    k = consts
+    kap = relaxation_rate(k.t, d)
+    lam_pop = (k.a ** 2 * k.c2 + k.b ** 2) * psi_p
+    lam_s = k.v2 * psi_p / psi_n
+    return {"tau_gen": 1.0 / (kap * lam_pop), "tau_mem": 1.0 / (kap * lam_s),
+            "lambda_pop": lam_pop, "lambda_sample": lam_s}
 
 
 def population_feature_covariance(W, gamma_diag, activation: str = "tanh",
