@@ -237,19 +237,24 @@ def bulk_summary(lam, rho, gap_factor: float = 0.0) -> list[dict]:
     return out
 
 
-def predicted_timescales(lam, rho, t: float, d: int, gap_factor: float = 1e-6) -> dict:
+def predicted_timescales(lam, rho, t: float, d: int, gap_factor: float = 1e-6,
+                         psi_n: float | None = None) -> dict:
     """[BUBM25] timescales from the bulks of rho (lambda on a grid that resolves them):
     tau_gen = 1 / (kappa mean_pop), tau_mem = 1 / (kappa mean_sample), kappa = 2 Delta_t / d
     (`relaxation_rate`), mean_pop the mean eigenvalue of the upper (population) bulk and
     mean_sample that of the bulk just below it (the sample bulk, weight (psi_n - 1) / psi_p when
     psi_p > psi_n + 1). Bulks are the runs where rho > gap_factor max rho (`bulk_summary`). In the
-    official time units (steps x learning rate). NaN times when fewer than two bulks separate."""
+    official time units (steps x learning rate). NaN times when fewer than two bulks separate;
+    tau_mem NaN when psi_n <= 1 is given (n <= d: no sample bulk, rank count)."""
     bulks = [b for b in bulk_summary(lam, rho, gap_factor) if b["weight"] > 1e-4]
     kap = relaxation_rate(t, d)
     if len(bulks) < 2:
         return {"tau_gen": math.nan, "tau_mem": math.nan, "population_bulk": None,
                 "sample_bulk": None}
     pop, sample = bulks[-1], bulks[-2]
+    if psi_n is not None and psi_n <= 1:
+        return {"tau_gen": 1.0 / (kap * pop["mean"]), "tau_mem": math.nan,
+                "population_bulk": pop, "sample_bulk": None}
     return {"tau_gen": 1.0 / (kap * pop["mean"]), "tau_mem": 1.0 / (kap * sample["mean"]),
             "population_bulk": pop, "sample_bulk": sample}
 

@@ -157,7 +157,7 @@ def run_cell(cfg, cell) -> dict:
     inf = ex.curves([np.inf])
     gap_inf = float(inf["test_loss"][0] - inf["train_loss"][0])
     meas = curve_timescales(s / kap, curves["train_loss"], curves["test_loss"], gap_inf)
-    pred = predicted_timescales(lam, rho, cell["t"], cell["d"])
+    pred = predicted_timescales(lam, rho, cell["t"], cell["d"], psi_n=cell["psi_n"])
     lead = timescale_scales(cell["psi_p"], cell["psi_n"], k, cell["d"])
     return {
         "train_loss": np.asarray(curves["train_loss"]), "test_loss": np.asarray(curves["test_loss"]),
@@ -193,7 +193,8 @@ _ATTRS = {
     "tau_mem": ("steps x learning rate", "measured: train-test gap at half its tau -> inf value"),
     "tau_mem_censored": ("1", "1 when the gap never reached half its limit in the recorded times"),
     "tau_gen_theory": ("steps x learning rate", "1 / (kappa x mean of the population bulk)"),
-    "tau_mem_theory": ("steps x learning rate", "1 / (kappa x mean of the sample bulk)"),
+    "tau_mem_theory": ("steps x learning rate", "1 / (kappa x mean of the sample bulk); NaN for "
+                                                "psi_n <= 1 (no sample bulk)"),
     "tau_gen_leading": ("steps x learning rate", "1 / (kappa (a^2 e^{-2t} sigma_x^2 + b^2) psi_p)"),
     "tau_mem_leading": ("steps x learning rate", "psi_n / (kappa v^2 psi_p)"),
     "gap_infinity": ("1", "test - train loss of the minimizer A* (tau -> infinity)"),
