@@ -173,3 +173,20 @@ def test_row_losses_estimator():
     S0 = np.tanh(x @ pb.W.T / np.sqrt(d)) @ A.T
     per = np.sum((S0 + x) ** 2, axis=1) / d
     assert abs(per.mean() - ex["score_error"]) < 4 * per.std() / np.sqrt(N)
+
+
+def test_row_data_law():
+    """Rows 'data: training x ~ N(0, I)' and 'data for the spectrum: Sigma two-level': memphase's
+    Sigma diagonal is the official eigvals_Sigma ([l1] * (d // 2) + [l2] * (d - d // 2), odd d
+    included), and the training points of `draw_problem` with levels [1] have mean 0 and
+    covariance I within 5 standard errors (n = 4000 points in d = 4)."""
+    from memphase.simulate.random_features import sigma_diagonal
+
+    for d in (7, 8, 400):
+        official = np.array([0.5] * (d // 2) + [1.5] * (d - d // 2))
+        np.testing.assert_array_equal(sigma_diagonal(d, (0.5, 1.5)), official)
+    pb = draw_problem(4, 1.0, 1000.0, 0.1, seed=0)
+    X = pb.X.T
+    n = X.shape[0]
+    assert np.all(np.abs(X.mean(0)) < 5 / np.sqrt(n))
+    np.testing.assert_allclose(np.cov(X.T), np.eye(4), atol=5 * np.sqrt(2 / n))
