@@ -20,7 +20,10 @@ so that with B = V Q (columns B_j) and s = kappa tau the dimensionless time,
     L_train = 1 + (1/d) sum_j |B_j|^2 (lambda_j f_j^2 - 2 f_j),
     E_score = (1/d) [ (1/Delta) f^T ((B^T B) o (Q^T U_pop Q)) f - (2/sqrt(Delta)) sum_j f_j (Q^T R^T B)_jj
               + tr Gamma^{-1} ],
-    L_test  = 1 - (Delta/d) tr Gamma^{-1} + Delta E_score   (V_pop = sqrt(Delta) R).
+    L_test  = 1 + (1/d) [ f^T ((B^T B) o (Q^T U_pop Q)) f - 2 sum_j f_j (Q^T V_pop^T B)_jj ],
+
+and V_pop = sqrt(Delta) R (Stein) for features that depend on x_t only, so that then
+L_test = 1 - (Delta/d) tr Gamma^{-1} + Delta E_score.
 
 Time here is s = kappa tau = 2 Delta tau / d; with the official learning rate 1e-2 d / Delta one
 optimizer step is ds = 0.02 (`memphase.physics.random_features.relaxation_rate`).
@@ -39,7 +42,7 @@ class ExactDynamics:
     """Loss curves of gradient flow from A = 0 for given U, V (train) and U_pop, R, tr Gamma^{-1}
     (population); `curves(s)` evaluates them at dimensionless times s = kappa tau (module docstring)."""
 
-    def __init__(self, U, V, U_pop, R, tr_gamma_inv: float, delta: float):
+    def __init__(self, U, V, U_pop, R, tr_gamma_inv: float, delta: float, V_pop=None):
         U, V = np.asarray(U, float), np.asarray(V, float)
         self.d = V.shape[0]
         self.delta = float(delta)
@@ -50,6 +53,8 @@ class ExactDynamics:
         self.b2 = np.sum(B * B, axis=0)
         self.P = (B.T @ B) * (Q.T @ np.asarray(U_pop, float) @ Q)
         self.c = np.einsum("ij,ji->i", Q.T @ np.asarray(R, float).T, B)
+        Vp = math.sqrt(delta) * np.asarray(R, float) if V_pop is None else np.asarray(V_pop, float)
+        self.cv = np.einsum("ij,ji->i", Q.T @ Vp.T, B)
         self.tr_gamma_inv = float(tr_gamma_inv)
 
     def f(self, s) -> np.ndarray:
@@ -66,10 +71,11 @@ class ExactDynamics:
         train = 1.0 + (f * f * self.lam - 2.0 * f) @ self.b2 / d
         quad = np.einsum("tj,jk,tk->t", f, self.P, f)
         score = (quad / D - 2.0 / math.sqrt(D) * (f @ self.c) + self.tr_gamma_inv) / d
-        test = 1.0 - D * self.tr_gamma_inv / d + D * score
+        test = 1.0 + (quad - 2.0 * (f @ self.cv)) / d
         return {"train_loss": train, "test_loss": test, "score_error": score}
 
 
 def exact_dynamics(mats: dict, delta: float) -> ExactDynamics:
-    """ExactDynamics from a dict with keys U, V, U_pop, R, tr_gamma_inv."""
-    return ExactDynamics(mats["U"], mats["V"], mats["U_pop"], mats["R"], mats["tr_gamma_inv"], delta)
+    """ExactDynamics from a dict with keys U, V, U_pop, R, tr_gamma_inv (and V_pop, optional)."""
+    return ExactDynamics(mats["U"], mats["V"], mats["U_pop"], mats["R"], mats["tr_gamma_inv"], delta,
+                         mats.get("V_pop"))

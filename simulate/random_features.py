@@ -100,7 +100,8 @@ def _ge_matrices(pb: RFProblem, rng) -> dict:
     U_pop = (k.a * e1) ** 2 * (W * pb.sigma_diag) @ W.T / d + k.b ** 2 * WWd + (k.v2 + k.s2) * eye
     lin = k.a * e1 * e1 * pb.sigma_diag + k.b * math.sqrt(k.delta)
     R = (lin / pb.gamma_diag)[:, None] * W.T / math.sqrt(d)
-    return {"U": U, "V": k.b * W.T / math.sqrt(d), "U_pop": U_pop, "R": R}
+    V = k.b * W.T / math.sqrt(d)
+    return {"U": U, "V": V, "U_pop": U_pop, "R": R, "V_pop": V}
 
 
 def _tanh_matrices(pb: RFProblem, rng, noise_draws: int, activation: str, nodes: int = 40) -> dict:
@@ -195,5 +196,7 @@ def _losses(A, mats, D) -> dict:
     sD = math.sqrt(D)
     train = 1.0 + (D * np.sum((A @ mats["U"]) * A) + 2 * sD * np.sum(A * mats["V"])) / d
     score = (np.sum((A @ mats["U_pop"]) * A) + 2 * np.sum(A * mats["R"]) + mats["tr_gamma_inv"]) / d
-    test = 1.0 - D * mats["tr_gamma_inv"] / d + D * score
+    Vp = mats.get("V_pop")
+    Vp = sD * mats["R"] if Vp is None else Vp
+    test = 1.0 + (D * np.sum((A @ mats["U_pop"]) * A) + 2 * sD * np.sum(A * Vp)) / d
     return {"train_loss": float(train), "test_loss": float(test), "score_error": float(score)}

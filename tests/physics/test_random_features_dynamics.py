@@ -70,3 +70,17 @@ def test_rejects_non_positive_U():
     U, V, U_pop, R, trg = _random_problem()
     with pytest.raises(ValueError):
         ExactDynamics(U - 10 * np.eye(U.shape[0]), V, U_pop, R, trg, 0.1)
+
+
+def test_explicit_population_noise_term():
+    """With V_pop given (the Gaussian equivalent, Sigma != I) the test loss uses it:
+    1 + (1/d)[Delta tr(A U_pop A^T) + 2 sqrt(Delta) tr(A V_pop^T)] at A(s) from the eigen-solution."""
+    U, V, U_pop, R, trg = _random_problem(seed=3)
+    D, d = 0.25, V.shape[0]
+    Vp = np.random.default_rng(9).standard_normal(V.shape)
+    ex = ExactDynamics(U, V, U_pop, R, trg, D, V_pop=Vp)
+    s = 3.0
+    lam, Q = np.linalg.eigh(U)
+    A = -V @ Q @ np.diag(-np.expm1(-lam * s) / lam) @ Q.T / math.sqrt(D)
+    want = 1 + (D * np.trace(A @ U_pop @ A.T) + 2 * math.sqrt(D) * np.trace(A @ Vp.T)) / d
+    assert ex.curves([s])["test_loss"][0] == pytest.approx(want, rel=1e-10)
