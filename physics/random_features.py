@@ -51,8 +51,8 @@ import numpy as np
 
 __all__ = ["RFConstants", "rf_constants", "activation_functions", "relaxation_rate",
            "stieltjes_transform", "spectral_density", "atom_weight", "bulk_summary",
-           "predicted_timescales", "timescale_scales", "population_feature_covariance", "spectrum_grid",
-           "theory_cdf"]
+           "predicted_timescales", "timescale_scales", "population_feature_covariance",
+           "spectrum_grid", "theory_cdf"]
 
 
 def activation_functions(name: str):
@@ -197,7 +197,8 @@ def stieltjes_transform(lam, psi_p: float, psi_n: float, consts: RFConstants,
         x = _newton(x, lam - 1j * e, args)
     f = _system(x[:, 0], x[:, 1], x[:, 2], lam - 1j * eps, *args, scaled=True)
     if np.max(np.abs(f)) > 1e-8:
-        raise RuntimeError(f"saddle-point equations not solved: max residual {np.max(np.abs(f)):.2e}")
+        raise RuntimeError("saddle-point equations not solved: max residual "
+                           f"{np.max(np.abs(f)):.2e}")
     return x[:, 0]
 
 

@@ -77,5 +77,5 @@ class ExactDynamics:
 
 def exact_dynamics(mats: dict, delta: float) -> ExactDynamics:
     """ExactDynamics from a dict with keys U, V, U_pop, R, tr_gamma_inv (and V_pop, optional)."""
-    return ExactDynamics(mats["U"], mats["V"], mats["U_pop"], mats["R"], mats["tr_gamma_inv"], delta,
-                         mats.get("V_pop"))
+    return ExactDynamics(mats["U"], mats["V"], mats["U_pop"], mats["R"], mats["tr_gamma_inv"],
+                         delta, mats.get("V_pop"))

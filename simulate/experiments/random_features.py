@@ -142,7 +142,8 @@ def run_cell(cfg, cell) -> dict:
     mats = feature_matrices(pb, m["features"], seed=cell["seed"] + 10_000,
                             noise_draws=m["noise_draws"])
     k = pb.consts
-    lam = spectrum_grid(cell["psi_p"], cell["psi_n"], k, levels, points=cfg["measure"]["spectrum_points"])
+    lam = spectrum_grid(cell["psi_p"], cell["psi_n"], k, levels,
+                        points=cfg["measure"]["spectrum_points"])
     rho = spectral_density(lam, cell["psi_p"], cell["psi_n"], k, levels)
     cdf = theory_cdf(lam, rho)
     ex = exact_dynamics(mats, k.delta)
@@ -160,7 +161,8 @@ def run_cell(cfg, cell) -> dict:
     pred = predicted_timescales(lam, rho, cell["t"], cell["d"], psi_n=cell["psi_n"])
     lead = timescale_scales(cell["psi_p"], cell["psi_n"], k, cell["d"])
     return {
-        "train_loss": np.asarray(curves["train_loss"]), "test_loss": np.asarray(curves["test_loss"]),
+        "train_loss": np.asarray(curves["train_loss"]),
+        "test_loss": np.asarray(curves["test_loss"]),
         "score_error": np.asarray(curves["score_error"]),
         "lambda_grid": lam, "density_theory": rho, "cdf_theory": cdf,
         "cdf_empirical": empirical_cdf(ex.lam, lam),
