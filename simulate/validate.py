@@ -369,13 +369,15 @@ def run_validation(quick: bool = True, seed: int = 0, progress=None) -> list[Che
 
 
 def paper_checks(plan: Plan, seed: int = 0, progress=None) -> list[Check]:
-    """The [BDKOS25], [H24] and [ALD24] protocol rows (`memphase.simulate.validate_papers`)."""
-    from .validate_papers import geometric_checks, linear_model_checks, tikhonov_checks
+    """The [BDKOS25], [H24], [ALD24] and [BUBM25] protocol rows (`memphase.simulate.validate_papers`)."""
+    from .validate_papers import (geometric_checks, linear_model_checks, random_features_checks,
+                                  tikhonov_checks)
 
     out = []
     for rows in (lambda: tikhonov_checks(plan.tikhonov_samples, seed),
                  lambda: linear_model_checks(plan.lm_repeats, plan.lm_n_ref, seed),
-                 lambda: geometric_checks(plan.geo_points, seed)):
+                 lambda: geometric_checks(plan.geo_points, seed),
+                 lambda: random_features_checks(seed)):
         new = rows()
         out += new
         if progress:

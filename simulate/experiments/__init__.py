@@ -23,6 +23,7 @@ EXPERIMENTS = {
     "regularization": "memphase.simulate.experiments.regularization",
     "linear_model": "memphase.simulate.experiments.linear_model",
     "training_dynamics": "memphase.simulate.experiments.training_dynamics",
+    "random_features": "memphase.simulate.experiments.random_features",
 }
 
 
