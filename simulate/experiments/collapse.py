@@ -224,7 +224,25 @@ def run_cell(cfg, cell) -> dict:
     if ms["excess_entropy"]:
         out["collapse_time_entropy"] = (_entropy_collapse_time(cfg, cell, score, sch)
                                         if cell["score"] == "empirical" else float("nan"))
+    out["collapse_tau_finite_n_theory"] = (_finite_n_tau(cfg, d, n) if _is_theory_cell(cfg, cell)
+                                           else float("nan"))
     return out
+
+
+def _is_theory_cell(cfg, cell) -> bool:
+    """The one cell of each (d, N) that computes the finite-N theory: the first score and seed of
+    the grid. The theory (seconds per (d, N) for a many-level spectrum) then runs in the workers,
+    counted in the cell's time and estimate, instead of serially after every cell."""
+    g = cfg["grid"]
+    return cell["score"] == g["score"][0] and cell["seed"] == g["seeds"][0]
+
+
+def _finite_n_tau(cfg, d: int, n: int) -> float:
+    """Finite-N collapse noise tau_C(N, d) of the cell's law (`finite_n_theory` for one cell)."""
+    tau, _ = finite_n_theory(np.array([[n]]), np.array([d]), cfg["data"]["variance"],
+                             make_schedule(cfg["sampler"]["schedule"]),
+                             [spectrum(cfg, d)] if _is_digits(cfg) else None)
+    return float(tau[0, 0])
 
 
 def _entropy_collapse_time(cfg, cell, score, sch) -> float:
@@ -259,7 +277,14 @@ def estimate(cfg, cell) -> dict:
         m = ms["n_fresh"]
         seconds += ms["n_entropy_times"] * kernel_seconds(m, n, d, sp["dtype"])
         mem += item * 2 * m * d + kernel_block_bytes(m, n, sp["dtype"])
+    if _is_theory_cell(cfg, cell):
+        seconds += FINITE_N_SECONDS["spectrum" if _is_digits(cfg) else "isotropic"]
     return {"memory_bytes": int(mem), "seconds": seconds}
+
+
+#: seconds of one finite-N collapse noise on one core (docs/theory.md): the isotropic path, and
+#: a many-level PCA spectrum (quasi-Monte Carlo over u; measured 4-6 s at d = 61)
+FINITE_N_SECONDS = {"isotropic": 0.5, "spectrum": 6.0}
 
 
 # ----------------------------------------------------------------------------- dataset
@@ -289,6 +314,33 @@ def finite_n_theory(n, d, variance, schedule, spectra=None):
     return tau, t
 
 
+def _finite_n_from_cells(cfg, pairs, n, d, sch, spectra):
+    """The finite-N theory grid (tau, time) from the theory cells' results (`_is_theory_cell`);
+    a (d, N) without one (a journal written before the theory moved into the cells) is computed
+    here."""
+    axis = _size_axis(cfg)
+    g = cfg["grid"]
+    tau = np.full(n.shape, np.nan)
+    have = np.zeros(n.shape, dtype=bool)
+    for cell, res in pairs:
+        value = res.get("collapse_tau_finite_n_theory")
+        if value is not None and _is_theory_cell(cfg, cell):
+            i, j = list(g["d"]).index(cell["d"]), list(g[axis]).index(cell[axis])
+            tau[i, j], have[i, j] = float(value), True
+    for i, j in zip(*np.nonzero(~have)):
+        one, _ = finite_n_theory(n[i:i + 1, j:j + 1], d[i:i + 1], cfg["data"]["variance"], sch,
+                                 spectra[i:i + 1] if _is_digits(cfg) else None)
+        tau[i, j] = float(one[0, 0])
+    t = np.full(n.shape, np.nan)
+    for (i, j), value in np.ndenumerate(tau):
+        if np.isfinite(value):
+            try:
+                t[i, j] = float(sch.time_of_tau(value))
+            except ValueError:
+                pass
+    return tau, t
+
+
 def assemble(cfg, cell_list, results) -> xr.Dataset:
     g, var = cfg["grid"], cfg["data"]["variance"]
     axis = _size_axis(cfg)
@@ -311,7 +363,7 @@ def assemble(cfg, cell_list, results) -> xr.Dataset:
     spectra = [spectrum(cfg, int(dd)) for dd in d]
     tau_c = np.stack([collapse_tau(n[i], spectra[i]) for i in range(d.size)])
     t_c = np.stack([collapse_time(n[i], spectra[i], sch) for i in range(d.size)])
-    tau_fin, t_fin = finite_n_theory(n, d, var, sch, spectra if _is_digits(cfg) else None)
+    tau_fin, t_fin = _finite_n_from_cells(cfg, pairs, n, d, sch, spectra)
     _, t_end = sampler_time_range(cfg)
     tau_end = float(sch.tau(t_end))
     # alpha_b d = (1/2) sum_j log(1 + s_j^2 / tau_end): tau_C(N_b) = tau_end for any spectrum

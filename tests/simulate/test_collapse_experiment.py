@@ -176,3 +176,29 @@ def test_digits_store_the_finite_n_theory_of_the_pca_spectrum():
     assert tau > float(collapse_tau(20, eig))
     assert np.isfinite(float(ds["collapse_time_finite_n_theory"].squeeze()))
     assert "quasi-Monte Carlo" in ds.attrs["data_note"]
+
+
+def test_finite_n_theory_is_computed_in_the_cells_not_after_them(monkeypatch):
+    """[issue 25 part 2] The finite-N theory ran serially after every cell (minutes for the
+    digits, workers idle, not in the estimate or wall_s): one cell per (d, N) computes it now,
+    counted in that cell's estimate, and assemble only reads it. Same numbers as the direct
+    computation."""
+    cfg = config({"d": [4, 6], "n_train": [8, 40], "score": ["empirical", "population"],
+                  "seeds": [0, 1]}, {"steps": 20, "n_samples": 16, "record": 5})
+    calls = []
+    real = collapse.finite_n_theory
+    monkeypatch.setattr(collapse, "finite_n_theory",
+                        lambda *a, **k: calls.append(np.asarray(a[0]).size) or real(*a, **k))
+    cells, ds = run_in_memory(collapse, cfg)
+    assert calls == [1, 1, 1, 1]          # one per (d, N), in the cells; none in assemble
+    theory_cells = [c for c in cells if collapse._is_theory_cell(cfg, c)]
+    assert len(theory_cells) == 4 and all(c["score"] == "empirical" and c["seed"] == 0
+                                          for c in theory_cells)
+    tau, t = real(collapse.sizes(cfg), np.array([4, 6]), 1.0,
+                  make_schedule(cfg["sampler"]["schedule"]))
+    np.testing.assert_allclose(ds["collapse_tau_finite_n_theory"].values, tau, rtol=1e-12)
+    np.testing.assert_allclose(ds["collapse_time_finite_n_theory"].values, t, rtol=1e-12)
+    other = next(c for c in cells if not collapse._is_theory_cell(cfg, c))
+    extra = (collapse.estimate(cfg, theory_cells[0])["seconds"]
+             - collapse.estimate(cfg, dict(theory_cells[0], seed=1))["seconds"])
+    assert extra == collapse.FINITE_N_SECONDS["isotropic"] and other
