@@ -52,22 +52,78 @@ def _iter_inprocess(plan, todo):
         yield key, cell, compute_cell(plan.job, plan.cfg, cell, plan.opts["threads"])
 
 
-def _iter_dask(client, plan, todo):
+def compute_cells(job: str, cfg: dict, cells: list, threads: int = 1) -> list:
+    """`compute_cell` for each cell of a batch, in order (one Dask task for many tiny cells)."""
+    return [compute_cell(job, cfg, cell, threads) for cell in cells]
+
+
+#: a Dask task should carry at least this many estimated seconds of cells (tiny cells are batched,
+#: so the scheduler's per-task cost, ~1 ms, stays small beside them) ...
+BATCH_SECONDS = 0.5
+#: ... and at most this many cells (a lost batch is recomputed whole)
+MAX_BATCH = 256
+#: batches in flight per worker process: enough to keep every worker busy, bounded so that a 10^6
+#: cell sweep never holds 10^6 futures in the client and the scheduler
+IN_FLIGHT_PER_WORKER = 4
+
+
+def batch_size(plan, todo, sample: int = 32) -> int:
+    """Cells per Dask task: BATCH_SECONDS over the median estimated cell time (of up to `sample`
+    cells spread over `todo`), between 1 and MAX_BATCH."""
+    if not todo:
+        return 1
+    step = max(1, len(todo) // sample)
+    secs = [estimate_cell(plan.exp, plan.cfg, c)["seconds"] for _, c in todo[::step][:sample]]
+    per = float(np.median(secs)) if secs else 0.0
+    return int(min(MAX_BATCH, max(1, BATCH_SECONDS // per if per > 0 else MAX_BATCH)))
+
+
+def _worker_slots(plan) -> int:
+    """Worker processes the sweep asks for: workers (SLURM jobs) x cores per SLURM job."""
+    opts = plan.opts
+    cores = (opts.get("slurm") or {}).get("cores") or 1
+    return max(1, int(opts["workers"] or 1) * int(cores))
+
+
+def _iter_dask(client, plan, todo, batch=None, max_in_flight=None):
+    """Cells on Dask in batches (`batch_size`), at most `max_in_flight` batches submitted at a
+    time (IN_FLIGHT_PER_WORKER per worker process), the config scattered to the workers once
+    instead of pickled into every task. Yields (key, cell, outcome) as batches finish; a batch
+    whose worker died yields an error outcome for each of its cells."""
     from distributed import as_completed
 
     threads = plan.opts["threads"] or 1
+    batch = batch or batch_size(plan, todo)
+    max_in_flight = max_in_flight or IN_FLIGHT_PER_WORKER * _worker_slots(plan)
+    cfg = client.scatter([plan.cfg], broadcast=True)[0]
+    chunks = iter([todo[i:i + batch] for i in range(0, len(todo), batch)])
     futs = {}
-    for key, cell in todo:
-        fut = client.submit(compute_cell, plan.job, plan.cfg, cell, threads, pure=False)
-        futs[fut] = (key, cell)
-    for fut in as_completed(list(futs)):
-        key, cell = futs.pop(fut)
+
+    def submit_next() -> bool:
+        chunk = next(chunks, None)
+        if chunk is None:
+            return False
+        fut = client.submit(compute_cells, plan.job, cfg, [c for _, c in chunk], threads,
+                            pure=False)
+        futs[fut] = chunk
+        running.add(fut)
+        return True
+
+    running = as_completed()
+    for _ in range(max_in_flight):
+        if not submit_next():
+            break
+    for fut in running:
+        chunk = futs.pop(fut)
         try:
-            out = fut.result()
+            outs = fut.result()
         except Exception as e:  # the worker died (KilledWorker), lost connection, ...
-            out = ("error", f"{type(e).__name__}: {e}", traceback.format_exc(), {"host": "?"})
+            err = ("error", f"{type(e).__name__}: {e}", traceback.format_exc(), {"host": "?"})
+            outs = [err] * len(chunk)
         fut.release()
-        yield key, cell, out
+        submit_next()
+        for (key, cell), out in zip(chunk, outs):
+            yield key, cell, out
 
 
 @contextlib.contextmanager

@@ -247,3 +247,41 @@ def test_truncated_final_file_is_named_on_rerun(sweep_dir, capsys):
     out.write_bytes(ref[: len(ref) // 3])
     assert main(["sweep", str(sweep_dir / "sweep.toml"), "-o", str(out), "-q"]) == 2
     assert "trunc.h5 is not a readable HDF5 file" in capsys.readouterr().err
+
+
+def test_dask_batches_cells_bounds_futures_and_sends_the_config_once(sweep_dir, reference):
+    """[issue 23] `_iter_dask` submitted every cell as its own future with the config pickled
+    into each: now cells go in batches, at most `max_in_flight` batches are submitted at a time,
+    and the config is scattered once; every cell comes back, with the in-process results."""
+    from distributed import Client, LocalCluster
+
+    from memphase.simulate.sweep import backends
+
+    plan = load_sweep(sweep_dir / "sweep.toml")
+    todo = list(zip(plan.keys, plan.cells))
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        submitted, scattered = [], []
+        real_submit, real_scatter = client.submit, client.scatter
+
+        def submit(fn, job, cfg, cells, threads, **kw):
+            assert fn is backends.compute_cells and not isinstance(cfg, dict)  # a future
+            submitted.append(len(cells))
+            return real_submit(fn, job, cfg, cells, threads, **kw)
+
+        def scatter(data, **kw):
+            scattered.append(data)
+            return real_scatter(data, **kw)
+
+        client.submit, client.scatter = submit, scatter
+        seen, most_ahead = [], 0
+        for key, cell, out in backends._iter_dask(client, plan, todo, batch=5, max_in_flight=3):
+            assert out[0] == "ok"
+            seen.append(key)
+            most_ahead = max(most_ahead, len(submitted) * 5 - len(seen))
+    assert sorted(seen) == sorted(plan.keys)                 # every cell once
+    assert scattered == [[plan.cfg]]                          # the config sent once
+    assert submitted == [5] * (N_CELLS // 5) + ([N_CELLS % 5] if N_CELLS % 5 else [])
+    # at most 3 batches out, plus the finished one whose cells are being handed over
+    assert most_ahead < (3 + 1) * 5
+    assert backends.batch_size(plan, todo) > 1                # tiny cells are batched
