@@ -3,7 +3,8 @@
 Each cell draws a linear manifold with two tangent blocks, (k1, s1) and (k2, s1 * std_ratio), plus
 normal noise, normalized as the data.normalize key says (official [ALD24] code: the unit sphere),
 builds a score and measures on a tau grid, at each anchor of measure.anchors (training points,
-fresh samples of the law, the data mean; each plus noise sqrt(tau) z), with
+fresh samples of the law, the data mean, each plus noise sqrt(tau) z; "origin": the exact data
+mean without noise, the official [ALD24] empirical-score panel), with
 `memphase.analysis.dimensions.jacobian_sweep`: per block the posterior-variance ratio rho, the critical tau
 of each signature (collapse rho < 1/2, excess rho > 2: the largest tau at which more than half of
 the block's (point, direction) pairs carry it), the kept fraction (lost when
@@ -112,7 +113,8 @@ SCHEMA = {
         "schedule": Field("str", "ou", choices=("ou", "linear_vp", "ve")),
         "anchors": Field("list[str]", list(ANCHORS), choices=ANCHORS,
                          help="where the Jacobian is probed: training points, fresh samples of the "
-                              "law, the data mean (official [ALD24] panel), each plus noise"),
+                              "law, the data mean, each plus noise; origin: the exact data mean "
+                              "without noise (the official [ALD24] empirical-score panel)"),
         "probe_points": Field("int", 1, check=lambda v: v >= 0, rule="must be >= 0",
                               help="anchors per tau for the official [ALD24] probe estimator"),
     },
@@ -222,7 +224,8 @@ def _measure(cfg, score, data, seed, method="auto") -> dict:
         if anchor not in ms["anchors"]:
             per.append(None)
             continue
-        sweep = jacobian_sweep(score, data, grid, n_points=min(ms["n_points"], data.x.shape[0]),
+        n_pts = 1 if anchor == "origin" else min(ms["n_points"], data.x.shape[0])  # one point: no noise
+        sweep = jacobian_sweep(score, data, grid, n_points=n_pts,
                                seed=seed, schedule=make_schedule(ms["schedule"]), anchor=anchor,
                                threshold=ms["threshold"], method=method,
                                probe_points=ms["probe_points"])
