@@ -294,7 +294,7 @@ def jacobian_sweep(score, data, taus, n_points: int = 16, seed: int = 0, schedul
                    anchor: str = "train", anchors=None, noise_scale: float = 1.0,
                    threshold: float = 0.5, method: str = "auto", variances=None,
                    spectrum: bool = True, probe_points: int = 0, fd_spectrum: bool = False,
-                   law_samples: int = 0, law_seed: int | None = None):
+                   law_samples: int = 0, law_seed: int | None = None, law_min_ess: float = 20.0):
     """Per-block Jacobian spectrum, posterior-variance ratio and critical taus vs noise [ALD24].
 
     For each tau on the grid (schedule time t = schedule.time_of_tau(tau)) the score is probed at
@@ -326,7 +326,9 @@ def jacobian_sweep(score, data, taus, n_points: int = 16, seed: int = 0, schedul
     law_samples > 0 adds the law-normalized ratio rho_law = u^T Cov_w u / u^T Cov_law[y|x] u
     (`memphase.analysis.law_posterior`: the law's own posterior by importance sampling with
     law_samples draws of `data.draw`, seeds law_seed + b, law_seed = seed + 104729 by default; exact
-    at the origin), its signature fractions and critical taus, its standard error and ESS.
+    at the origin), its signature fractions and critical taus, its standard error and ESS;
+    rho_law is nan where the law's effective sample size is below law_min_ess (the law's own
+    M-point estimate has condensed there), and fractions count the resolved pairs only.
 
     Returns an xarray Dataset: variance_ratio (tau, point, direction), signature_fraction
     (signature, tau, block), critical_tau (signature, block); with spectrum: eigenvalue,
@@ -417,8 +419,10 @@ def jacobian_sweep(score, data, taus, n_points: int = 16, seed: int = 0, schedul
                                          n_samples=int(law_samples), seed=law_seed,
                                          centre=_law_mean(data).numpy(),
                                          exact_at_origin=var[order])
-            law_ratio[i] = post / lp.variance
-            law_se[i] = post * lp.stderr / lp.variance**2
+            ok = (lp.ess[:, None] >= law_min_ess) & (lp.variance > 0)
+            lv = np.where(ok, lp.variance, 1.0)
+            law_ratio[i] = np.where(ok, post / lv, np.nan)
+            law_se[i] = np.where(ok, post * lp.stderr / lv**2, np.nan)
             law_ess[i] = lp.ess
         if probe_points:
             probe[i] = official_probe_spectrum(score, (m * y[:probe_points]).to(dtype), float(t),
@@ -481,13 +485,14 @@ def jacobian_sweep(score, data, taus, n_points: int = 16, seed: int = 0, schedul
                 "units": "data variance"}),
         })
     if law_samples:
-        frac_law = np.stack([signature_fraction(law_ratio, dir_block, blocks, s)
+        frac_law = np.stack([signature_fraction(law_ratio, dir_block, blocks, s, resolved=True)
                              for s in sig_names])
         dv.update({
             "law_variance_ratio": (("tau", "point", "direction"), law_ratio, {
                 "long_name": "rho_law = u^T Cov_w[y|x] u / u^T Cov_law[y|x] u (empirical over the "
                              "law's own posterior; 1 as N -> infinity)", "units": "1",
-                "law_samples": int(law_samples), "law_seed": int(law_seed)}),
+                "law_samples": int(law_samples), "law_seed": int(law_seed),
+                "law_min_ess": float(law_min_ess)}),
             "law_variance_ratio_stderr": (("tau", "point", "direction"), law_se, {
                 "long_name": "standard error of rho_law from the law's importance sampling "
                              "(spread of 8 batches)", "units": "1"}),

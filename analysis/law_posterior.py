@@ -70,7 +70,12 @@ def law_posterior_variances(draw, u, tau: float, directions, *, n_samples: int =
         raise ValueError(f"need batches >= 2 and n_samples >= batches, got {n_samples}, {batches}")
     if not tau > 0:
         raise ValueError(f"tau must be > 0, got {tau!r}")
-    x = torch.as_tensor(np.asarray(u, dtype=np.float64))
+    u = np.asarray(u, dtype=np.float64)
+    if exact_at_origin is not None and np.all(u == 0.0):  # the posterior is the prior: no draws
+        exact = np.broadcast_to(np.asarray(exact_at_origin, dtype=np.float64),
+                                (u.shape[0], np.shape(directions)[1])).copy()
+        return LawPosterior(exact, np.zeros_like(exact), np.full(u.shape[0], np.inf))
+    x = torch.as_tensor(u)
     dirs = torch.as_tensor(np.asarray(directions, dtype=np.float64))
     d = x.shape[1]
     c = torch.zeros(d, dtype=torch.float64) if centre is None else torch.as_tensor(

@@ -125,3 +125,16 @@ def test_jacobian_sweep_float64_near_a_tie():
     np.testing.assert_allclose(out[1], out[0], rtol=1e-9, atol=1e-12)
     got = score_jacobian(EmpiricalScore(d32, sch), mid.to(torch.float32), 0.5)
     assert got.dtype == torch.float64
+
+
+def test_signature_fraction_resolved_pairs_only():
+    """resolved=True: nan ratios (unresolved law posterior) leave the count; all-nan -> nan."""
+    from memphase.analysis.posterior_variance import signature_fraction
+
+    rho = np.array([[[0.1, np.nan, 3.0, 0.2]], [[np.nan, np.nan, np.nan, np.nan]]])
+    block = np.array([0, 0, 1, 1])
+    got = signature_fraction(rho, block, [0, 1], "collapse", resolved=True)
+    np.testing.assert_array_equal(got[0], [1.0, 0.5])
+    assert np.all(np.isnan(got[1]))
+    plain = signature_fraction(rho, block, [0, 1], "collapse")
+    np.testing.assert_array_equal(plain[0], [0.5, 0.5])
