@@ -168,7 +168,8 @@ def _coords(cfg, axis, vals, closed, grid, n_tab) -> dict:
                    "data variance")),
         "anchor": ("anchor", list(ANCHORS), _attrs(
             "where the Jacobian is probed: training point / fresh sample / data mean, plus "
-            "noise sqrt(tau) z", "1")),
+            "noise sqrt(tau) z; origin: the exact data mean, no noise (official [ALD24] panel)",
+            "1")),
         "signature": ("signature", list(SIGNATURES), _attrs(
             "signature of a lost direction: collapse rho < 1/2, excess rho > 2", "1")),
         "rank": ("rank", np.arange(max(g["d"])), _attrs("singular value index, descending", "1")),
