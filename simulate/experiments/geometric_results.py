@@ -43,6 +43,9 @@ MEASURED = {  # name -> (trailing dims, long name, units); every one per anchor
     "probe_singular_value": (("anchor", "tau", "probe_rank"), "official [ALD24] probe "
                              "estimator (first dropped, max-normalized), mean over probe points",
                              "1"),
+    "fd_singular_value": (("anchor", "tau", "rank"), "official [ALD24] empirical-panel estimator: "
+                          "singular values of |J_fd| (central differences, step sqrt(tau)), raw, "
+                          "mean over points (measure.fd_spectrum)", "1/data variance"),
 }
 TRAINING = {  # per checkpoint (train_step) or per training run
     "train_loss": (("train_step",), "mean DSM loss over the 50 steps before the checkpoint", "1"),

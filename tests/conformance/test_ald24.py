@@ -187,3 +187,24 @@ def test_row_network_probe_estimator():
     want = sv / sv.max()
     got = official_probe_spectrum(score, torch.zeros(1, D, dtype=torch.float64), t, seed=SEED)
     np.testing.assert_allclose(got[0], want, rtol=1e-8)
+
+
+def test_row_estimator_via_config_geometric_official():
+    """Rows 'anchor', 'estimator', 'grid' through the command-line job:
+    data/configs/geometric_official.toml (protocol ald24, seed 2, origin, fd_spectrum, linear
+    grid) stores the official finite-difference singular values, equal to the re-derivation."""
+    import tomllib
+    from pathlib import Path
+
+    from memphase.simulate.config import validate
+    from memphase.simulate.experiments import geometric, run_in_memory
+
+    path = Path(__file__).resolve().parents[2] / "data/configs/geometric_official.toml"
+    cfg = validate(tomllib.loads(path.read_text()), geometric.SCHEMA)
+    ds = run_in_memory(geometric, cfg)[1].squeeze()
+    np.testing.assert_allclose(ds["tau"].values, np.linspace(0.01, 1, 100), rtol=1e-12)
+    fd = ds["fd_singular_value"].sel(anchor="origin")
+    y = official_data()
+    for i in (0, 40, 99):
+        want = official_fd_singular_values(np.zeros((1, D)), y, float(ds["tau"][i]))
+        np.testing.assert_allclose(fd.isel(tau=i).values, want, rtol=1e-9)
