@@ -59,92 +59,10 @@ __all__ = [
 ]
 
 
-# -- Jacobians -------------------------------------------------------------------------------------
-from memphase.analysis.probes import _check_x  # noqa: E402  (one check of a (B, d) batch for both)
-
-
-def _autograd_jacobian(score, x: torch.Tensor, t) -> torch.Tensor:
-    """J[b] = d s(x_b) / d x_b by reverse mode: torch.func.jacrev of x -> sum_b s(x, t)_b,
-    (d, B, d) -> (B, d, d); falls back to d plain backward passes when the score cannot run under
-    torch.func (e.g. it converts a per-sample t tensor to numpy).
-
-    Valid because every score acts row-wise (s(x)_b depends on x_b only, the score contract), so
-    d(sum_b' s_b'i)/d x_bj = d s_bi / d x_bj; summing over the batch instead of vmapping keeps
-    per-sample t tensors working.
-    """
-    x = x.detach()
-    if hasattr(score, "prepare"):  # e.g. LearnedScore: convert the network before the transform
-        score.prepare(x)
-    with torch.enable_grad():
-        try:
-            jac = torch.func.jacrev(lambda xx: score(xx, t).sum(0))(x)  # (d_out, B, d_in)
-            return jac.permute(1, 0, 2).contiguous()
-        except RuntimeError:
-            pass
-        xg = x.clone().requires_grad_(True)
-        out = score(xg, t)
-        rows = [torch.autograd.grad(out[:, i].sum(), xg, retain_graph=i < out.shape[1] - 1)[0]
-                for i in range(out.shape[1])]
-    return torch.stack(rows, dim=1)
-
-
-def score_jacobian(score, x: torch.Tensor, t, method: str = "auto") -> torch.Tensor:
-    """Jacobian grad_x s(x, t) of a score at a batch x (B, d), shape (B, d, d), in x units.
-
-    method: "exact" uses `score.jacobian` (closed form: empirical score
-    ((m^2/sigma^2) Cov_w(y) - I)/sigma^2, population score -(m^2 C + sigma^2 I)^{-1},
-    [BBDM24]); "autograd" differentiates `score(x, t)` with torch.func.jacrev (learned or analytic
-    scores); "auto" uses the closed form when the score has a working one, else autograd.
-    """
-    x = _check_x(x, score)
-    if method not in ("auto", "exact", "autograd"):
-        raise ValueError(f"method must be 'auto', 'exact' or 'autograd', got {method!r}")
-    if method in ("auto", "exact"):
-        jac_fn = getattr(score, "jacobian", None)
-        if jac_fn is not None:
-            try:
-                return jac_fn(x, t)
-            except NotImplementedError:
-                if method == "exact":
-                    raise
-        elif method == "exact":
-            raise ValueError(f"{type(score).__name__} has no closed-form jacobian; "
-                             f"use method='autograd'")
-    return _autograd_jacobian(score, x, t)
-
-
-def _mean_scale_sq(score, x: torch.Tensor, t, schedule=None):
-    """m(t)^2 as a float or a (B, 1, 1) tensor (per-sample t)."""
-    schedule = schedule if schedule is not None else getattr(score, "schedule", None)
-    if schedule is None:
-        raise ValueError("need a schedule (score.schedule or schedule=) to convert to data units")
-    if isinstance(t, torch.Tensor) and t.ndim == 1:
-        m = schedule.mean_scale(t.detach().to("cpu", torch.float64).numpy())
-        return torch.as_tensor(m**2, dtype=x.dtype, device=x.device)[:, None, None]
-    return float(schedule.mean_scale(float(t))) ** 2
-
-
-def jacobian_data_units(score, x: torch.Tensor, t, method: str = "auto", schedule=None):
-    """J_data = m(t)^2 grad_x s(x, t), the Jacobian of the score of u = x / m (module docstring).
-
-    Population score of N(mu, C): J_data = -(C + tau I)^{-1}. Shape (B, d, d).
-    """
-    jac = score_jacobian(score, x, t, method)
-    return _mean_scale_sq(score, x, t, schedule) * jac
-
-
-def _symmetric_eigvalsh(jac) -> np.ndarray:
-    j = torch.as_tensor(jac).detach().to("cpu", torch.float64)
-    return torch.linalg.eigvalsh(0.5 * (j + j.transpose(-1, -2))).numpy()
-
-
-def jacobian_spectrum_data_units(score, x: torch.Tensor, t, method: str = "auto",
-                                 schedule=None) -> np.ndarray:
-    """Eigenvalues (ascending, float64, (B, d)) of the symmetrized data-unit Jacobian
-    (J_data + J_data^T)/2, J_data = m(t)^2 grad_x s. Population score of N(0, C): exactly
-    -1/(tau + s_i^2), s_i^2 the eigenvalues of C ([BBDM24]); a direction lost to
-    memorization sits at -1/tau [ALD24]."""
-    return _symmetric_eigvalsh(jacobian_data_units(score, x, t, method, schedule))
+# -- Jacobians (memphase.analysis.score_jacobian, re-exported) ---------------------------------
+from memphase.analysis.score_jacobian import (_autograd_jacobian,  # noqa: E402,F401
+                                              _symmetric_eigvalsh, jacobian_data_units,
+                                              jacobian_spectrum_data_units, score_jacobian)
 
 
 # -- per-block spectra and tangent dimensions ---------------------------------------------------
@@ -241,7 +159,9 @@ def critical_tau_per_block(taus, kept_fraction, level: float = 0.5,
 
 
 # -- sweep -----------------------------------------------------------------------------------
-ANCHORS = ("train", "fresh", "mean")
+#: where the Jacobian is probed: "origin" is the official [ALD24] empirical-score panel (the exact
+#: data mean, no noise); "mean" adds noise to it (a memphase variant, not the official protocol)
+ANCHORS = ("train", "fresh", "mean", "origin")
 
 
 def _law_mean(data) -> torch.Tensor:
@@ -274,13 +194,18 @@ def _anchor_points(data, anchor, anchors, n_points, rng, seed) -> tuple[torch.Te
     if anchor == "fresh":
         y = torch.from_numpy(data.draw(n_points, seed=int(seed) + 7919))
         return y.to(torch.float64), "fresh samples of the law"
-    return _law_mean(data).expand(n_points, -1).clone(), "data mean (official [ALD24] panel)"
+    if anchor == "origin":
+        return (_law_mean(data).expand(n_points, -1).clone(),
+                "exact data mean, no noise (official [ALD24] empirical-score panel)")
+    return (_law_mean(data).expand(n_points, -1).clone(),
+            "data mean plus noise sqrt(tau) z (memphase variant; not the official protocol)")
 
 
 def jacobian_sweep(score, data, taus, n_points: int = 16, seed: int = 0, schedule=None, *,
                    anchor: str = "train", anchors=None, noise_scale: float = 1.0,
                    threshold: float = 0.5, method: str = "auto", variances=None,
-                   spectrum: bool = True, probe_points: int = 0):
+                   spectrum: bool = True, probe_points: int = 0, fd_spectrum: bool = False,
+                   law_samples: int = 0, law_seed: int | None = None, law_min_ess: float = 20.0):
     """Per-block Jacobian spectrum, posterior-variance ratio and critical taus vs noise [ALD24].
 
     For each tau on the grid (schedule time t = schedule.time_of_tau(tau)) the score is probed at
@@ -288,7 +213,10 @@ def jacobian_sweep(score, data, taus, n_points: int = 16, seed: int = 0, schedul
       anchor="train"  training points chosen without replacement (x a draw of the forward kernel
                       from a training point; the posterior condenses on the anchor itself);
       anchor="fresh"  fresh samples of the data law (`DataSample.draw`);
-      anchor="mean"   the data mean (the official [ALD24] empirical-score panel probes the origin);
+      anchor="mean"   the data mean plus noise (a memphase variant, NOT the official protocol);
+      anchor="origin" the exact data mean, no noise added at any tau (the official [ALD24]
+                      empirical-score panel, `test_point = zeros`): every point of a unit-sphere
+                      law is at distance 1, the weights are exactly 1/N and rho = 1 + v/tau;
     `anchors` (a (P, d) tensor) overrides them. The same anchors and z serve every tau.
 
     Per direction u of data.basis (population variance v_u: the actual variances of the law,
@@ -302,6 +230,16 @@ def jacobian_sweep(score, data, taus, n_points: int = 16, seed: int = 0, schedul
     and its singular values. spectrum=False computes rho alone, for the plain empirical score in
     O(N d) per point (`empirical_posterior_variances`). probe_points > 0 adds the official [ALD24]
     probe estimator (`official_probe_spectrum`, at x0 = m(t) y of the first probe_points anchors).
+    fd_spectrum=True adds the estimator of the official empirical-score panel at the probe points
+    (`memphase.analysis.probes.finite_difference_jacobian`: central differences along the basis
+    directions, total step sqrt(tau)): the singular values of |J_fd| (raw; the official panel
+    drops the top 6 and max-normalizes) and the ratio rho from its diagonal.
+    law_samples > 0 adds the law-normalized ratio rho_law = u^T Cov_w u / u^T Cov_law[y|x] u
+    (`memphase.analysis.law_posterior`: the law's own posterior by importance sampling with
+    law_samples draws of `data.draw`, seeds law_seed + b, law_seed = seed + 104729 by default; exact
+    at the origin), its signature fractions and critical taus, its standard error and ESS;
+    rho_law is nan where the law's effective sample size is below law_min_ess (the law's own
+    M-point estimate has condensed there), and fractions count the resolved pairs only.
 
     Returns an xarray Dataset: variance_ratio (tau, point, direction), signature_fraction
     (signature, tau, block), critical_tau (signature, block); with spectrum: eigenvalue,
@@ -315,7 +253,7 @@ def jacobian_sweep(score, data, taus, n_points: int = 16, seed: int = 0, schedul
     from memphase.analysis.posterior_variance import (SIGNATURES, empirical_posterior_variances,
                                              signature_critical_tau, signature_fraction,
                                              variance_ratio)
-    from memphase.analysis.probes import official_probe_spectrum
+    from memphase.analysis.probes import finite_difference_jacobian, official_probe_spectrum
 
     schedule = schedule if schedule is not None else getattr(score, "schedule", None)
     if schedule is None:
@@ -342,7 +280,7 @@ def jacobian_sweep(score, data, taus, n_points: int = 16, seed: int = 0, schedul
     probe_points = min(int(probe_points), p)
     z = torch.from_numpy(rng.standard_normal((p, d)))
     x_train = getattr(data, "x", None)
-    dtype = x_train.dtype if x_train is not None else torch.float64
+    dtype = torch.float64  # Jacobian spectra in float64 always (score_jacobian)
 
     blocks = sorted(int(b) for b in np.unique(block))
     order = np.concatenate([np.nonzero(block == b)[0] for b in blocks])  # directions by block
@@ -352,10 +290,20 @@ def jacobian_sweep(score, data, taus, n_points: int = 16, seed: int = 0, schedul
     sv = np.empty((taus.size, p, d)) if spectrum else None
     kept = np.empty((taus.size, len(blocks), p), dtype=np.int64) if spectrum else None
     probe = np.empty((taus.size, probe_points, d - 1)) if probe_points else None
+    fd_sv = np.empty((taus.size, p, d)) if fd_spectrum else None
+    fd_rho = np.empty((taus.size, p, d)) if fd_spectrum else None
+    if law_samples:
+        from memphase.analysis.law_posterior import law_posterior_variances
+
+        law_seed = int(seed) + 104729 if law_seed is None else int(law_seed)
+        law_draws: dict = {}
+        law_draw = lambda n, s: law_draws.setdefault(s, data.draw(n, s))  # noqa: E731
+        law_ratio, law_se = np.empty((taus.size, p, d)), np.empty((taus.size, p, d))
+        law_ess = np.empty((taus.size, p))
     times = np.asarray(schedule.time_of_tau(taus), dtype=np.float64)
     for i, (tau, t) in enumerate(zip(taus, times)):
         m = float(schedule.mean_scale(t))
-        u = y + noise_scale * math.sqrt(tau) * z
+        u = y if anchor == "origin" and anchors is None else y + noise_scale * math.sqrt(tau) * z
         if fast:
             post = empirical_posterior_variances(score.train, u, tau, dirs)
             rho[i] = post * (var[order] + tau) / (tau * var[order])
@@ -365,12 +313,28 @@ def jacobian_sweep(score, data, taus, n_points: int = 16, seed: int = 0, schedul
             diag = torch.einsum("ik,bij,jk->bk", torch.from_numpy(dirs), j64,
                                 torch.from_numpy(dirs)).numpy()
             rho[i] = variance_ratio(diag, tau, var[order])
+            post = tau * (1.0 + tau * diag)  # Tweedie: Cov[y|u] = tau (I + tau J_data)
             if spectrum:
                 spec = block_spectra(j64, basis, block)
                 eig[i] = np.concatenate([spec[b] for b in blocks], axis=-1)
                 counts = tangent_dimensions(spec, tau, threshold)
                 kept[i] = np.stack([counts[b] for b in blocks])
                 sv[i] = torch.linalg.svdvals(j64).numpy()
+        if fd_spectrum:
+            jfd = finite_difference_jacobian(score, (m * u).to(dtype), float(t), basis=dirs,
+                                             schedule=schedule)
+            fd_sv[i] = np.linalg.svd(np.abs(jfd), compute_uv=False)
+            fd_rho[i] = variance_ratio(np.diagonal(jfd, axis1=1, axis2=2), tau, var[order])
+        if law_samples:
+            lp = law_posterior_variances(law_draw, u.numpy(), float(tau), dirs,
+                                         n_samples=int(law_samples), seed=law_seed,
+                                         centre=_law_mean(data).numpy(),
+                                         exact_at_origin=var[order])
+            ok = (lp.ess[:, None] >= law_min_ess) & (lp.variance > 0)
+            lv = np.where(ok, lp.variance, 1.0)
+            law_ratio[i] = np.where(ok, post / lv, np.nan)
+            law_se[i] = np.where(ok, post * lp.stderr / lv**2, np.nan)
+            law_ess[i] = lp.ess
         if probe_points:
             probe[i] = official_probe_spectrum(score, (m * y[:probe_points]).to(dtype), float(t),
                                                seed=seed + i)
@@ -415,6 +379,45 @@ def jacobian_sweep(score, data, taus, n_points: int = 16, seed: int = 0, schedul
             "singular_value": (("tau", "point", "rank"), sv, {
                 "long_name": "singular values of the data-unit score Jacobian (exact), descending",
                 "units": "1/data variance"}),
+        })
+    if fd_spectrum:
+        frac_fd = np.stack([signature_fraction(fd_rho, dir_block, blocks, s) for s in sig_names])
+        dv.update({
+            "fd_singular_value": (("tau", "point", "rank"), fd_sv, {
+                "long_name": "official [ALD24] empirical-score panel estimator: singular values of "
+                             "|J_fd| (central differences along the basis, total step sqrt(tau), "
+                             "absolute values), raw, descending", "units": "1/data variance"}),
+            "fd_variance_ratio": (("tau", "point", "direction"), fd_rho, {
+                "long_name": "rho from the diagonal of the finite-difference Jacobian",
+                "units": "1"}),
+            "critical_tau_fd": (("signature", "block"),
+                                np.stack([signature_critical_tau(taus, f) for f in frac_fd]), {
+                "long_name": "critical tau of each signature of the finite-difference rho",
+                "units": "data variance"}),
+        })
+    if law_samples:
+        frac_law = np.stack([signature_fraction(law_ratio, dir_block, blocks, s, resolved=True)
+                             for s in sig_names])
+        dv.update({
+            "law_variance_ratio": (("tau", "point", "direction"), law_ratio, {
+                "long_name": "rho_law = u^T Cov_w[y|x] u / u^T Cov_law[y|x] u (empirical over the "
+                             "law's own posterior; 1 as N -> infinity)", "units": "1",
+                "law_samples": int(law_samples), "law_seed": int(law_seed),
+                "law_min_ess": float(law_min_ess)}),
+            "law_variance_ratio_stderr": (("tau", "point", "direction"), law_se, {
+                "long_name": "standard error of rho_law from the law's importance sampling "
+                             "(spread of 8 batches)", "units": "1"}),
+            "law_ess": (("tau", "point"), law_ess, {
+                "long_name": "effective sample size of the law's importance sampling (inf: exact "
+                             "at the origin)", "units": "count"}),
+            "law_signature_fraction": (("signature", "tau", "block"), frac_law, {
+                "long_name": "fraction of the block's pairs whose rho_law carries the signature",
+                "units": "1"}),
+            "critical_tau_law": (("signature", "block"),
+                                 np.stack([signature_critical_tau(taus, f) for f in frac_law]), {
+                "long_name": "largest tau at which more than half of the block's pairs carry the "
+                             "signature of rho_law (collapse < 1/2, excess > 2)",
+                "units": "data variance"}),
         })
     if probe_points:
         dv["probe_singular_value"] = (("tau", "probe_point", "probe_rank"), probe, {

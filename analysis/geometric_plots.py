@@ -16,7 +16,8 @@ import numpy as np
 from .plots import plt, save
 
 _MARK = {("train", "collapse"): "o", ("fresh", "collapse"): "^", ("mean", "collapse"): "v",
-         ("train", "excess"): "s", ("fresh", "excess"): "D", ("mean", "excess"): "P"}
+         ("origin", "collapse"): "<", ("train", "excess"): "s", ("fresh", "excess"): "D",
+         ("mean", "excess"): "P", ("origin", "excess"): "X"}
 
 
 def _anchor0(ds):
@@ -281,7 +282,8 @@ def plot_geometric_spectra(ds, path, formats=("png",), score=None):
     axis = _size_axis(ds)
     d0, r0 = ds["d"].values[0], ds["std_ratio"].values[0]
     sel = ds.sel(score=score, d=d0, std_ratio=r0)
-    anchors = list(ds["anchor"].values)
+    anchors = [a for a in ds["anchor"].values  # the anchors this run measured
+               if np.any(np.isfinite(sel["singular_value"].sel(anchor=a).values))]
     values = ds[axis].values
     tau = ds["tau"].values
     rank = int(d0)

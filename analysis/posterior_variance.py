@@ -72,9 +72,11 @@ def empirical_posterior_variances(train, u, tau, directions) -> np.ndarray:
     return torch.clamp(w @ (proj * proj) - mean * mean, min=0.0).cpu().numpy()
 
 
-def signature_fraction(rho, direction_block, blocks, signature: str) -> np.ndarray:
+def signature_fraction(rho, direction_block, blocks, signature: str,
+                       resolved: bool = False) -> np.ndarray:
     """Fraction of each block's (point, direction) pairs carrying `signature` ("collapse":
-    rho < 1/2; "excess": rho > 2). rho (T, P, D); returns (T, n_blocks), nan for an empty block."""
+    rho < 1/2; "excess": rho > 2). rho (T, P, D); returns (T, n_blocks), nan for an empty block.
+    resolved=True counts only the pairs where rho is not nan (nan where none is)."""
     if signature not in SIGNATURES:
         raise ValueError(f"signature must be one of {sorted(SIGNATURES)}, got {signature!r}")
     test = SIGNATURES[signature][0]
@@ -83,7 +85,13 @@ def signature_fraction(rho, direction_block, blocks, signature: str) -> np.ndarr
     out = np.full((rho.shape[0], len(blocks)), np.nan)
     for j, b in enumerate(blocks):
         mask = direction_block == b
-        if mask.any():
+        if mask.any() and resolved:
+            sub = rho[:, :, mask]
+            ok = ~np.isnan(sub)
+            hits = np.sum(test(np.where(ok, sub, 1.0)) & ok, axis=(1, 2))
+            cnt = np.sum(ok, axis=(1, 2))
+            out[:, j] = np.where(cnt > 0, hits / np.maximum(cnt, 1), np.nan)
+        elif mask.any():
             out[:, j] = test(rho[:, :, mask]).mean(axis=(1, 2))
     return out
 

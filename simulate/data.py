@@ -256,8 +256,13 @@ def _check_blocks(blocks, d):
     return out
 
 
+#: generators of `linear_manifold`: memphase's own (Haar basis, PCG64) and the official [ALD24] one
+MANIFOLD_PROTOCOLS = ("memphase", "ald24")
+
+
 def linear_manifold(n: int, d: int, blocks, normal_std: float = 0.0, normalize=False,
-                    seed: int = 0, *, dtype="float64", device="cpu") -> DataSample:
+                    seed: int = 0, *, dtype="float64", device="cpu",
+                    protocol: str = "memphase") -> DataSample:
     """Linear manifold of tangent blocks [ALD24]: y = sum_b sum_{i in b} s_b z_i e_i + normal noise.
 
     `blocks` is a list of (dim, std); the directions e_i are the columns of a Haar-random basis, the
@@ -269,14 +274,26 @@ def linear_manifold(n: int, d: int, blocks, normal_std: float = 0.0, normalize=F
     Normalizing changes the variance along e_i away from s_i^2 (d = 30, stds 1 (x2), 0.3 (x5),
     0.01 (rest): 0.352 and 0.059 on the sphere, 0.862 and 0.145 at the radius, for nominal 1 and
     0.09); `DataSample.variances()` returns the actual values (`memphase.physics.manifold`).
+
+    protocol="memphase" (default): Haar-random basis and numpy's PCG64 from `seed`;
+    protocol="ald24": the official [ALD24] generator (`plots_synthetic_theory.ipynb`, after
+    `np.random.seed(seed)`): the coordinate basis, one (n, d) draw of the legacy global
+    RandomState, `stds * normal(0, 1, (n, d))`, rows divided by max(|row|, 1e-12)
+    (docs/conformance/ald24.md; the official panel uses seed 2).
     """
     _check_n_d(n, d)
     blks = _check_blocks(blocks, d)
     if not np.isfinite(normal_std) or normal_std < 0:
         raise ValueError(f"normal_std must be >= 0, got {normal_std!r}")
+    if protocol not in MANIFOLD_PROTOCOLS:
+        raise ValueError(f"protocol must be one of {MANIFOLD_PROTOCOLS}, got {protocol!r}")
     mode = normalization_mode(normalize)
-    rng = _rng(seed)
-    basis = random_orthonormal_basis(d, rng)
+    official = protocol == "ald24"
+    if official and mode == "radius":
+        raise ValueError("protocol='ald24' normalizes to the unit sphere only (normalize='sphere' "
+                         "or False)")
+    rng = np.random.RandomState(int(seed)) if official else _rng(seed)
+    basis = np.eye(d) if official else random_orthonormal_basis(d, rng)
     stds = np.full(d, float(normal_std))
     block = np.full(d, -1, dtype=int)
     start = 0
@@ -284,14 +301,19 @@ def linear_manifold(n: int, d: int, blocks, normal_std: float = 0.0, normalize=F
         stds[start:start + k] = s
         block[start:start + k] = b
         start += k
-    z = _normalize_rows(rng.standard_normal((n, d)) * stds, stds, mode)
+    if official:
+        z = stds * rng.normal(0.0, 1.0, (n, d))
+        z = z / np.clip(np.linalg.norm(z, axis=1, keepdims=True), 1e-12, None) if mode else z
+    else:
+        z = _normalize_rows(rng.standard_normal((n, d)) * stds, stds, mode)
     x = z @ basis.T
     cov = None if mode else (basis * stds**2) @ basis.T
     return DataSample(
         x=_to_torch(x, dtype, device), mean=None if mode else np.zeros(d), cov=cov,
         basis=basis, block=block, block_stds=[s for _, s in blks],
         params={"model": "linear_manifold", "n": n, "d": d, "blocks": [list(b) for b in blks],
-                "normal_std": normal_std, "normalize": mode, "seed": seed},
+                "normal_std": normal_std, "normalize": mode, "seed": seed,
+                "protocol": protocol},
     )
 
 

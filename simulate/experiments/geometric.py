@@ -3,7 +3,8 @@
 Each cell draws a linear manifold with two tangent blocks, (k1, s1) and (k2, s1 * std_ratio), plus
 normal noise, normalized as the data.normalize key says (official [ALD24] code: the unit sphere),
 builds a score and measures on a tau grid, at each anchor of measure.anchors (training points,
-fresh samples of the law, the data mean; each plus noise sqrt(tau) z), with
+fresh samples of the law, the data mean, each plus noise sqrt(tau) z; "origin": the exact data
+mean without noise, the official [ALD24] empirical-score panel), with
 `memphase.analysis.dimensions.jacobian_sweep`: per block the posterior-variance ratio rho, the critical tau
 of each signature (collapse rho < 1/2, excess rho > 2: the largest tau at which more than half of
 the block's (point, direction) pairs carry it), the kept fraction (lost when
@@ -79,6 +80,10 @@ SCHEMA = {
         "normalize": Field("str", "sphere", choices=("none", "sphere", "radius"),
                            help="sphere: unit sphere (official [ALD24] code, g = 0); radius: "
                                 "radius sqrt(sum s^2); none: Gaussian (g = 1)"),
+        "protocol": Field("str", "memphase", choices=("memphase", "ald24"),
+                          help="linear-manifold generator: memphase (Haar basis, PCG64) or ald24 "
+                               "(the official one: coordinate basis, np.random.seed(seed) "
+                               "draws; sphere or none only)"),
     },
     "grid": {
         "n_train": Field("list[int]", [], check=lambda v: N_MIN <= v <= N_MAX,
@@ -100,6 +105,12 @@ SCHEMA = {
         "tau_min": Field("float", 1e-4, **_pos),
         "tau_max": Field("float", 1.0, **_pos),
         "n_tau": Field("int", 24, check=lambda v: 2 <= v <= 1000, rule="2..1000"),
+        "tau_spacing": Field("str", "log", choices=("log", "linear"),
+                             help="log: geomspace(tau_min, tau_max, n_tau); linear: linspace "
+                                  "(the official [ALD24] panel: 1 .. 0.01, 100 values)"),
+        "fd_spectrum": Field("bool", False,
+                             help="also the official [ALD24] empirical-panel estimator: central "
+                                  "differences along the basis, step sqrt(tau), |entries|, SVD"),
         "tau_phase": Field("float", 0.1, **_pos,
                            help="fixed tau of the lost-dimension phase diagram (added to the grid)"),
         "n_points": Field("int", 16, check=lambda v: v >= 1, rule="must be >= 1"),
@@ -112,7 +123,8 @@ SCHEMA = {
         "schedule": Field("str", "ou", choices=("ou", "linear_vp", "ve")),
         "anchors": Field("list[str]", list(ANCHORS), choices=ANCHORS,
                          help="where the Jacobian is probed: training points, fresh samples of the "
-                              "law, the data mean (official [ALD24] panel), each plus noise"),
+                              "law, the data mean, each plus noise; origin: the exact data mean "
+                              "without noise (the official [ALD24] empirical-score panel)"),
         "probe_points": Field("int", 1, check=lambda v: v >= 0, rule="must be >= 0",
                               help="anchors per tau for the official [ALD24] probe estimator"),
     },
@@ -141,6 +153,10 @@ def _check(cfg):
         raise ConfigError("measure.tau_max must exceed measure.tau_min")
     if not ms["tau_min"] <= ms["tau_phase"] <= ms["tau_max"]:
         raise ConfigError(f"measure.tau_phase = {ms['tau_phase']} must lie in [tau_min, tau_max]")
+    if dc["protocol"] == "ald24" and (is_digits(cfg) or dc["normalize"] == "radius"):
+        raise ConfigError("data.protocol = 'ald24' is the official linear-manifold generator: "
+                          "it needs data.model = 'linear_manifold' and normalize 'sphere' or "
+                          "'none'")
     if len(dc["block_dims"]) != 2:
         raise ConfigError("data.block_dims must list exactly two block dimensions")
     k = sum(dc["block_dims"])
@@ -196,7 +212,8 @@ def _manifold(cfg, cell):
         return digits(cell["n_train"], seed=cell["seed"], scale=dc["scale"], whiten=dc["whiten"],
                       n_components=cell["d"], bands=dc["block_dims"])
     return linear_manifold(cell["n_train"], cell["d"], _blocks(cfg, cell["std_ratio"]),
-                           normal_std=dc["normal_std"], normalize=_mode(cfg), seed=cell["seed"])
+                           normal_std=dc["normal_std"], normalize=_mode(cfg), seed=cell["seed"],
+                           protocol=dc["protocol"])
 
 
 def _closed_form_score(kind, data, sch):
@@ -222,10 +239,11 @@ def _measure(cfg, score, data, seed, method="auto") -> dict:
         if anchor not in ms["anchors"]:
             per.append(None)
             continue
-        sweep = jacobian_sweep(score, data, grid, n_points=min(ms["n_points"], data.x.shape[0]),
+        n_pts = 1 if anchor == "origin" else min(ms["n_points"], data.x.shape[0])  # one point: no noise
+        sweep = jacobian_sweep(score, data, grid, n_points=n_pts,
                                seed=seed, schedule=make_schedule(ms["schedule"]), anchor=anchor,
                                threshold=ms["threshold"], method=method,
-                               probe_points=ms["probe_points"])
+                               probe_points=ms["probe_points"], fd_spectrum=ms["fd_spectrum"])
         eig, dir_block = sweep["eigenvalue"].values, sweep["direction_block"].values
         kept = kept_fraction_per_block(eig, grid, dir_block, BLOCKS, ms["threshold"])
         by_th = kept_fraction_per_block(eig, grid, dir_block, BLOCKS, ms["thresholds"])
@@ -233,6 +251,8 @@ def _measure(cfg, score, data, seed, method="auto") -> dict:
         sv = (sv / np.maximum(sv.max(axis=2, keepdims=True), 1e-300)).mean(axis=1)
         probe = (sweep["probe_singular_value"].values.mean(axis=1) if ms["probe_points"]
                  else np.full((grid.size, data.d - 1), np.nan))
+        fd = (sweep["fd_singular_value"].values.mean(axis=1) if ms["fd_spectrum"]
+              else np.full((grid.size, data.d), np.nan))
         per.append({
             "kept_fraction": kept,
             "eigenvalue_abs": mean_abs_eigenvalue_per_block(eig, dir_block, BLOCKS),
@@ -246,6 +266,7 @@ def _measure(cfg, score, data, seed, method="auto") -> dict:
             "variance_ratio": _block_median(sweep["variance_ratio"].values, dir_block),
             "singular_value": sv,
             "probe_singular_value": probe,
+            "fd_singular_value": fd,
         })
     template = next(p for p in per if p is not None)
     return {k: np.stack([p[k] if p is not None else np.full_like(template[k], np.nan)

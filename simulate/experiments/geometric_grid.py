@@ -36,9 +36,11 @@ def n_train_of(alpha: float, d: int) -> int:
 
 
 def taus(cfg) -> np.ndarray:
-    """The tau grid: n_tau log-spaced values in [tau_min, tau_max] plus tau_phase."""
+    """The tau grid: n_tau values in [tau_min, tau_max], log-spaced (measure.tau_spacing = "log")
+    or evenly spaced ("linear", the official [ALD24] panel's linspace), plus tau_phase."""
     m = cfg["measure"]
-    return np.union1d(np.geomspace(m["tau_min"], m["tau_max"], m["n_tau"]), [m["tau_phase"]])
+    space = np.linspace if m.get("tau_spacing", "log") == "linear" else np.geomspace
+    return np.union1d(space(m["tau_min"], m["tau_max"], m["n_tau"]), [m["tau_phase"]])
 
 
 def _n_table(cfg) -> np.ndarray:

@@ -43,6 +43,9 @@ MEASURED = {  # name -> (trailing dims, long name, units); every one per anchor
     "probe_singular_value": (("anchor", "tau", "probe_rank"), "official [ALD24] probe "
                              "estimator (first dropped, max-normalized), mean over probe points",
                              "1"),
+    "fd_singular_value": (("anchor", "tau", "rank"), "official [ALD24] empirical-panel estimator: "
+                          "singular values of |J_fd| (central differences, step sqrt(tau)), raw, "
+                          "mean over points (measure.fd_spectrum)", "1/data variance"),
 }
 TRAINING = {  # per checkpoint (train_step) or per training run
     "train_loss": (("train_step",), "mean DSM loss over the 50 steps before the checkpoint", "1"),
@@ -168,7 +171,8 @@ def _coords(cfg, axis, vals, closed, grid, n_tab) -> dict:
                    "data variance")),
         "anchor": ("anchor", list(ANCHORS), _attrs(
             "where the Jacobian is probed: training point / fresh sample / data mean, plus "
-            "noise sqrt(tau) z", "1")),
+            "noise sqrt(tau) z; origin: the exact data mean, no noise (official [ALD24] panel)",
+            "1")),
         "signature": ("signature", list(SIGNATURES), _attrs(
             "signature of a lost direction: collapse rho < 1/2, excess rho > 2", "1")),
         "rank": ("rank", np.arange(max(g["d"])), _attrs("singular value index, descending", "1")),

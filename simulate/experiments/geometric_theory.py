@@ -13,7 +13,7 @@ import numpy as np
 from memphase.physics import critical
 from memphase.physics.manifold import normalized_variances
 
-ANCHORS = ("train", "fresh", "mean")  # as memphase.analysis.dimensions.ANCHORS
+ANCHORS = ("train", "fresh", "mean", "origin")  # as memphase.analysis.dimensions.ANCHORS
 SIGNATURES = ("collapse", "excess")  # as memphase.analysis.posterior_variance.SIGNATURES
 BLOCKS = np.array([-1, 0, 1])  # normal space, block 1, block 2
 

@@ -305,7 +305,7 @@ def test_official_probe_estimator_equals_exact_jacobian_for_a_linear_score():
 def test_jacobian_sweep_bad_input():
     data, score = _small_empirical()
     with pytest.raises(ValueError, match="anchor must be one of"):
-        jacobian_sweep(score, data, [0.1, 1.0], anchor="origin")
+        jacobian_sweep(score, data, [0.1, 1.0], anchor="centre")
     with pytest.raises(ValueError, match="probe_points"):
         jacobian_sweep(score, data, [0.1, 1.0], probe_points=-1)
     with pytest.raises(ValueError, match="variances must have shape"):

@@ -63,7 +63,7 @@ def test_geometric_cells_assemble_with_theory():
     # exact and probe spectra are max-normalized, beside each other per anchor
     sv = ds["singular_value"].sel(score="population").isel(d=0, std_ratio=0, seed=0)
     np.testing.assert_allclose(sv.isel(rank=0), 1.0)
-    assert list(ds["anchor"].values) == ["train", "fresh", "mean"]
+    assert list(ds["anchor"].values) == ["train", "fresh", "mean", "origin"]
 
 
 def test_geometric_config_errors():
