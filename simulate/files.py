@@ -257,16 +257,29 @@ def fsync_dir(path: Path):
             os.close(fd)
 
 
-def atomic_write(path: Path, write):
+def atomic_write(path: Path, write, *, by_path: bool = False):
     """write(fh) into `.<name>.tmp-<pid>` beside `path`, fsync, rename over `path`. A full disk
-    raises SweepError naming the file (the temporary is removed)."""
+    raises SweepError naming the file (the temporary is removed).
+
+    `fh` is opened read-write ("w+b"): writers such as libhdf5 read back what they wrote (once a
+    file's metadata outgrows their cache), which a write-only file object refuses. With
+    `by_path`, write(tmp) gets the temporary's path instead and opens it itself (libhdf5's own
+    file driver: much faster than a Python file object for files of many groups)."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        with open(tmp, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
+        if by_path:
+            write(tmp)
+            fd = os.open(tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        else:
+            with open(tmp, "w+b") as fh:
+                write(fh)
+                fh.flush()
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     except OSError as e:
         if disk_full(e):

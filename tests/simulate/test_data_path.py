@@ -1,0 +1,83 @@
+"""The data-path defects of issue 23 (part 1) and issue 26 (items 1-3, 6, 8) that need no SLURM:
+part files of many cells, the lock without flock, never deleting or truncating what a run did not
+create, the job's memory allocation, and [sweep.slurm] values validated by what they are.
+The example scripts are tested in test_slurm_scripts.py."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import memphase.simulate.files as files
+from memphase.simulate.cli import main
+from memphase.simulate.files import OutputLock, SweepError, atomic_write
+from memphase.simulate.sweep import load_sweep, part_path, read_part
+from memphase.simulate.sweep.shards import _write_part
+from cli_checks import one_line_error, quickstart_template
+
+
+def tiny_cfg(tmp_path, seeds="[0]", name="c.toml", out="out.h5"):
+    text = quickstart_template(seeds=seeds, steps=2, n_samples=1, record=2)
+    text = text.replace("d = 4", "d = 1").replace("n_train = [3, 30]", "n_train = [2, 3]")
+    p = tmp_path / name
+    p.write_text(text.format(out=tmp_path / out))
+    return p
+
+
+# ----------------------------------------------------------------------------- part files
+
+
+def _fake_items(plan, n):
+    rng = np.random.default_rng(0)
+    items = []
+    for i in range(n):
+        res = {"memorization_ratio": float(rng.random()), "collapse_fraction": 0.5,
+               "collapse_time_measured": 0.1, "collapse_time_spread": 0.2,
+               "nearest_distance": rng.random(3), "same_as_final": rng.random(3),
+               "time": np.linspace(0, 1, 3), "tau": np.linspace(1, 2, 3)}
+        meta = {"seconds": 0.01, "host": "h" * 30, "pid": 12345,
+                "code": {"memphase_version": "0.0", "git_commit": "c" * 40, "source_hash": "s" * 16}}
+        key = f"{int(rng.integers(2**62)):016x}"  # hash-like keys: B-tree splits, read-back
+        items.append((key, {"n_train": 2, "score": "population", "seed": i}, res, meta))
+    return items
+
+
+def test_part_file_of_many_cells_is_written_and_read_back(tmp_path):
+    """Issue 23: `_write_part` handed h5py a write-only file object; once the metadata of the
+    groups outgrew libhdf5's cache it read back and failed ('error: read'). 600 cell groups of
+    the quickstart's shape with hash-like (unordered) names force that read-back."""
+    plan = load_sweep(tiny_cfg(tmp_path))
+    items = _fake_items(plan, 600)
+    p = tmp_path / "p.part-0-of-1.h5"
+    _write_part(p, plan, (0, 1), items)
+    back = read_part(p, plan)
+    assert len(back) == 600
+    res, meta = back[items[377][0]]
+    np.testing.assert_array_equal(res["nearest_distance"], items[377][2]["nearest_distance"])
+    assert meta == items[377][3]
+
+
+def test_atomic_write_file_object_is_readable(tmp_path):
+    """The file object atomic_write hands over can be read back (what libhdf5 does)."""
+    def write(fh):
+        fh.write(b"abcdef")
+        fh.seek(2)
+        assert fh.read(2) == b"cd"
+    atomic_write(tmp_path / "x", write)
+    assert (tmp_path / "x").read_bytes() == b"abcdef"
+
+
+@pytest.mark.slow
+def test_reproducer_1000_cells_on_one_shard(tmp_path):
+    """Issue 23's reproducer: 1000 cells (d = 1, n_train [2, 3], two scores, seeds 0..249),
+    shard 0 of 2 (500 cells) then shard 1 of 2, merged (about a minute on one core)."""
+    cfg = tiny_cfg(tmp_path, seeds="[" + ", ".join(map(str, range(250))) + "]")
+    assert main(["sweep", str(cfg), "--shard", "0/2", "-q"]) == 0
+    assert len(read_part(part_path(tmp_path / "out.h5", 0, 2))) == 500
+    assert main(["sweep", str(cfg), "--shard", "1/2", "-q"]) == 0
+    assert main(["merge", str(cfg), "-q", "--no-plot"]) == 0
