@@ -117,7 +117,11 @@ class OutputLock:
     requeued job's earlier run) or no longer running (`squeue -h -j ID`, then `sacct`): such a
     lock is taken over, even when a network file system still shows its flock held. A record of
     another host without a SLURM job is refused: delete the file only if that run is dead. On a
-    file system without flock the lock falls back to exclusive creation plus the pid check."""
+    file system without flock (flock fails with ENOSYS, ENOLCK, EOPNOTSUPP...) the lock falls
+    back to exclusive creation (O_EXCL) plus the pid / SLURM job check of the record.
+
+    A file at the lock's path that is neither empty nor a lock record (a user's file) is refused
+    and never truncated or removed."""
 
     def __init__(self, target):
         self.target = Path(target)
@@ -171,6 +175,38 @@ class OutputLock:
         with contextlib.suppress(OSError):
             os.fsync(fd)
 
+    def _check_is_lock(self, fd):
+        """Refuse (SweepError, nothing changed) a file at the lock's path that this or another
+        memphase run did not create: only an empty file (a run killed between creating and
+        writing it) or a lock record is ever truncated or removed."""
+        try:
+            data = os.pread(fd, 65536, 0)
+        except OSError:
+            data = b""
+        if not data.strip():
+            return
+        try:
+            info = json.loads(data)
+        except (ValueError, UnicodeDecodeError):
+            info = None
+        if not (isinstance(info, dict) and "pid" in info and "host" in info):
+            os.close(fd)
+            raise SweepError(f"{self.path} exists and is not a memphase lock file; refusing to "
+                             f"overwrite or delete it: move it away or choose another --output")
+
+    def _open(self):
+        """(fd, created): the lock file opened read-write, created exclusively if missing."""
+        while True:
+            try:
+                return os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC,
+                               0o644), True
+            except FileExistsError:
+                pass
+            try:
+                return os.open(self.path, os.O_RDWR | os.O_CLOEXEC), False
+            except FileNotFoundError:
+                continue  # removed by its releasing holder in between
+
     def acquire(self):
         import fcntl
 
@@ -178,7 +214,9 @@ class OutputLock:
             raise SweepError(f"lock {self.path} is already held by this object")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         for _ in range(50):
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            fd, created = self._open()
+            if not created:
+                self._check_is_lock(fd)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -188,10 +226,16 @@ class OutputLock:
                     self._unlink_if(info)  # flock of a dead node on a network file system
                     continue
                 self._refuse(info)
-            except OSError as e:  # ENOLCK, EOPNOTSUPP...: no flock on this file system
-                os.close(fd)
+            except OSError as e:  # ENOSYS, ENOLCK, EOPNOTSUPP...: no flock on this file system
                 if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                    os.close(fd)
                     self._refuse()
+                if created:  # created exclusively: this run holds the lock without flock
+                    self._write_record(fd)
+                    os.close(fd)
+                    self.held = True
+                    return self
+                os.close(fd)
                 return self._acquire_without_flock()
             # a releasing holder unlinks the file: the inode locked must still be the one there
             try:
@@ -212,7 +256,8 @@ class OutputLock:
         raise SweepError(f"could not take the lock {self.path}")
 
     def _acquire_without_flock(self):
-        """Exclusive creation; a record of a dead pid on this host is stale and removed."""
+        """Exclusive creation; a record of a dead pid on this host, or of an ended SLURM job, is
+        stale and removed. An empty file cannot be told from one being written: refused."""
         for _ in range(3):
             try:
                 fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
@@ -220,8 +265,7 @@ class OutputLock:
                 info = self.record()
                 if self._stale_elsewhere(info) or info.get("host") == socket.gethostname() and not pid_alive(
                         int(info.get("pid", -1)) if str(info.get("pid", "")).isdigit() else -1):
-                    with contextlib.suppress(FileNotFoundError):
-                        self.path.unlink()
+                    self._unlink_if(info)
                     continue
                 self._refuse(info)
             self._write_record(fd)

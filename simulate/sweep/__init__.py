@@ -205,6 +205,7 @@ def run_sweep(config_path, output=None, backend=None, workers=None, scheduler=No
         check_memory(plan, [c for _, c in mine], backend, plan.opts["workers"])
     with OutputLock(target):
         journal = Journal(target, plan, code=code_identity(plan.job))
+        journal.check_ours()  # a folder of the user's own at <target>.cells: refused, untouched
         remove_stale_temporaries(target, journal.dir)
         if target.exists():
             if not _existing_is_same(target, plan, part=bool(shard)):
@@ -320,6 +321,7 @@ def merge_parts(config_path, output=None, progress=True, plot=True, figures=None
     out = resolve_output(output or plan.cfg["output"], plan.job)
     with OutputLock(out):
         journal = Journal(out, plan)  # only a marker here: final file written, figure pending
+        journal.check_ours()
         remove_stale_temporaries(out, journal.dir)
         if out.exists():
             if not _existing_is_same(out, plan, part=False):

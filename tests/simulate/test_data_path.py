@@ -81,3 +81,105 @@ def test_reproducer_1000_cells_on_one_shard(tmp_path):
     assert len(read_part(part_path(tmp_path / "out.h5", 0, 2))) == 500
     assert main(["sweep", str(cfg), "--shard", "1/2", "-q"]) == 0
     assert main(["merge", str(cfg), "-q", "--no-plot"]) == 0
+
+
+# ----------------------------------------------------------------------------- the lock without flock
+
+
+@pytest.fixture
+def no_flock(monkeypatch):
+    """flock(2) fails as on Lustre mounted without flock (ENOSYS)."""
+    import fcntl
+
+    def flock(fd, op):
+        raise OSError(errno.ENOSYS, "Function not implemented")
+    monkeypatch.setattr(fcntl, "flock", flock)
+
+
+def test_lock_without_flock_is_taken_by_the_first_run(tmp_path, no_flock):
+    """Issue 23: any flock error but EWOULDBLOCK made even the first and only run refuse and
+    left an empty lock file. Without flock: exclusive creation, the record, release removes it."""
+    lock = OutputLock(tmp_path / "o.h5")
+    lock.acquire()
+    assert lock.held and lock.record()["pid"] == os.getpid()
+    with pytest.raises(SweepError, match=f"pid {os.getpid()}"):  # a live holder: refused
+        OutputLock(tmp_path / "o.h5").acquire()
+    assert lock.record()["pid"] == os.getpid()  # the refusal changed nothing
+    lock.release()
+    assert not lock.path.exists()
+
+
+def test_lock_without_flock_takes_over_a_dead_run(tmp_path, no_flock):
+    import subprocess
+    import socket
+
+    p = subprocess.Popen(["true"])
+    p.wait()
+    path = tmp_path / "o.h5.lock"
+    path.write_text(json.dumps({"pid": p.pid, "host": socket.gethostname(), "started": "x"}))
+    with OutputLock(tmp_path / "o.h5") as lock:
+        assert lock.record()["pid"] == os.getpid()
+    assert not path.exists()
+
+
+def test_sweep_runs_without_flock(tmp_path, no_flock):
+    cfg = tiny_cfg(tmp_path)
+    assert main(["run", str(cfg), "-q", "--no-plot"]) == 0
+    assert (tmp_path / "out.h5").exists() and not (tmp_path / "out.h5.lock").exists()
+
+
+# ----------------------------------------------------------------------------- never delete what the run did not create
+
+
+@pytest.mark.parametrize("flock", ["flock", "no_flock"])
+def test_a_users_lock_named_file_is_refused_and_kept(tmp_path, capsys, request, flock):
+    """Issue 26 item 1: `echo notes > out.h5.lock` was truncated and deleted by a run."""
+    if flock == "no_flock":
+        request.getfixturevalue("no_flock")
+    cfg = tiny_cfg(tmp_path)
+    (tmp_path / "out.h5.lock").write_text("notes\n")
+    assert main(["run", str(cfg), "-q", "--no-plot"]) == 2
+    one_line_error(capsys, "out.h5.lock exists and is not a memphase lock file")
+    assert (tmp_path / "out.h5.lock").read_text() == "notes\n"
+    assert not (tmp_path / "out.h5").exists()
+
+
+def test_a_users_cells_folder_is_refused_and_kept(tmp_path, capsys):
+    """Issue 26 item 1: `mkdir out.h5.cells; echo data > out.h5.cells/keep.txt` was rmtree'd."""
+    cfg = tiny_cfg(tmp_path)
+    (tmp_path / "out.h5.cells").mkdir()
+    (tmp_path / "out.h5.cells" / "keep.txt").write_text("data\n")
+    for args in (["run", str(cfg), "-q", "--no-plot"], ["run", str(cfg), "-q", "--new"]):
+        assert main(args) == 2
+        one_line_error(capsys, "out.h5.cells holds files but no manifest.json")
+        assert (tmp_path / "out.h5.cells" / "keep.txt").read_text() == "data\n"
+    assert not (tmp_path / "out.h5").exists() and not (tmp_path / "out.h5.lock").exists()
+
+
+def test_a_users_file_put_into_a_journal_is_kept(tmp_path, capsys):
+    """The journal's removal deletes only what memphase wrote, and says what it kept."""
+    import memphase.simulate.experiments.quickstart as quickstart
+
+    cfg = tiny_cfg(tmp_path, seeds="[0, 1]")
+    real = quickstart.run_cell
+    try:
+        quickstart.run_cell = lambda c, cell: 1 / 0 if cell["seed"] == 1 else real(c, cell)
+        assert main(["run", str(cfg), "-q", "--no-plot"]) != 0  # leaves a journal
+    finally:
+        quickstart.run_cell = real
+    journal = tmp_path / "out.h5.cells"
+    assert (journal / "manifest.json").exists()
+    (journal / "notes.txt").write_text("mine\n")
+    capsys.readouterr()
+    assert main(["run", str(cfg), "-q", "--no-plot"]) == 0
+    assert (journal / "notes.txt").read_text() == "mine\n"
+    assert sorted(p.name for p in journal.iterdir()) == ["notes.txt"]
+    assert "kept" in capsys.readouterr().err
+
+
+def test_an_empty_cells_folder_is_used(tmp_path):
+    """A folder created by a run killed before its manifest (empty) is not refused."""
+    cfg = tiny_cfg(tmp_path)
+    (tmp_path / "out.h5.cells").mkdir()
+    assert main(["run", str(cfg), "-q", "--no-plot"]) == 0
+    assert not (tmp_path / "out.h5.cells").exists()
