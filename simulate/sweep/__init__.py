@@ -82,6 +82,7 @@ from .figures import (  # noqa: F401
     draw_figures)
 from ..config import ConfigError  # noqa: F401
 from ..config_bounds import check_sweep_options
+from ..slurm_options import check_scheduler_address
 from ..files import (  # noqa: F401
     OutputLock, SweepError, check_free_space, disk_full, remove_stale_temporaries,
     atomic_write as _atomic_write, fsync_dir as _fsync_dir)
@@ -190,6 +191,10 @@ def run_sweep(config_path, output=None, backend=None, workers=None, scheduler=No
             raise ConfigError(f"--threads {threads}: must be >= 0 (0: torch's default)")
     check_sweep_options(plan.opts)  # the command line's values obey the config's bounds
     if scheduler:
+        try:
+            check_scheduler_address(scheduler)
+        except ValueError as e:
+            raise ConfigError(f"--scheduler {scheduler!r}: {e}") from None
         plan.opts["scheduler"] = scheduler
         backend = backend or "scheduler"
     backend = backend or plan.opts["backend"]

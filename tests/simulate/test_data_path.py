@@ -183,3 +183,133 @@ def test_an_empty_cells_folder_is_used(tmp_path):
     (tmp_path / "out.h5.cells").mkdir()
     assert main(["run", str(cfg), "-q", "--no-plot"]) == 0
     assert not (tmp_path / "out.h5.cells").exists()
+
+
+# ----------------------------------------------------------------------------- [sweep.slurm] by kind
+
+from memphase.simulate.config import ConfigError  # noqa: E402
+
+SLURM_BASE = quickstart_template(seeds="[0]", steps=2, n_samples=1, record=2,
+                                 sweep='backend = "slurm"\n{extra}')
+
+
+def slurm_cfg(tmp_path, extra):
+    p = tmp_path / "s.toml"
+    p.write_text(SLURM_BASE.format(out=tmp_path / "out.h5", extra=extra))
+    return p
+
+
+#: issue 26 item 3 and issue 23: values that smuggled options through spaces (all accepted before)
+SMUGGLED = [
+    ('[sweep.slurm]\njob_name = "w --export=ALL,LD_PRELOAD=./evil.so"', "job_name"),
+    ('[sweep.slurm]\nqueue = "p --export=ALL,BASH_ENV=./evil.sh"', "queue"),
+    ('[sweep.slurm]\nqueue = "p --output=$HOME/.bashrc"', "queue"),
+    ('[sweep.slurm]\naccount = "a --chdir=/"', "account"),
+    ('[sweep.slurm]\ninterface = "lo --preload ./evil.py"', "interface"),
+    ('[sweep.slurm]\npython = "/bin/sh -c id"', "python"),
+    ('[sweep.slurm]\nwalltime = "1:00:00 --uid=0"', "walltime"),
+    ('[sweep.slurm]\nmemory = "8GB --x"', "memory"),
+    ('[sweep.slurm]\njob_mem = "4G --wrap=id"', "job_mem"),
+    ('[sweep.slurm]\nlog_directory = "/tmp/l --export=ALL"', "log_directory"),
+    ('[sweep.slurm]\nlocal_directory = "--preload=x"', "local_directory"),
+    ('[sweep.slurm]\nprotocol = "tcp:// --preload x"', "protocol"),
+    ('[sweep.slurm]\njob_extra_directives = ["--qos=low --export=ALL"]', "job_extra_directives"),
+    ('[sweep.slurm]\nworker_extra_args = ["--preload ./evil.py"]', "worker_extra_args"),
+    ('[sweep.slurm]\nshebang = "#!/bin/sh -c id"', "shebang"),
+    ('[sweep.slurm]\njob_name = "--export=ALL"', "job_name"),
+    ('scheduler = "tcp://h:1 --preload x"', "scheduler"),
+    ('scheduler = "$(id)"', "scheduler"),
+]
+
+
+@pytest.mark.parametrize("line,key", SMUGGLED, ids=[k for _, k in SMUGGLED])
+def test_slurm_values_that_smuggle_options_are_refused(tmp_path, line, key):
+    with pytest.raises(ConfigError, match=key) as e:
+        load_sweep(slurm_cfg(tmp_path, line))
+    assert "\n" not in str(e.value)
+
+
+REAL = [
+    'shebang = "#!/usr/bin/env bash"', 'shebang = "#!/bin/bash -l"',
+    'job_extra_directives = ["--exclude=node[01-04]", "--nodelist=n[1,3]", "-C", "--exclusive"]',
+    'walltime = "2-12:00:00"', 'walltime = "90"', 'memory = "16GiB"', 'memory = "8GB"',
+    'job_mem = "9G"', 'queue = "short,long"', 'python = "/opt/conda/envs/m-1.0/bin/python3"',
+    'protocol = "tls://"', 'interface = "ib0"', 'account = "proj_x-1"',
+]
+
+
+@pytest.mark.parametrize("line", REAL)
+def test_real_slurm_values_are_accepted(tmp_path, line):
+    """Issue 23: real shebang values and bracketed node lists were refused."""
+    load_sweep(slurm_cfg(tmp_path, "[sweep.slurm]\n" + line))
+
+
+def test_scheduler_address_is_validated(tmp_path):
+    for ok in ("tcp://node12:8786", "node12:8786", "tcp://10.0.0.1:8786", "tcp://[::1]:8786"):
+        load_sweep(slurm_cfg(tmp_path, f'scheduler = "{ok}"'))
+    with pytest.raises(ConfigError, match="--scheduler"):
+        from memphase.simulate.sweep import run_sweep
+        run_sweep(tiny_cfg(tmp_path), scheduler="tcp://h:1 --preload x", progress=False)
+
+
+# ----------------------------------------------------------------------------- memory of the job
+
+
+def big_cell_cfg(tmp_path):
+    """One quickstart cell estimated at about 6 GiB (d = 256, N = 3000, 400000 samples)."""
+    text = quickstart_template(seeds="[0]", steps=10, n_samples=400000, record=5)
+    text = text.replace("n_train = [3, 30]", "n_train = [3000]").replace("d = 4", "d = 256")
+    text = text.replace('score = ["empirical", "population"]', 'score = ["empirical"]')
+    p = tmp_path / "big.toml"
+    p.write_text(text.format(out=tmp_path / "big.h5"))
+    return p
+
+
+def test_memory_check_reads_the_slurm_allocation(tmp_path, monkeypatch):
+    """Issue 23: inside a job with SLURM_MEM_PER_NODE=4096 a cell estimated above 4 GiB passed
+    (the node's MemAvailable was read). Refused now before anything runs, naming --mem."""
+    from memphase.simulate.sweep import check_memory, estimate_cell
+    from memphase.simulate.sweep.plan import PROCESS_OVERHEAD, slurm_allocation
+
+    plan = load_sweep(big_cell_cfg(tmp_path))
+    need = estimate_cell(plan.exp, plan.cfg, plan.cells[0])["memory_bytes"] + PROCESS_OVERHEAD
+    assert 4096 * 2**20 < need < 16 * 2**30
+    for k in ("SLURM_MEM_PER_NODE", "SLURM_MEM_PER_CPU", "SLURM_CPUS_ON_NODE"):
+        monkeypatch.delenv(k, raising=False)
+    monkeypatch.setenv("SLURM_MEM_PER_NODE", "4096")
+    assert slurm_allocation() == 4096 * 2**20
+    with pytest.raises(ConfigError, match=r"SLURM job \(--mem\).*4\.0 GiB"):
+        check_memory(plan, plan.cells, "inprocess")
+    monkeypatch.delenv("SLURM_MEM_PER_NODE")
+    monkeypatch.setenv("SLURM_MEM_PER_CPU", "1024")
+    monkeypatch.setenv("SLURM_CPUS_ON_NODE", "3")
+    assert slurm_allocation() == 3 * 2**30
+    with pytest.raises(ConfigError, match="SLURM job"):
+        check_memory(plan, plan.cells, "inprocess")
+    monkeypatch.setenv("SLURM_MEM_PER_CPU", "0")  # 0: no memory limit of the job
+    assert slurm_allocation() is None
+
+
+def test_slurm_memory_sizes_are_read_as_dask_reads_them():
+    """Issue 23: '8GB' was read as 8 GiB here but as 8e9 bytes by dask(-jobqueue)."""
+    from dask.utils import parse_bytes
+
+    from memphase.simulate.sweep.plan import _parse_bytes
+
+    for text in ("8GB", "8GiB", "512MB", "512MiB", "2G", "1.5GB", "100", "3kB", "2TiB", "7M"):
+        assert _parse_bytes(text) == parse_bytes(text), text
+
+
+def test_slurm_memory_per_worker_decides_in_decimal_units(tmp_path):
+    """A cell that fits x GiB but not x GB: refused with memory = 'xGB', accepted with 'xGiB'."""
+    from memphase.simulate.sweep import check_memory, estimate_cell
+    from memphase.simulate.sweep.plan import PROCESS_OVERHEAD
+
+    plan = load_sweep(big_cell_cfg(tmp_path))
+    need = estimate_cell(plan.exp, plan.cfg, plan.cells[0])["memory_bytes"] + PROCESS_OVERHEAD
+    x = need / (0.5 * (1e9 + 2**30))  # x GB < need < x GiB
+    plan.opts["slurm"]["memory"] = f"{x:.3f}GB"
+    with pytest.raises(ConfigError, match="memory per worker"):
+        check_memory(plan, plan.cells, "slurm")
+    plan.opts["slurm"]["memory"] = f"{x:.3f}GiB"
+    check_memory(plan, plan.cells, "slurm")
