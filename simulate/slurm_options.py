@@ -24,6 +24,7 @@ from __future__ import annotations
 import re
 
 from .config import Field
+from .config_bounds import check_walltime, memory_bytes
 
 __all__ = ["SLURM_SCHEMA", "SLURM_KEYWORDS", "check_safe", "check_prologue_line",
            "check_name", "check_duration", "check_size", "check_slurm_size", "check_path",
@@ -68,15 +69,21 @@ def check_name(v: str) -> bool:
 
 
 def check_duration(v: str) -> bool:
-    """A SLURM time limit: M, M:S, H:M:S, D-H, D-H:M or D-H:M:S."""
-    return _one_token(v, "a duration (M, M:S, H:M:S, D-H, D-H:M, D-H:M:S)", "'02:00:00'",
-                      r"\d+(?::\d{1,2}){0,2}|\d+-\d{1,2}(?::\d{1,2}){0,2}")
+    """A SLURM time limit: M, M:S, H:M:S, D-H, D-H:M or D-H:M:S (`config_bounds.check_walltime`)."""
+    _one_token(v, "a duration", "'02:00:00'", r".+")
+    check_walltime(v)
+    return True
 
 
 def check_size(v: str) -> bool:
-    """A memory size as dask reads it: a number and a unit, e.g. 8GB (1e9 bytes), 8GiB (2**30)."""
-    return _one_token(v, "a size (a number and a unit)", "'8GB' or '8GiB'",
-                      r"(?i)\d+(?:\.\d+)?[KMGTP]?i?B?")
+    """A memory size as dask reads it (`config_bounds.memory_bytes`): 8GB = 8e9 bytes,
+    8GiB = 8 * 2**30; a space between number and unit is allowed (dask-jobqueue converts the
+    size itself, it never reaches the job script as written)."""
+    m = re.search(r"[\x00-\x1f\x7f]", v)
+    if m:
+        raise ValueError(f"contains {_describe(m[0])}: must be a size, e.g. '8GB' or '8GiB'")
+    memory_bytes(v)
+    return True
 
 
 def check_slurm_size(v: str) -> bool:

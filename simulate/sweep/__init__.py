@@ -53,7 +53,6 @@ from .plan import (  # noqa: F401
     _fmt_seconds,
     estimate_lines,
     available_memory,
-    _UNITS,
     _parse_bytes,
     check_memory)
 from .journal import (  # noqa: F401

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ..cost import sampling_bytes, sampling_seconds
 from ..config import ConfigError, Field, load_toml, validate
+from ..config_bounds import memory_bytes
 from ..experiments import get_experiment
 from ..slurm_options import SLURM_SCHEMA, check_scheduler_address
 from ..files import SweepError, _fmt_bytes
@@ -269,21 +270,14 @@ def available_memory(env=None) -> int:
     return min(x for x in limits if x is not None)
 
 
-#: units of a memory size as dask (and so dask-jobqueue's `memory`) reads them: decimal
-#: K/M/G/T/P (kB = 1000 bytes), binary with an 'i' (KiB = 1024 bytes)
-_UNITS = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15}
-_IUNITS = {"K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40, "P": 2**50}
-
-
 def _parse_bytes(text: str) -> int:
-    """'8GB' -> 8e9, '8GiB' -> 8 * 2**30, '512MB', '2G' (= 2e9): dask's convention
-    (dask.utils.parse_bytes), which is how dask-jobqueue reads [sweep.slurm] memory."""
-    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*(?:([KMGTP])(i?))?B?\s*", text, flags=re.I)
-    if not m:
-        raise ConfigError(f"[sweep.slurm] memory = {text!r}: expected e.g. '8GB' or '512MB'")
-    unit = (m.group(2) or "").upper()
-    scale = _IUNITS[unit] if m.group(3) else _UNITS[unit]
-    return int(float(m.group(1)) * scale)
+    """[sweep.slurm] memory in bytes, read as dask reads it (`config_bounds.memory_bytes`:
+    '8GB' = 8e9, '8GiB' = 8 * 2**30)."""
+    try:
+        return memory_bytes(text)
+    except ValueError:
+        raise ConfigError(f"[sweep.slurm] memory = {text!r}: expected e.g. '8GB' or "
+                          f"'512MB'") from None
 
 
 def check_memory(plan: SweepPlan, cells, backend: str, workers: int = 1, limit: int | None = None):

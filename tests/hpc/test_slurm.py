@@ -257,6 +257,9 @@ death_timeout = 60
     'local_directory = "/scratch/$USER"',
     'worker_extra_args = ["--name", "w&id"]',
     'job_script_prologue = ["module load python\\nid"]',
+    'job_name = "w --export=ALL,LD_PRELOAD=./evil.so"',  # issue 26 item 3: spaces split options
+    'queue = "p --output=$HOME/.bashrc"',
+    'python = "/bin/sh -c id"',
 ])
 def test_injection_in_slurm_settings_is_refused_before_submission(slurm, tmp_path, capsys, line):
     cfg = write_config(tmp_path, extra=f'backend = "slurm"\n[sweep.slurm]\n{line}\n')
