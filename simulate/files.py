@@ -19,9 +19,10 @@ import os
 import re
 import shutil
 import socket
+import stat
 from pathlib import Path
 
-__all__ = ["SweepError", "OutputLock", "atomic_write", "fsync_dir", "pid_alive",
+__all__ = ["SweepError", "OutputLock", "atomic_write", "fsync_dir", "make_dirs", "pid_alive",
            "slurm_job_id", "slurm_job_running",
            "check_free_space", "remove_stale_temporaries", "disk_full", "FREE_SPACE_MARGIN"]
 
@@ -52,6 +53,26 @@ def pid_alive(pid: int) -> bool:
     except OverflowError:
         return False
     return True
+
+
+def make_dirs(path) -> Path:
+    """`mkdir -p path`, iteratively: Path.mkdir(parents=True) and os.makedirs recurse once per
+    missing folder and raise RecursionError past ~1000 of them (a deep path under PATH_MAX)."""
+    path = Path(path)
+    missing = []
+    p = path
+    while not p.is_dir():
+        missing.append(p)
+        if p.parent == p:
+            break
+        p = p.parent
+    for p in reversed(missing):
+        try:
+            p.mkdir()
+        except FileExistsError:
+            if not p.is_dir():
+                raise
+    return path
 
 
 def disk_full(e: OSError) -> bool:
@@ -202,8 +223,10 @@ class OutputLock:
                                0o644), True
             except FileExistsError:
                 pass
-            try:
-                return os.open(self.path, os.O_RDWR | os.O_CLOEXEC), False
+            try:  # O_NONBLOCK: a FIFO at this path must not block the open (refused below)
+                fd = os.open(self.path, os.O_RDWR | os.O_CLOEXEC | os.O_NONBLOCK)
+                os.set_blocking(fd, True)
+                return fd, False
             except FileNotFoundError:
                 continue  # removed by its releasing holder in between
 
@@ -212,10 +235,15 @@ class OutputLock:
 
         if self.held:
             raise SweepError(f"lock {self.path} is already held by this object")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        make_dirs(self.path.parent)
         for _ in range(50):
             fd, created = self._open()
             if not created:
+                if not stat.S_ISREG(os.fstat(fd).st_mode):
+                    os.close(fd)
+                    raise SweepError(f"{self.path} exists and is not a regular file; refusing "
+                                     f"to use it as the lock: move it away or choose another "
+                                     f"--output")
                 self._check_is_lock(fd)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -393,8 +393,9 @@ def describe(path) -> list[str]:
         return lines
     import h5py
 
-    from memphase.analysis.results import ResultFileError, open_results
+    from memphase.analysis.results import ResultFileError, check_readable, open_results
 
+    check_readable(p)  # a FIFO named like a results file would block h5py's open
     with contextlib.suppress(OSError):
         with h5py.File(p, "r") as f:
             if "memphase_part" in f.attrs:

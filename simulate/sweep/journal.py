@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ..experiments import get_experiment
-from ..files import SweepError, atomic_write as _atomic_write, fsync_dir as _fsync_dir
+from ..files import SweepError, atomic_write as _atomic_write, fsync_dir as _fsync_dir, make_dirs
 from .plan import SweepPlan
 
 
@@ -154,7 +154,7 @@ class Journal:
                 man["code"] = self.code
                 man["code_history"] = man.get("code_history", []) + [self.code]
                 self._write_manifest(man)
-        self.dir.mkdir(parents=True, exist_ok=True)
+        make_dirs(self.dir)
         if man is None:
             man = {"config_hash": self.plan.config_hash, "job": self.plan.job,
                    "cells": len(self.plan.cells), "created": _now(), "config": self.plan.text,
@@ -220,7 +220,7 @@ class Journal:
             return []
 
     def note_figures(self, paths):
-        self.dir.mkdir(parents=True, exist_ok=True)
+        make_dirs(self.dir)
         text = json.dumps([str(p) for p in paths]).encode()
         _atomic_write(self.dir / "figures.json", lambda fh: fh.write(text))
 

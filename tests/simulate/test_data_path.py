@@ -313,3 +313,62 @@ def test_slurm_memory_per_worker_decides_in_decimal_units(tmp_path):
         check_memory(plan, plan.cells, "slurm")
     plan.opts["slurm"]["memory"] = f"{x:.3f}GiB"
     check_memory(plan, plan.cells, "slurm")
+
+
+# ----------------------------------------------------------------------------- FIFOs, deep paths
+
+
+@pytest.fixture
+def alarm():
+    """Fail (instead of hanging) a call that blocks more than 30 s."""
+    import signal
+
+    def boom(*_):
+        raise TimeoutError("blocked for 30 s")
+    old = signal.signal(signal.SIGALRM, boom)
+    signal.alarm(30)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, old)
+
+
+def test_a_fifo_named_like_a_results_file_is_refused(tmp_path, capsys, alarm):
+    """Issue 26 item 6: `info`, `plot`, `merge -o` and `run -o` blocked until killed on a FIFO."""
+    cfg = tiny_cfg(tmp_path)
+    fifo = tmp_path / "f.h5"
+    os.mkfifo(fifo)
+    for args in (["info", str(fifo)], ["plot", str(fifo)],
+                 ["run", str(cfg), "-o", str(fifo), "-q"],
+                 ["merge", str(cfg), "-o", str(fifo), "-q"]):
+        assert main(args) == 2, args
+        one_line_error(capsys, "is not a regular file")
+    assert fifo.exists() and not (tmp_path / "f.h5.lock").exists()
+
+
+def test_a_fifo_at_the_lock_path_is_refused(tmp_path, alarm):
+    os.mkfifo(tmp_path / "o.h5.lock")
+    with pytest.raises(SweepError, match="not a regular file"):
+        OutputLock(tmp_path / "o.h5").acquire()
+
+
+def test_deep_output_path(tmp_path, capsys):
+    """Issue 26 item 8: 1000 nested folders (under PATH_MAX) raised RecursionError in
+    Path.mkdir(parents=True) (a traceback, rc 1). The run now writes there."""
+    deep = tmp_path.joinpath(*["d"] * 1000)
+    assert len(str(deep)) < os.pathconf("/", "PC_PATH_MAX") - 100
+    cfg = tiny_cfg(tmp_path)
+    assert main(["run", str(cfg), "-o", str(deep / "out.h5"), "-q", "--no-plot"]) == 0
+    assert (deep / "out.h5").is_file()
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_make_dirs_is_iterative(tmp_path):
+    import sys
+
+    deep = tmp_path.joinpath(*["e"] * (sys.getrecursionlimit() + 50))
+    files.make_dirs(deep)
+    assert deep.is_dir()
+    files.make_dirs(deep)  # exists: nothing to do
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(OSError):
+        files.make_dirs(tmp_path / "f" / "g")
