@@ -134,12 +134,12 @@ def check_skip(v: str) -> bool:
 
 def check_scheduler_address(v: str) -> bool:
     """`[sweep] scheduler`: a Dask scheduler address, [protocol://]host:port, host a name or an
-    IP address ([...] for IPv6); '' for none."""
+    IP address ([...] for IPv6), then an optional path (inproc://host/pid/n); '' for none."""
     if v == "":
         return True
     return _one_token(v, "a scheduler address", "'tcp://node12:8786'",
                       r"(?:[a-z][a-z0-9+.\-]*://)?(?:[A-Za-z0-9_.\-]+|\[[0-9A-Fa-f:.]+\])"
-                      r"(?::\d{1,5})?")
+                      r"(?::\d{1,5})?(?:/[A-Za-z0-9_.\-]+)*")
 
 
 def check_prologue_line(v: str) -> bool:

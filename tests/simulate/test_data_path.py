@@ -245,7 +245,8 @@ def test_real_slurm_values_are_accepted(tmp_path, line):
 
 
 def test_scheduler_address_is_validated(tmp_path):
-    for ok in ("tcp://node12:8786", "node12:8786", "tcp://10.0.0.1:8786", "tcp://[::1]:8786"):
+    for ok in ("tcp://node12:8786", "node12:8786", "tcp://10.0.0.1:8786", "tcp://[::1]:8786",
+               "inproc://10.0.0.1/1234/1"):
         load_sweep(slurm_cfg(tmp_path, f'scheduler = "{ok}"'))
     with pytest.raises(ConfigError, match="--scheduler"):
         from memphase.simulate.sweep import run_sweep
@@ -351,24 +352,47 @@ def test_a_fifo_at_the_lock_path_is_refused(tmp_path, alarm):
         OutputLock(tmp_path / "o.h5").acquire()
 
 
+def _remove_chain(root: Path):
+    """Remove a chain of nested folders iteratively (pytest's recursive cleanup of its tmp dirs
+    would hit RecursionError at 1000 levels). Each level holds files and at most one folder."""
+    chain = [root]
+    while True:
+        subs = [p for p in chain[-1].iterdir() if p.is_dir() and not p.is_symlink()]
+        if not subs:
+            break
+        chain.append(subs[0])
+    for d in reversed(chain):
+        for p in d.iterdir():
+            if not p.is_dir() or p.is_symlink():
+                p.unlink()
+        d.rmdir()
+
+
 def test_deep_output_path(tmp_path, capsys):
     """Issue 26 item 8: 1000 nested folders (under PATH_MAX) raised RecursionError in
     Path.mkdir(parents=True) (a traceback, rc 1). The run now writes there."""
     deep = tmp_path.joinpath(*["d"] * 1000)
     assert len(str(deep)) < os.pathconf("/", "PC_PATH_MAX") - 100
     cfg = tiny_cfg(tmp_path)
-    assert main(["run", str(cfg), "-o", str(deep / "out.h5"), "-q", "--no-plot"]) == 0
-    assert (deep / "out.h5").is_file()
-    assert "Traceback" not in capsys.readouterr().err
+    try:
+        assert main(["run", str(cfg), "-o", str(deep / "out.h5"), "-q", "--no-plot"]) == 0
+        assert (deep / "out.h5").is_file()
+        assert "Traceback" not in capsys.readouterr().err
+    finally:
+        if (tmp_path / "d").exists():
+            _remove_chain(tmp_path / "d")
 
 
 def test_make_dirs_is_iterative(tmp_path):
     import sys
 
     deep = tmp_path.joinpath(*["e"] * (sys.getrecursionlimit() + 50))
-    files.make_dirs(deep)
-    assert deep.is_dir()
-    files.make_dirs(deep)  # exists: nothing to do
+    try:
+        files.make_dirs(deep)
+        assert deep.is_dir()
+        files.make_dirs(deep)  # exists: nothing to do
+    finally:
+        _remove_chain(tmp_path / "e")
     (tmp_path / "f").write_text("x")
     with pytest.raises(OSError):
         files.make_dirs(tmp_path / "f" / "g")

@@ -126,7 +126,7 @@ def test_the_injection_cases_cover_every_string_keyword():
 
 @pytest.mark.parametrize("key", sorted(BAD))
 def test_newline_or_metacharacter_in_any_slurm_string_is_refused_at_load(tmp_path, key):
-    with pytest.raises(ConfigError, match=f"sweep.slurm.{key}'.*(contains|newline|must be)") as e:
+    with pytest.raises(ConfigError, match=f"sweep.slurm.{key}'.*(contains|newline|must be|is not)") as e:
         load_sweep(cfg(tmp_path, f"[sweep.slurm]\n{key} = {BAD[key]}"))
     assert "\n" not in str(e.value)
 
