@@ -38,6 +38,8 @@ fi
         . "$MEMPHASE_VENV/bin/activate"
     fi
     if [ -n "${MEMPHASE_ACTIVATE:-}" ]; then
+        # MEMPHASE_ACTIVATE written for bash (`source FILE`) works under sh too
+        command -v source >/dev/null 2>&1 || source() { . "$1"; }
         eval "$MEMPHASE_ACTIVATE"
     fi
     if ! command -v memphase >/dev/null; then

@@ -4,8 +4,8 @@ with the config hash and the code identity of the run (see `memphase.simulate.sw
 from __future__ import annotations
 
 import contextlib
-import fnmatch
 import datetime as _dt
+import fnmatch
 import hashlib
 import json
 import os
