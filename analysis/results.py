@@ -15,13 +15,17 @@ class ResultFileError(ValueError):
 
 
 def check_readable(p: Path, what: str = "results file"):
-    """ResultFileError naming `p` when it is missing, a folder, or not readable by this user."""
+    """ResultFileError naming `p` when it is missing, a folder, not a regular file (a FIFO, a
+    socket or a device: opening one could block forever), or not readable by this user."""
     import os
+    import stat
 
     if p.is_dir():
         raise ResultFileError(f"{p} is a folder, not a {what}")
     if not p.exists():
         raise ResultFileError(f"{what} not found: {p}")
+    if not stat.S_ISREG(p.stat().st_mode):
+        raise ResultFileError(f"{p} is not a regular file (a FIFO, socket or device), not a {what}")
     if not os.access(p, os.R_OK):
         raise ResultFileError(f"{p}: permission denied (cannot read the {what})")
 

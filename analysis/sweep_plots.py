@@ -37,6 +37,8 @@ import matplotlib.ticker
 import numpy as np
 from matplotlib.figure import Figure
 
+from memphase.simulate.files import make_dirs
+
 from .sweep_conventions import (_AVERAGED, _FACET, _SIZE_AXES, _candidate_axes, _coord,
                                 _main_variables, _numeric, boundary_variables, default_axes,
                                 parse_selection, reduce_dims, sweep_axes, theory_partner)
@@ -234,7 +236,7 @@ def write_figure(fig, stem, formats, **savefig_kw) -> list[Path]:
     """Write `fig` as <stem>.<fmt> for each format (the folder is created); returns the paths.
     Backend-neutral (no pyplot): `memphase.analysis.plots.save` uses it too."""
     stem = Path(stem)
-    stem.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(stem.parent)
     out = []
     for fmt in formats:
         p = stem.with_name(f"{stem.name}.{fmt}")

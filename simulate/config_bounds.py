@@ -100,19 +100,30 @@ def check_devices(cfg: dict, backend: str = "inprocess") -> None:
 
 # ----------------------------------------------------------------------------- [sweep]
 
-_UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+#: units of a memory size as dask (and so dask-jobqueue's `memory`) reads them: decimal
+#: K/M/G/T/P (kB = 1000 bytes), binary with an 'i' (KiB = 1024 bytes)
+_UNITS = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15}
+_IUNITS = {"K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40, "P": 2**50}
 _WALLTIME = re.compile(r"(\d+-)?\d+(:\d{1,2}){0,2}")
 
 
-def parse_memory(text: str) -> int:
-    """'8GB', '512 MiB', '2G' -> bytes (binary units, as SLURM reads them); ValueError else."""
-    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([KMGT]?)i?B?\s*", text, flags=re.I)
+def memory_bytes(text: str) -> int:
+    """'8GB' -> 8e9, '8GiB' -> 8 * 2**30, '512MB', '2G' (= 2e9): dask's convention
+    (dask.utils.parse_bytes), which is how dask-jobqueue reads [sweep.slurm] memory (it then
+    writes sbatch --mem itself); ValueError else."""
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*(?:([KMGTP])(i?))?B?\s*", text, flags=re.I)
     if not m:
         raise ValueError(f"{text!r} is not a memory size; expected e.g. '8GB' or '512MB'")
-    n = float(m.group(1)) * _UNITS[m.group(2).upper()]
-    if not 2**20 <= n <= 2**60:
+    unit = (m.group(2) or "").upper()
+    return int(float(m.group(1)) * (_IUNITS[unit] if m.group(3) else _UNITS[unit]))
+
+
+def parse_memory(text: str) -> int:
+    """`memory_bytes`, within 1 MB .. 1 EB; ValueError else."""
+    n = memory_bytes(text)
+    if not 10**6 <= n <= 2**60:
         raise ValueError(f"{text!r} is outside 1MB .. 1EB")
-    return int(n)
+    return n
 
 
 def check_walltime(text: str) -> None:

@@ -19,9 +19,10 @@ import os
 import re
 import shutil
 import socket
+import stat
 from pathlib import Path
 
-__all__ = ["SweepError", "OutputLock", "atomic_write", "fsync_dir", "pid_alive",
+__all__ = ["SweepError", "OutputLock", "atomic_write", "fsync_dir", "make_dirs", "pid_alive",
            "slurm_job_id", "slurm_job_running",
            "check_free_space", "remove_stale_temporaries", "disk_full", "FREE_SPACE_MARGIN"]
 
@@ -52,6 +53,26 @@ def pid_alive(pid: int) -> bool:
     except OverflowError:
         return False
     return True
+
+
+def make_dirs(path) -> Path:
+    """`mkdir -p path`, iteratively: Path.mkdir(parents=True) and os.makedirs recurse once per
+    missing folder and raise RecursionError past ~1000 of them (a deep path under PATH_MAX)."""
+    path = Path(path)
+    missing = []
+    p = path
+    while not p.is_dir():
+        missing.append(p)
+        if p.parent == p:
+            break
+        p = p.parent
+    for p in reversed(missing):
+        try:
+            p.mkdir()
+        except FileExistsError:
+            if not p.is_dir():
+                raise
+    return path
 
 
 def disk_full(e: OSError) -> bool:
@@ -117,7 +138,11 @@ class OutputLock:
     requeued job's earlier run) or no longer running (`squeue -h -j ID`, then `sacct`): such a
     lock is taken over, even when a network file system still shows its flock held. A record of
     another host without a SLURM job is refused: delete the file only if that run is dead. On a
-    file system without flock the lock falls back to exclusive creation plus the pid check."""
+    file system without flock (flock fails with ENOSYS, ENOLCK, EOPNOTSUPP...) the lock falls
+    back to exclusive creation (O_EXCL) plus the pid / SLURM job check of the record.
+
+    A file at the lock's path that is neither empty nor a lock record (a user's file) is refused
+    and never truncated or removed."""
 
     def __init__(self, target):
         self.target = Path(target)
@@ -171,14 +196,55 @@ class OutputLock:
         with contextlib.suppress(OSError):
             os.fsync(fd)
 
+    def _check_is_lock(self, fd):
+        """Refuse (SweepError, nothing changed) a file at the lock's path that this or another
+        memphase run did not create: only an empty file (a run killed between creating and
+        writing it) or a lock record is ever truncated or removed."""
+        try:
+            data = os.pread(fd, 65536, 0)
+        except OSError:
+            data = b""
+        if not data.strip():
+            return
+        try:
+            info = json.loads(data)
+        except (ValueError, UnicodeDecodeError):
+            info = None
+        if not (isinstance(info, dict) and "pid" in info and "host" in info):
+            os.close(fd)
+            raise SweepError(f"{self.path} exists and is not a memphase lock file; refusing to "
+                             f"overwrite or delete it: move it away or choose another --output")
+
+    def _open(self):
+        """(fd, created): the lock file opened read-write, created exclusively if missing."""
+        while True:
+            try:
+                return os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC,
+                               0o644), True
+            except FileExistsError:
+                pass
+            try:  # O_NONBLOCK: a FIFO at this path must not block the open (refused below)
+                fd = os.open(self.path, os.O_RDWR | os.O_CLOEXEC | os.O_NONBLOCK)
+                os.set_blocking(fd, True)
+                return fd, False
+            except FileNotFoundError:
+                continue  # removed by its releasing holder in between
+
     def acquire(self):
         import fcntl
 
         if self.held:
             raise SweepError(f"lock {self.path} is already held by this object")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        make_dirs(self.path.parent)
         for _ in range(50):
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            fd, created = self._open()
+            if not created:
+                if not stat.S_ISREG(os.fstat(fd).st_mode):
+                    os.close(fd)
+                    raise SweepError(f"{self.path} exists and is not a regular file; refusing "
+                                     f"to use it as the lock: move it away or choose another "
+                                     f"--output")
+                self._check_is_lock(fd)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -188,10 +254,16 @@ class OutputLock:
                     self._unlink_if(info)  # flock of a dead node on a network file system
                     continue
                 self._refuse(info)
-            except OSError as e:  # ENOLCK, EOPNOTSUPP...: no flock on this file system
-                os.close(fd)
+            except OSError as e:  # ENOSYS, ENOLCK, EOPNOTSUPP...: no flock on this file system
                 if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                    os.close(fd)
                     self._refuse()
+                if created:  # created exclusively: this run holds the lock without flock
+                    self._write_record(fd)
+                    os.close(fd)
+                    self.held = True
+                    return self
+                os.close(fd)
                 return self._acquire_without_flock()
             # a releasing holder unlinks the file: the inode locked must still be the one there
             try:
@@ -212,7 +284,8 @@ class OutputLock:
         raise SweepError(f"could not take the lock {self.path}")
 
     def _acquire_without_flock(self):
-        """Exclusive creation; a record of a dead pid on this host is stale and removed."""
+        """Exclusive creation; a record of a dead pid on this host, or of an ended SLURM job, is
+        stale and removed. An empty file cannot be told from one being written: refused."""
         for _ in range(3):
             try:
                 fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
@@ -220,8 +293,7 @@ class OutputLock:
                 info = self.record()
                 if self._stale_elsewhere(info) or info.get("host") == socket.gethostname() and not pid_alive(
                         int(info.get("pid", -1)) if str(info.get("pid", "")).isdigit() else -1):
-                    with contextlib.suppress(FileNotFoundError):
-                        self.path.unlink()
+                    self._unlink_if(info)
                     continue
                 self._refuse(info)
             self._write_record(fd)
@@ -257,16 +329,29 @@ def fsync_dir(path: Path):
             os.close(fd)
 
 
-def atomic_write(path: Path, write):
+def atomic_write(path: Path, write, *, by_path: bool = False):
     """write(fh) into `.<name>.tmp-<pid>` beside `path`, fsync, rename over `path`. A full disk
-    raises SweepError naming the file (the temporary is removed)."""
+    raises SweepError naming the file (the temporary is removed).
+
+    `fh` is opened read-write ("w+b"): writers such as libhdf5 read back what they wrote (once a
+    file's metadata outgrows their cache), which a write-only file object refuses. With
+    `by_path`, write(tmp) gets the temporary's path instead and opens it itself (libhdf5's own
+    file driver: much faster than a Python file object for files of many groups)."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        with open(tmp, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
+        if by_path:
+            write(tmp)
+            fd = os.open(tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        else:
+            with open(tmp, "w+b") as fh:
+                write(fh)
+                fh.flush()
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     except OSError as e:
         if disk_full(e):

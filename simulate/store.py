@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .files import make_dirs
+
 __all__ = ["provenance", "write_dataset", "cf_conventions", "package_version", "git_commit",
            "ENCODING_DEFAULTS"]
 
@@ -173,7 +175,7 @@ def write_dataset(ds, path) -> Path:
     """Write `ds` to `path` (HDF5 via h5netcdf, compressed) atomically: a crash leaves either the
     old file or the new one, never a half-written file under the final name."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(path.parent)
     ds = cf_conventions(ds)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     encoding = {v: dict(ENCODING_DEFAULTS) for v in ds.data_vars

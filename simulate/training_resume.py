@@ -103,9 +103,9 @@ def load_state(path: Path, identity: dict):
 
 def save_state(path: Path, state: dict, identity: dict):
     """Write the state atomically (temporary file beside `path`, fsync, os.replace)."""
-    from .files import atomic_write, fsync_dir
+    from .files import atomic_write, fsync_dir, make_dirs
 
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(path.parent)
     blob = dict(state, identity=json.dumps(identity, sort_keys=True), format=FORMAT)
     atomic_write(path, lambda fh: torch.save(blob, fh))
     fsync_dir(path.parent)

@@ -126,4 +126,5 @@ def test_slurm_memory_limit_is_checked(tmp_path, capsys):
     p.write_text(TINY.format(out=tmp_path / "s.h5").replace('backend = "inprocess"', 'backend = "slurm"')
                  + '[sweep.slurm]\nmemory = "64MB"\njob_extra = []\n')
     assert main(["sweep", str(p), "-q"]) == 2
-    assert "[sweep.slurm] memory per worker is 64.0 MiB" in capsys.readouterr().err
+    # 64MB = 64e6 bytes as dask-jobqueue reads it (issue 23: was read as 64 MiB here)
+    assert "[sweep.slurm] memory per worker is 61.0 MiB" in capsys.readouterr().err

@@ -54,7 +54,6 @@ from .plan import (  # noqa: F401
     _fmt_seconds,
     estimate_lines,
     available_memory,
-    _UNITS,
     _parse_bytes,
     check_memory)
 from .journal import (  # noqa: F401
@@ -84,6 +83,7 @@ from .figures import (  # noqa: F401
     draw_figures)
 from ..config import ConfigError  # noqa: F401
 from ..config_bounds import check_sweep_options
+from ..slurm_options import check_scheduler_address
 from ..files import (  # noqa: F401
     OutputLock, SweepError, check_free_space, disk_full, remove_stale_temporaries,
     atomic_write as _atomic_write, fsync_dir as _fsync_dir)
@@ -195,6 +195,10 @@ def run_sweep(config_path, output=None, backend=None, workers=None, scheduler=No
             raise ConfigError(f"--threads {threads}: must be >= 0 (0: torch's default)")
     check_sweep_options(plan.opts)  # the command line's values obey the config's bounds
     if scheduler:
+        try:
+            check_scheduler_address(scheduler)
+        except ValueError as e:
+            raise ConfigError(f"--scheduler {scheduler!r}: {e}") from None
         plan.opts["scheduler"] = scheduler
         backend = backend or "scheduler"
     backend = backend or plan.opts["backend"]
@@ -210,6 +214,7 @@ def run_sweep(config_path, output=None, backend=None, workers=None, scheduler=No
         check_memory(plan, [c for _, c in mine], backend, plan.opts["workers"])
     with OutputLock(target):
         journal = Journal(target, plan, code=code_identity(plan.job))
+        journal.check_ours()  # a folder of the user's own at <target>.cells: refused, untouched
         remove_stale_temporaries(target, journal.dir)
         if target.exists():
             if not _existing_is_same(target, plan, part=bool(shard)):
@@ -334,6 +339,7 @@ def merge_parts(config_path, output=None, progress=True, plot=True, figures=None
     out = resolve_output(output or plan.cfg["output"], plan.job)
     with OutputLock(out):
         journal = Journal(out, plan)  # only a marker here: final file written, figure pending
+        journal.check_ours()
         remove_stale_temporaries(out, journal.dir)
         if out.exists():
             if not _existing_is_same(out, plan, part=False):
@@ -403,8 +409,9 @@ def describe(path) -> list[str]:
         return lines
     import h5py
 
-    from memphase.analysis.results import ResultFileError, open_results
+    from memphase.analysis.results import ResultFileError, check_readable, open_results
 
+    check_readable(p)  # a FIFO named like a results file would block h5py's open
     with contextlib.suppress(OSError):
         with h5py.File(p, "r") as f:
             if "memphase_part" in f.attrs:

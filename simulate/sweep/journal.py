@@ -5,16 +5,16 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import fnmatch
 import json
 import os
-import shutil
 import sys
 from pathlib import Path
 
 import numpy as np
 
 from ..experiments import get_experiment
-from ..files import SweepError, atomic_write as _atomic_write, fsync_dir as _fsync_dir
+from ..files import SweepError, atomic_write as _atomic_write, fsync_dir as _fsync_dir, make_dirs
 from ..store import git_commit, package_source_hash, package_version
 from .plan import SweepPlan
 
@@ -105,9 +105,25 @@ class Journal:
         _atomic_write(self.manifest, lambda fh: fh.write(json.dumps(man, indent=1).encode()))
         _fsync_dir(self.dir)
 
+    def check_ours(self):
+        """SweepError (one line, nothing touched) when `<target>.cells` exists but is not a
+        journal: a file, or a folder without manifest.json holding anything memphase does not
+        write there (a journal is created empty and gets its manifest before anything else)."""
+        if self.dir.exists() or self.dir.is_symlink():
+            if not self.dir.is_dir() or self.dir.is_symlink():
+                raise SweepError(f"{self.dir} exists and is not a memphase journal folder; "
+                                 f"refusing to use or delete it: move it away or choose "
+                                 f"another --output")
+            if not self.manifest.exists() and any(not self._own(p) for p in self.dir.iterdir()):
+                raise SweepError(f"{self.dir} holds files but no manifest.json: it is not a "
+                                 f"memphase journal; refusing to use or delete it: move it "
+                                 f"away or choose another --output")
+
     def open(self, new: bool = False, allow_code_change: bool = False):
         """Create the journal, or resume it: refused (SweepError) when it holds another config
-        (unless `new`: discarded) or cells of other code (unless `allow_code_change`)."""
+        (unless `new`: discarded) or cells of other code (unless `allow_code_change`), and when
+        `<target>.cells` is not a journal (`check_ours`), even with `new`."""
+        self.check_ours()
         try:
             man = self._manifest() if self.exists() else None
         except SweepError:
@@ -132,7 +148,7 @@ class Journal:
                 man["code"] = self.code
                 man["code_history"] = man.get("code_history", []) + [self.code]
                 self._write_manifest(man)
-        self.dir.mkdir(parents=True, exist_ok=True)
+        make_dirs(self.dir)
         if man is None:
             man = {"config_hash": self.plan.config_hash, "job": self.plan.job,
                    "cells": len(self.plan.cells), "created": _now(), "config": self.plan.text,
@@ -198,9 +214,49 @@ class Journal:
             return []
 
     def note_figures(self, paths):
-        self.dir.mkdir(parents=True, exist_ok=True)
+        make_dirs(self.dir)
         text = json.dumps([str(p) for p in paths]).encode()
         _atomic_write(self.dir / "figures.json", lambda fh: fh.write(text))
 
+    #: names memphase writes in a journal folder (everything `remove` may delete)
+    OWN = ("manifest.json", "figures.json", "*.npz", "*.npz.corrupt", "*.error.json",
+           ".*.tmp-*")
+    #: names memphase writes in the journal's training/ folder (resume files of training cells)
+    OWN_TRAINING = ("train-*.pt", ".*.tmp-*")
+
+    def _own(self, p: Path) -> bool:
+        """Whether `p` (an entry of the journal folder) has a name memphase writes there."""
+        if p.name == "training":
+            return p.is_dir() and not p.is_symlink() and all(
+                q.is_file() and any(fnmatch.fnmatch(q.name, pat) for pat in self.OWN_TRAINING)
+                for q in p.iterdir())
+        return any(fnmatch.fnmatch(p.name, pat) for pat in self.OWN) and p.is_file()
+
     def remove(self):
-        shutil.rmtree(self.dir, ignore_errors=True)
+        """Delete what memphase wrote in the journal (`OWN`, and training/ resume files
+        `train-*.pt`), then the folder if that emptied it. Anything else is kept, with a warning
+        naming it: a run never deletes files it did not write."""
+        if not self.dir.is_dir() or self.dir.is_symlink():
+            return
+        for pat in self.OWN:
+            for p in self.dir.glob(pat):
+                if p.is_file() and not p.is_symlink():
+                    with contextlib.suppress(FileNotFoundError):
+                        p.unlink()
+        train = self.dir / "training"
+        if train.is_dir() and not train.is_symlink():
+            for pat in self.OWN_TRAINING:
+                for p in train.glob(pat):
+                    if p.is_file() and not p.is_symlink():
+                        with contextlib.suppress(FileNotFoundError):
+                            p.unlink()
+            with contextlib.suppress(OSError):
+                train.rmdir()
+        try:
+            self.dir.rmdir()
+        except FileNotFoundError:
+            pass
+        except OSError:
+            left = sorted(str(p.relative_to(self.dir)) for p in self.dir.rglob("*"))
+            print(f"memphase: warning: kept {self.dir}: it holds files memphase did not write "
+                  f"({', '.join(left[:3])}{', ...' if len(left) > 3 else ''})", file=sys.stderr)

@@ -12,8 +12,9 @@ from pathlib import Path
 
 from ..cost import sampling_bytes, sampling_seconds
 from ..config import ConfigError, Field, load_toml, validate
+from ..config_bounds import memory_bytes
 from ..experiments import get_experiment
-from ..slurm_options import SLURM_SCHEMA
+from ..slurm_options import SLURM_SCHEMA, check_scheduler_address
 from ..files import SweepError, _fmt_bytes
 
 
@@ -30,7 +31,8 @@ SWEEP_SCHEMA = {
     "threads": Field("int", 1, check=lambda v: v >= 0, rule="must be >= 0",
                      help="torch threads per cell (0: torch's default); the same on every "
                           "backend keeps results bit-identical"),
-    "scheduler": Field("str", "", help="address of a running Dask scheduler, tcp://host:port"),
+    "scheduler": Field("str", "", check=check_scheduler_address,
+                       help="address of a running Dask scheduler, tcp://host:port"),
     "shards": Field("int", 0, check=lambda v: 0 <= v <= 100000, rule="0 (unset) or the number "
                     "of shards", help="shard count N of `--shard I` (SLURM job arrays: "
                                       "--array=0-(N-1)); 0: give N as --shard I/N or MEMPHASE_SHARDS"),
@@ -198,27 +200,85 @@ def estimate_lines(plan: SweepPlan, cells=None) -> list[str]:
 # ----------------------------------------------------------------------------- memory
 
 
-def available_memory() -> int:
-    """Bytes of memory available to new processes on this machine (MemAvailable, else total)."""
+def _cgroup_limit() -> int | None:
+    """Bytes this process's cgroup may still use (v2 memory.max - memory.current, else v1
+    memory.limit_in_bytes - usage); None without a limit. SLURM's task/cgroup plugin enforces a
+    job's --mem this way."""
+    try:
+        with open("/proc/self/cgroup") as fh:
+            lines = fh.read().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        hier, ctrl, rel = parts
+        if hier == "0" and ctrl == "":
+            files = (f"/sys/fs/cgroup{rel.rstrip('/')}/memory.max",
+                     f"/sys/fs/cgroup{rel.rstrip('/')}/memory.current")
+        elif "memory" in ctrl.split(","):
+            files = (f"/sys/fs/cgroup/memory{rel.rstrip('/')}/memory.limit_in_bytes",
+                     f"/sys/fs/cgroup/memory{rel.rstrip('/')}/memory.usage_in_bytes")
+        else:
+            continue
+        try:
+            limit = Path(files[0]).read_text().strip()
+            used = Path(files[1]).read_text().strip()
+        except OSError:
+            continue
+        if not limit.isdigit() or int(limit) >= 2**60:  # 'max', or v1's "unlimited" value
+            continue
+        return max(int(limit) - (int(used) if used.isdigit() else 0), 0)
+    return None
+
+
+def slurm_allocation(env=None) -> int | None:
+    """Bytes of memory the SLURM job of this process was allocated (sbatch --mem: MB in
+    SLURM_MEM_PER_NODE; --mem-per-cpu: SLURM_MEM_PER_CPU MB times SLURM_CPUS_ON_NODE, else
+    SLURM_CPUS_PER_TASK, else 1); None outside SLURM or without a memory allocation (0 means
+    'all of the node')."""
+    env = os.environ if env is None else env
+    node = str(env.get("SLURM_MEM_PER_NODE", "")).strip()
+    if node.isdigit() and int(node) > 0:
+        return int(node) * 2**20
+    cpu = str(env.get("SLURM_MEM_PER_CPU", "")).strip()
+    if cpu.isdigit() and int(cpu) > 0:
+        for k in ("SLURM_CPUS_ON_NODE", "SLURM_CPUS_PER_TASK"):
+            n = str(env.get(k, "")).strip()
+            if n.isdigit() and int(n) > 0:
+                return int(cpu) * int(n) * 2**20
+        return int(cpu) * 2**20
+    return None
+
+
+def available_memory(env=None) -> int:
+    """Bytes of memory available to new processes here: the least of this machine's
+    MemAvailable (else its total), the SLURM job's allocation (`slurm_allocation`) and the
+    cgroup's remaining limit (`_cgroup_limit`)."""
+    free = None
     try:
         with open("/proc/meminfo") as fh:
             for line in fh:
                 if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
+                    free = int(line.split()[1]) * 1024
+                    break
     except OSError:
         pass
-    return int(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
-
-
-_UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+    if free is None:
+        free = int(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    limits = [free, slurm_allocation(env), _cgroup_limit()]
+    return min(x for x in limits if x is not None)
 
 
 def _parse_bytes(text: str) -> int:
-    """'8GB', '512 MiB', '2G' -> bytes (binary units, as SLURM reads them)."""
-    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([KMGT]?)i?B?\s*", text, flags=re.I)
-    if not m:
-        raise ConfigError(f"[sweep.slurm] memory = {text!r}: expected e.g. '8GB' or '512MB'")
-    return int(float(m.group(1)) * _UNITS[m.group(2).upper()])
+    """[sweep.slurm] memory in bytes, read as dask reads it (`config_bounds.memory_bytes`:
+    '8GB' = 8e9, '8GiB' = 8 * 2**30)."""
+    try:
+        return memory_bytes(text)
+    except ValueError:
+        raise ConfigError(f"[sweep.slurm] memory = {text!r}: expected e.g. '8GB' or "
+                          f"'512MB'") from None
 
 
 def check_memory(plan: SweepPlan, cells, backend: str, workers: int = 1, limit: int | None = None):
@@ -241,7 +301,9 @@ def check_memory(plan: SweepPlan, cells, backend: str, workers: int = 1, limit: 
         else:
             share = workers if backend == "local" else 1
             limit = available_memory() // share
-            where = f"available memory on this machine ({share} worker process{'es' * (share > 1)})"
+            alloc = slurm_allocation()
+            where = (f"available memory {'in this SLURM job (--mem) ' if alloc else ''}on this "
+                     f"machine ({share} worker process{'es' * (share > 1)})")
     else:
         where = "the memory limit"
     if need + PROCESS_OVERHEAD > limit:
@@ -249,4 +311,4 @@ def check_memory(plan: SweepPlan, cells, backend: str, workers: int = 1, limit: 
             f"cell {cell} needs about {_fmt_bytes(need + PROCESS_OVERHEAD)} but {where} is "
             f"{_fmt_bytes(limit)}; reduce n_samples / n_train / d for that cell, use "
             f"dtype = \"float32\", use fewer workers, or run where more memory is available "
-            f"(SLURM: raise [sweep.slurm] memory)")
+            f"(SLURM: raise sbatch --mem, or [sweep.slurm] memory)")

@@ -60,8 +60,8 @@ def _write_part(path: Path, plan: SweepPlan, shard, items):
 
     from ..store import git_commit, package_version
 
-    def write(fh):
-        with h5py.File(fh, "w") as f:
+    def write(tmp):  # by path: libhdf5 reads back its metadata (issue 23)
+        with h5py.File(tmp, "w") as f:
             f.attrs.update({"memphase_part": f"{shard[0]}/{shard[1]}", "config_hash":
                             plan.config_hash, "config": plan.text, "job": plan.job,
                             "memphase_version": package_version(), "git_commit": git_commit(),
@@ -79,7 +79,7 @@ def _write_part(path: Path, plan: SweepPlan, shard, items):
                     else:
                         c.create_dataset(k, data=a)
 
-    _atomic_write(path, write)
+    _atomic_write(path, write, by_path=True)
 
 
 def read_part(path, plan: SweepPlan | None = None) -> dict:

@@ -85,11 +85,13 @@ def sbatch(slurm, tmp_path, *args, env=None) -> str:
 
 
 def test_job_array_then_merge_equals_in_process_run(slurm, tmp_path):
-    """examples/slurm/submit_array.sh: a 2-task array and a merge job after it."""
+    """examples/slurm/submit_array.sh under /bin/sh: a 2-task array and a merge job after it.
+    memphase is on no PATH (neither the submitting shell's nor the jobs'): MEMPHASE_VENV alone
+    makes it available, and only MEMPHASE_VENV is exported to the jobs (issue 23)."""
     cfg = write_config(tmp_path)
     env = slurm.job_env("venv")
-    env["PATH"] = os.path.join(sys.prefix, "bin") + os.pathsep + env["PATH"]  # the user's shell
-    out = slurm.run("bash", SUBMIT, cfg, 2, f"--chdir={tmp_path}", env=env, cwd=tmp_path)
+    out = slurm.run("sh", SUBMIT, cfg, 2, f"--chdir={tmp_path}", "--export=MEMPHASE_VENV",
+                    env=env, cwd=tmp_path)
     array, merge = out.split("job array ")[1].split()[0], out.split("merge: job ")[1].split()[0]
     slurm.wait(merge, timeout=240)
     for i in range(2):
@@ -121,11 +123,38 @@ def test_cancelled_task_resubmitted_alone_completes_and_merges(slurm, tmp_path):
     slurm.wait(f"{job}_1", states=("CANCELLED",))
     slurm.wait(f"{job}_0")
     assert not part1.exists()
+    before = journal_metas(part1)
+    assert before
     assert main(["merge", str(cfg), "-q"]) == 2  # names the missing part
     # resubmit only index 1 of the same 2-shard sweep: a 1-task array, N unchanged
     again = sbatch(slurm, tmp_path, "--array=1", ARRAY, cfg, env=env)
     slurm.wait(f"{again}_1")
+    metas = {k: m for k, (_, m) in read_part(part1).items()}
+    for key, m in before.items():  # resumed: the journaled cells were loaded, not recomputed
+        assert metas[key]["pid"] == m["pid"], key
     assert main(["merge", str(cfg), "-q", "--no-plot"]) == 0
+    assert_same_variables(out, reference(tmp_path, cfg))
+
+
+def test_merge_job_is_not_orphaned_by_a_cancelled_task(slurm, tmp_path):
+    """Issue 23: with afterok, a cancelled (or preempted, timed-out) task left the merge job
+    pending forever (DependencyNeverSatisfied). Now it runs once every task ended, fails naming
+    the missing shard, and a resubmission of that task brings its own merge job."""
+    cfg = write_config(tmp_path, SLOW)
+    out = tmp_path / "out.h5"
+    env = slurm.job_env("venv")
+    text = slurm.run("sh", SUBMIT, cfg, 2, f"--chdir={tmp_path}", env=env, cwd=tmp_path)
+    array, merge = text.split("job array ")[1].split()[0], text.split("merge: job ")[1].split()[0]
+    part1 = part_path(out, 1, 2)
+    slurm.wait_until(lambda: journal_metas(part1), "task 1 to journal a cell")
+    slurm.run("scancel", f"{array}_1")
+    slurm.wait(merge, states=("FAILED",), timeout=240)
+    log = (tmp_path / f"memphase-merge-{merge}.log").read_text()
+    assert "missing part files for shards [1]" in log, log
+    env["MEMPHASE_ARRAY"] = "1"
+    text = slurm.run("sh", SUBMIT, cfg, 2, f"--chdir={tmp_path}", env=env, cwd=tmp_path)
+    merge2 = text.split("merge: job ")[1].split()[0]
+    slurm.wait(merge2, timeout=240)
     assert_same_variables(out, reference(tmp_path, cfg))
 
 
@@ -228,6 +257,9 @@ death_timeout = 60
     'local_directory = "/scratch/$USER"',
     'worker_extra_args = ["--name", "w&id"]',
     'job_script_prologue = ["module load python\\nid"]',
+    'job_name = "w --export=ALL,LD_PRELOAD=./evil.so"',  # issue 26 item 3: spaces split options
+    'queue = "p --output=$HOME/.bashrc"',
+    'python = "/bin/sh -c id"',
 ])
 def test_injection_in_slurm_settings_is_refused_before_submission(slurm, tmp_path, capsys, line):
     cfg = write_config(tmp_path, extra=f'backend = "slurm"\n[sweep.slurm]\n{line}\n')

@@ -158,8 +158,8 @@ def test_remote_backend_parses_but_does_not_probe_cuda(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("extra, match", [
-    ('[sweep.slurm]\nmemory = "abc"\n', r"'sweep.slurm.memory' = 'abc' is not a memory size"),
-    ('[sweep.slurm]\nwalltime = "soon"\n', r"'sweep.slurm.walltime' = 'soon' is not a SLURM time"),
+    ('[sweep.slurm]\nmemory = "abc"\n', r"'sweep.slurm.memory' = 'abc'.* is not a memory size"),
+    ('[sweep.slurm]\nwalltime = "soon"\n', r"'sweep.slurm.walltime' = 'soon'.* is not a SLURM time"),
     ("[sweep]\nthreads = 1000000000000000000\n", r"'sweep.threads' = 1000000000000000000 exceeds "
                                                  r"1024"),
     ("[sweep.slurm]\ncores = 5000\n", r"'sweep.slurm.cores' = 5000 exceeds 1024"),
@@ -171,7 +171,8 @@ def test_sweep_values(tmp_path, extra, match):
 
 
 def test_sweep_values_accepted():
-    assert cb.parse_memory("8GB") == 8 * 2**30 and cb.parse_memory("512 MiB") == 512 * 2**20
+    # dask's units, as dask-jobqueue reads [sweep.slurm] memory (issue 23: GB was read as GiB)
+    assert cb.parse_memory("8GB") == 8 * 10**9 and cb.parse_memory("512 MiB") == 512 * 2**20
     for t in ("01:00:00", "30", "30:00", "2-00", "2-12:00", "1-00:00:00"):
         cb.check_walltime(t)
 

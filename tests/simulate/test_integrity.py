@@ -196,17 +196,23 @@ def test_stale_lock_is_taken_over_by_exactly_one_of_many(tmp_path):
 
 
 def test_lock_file_of_junk_is_handled(tmp_path, capsys):
+    """An empty lock file (a run killed between creating and writing it) is taken over; any
+    other content that is not a lock record is refused and kept (issue 26 item 1: a run never
+    truncates or deletes a file it did not create)."""
     target = tmp_path / "x.h5"
     lock = tmp_path / "x.h5.lock"
-    for junk in ("[1, 2, 3]", "", "\x00\xff not json", '"a string"', '{"pid": "abc"}'):
+    lock.write_text("")
+    assert OutputLock(target).record() == {}
+    with OutputLock(target) as held:  # nobody holds the flock: taken over
+        assert json.loads(lock.read_text())["pid"] == os.getpid()
+        with pytest.raises(SweepError, match=f"pid {os.getpid()}"):
+            OutputLock(target).acquire()
+    assert not held.held and not lock.exists()
+    for junk in ("[1, 2, 3]", "\x00\xff not json", '"a string"', '{"pid": "abc"}'):
         lock.write_text(junk)
-        assert OutputLock(target).record() == ({} if not junk.startswith("{") else {"pid": "abc"})
-        with OutputLock(target) as held:  # nobody holds the flock: taken over
-            assert json.loads(lock.read_text())["pid"] == os.getpid()
-            lock_again = OutputLock(target)
-            with pytest.raises(SweepError, match=f"pid {os.getpid()}"):
-                lock_again.acquire()
-        assert not held.held and not lock.exists()
+        with pytest.raises(SweepError, match="is not a memphase lock file"):
+            OutputLock(target).acquire()
+        assert lock.read_text() == junk
 
 
 def test_lock_of_another_host_is_refused(tmp_path):
