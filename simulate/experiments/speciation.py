@@ -48,6 +48,10 @@ SCHEMA = {
         "steps": Field("int", 75, check=lambda v: 5 <= v <= 100000, rule="5..100000",
                        help="Euler-Maruyama steps per integration leg"),
         "offsets": Field("list[float]", [-1.0, -0.75, -0.5, -0.25, 0.0, 0.25, 0.5, 0.75, 1.0],
+                         check=lambda v: -50 <= v <= 50,
+                         rule="-50 <= offset <= 50 (OU time): t_S <= 4.9 for d <= 16384, and at "
+                              "t = 50 the mean scale e^-50 = 2e-22 keeps no bit of the data; "
+                              "far larger branching times overflow the reverse run (NaN)",
                          help="branching times t_b = t_S + offset (OU time)"),
         "n_boot": Field("int", 200, check=lambda v: 10 <= v <= 10**5, rule="10..1e5"),
         "dtype": Field("str", "float64", choices=("float32", "float64")),

@@ -83,7 +83,7 @@ from .figures import (  # noqa: F401
     _place,
     draw_figures)
 from ..config import ConfigError  # noqa: F401
-from ..config_bounds import check_sweep_options
+from ..config_bounds import check_devices, check_sweep_options
 from ..files import (  # noqa: F401
     OutputLock, SweepError, check_free_space, disk_full, remove_stale_temporaries,
     atomic_write as _atomic_write, fsync_dir as _fsync_dir)
@@ -200,6 +200,8 @@ def run_sweep(config_path, output=None, backend=None, workers=None, scheduler=No
     backend = backend or plan.opts["backend"]
     if backend not in BACKENDS:
         raise SweepError(f"unknown backend {backend!r}; choose one of {list(BACKENDS)}")
+    if backend != plan.opts["backend"]:  # e.g. `memphase run` of a [sweep] backend = "slurm"
+        check_devices(plan.cfg, backend)  # config: the cells run here, so CUDA must be here
     shard = parse_shard(shard, plan.opts["shards"])
     out = resolve_output(output or plan.cfg["output"], plan.job)
     target = part_path(out, *shard) if shard else out
@@ -208,6 +210,9 @@ def run_sweep(config_path, output=None, backend=None, workers=None, scheduler=No
 
     if not target.exists():
         check_memory(plan, [c for _, c in mine], backend, plan.opts["workers"])
+        # before compute and before the lock: a full disk is refused naming the file, leaving
+        # nothing behind (the final write checks again with the Dataset's real size)
+        check_free_space(target, 0)
     with OutputLock(target):
         journal = Journal(target, plan, code=code_identity(plan.job))
         remove_stale_temporaries(target, journal.dir)
