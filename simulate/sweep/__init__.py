@@ -56,6 +56,8 @@ from .plan import (  # noqa: F401
     available_memory,
     _UNITS,
     _parse_bytes,
+    CONFIRM_SECONDS,
+    check_confirmed,
     check_memory)
 from .journal import (  # noqa: F401
     _now,
@@ -175,8 +177,11 @@ def code_versions(metas) -> list[dict]:
 
 def run_sweep(config_path, output=None, backend=None, workers=None, scheduler=None, shard=None,
               new=False, progress=True, plot=True, threads=None, figures=None,
-              allow_code_change=False) -> Path:
+              allow_code_change=False, yes=True) -> Path:
     """Run (or resume) a sweep; return the path written (final file, or part file for a shard).
+
+    `yes=False` (the command line without --yes) refuses, before anything runs, cells whose
+    estimated compute exceeds CONFIRM_SECONDS (`check_confirmed`).
 
     Refuses (SweepError / ConfigError) an output that is not .h5/.hdf5/.nc, a held lock, a
     journal of another config without `new`, a journal of cells computed by other code (another
@@ -210,6 +215,7 @@ def run_sweep(config_path, output=None, backend=None, workers=None, scheduler=No
 
     if not target.exists():
         check_memory(plan, [c for _, c in mine], backend, plan.opts["workers"])
+        check_confirmed(plan, [c for _, c in mine], yes)
         # before compute and before the lock: a full disk is refused naming the file, leaving
         # nothing behind (the final write checks again with the Dataset's real size)
         check_free_space(target, 0)

@@ -195,6 +195,28 @@ def estimate_lines(plan: SweepPlan, cells=None) -> list[str]:
             f"total {_fmt_seconds(sum(sec))} of compute for {len(cells)} cells"]
 
 
+# ----------------------------------------------------------------------------- confirmation
+
+#: estimated compute (seconds, summed over the cells to run, per thread) above which `memphase
+#: run` / `memphase sweep` start only with --yes: 12 h is more than ten times the largest bundled
+#: config (linear_model, ~1 h), so a typo that multiplies the grid (60,000 cells, ~99 h) is
+#: caught before it takes a machine for days, while real long sweeps need one flag
+CONFIRM_SECONDS = 12 * 3600
+
+
+def check_confirmed(plan: SweepPlan, cells, yes: bool,
+                    limit: float = CONFIRM_SECONDS) -> None:
+    """ConfigError (before anything runs) when the cells' estimated compute exceeds `limit`
+    seconds and `yes` is not given; the message prints the estimate and asks for --yes."""
+    if yes or not cells:
+        return
+    total = sum(estimate_cell(plan.exp, plan.cfg, c)["seconds"] for c in cells)
+    if total > limit:
+        raise ConfigError(f"{len(cells)} cells estimated at {_fmt_seconds(total)} of compute, "
+                          f"more than {_fmt_seconds(limit)}: check the [grid] (`memphase sweep "
+                          f"CONFIG --dry-run` prints the plan), then rerun with --yes to start it")
+
+
 # ----------------------------------------------------------------------------- memory
 
 

@@ -172,3 +172,40 @@ def test_item5_disk_full_at_the_final_write_comes_before_hdf5_writes(cfg_quick, 
 @pytest.fixture
 def cfg_quick(tmp_path):
     return _quick(tmp_path)
+
+
+# ----------------------------------------------------------------------------- item 11: --yes
+
+BIG = """job = "quickstart"
+output = "{out}"
+[data]
+d = 16
+[grid]
+n_train = {{start = 100, stop = 20000, num = 10000}}
+score = ["empirical"]
+seeds = [0, 1, 2, 3, 4, 5]
+[sampler]
+steps = 200
+n_samples = 512
+"""
+
+
+@pytest.mark.parametrize("command", ["run", "sweep"])
+def test_item11_a_days_long_grid_needs_yes(tmp_path, capsys, monkeypatch, command):
+    """60,000 cells estimated at ~99 h do not start in process without a word: one line with
+    the estimate, exit 2, nothing written; with --yes the same plan is accepted."""
+    from memphase.simulate.sweep import CONFIRM_SECONDS, check_confirmed
+
+    p = _write(tmp_path, BIG.format(out=tmp_path / "big.h5"))
+    calls = _no_compute(monkeypatch)
+    assert main([command, str(p), "-q", "--no-plot"]) == 2
+    err = one_line_error(capsys, "60000 cells estimated at", "--yes")
+    hours = float(err.split("estimated at ")[1].split(" h")[0])
+    assert hours * 3600 > CONFIRM_SECONDS and 50 < hours < 200  # the issue measured 98.9 h
+    assert not calls and list(tmp_path.iterdir()) == [p]
+    plan = load_sweep(p)
+    check_confirmed(plan, plan.cells, yes=True)  # --yes: accepted
+    with pytest.raises(ConfigError, match="--yes"):
+        check_confirmed(plan, plan.cells, yes=False)
+    small = load_sweep(_quick(tmp_path))
+    check_confirmed(small, small.cells, yes=False)  # small runs never ask
