@@ -209,3 +209,17 @@ def test_item11_a_days_long_grid_needs_yes(tmp_path, capsys, monkeypatch, comman
         check_confirmed(plan, plan.cells, yes=False)
     small = load_sweep(_quick(tmp_path))
     check_confirmed(small, small.cells, yes=False)  # small runs never ask
+
+
+# ----------------------------------------------------------------------------- item 10
+
+
+def test_item10_regularization_of_c_zero_alone_draws_its_figure(tmp_path, capsys):
+    """Tikhonov with c = [0] only (the empirical score): results and figure are written in one
+    run (the figure's log strength axis had no positive value and failed on every rerun)."""
+    p = _write(tmp_path, f'job = "regularization"\noutput = "{tmp_path / "reg.h5"}"\n[data]\n'
+                         'n_train = 5\n[grid]\nregularizer = ["tikhonov"]\nc = [0.0]\n'
+                         'seeds = [0]\ncalibration_seeds = [1000]\n[sampler]\nn_samples = 20\n')
+    assert main(["run", str(p), "-q"]) == 0, capsys.readouterr().err
+    assert (tmp_path / "reg.h5").is_file() and (tmp_path / "reg.png").is_file()
+    assert not (tmp_path / "reg.h5.cells").exists()  # the figure is drawn: the journal is gone
