@@ -223,3 +223,18 @@ def test_item10_regularization_of_c_zero_alone_draws_its_figure(tmp_path, capsys
     assert main(["run", str(p), "-q"]) == 0, capsys.readouterr().err
     assert (tmp_path / "reg.h5").is_file() and (tmp_path / "reg.png").is_file()
     assert not (tmp_path / "reg.h5.cells").exists()  # the figure is drawn: the journal is gone
+
+
+@pytest.mark.parametrize("score, n", [("population", 0), ("empirical", 2048)])
+def test_item10_speciation_estimate_at_the_largest_d_counts_the_basis(tmp_path, score, n):
+    """At d = 16384 the issue measured 6.65 GB and > 900 s (unfinished) against an estimate of
+    10.9 MiB and 11 s: the d x d basis (measured 5.05..5.3 x 8 d^2 bytes, peak) now counts."""
+    from memphase.simulate.experiments import speciation
+    from memphase.simulate.sweep import estimate_cell
+
+    p = _write(tmp_path, f'job = "speciation"\n[grid]\nd = [16384]\nscore = ["{score}"]\n'
+                         f'n_train = [{max(n, 2)}]\n')
+    plan = load_sweep(p)
+    est = estimate_cell(speciation, plan.cfg, plan.cells[0])
+    assert est["memory_bytes"] >= 6.65e9 and est["memory_bytes"] >= 5.3 * 8 * 16384**2
+    assert est["seconds"] > 900
