@@ -200,7 +200,7 @@ def test_item11_a_days_long_grid_needs_yes(tmp_path, capsys, monkeypatch, comman
     calls = _no_compute(monkeypatch)
     assert main([command, str(p), "-q", "--no-plot"]) == 2
     err = one_line_error(capsys, "60000 cells estimated at", "--yes")
-    hours = float(err.split("estimated at ")[1].split(" h")[0])
+    hours = float(err.split("estimated at about ")[1].split(" h")[0])  # a sample of the grid
     assert hours * 3600 > CONFIRM_SECONDS and 50 < hours < 200  # the issue measured 98.9 h
     assert not calls and list(tmp_path.iterdir()) == [p]
     plan = load_sweep(p)
