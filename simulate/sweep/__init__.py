@@ -214,7 +214,12 @@ def run_sweep(config_path, output=None, backend=None, workers=None, scheduler=No
             if shard is None or i % shard[1] == shard[0]]
 
     if not target.exists():
-        check_confirmed(plan, [c for _, c in mine], yes)  # first: it samples a large grid
+        try:
+            check_confirmed(plan, [c for _, c in mine], yes)  # cheap: samples a large grid
+        except ConfigError:
+            # a cell that cannot fit at all is said first: --yes would not help it
+            check_memory(plan, [c for _, c in mine], backend, plan.opts["workers"])
+            raise
         check_memory(plan, [c for _, c in mine], backend, plan.opts["workers"])
         # before compute and before the lock: a full disk is refused naming the file, leaving
         # nothing behind (the final write checks again with the Dataset's real size)
