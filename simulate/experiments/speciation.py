@@ -25,6 +25,7 @@ from memphase.physics import critical
 from memphase.physics.schedules import OrnsteinUhlenbeck
 
 from ..config import ConfigError, Field
+from ..cost import haar_basis_cost
 from ..data import gaussian_mixture
 from ..scores import EmpiricalScore, SmoothedScore
 
@@ -76,19 +77,12 @@ def cells(cfg) -> list[dict]:
     return out
 
 
-#: the mixture's centre direction comes from a Haar-random d x d basis (QR of a Gaussian matrix,
-#: `memphase.simulate.data.random_orthonormal_basis`): measured peak 5.05 .. 5.3 x 8 d^2 bytes and
-#: 0.31 .. 0.62 ns x d^3 per thread at d = 1024 .. 3072 (issue #26 item 10: at d = 16384 that is
-#: ~10 GiB and ~30 min, which the estimate missed)
-BASIS_BYTES_PER_D2, BASIS_SECONDS_PER_D3 = 6 * 8, 0.7e-9
-
-
 def estimate(cfg, cell) -> dict:
     """Two integration legs of `steps` Euler steps for n_traj (1 + n_clones) samples at every
     branching time; the empirical score costs ~4 N d flops per sample and step, the population
     score ~8 d. Before them the d x d random basis of the mixture (once for the population
-    score, twice with the training set): BASIS_BYTES_PER_D2 d^2 bytes, BASIS_SECONDS_PER_D3 d^3
-    seconds each, which dominate at large d."""
+    score, twice with the training set; `memphase.simulate.cost.haar_basis_cost`), which
+    dominates at large d."""
     m = cfg["measure"]
     d, n = cell["d"], max(cell["n_train"], 2)
     samples = m["n_traj"] * (1 + m["n_clones"]) * len(m["offsets"])
@@ -96,13 +90,13 @@ def estimate(cfg, cell) -> dict:
     item = 4 if m["dtype"] == "float32" else 8
     mem = 16 * n * (d + 1) + item * (n * (d + 1) * 3 + 8 * m["n_traj"] * m["n_clones"] * d
                   + m["n_traj"] * m["n_clones"] * min(n, 4096))
-    bases = 2 if cell["score"] == "empirical" else 1
+    bases, basis = (2 if cell["score"] == "empirical" else 1), haar_basis_cost(d)
     kept = 8 * d * d if cell["score"] == "empirical" else 0  # the training set keeps its basis
-    mem = max(mem + kept, BASIS_BYTES_PER_D2 * d * d + 16 * n * (d + 1))
+    mem = max(mem + kept, basis["memory_bytes"] + 16 * n * (d + 1))
     # ~10 GFLOP/s per thread for the streaming kernel (benchmarks/RESULTS.md), plus Python overhead
     return {"memory_bytes": int(mem),
             "seconds": samples * m["steps"] * per / 1e10 + 2e-4 * samples
-            + bases * BASIS_SECONDS_PER_D3 * float(d) ** 3}
+            + bases * basis["seconds"]}
 
 
 def mixture_population_score(d: int, seed: int = 0):

@@ -238,3 +238,16 @@ def test_item10_speciation_estimate_at_the_largest_d_counts_the_basis(tmp_path, 
     est = estimate_cell(speciation, plan.cfg, plan.cells[0])
     assert est["memory_bytes"] >= 6.65e9 and est["memory_bytes"] >= 5.3 * 8 * 16384**2
     assert est["seconds"] > 900
+
+
+def test_item10_memorization_estimate_at_the_largest_d_counts_the_basis(tmp_path):
+    """memorization on a linear manifold at its largest d = 4096 estimated 26 MiB; the Haar
+    basis alone peaks at 5.05..5.3 x 8 d^2 bytes (0.7 GiB)."""
+    from memphase.simulate.experiments import memorization
+    from memphase.simulate.sweep import estimate_cell
+
+    p = _write(tmp_path, 'job = "memorization"\n[grid]\nd = [4096]\nintrinsic_dim = [2]\n'
+                         'n_train = [16]\nscore = ["empirical"]\n')
+    plan = load_sweep(p)
+    est = estimate_cell(memorization, plan.cfg, plan.cells[0])
+    assert est["memory_bytes"] >= 5.3 * 8 * 4096**2

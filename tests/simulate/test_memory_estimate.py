@@ -47,6 +47,11 @@ def _cases():
     r["grid"] = {"d": [16, 2048], "score": ["population"], "n_train": [2], "seeds": [0]}
     r["measure"].update(n_traj=10, steps=5, offsets=[-0.5, 0.0, 0.5], n_boot=10)
     out["speciation_large_d"] = (r, None)
+    r = canon("memorization")  # the manifold's d x d basis at large d (largest allowed: 4096)
+    r["grid"].update(n_train=[4, 8], d=[2048], intrinsic_dim=[2], score=["empirical"],
+                     n_classes=[1], label_mode=["none"])
+    r["sampler"].update(steps=5, n_samples=64, record=5)
+    out["memorization_large_d"] = (r, None)
     r = canon("geometric")
     r["grid"] = {"n_train": [250, 20000], "d": [30], "std_ratio": [0.3], "score": ["empirical"],
                  "seeds": [0]}
