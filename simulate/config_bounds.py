@@ -294,6 +294,8 @@ MAX_SEED = 2**32 - 1
 KEY_BOUNDS = {
     "seed": (0, MAX_SEED, "seeds are 0 .. 2^32-1 in every job (derived streams add offsets)"),
     "seeds": (0, MAX_SEED, "seeds are 0 .. 2^32-1 in every job (derived streams add offsets)"),
+    "calibration_seeds": (0, MAX_SEED, "seeds are 0 .. 2^32-1 in every job (derived streams add "
+                                       "offsets)"),
     "collapse_tol": (0, 1e3, "a distance tolerance in data units (default 1e-2); beyond 1e3 "
                              "every sample of data of unit scale counts as collapsed"),
     "tol": (1e-14, 0.5, "RK45 rtol = atol: below 1e-14 float64 cannot meet it (scipy raises it "

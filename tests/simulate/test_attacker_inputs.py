@@ -51,6 +51,9 @@ def test_item9_seed_rule_is_one_for_every_job(tmp_path):
     assert load_sweep(_quick(tmp_path, seeds=f"[{MAX_SEED}]")).cells  # the bound itself is fine
     reg = _write(tmp_path, 'job = "regularization"\n[grid]\nseeds = [4294967296]\n', "r.toml")
     _refused(reg, "grid.seeds")
+    reg = _write(tmp_path, f'job = "regularization"\n[grid]\ncalibration_seeds = [{2**63 - 1}]\n',
+                 "c.toml")
+    _refused(reg, "grid.calibration_seeds")
 
 
 def test_item9_speciation_offsets_that_make_time_nan_are_refused(tmp_path):
