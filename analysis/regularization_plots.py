@@ -46,8 +46,14 @@ def plot_regularization(ds, path, formats=("png",)):
     small-c theory from the c = 0 flow invariant; networks' median distance vs training steps."""
     has_net = "network_median_distance" in ds
     fig, ax = plt.subplots(1, 3 if has_net else 2, figsize=(16 if has_net else 11, 4.4))
+    strengths = np.concatenate([np.asarray(ds[k], float) for k in ("c", "lambda", "tau_floor")
+                                if k in ds.coords])
+    strengths = strengths[strengths > 0]
+    # log strength axes need a positive strength; a run of c = 0 alone (the empirical score)
+    # is drawn on a linear axis instead of failing (issue #26 item 10)
+    logx = strengths.size > 0
     for label, x, frac, med, style in _curves(ds):
-        xs, f, m = _positive(x, frac, med)
+        xs, f, m = _positive(x, frac, med) if logx else (np.asarray(x, float), frac, med)
         ax[0].plot(xs, f, style, label=label)
         ax[1].plot(xs, m, style, label=label)
     if "network_median_distance" in ds and 0.0 in ds["lambda"].values:
@@ -64,9 +70,6 @@ def plot_regularization(ds, path, formats=("png",)):
         xs, f, m = _positive(ds["c"], f_th, m_th)
         ax[0].plot(xs, f, "k--", lw=1, label="theory P(sqrt(c) K < tol)")
         ax[1].plot(xs, m, "k--", lw=1, label="theory sqrt(c) median K")
-    strengths = np.concatenate([np.asarray(ds[k], float) for k in ("c", "lambda", "tau_floor")
-                                if k in ds.coords])
-    strengths = strengths[strengths > 0]
     if strengths.size and "flow_ratio" in ds:
         ref = np.geomspace(strengths.min(), strengths.max(), 50)
         k = float(np.median(ds["calibration_flow_ratio" if "calibration_flow_ratio" in ds
@@ -75,13 +78,15 @@ def plot_regularization(ds, path, formats=("png",)):
     title = "collapse fraction"
     if "reference_collapse_fraction" in ds:
         title += f" (c = 0: {float(ds['reference_collapse_fraction'].mean()):.3f})"
-    ax[0].set(xscale="log", xlabel="strength (c, tau_floor or lambda)",
+    ax[0].set(xscale="log" if logx else "linear", xlabel="strength (c, tau_floor or lambda)",
               ylabel=f"fraction within {ds.attrs.get('collapse_tol', 1e-2):g} of a training point",
               ylim=(-0.03, 1.03), title=title)
     expo = ""
     if "tikhonov_distance_exponent" in ds:
         expo = f"; fitted Tikhonov exponent {float(ds['tikhonov_distance_exponent'].mean()):.3f}"
-    ax[1].set(xscale="log", yscale="log", xlabel="strength (c, tau_floor or lambda)",
+    positive_y = any(np.any(np.asarray(line.get_ydata(), float) > 0) for line in ax[1].lines)
+    ax[1].set(xscale="log" if logx else "linear", yscale="log" if positive_y else "linear",
+              xlabel="strength (c, tau_floor or lambda)",
               ylabel="median distance to nearest training point", title="median distance" + expo)
     for a in ax[:2]:
         a.legend(fontsize=7)

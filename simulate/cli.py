@@ -42,7 +42,7 @@ def _cmd_run(args) -> int:
     figures: list = []
     out = run_sweep(args.config, output=args.output, backend="inprocess", new=args.new,
                     progress=not args.quiet, plot=not args.no_plot, figures=figures,
-                    allow_code_change=args.allow_code_change)
+                    allow_code_change=args.allow_code_change, yes=args.yes)
     _print_outputs(out, figures)
     return 0
 
@@ -60,7 +60,7 @@ def _cmd_sweep(args) -> int:
                     scheduler=args.scheduler, shard=args.shard, new=args.new,
                     progress=not args.quiet, plot=not (args.no_plot or args.shard),
                     threads=args.threads, figures=figures,
-                    allow_code_change=args.allow_code_change)
+                    allow_code_change=args.allow_code_change, yes=args.yes)
     if args.shard:
         print(f"part:    {out}")
     else:
@@ -178,7 +178,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="keep cells computed by another memphase version, commit or "
                              "memphase source (refused by default; the result's "
                              "code_versions attribute lists every version)")
-        if new:
+        if new:  # run and sweep: they compute
+            sp.add_argument("--yes", "-y", action="store_true",
+                            help="start even when the estimated compute exceeds 12 h (without "
+                                 "it such a run prints the estimate and exits with status 2)")
             sp.add_argument("--new", action="store_true",
                             help="discard a journal left by a different config or code instead "
                                  "of refusing")

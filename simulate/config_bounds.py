@@ -31,7 +31,7 @@ from .config import ConfigError
 __all__ = ["MAX_CELLS", "MAX_THREADS", "REMOTE_BACKENDS", "grid_size", "check_grid_size",
            "check_cells", "check_devices", "check_sweep_options", "parse_memory",
            "check_walltime", "dtype_scale_range", "check_scales", "check_sampler_scales",
-           "check_output_value", "check_plan"]
+           "check_output_value", "check_plan", "KEY_BOUNDS", "MAX_SEED", "check_key_bounds"]
 
 #: most cells one config may describe (product of the [grid] list lengths): each cell is a journal
 #: file and an estimate line; 1e5 cells of the cheapest experiment are hours of compute
@@ -192,12 +192,35 @@ def check_sampler_scales(cfg: dict, variance: float, var_key: str) -> None:
         raise ConfigError(f"'sampler.t_min_tau' = {lo_tau:g} exceeds the data variance {var_key} = "
                           f"{variance:g}: the reverse run must end where the data dominate the "
                           f"noise (t_min_tau <= data variance), else its samples are mostly noise")
+    _check_tau_resolved(sp)
     eps = float(np.finfo(dtype).eps)
     if hi_tau > variance / eps**2:
         raise ConfigError(f"'sampler.t_max_tau' = {hi_tau:g} exceeds {variance / eps**2:.3g} = "
                           f"data variance / eps^2 of {dtype}: beyond it x_t / m(t) keeps no bit "
                           f"of the data (the run starts from pure noise already there) and "
                           f"m(t)^2 underflows; lower it")
+
+
+def _check_tau_resolved(sp: dict) -> None:
+    """The schedule's time resolves t_min_tau: tau -> t -> tau comes back within 1% (the run
+    converts the noise range to the schedule's time; e.g. linear_vp takes times within 1e-9 of
+    0 as 0, so t_min_tau below ~1e-12 became tau = 0 and every cell failed after compute)."""
+    from memphase.physics.schedules import make_schedule
+
+    if "schedule" not in sp:
+        return
+    try:
+        sch = make_schedule(sp["schedule"])
+    except ValueError:
+        return
+    lo = float(sch.tau_range()[0]) if math.isfinite(sch.t_hi) else 0.0
+    tau = max(sp["t_min_tau"], lo)
+    back = float(sch.tau(sch.time_of_tau(tau)))
+    if not (back > 0 and abs(back / tau - 1) <= 0.01):
+        floor = float(sch.tau(sch.t_lo + 1e-8 * (1 + abs(sch.t_lo))))
+        raise ConfigError(f"'sampler.t_min_tau' = {sp['t_min_tau']:g} is below what the "
+                          f"{sp['schedule']} schedule's time resolves (its time of this tau "
+                          f"gives back tau = {back:g}); use t_min_tau >= {floor:.2g}")
 
 
 def check_scales(cfg: dict) -> None:
@@ -268,6 +291,80 @@ def check_output_value(cfg: dict) -> None:
                           f"suffixes such as .cells and .lock)")
 
 
+# ----------------------------------------------------------------------------- per-key bounds
+
+#: largest seed of any job: every job seeds numpy, torch and its own derived streams from
+#: `seed + offset` or `k * seed + c` (offsets up to ~1e5, factors ~1e3); 2^32 - 1 is the range of
+#: numpy's legacy seeding and leaves those sums far inside int64, the same rule for every job
+MAX_SEED = 2**32 - 1
+
+#: key name -> (lowest, highest, why): one rule per key name for every job and the [sweep] table,
+#: applied to a value or to each element of a list (`check_key_bounds`). The bounds are generous
+#: for research use; past them a value is a typo whose run fails inside the cells or measures
+#: nothing. Open ends (> 0, < 1) stay with each key's schema.
+KEY_BOUNDS = {
+    "seed": (0, MAX_SEED, "seeds are 0 .. 2^32-1 in every job (derived streams add offsets)"),
+    "seeds": (0, MAX_SEED, "seeds are 0 .. 2^32-1 in every job (derived streams add offsets)"),
+    "calibration_seeds": (0, MAX_SEED, "seeds are 0 .. 2^32-1 in every job (derived streams add "
+                                       "offsets)"),
+    "collapse_tol": (0, 1e3, "a distance tolerance in data units (default 1e-2); beyond 1e3 "
+                             "every sample of data of unit scale counts as collapsed"),
+    "tol": (1e-14, 0.5, "RK45 rtol = atol: below 1e-14 float64 cannot meet it (scipy raises it "
+                        "to 100 eps), above 0.5 a step may err by half its size"),
+    "threshold": (1e-6, 1, "a ratio 1 + tau lambda of an eigenvalue; below 1e-6 no direction is "
+                           "ever lost on a float64 Jacobian"),
+    "thresholds": (1e-6, 1, "ratios 1 + tau lambda of an eigenvalue; below 1e-6 no direction is "
+                            "ever lost on a float64 Jacobian"),
+    "weight_decay": (0, 100, "decoupled/L2 decay per step is lr * weight_decay; typical values "
+                             "are 1e-5 .. 1e-1, above 100 the weights vanish or flip sign"),
+    "normal_std": (0, 1e3, "std off the manifold in data units; above 1e3 the normal noise "
+                           "buries a manifold of unit scale a million times over in variance"),
+    "batch_size": (0, 10**7, "training points per step (0: full batch); no allowed training "
+                             "set holds more than 1e7 points"),
+    "probe_points": (0, 10**4, "anchors per tau of the probe estimator, each a d x d Jacobian; "
+                               "1e4 already costs hours at d = 64"),
+    "death_timeout": (0, 30 * 86400, "seconds a worker waits for its scheduler; 30 days is "
+                                     "longer than any SLURM walltime"),
+}
+
+
+def _leaf_items(table: dict, where: str = ""):
+    for k, v in table.items():
+        name = f"{where}.{k}" if where else k
+        if isinstance(v, dict):
+            yield from _leaf_items(v, name)
+        else:
+            yield name, k, v
+
+
+def check_key_bounds(cfg: dict, opts: dict | None = None) -> None:
+    """Every key of `KEY_BOUNDS` in the config (and the [sweep] table `opts`), wherever it sits,
+    within its bounds; and a sampler's `record` (recording steps, a subset of the `steps` step
+    indices) at most its `steps`."""
+    tables = [("", cfg)] + ([("sweep", opts)] if opts else [])
+    for where, table in tables:
+        for name, key, v in _leaf_items(table, where):
+            if key not in KEY_BOUNDS:
+                continue
+            lo, hi, why = KEY_BOUNDS[key]
+            for item in v if isinstance(v, list) else [v]:
+                if isinstance(item, (int, float)) and not isinstance(item, bool) \
+                        and not lo <= item <= hi:
+                    raise ConfigError(f"'{name}' = {item:.6g} is outside [{lo:g}, {hi:g}]: {why}")
+    for name, sub in _leaf_tables(cfg):
+        rec, steps = sub.get("record"), sub.get("steps")
+        if isinstance(rec, int) and isinstance(steps, int) and rec > steps:
+            raise ConfigError(f"'{name}record' = {rec} exceeds '{name}steps' = {steps}: the "
+                              f"recordings are a subset of the steps")
+
+
+def _leaf_tables(table: dict, where: str = ""):
+    yield (f"{where}." if where else ""), table
+    for k, v in table.items():
+        if isinstance(v, dict):
+            yield from _leaf_tables(v, f"{where}.{k}" if where else k)
+
+
 # ----------------------------------------------------------------------------- all
 
 
@@ -275,6 +372,7 @@ def check_plan(cfg: dict, opts: dict) -> None:
     """Every check of this module that needs no cell list: run after validation, before the
     cells are enumerated (`check_cells` comes after)."""
     check_output_value(cfg)
+    check_key_bounds(cfg, opts)
     check_sweep_options(opts)
     check_grid_size(cfg)
     check_devices(cfg, opts["backend"])

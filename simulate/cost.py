@@ -15,7 +15,15 @@ elementwise passes over the (B, d) state. These are estimates for planning (the 
 from __future__ import annotations
 
 __all__ = ["kernel_seconds", "nearest_seconds", "gaussian_score_seconds", "sampling_seconds",
-           "sampling_bytes", "kernel_block_bytes"]
+           "sampling_bytes", "kernel_block_bytes", "haar_basis_cost", "BASIS_BYTES_PER_D2",
+           "BASIS_SECONDS_PER_D3"]
+
+#: a Haar-random d x d basis (QR of a Gaussian matrix, `memphase.simulate.data.
+#: random_orthonormal_basis`; built by gaussian_mixture, linear_manifold and rotated
+#: spectrum_gaussian): measured peak 5.05 .. 5.3 x 8 d^2 bytes and 0.31 .. 0.62 ns x d^3 per
+#: thread at d = 1024 .. 3072 (issue #26 item 10: at speciation's d = 16384 that is ~10 GiB and
+#: ~30 min, which its estimate missed); rounded up
+BASIS_BYTES_PER_D2, BASIS_SECONDS_PER_D3 = 6 * 8, 0.7e-9
 
 _KERNEL_NS = (2.1, 0.045)        # a + b d nanoseconds per (query, training point) pair
 _NEAREST_NS = (1.1, 0.031)
@@ -90,3 +98,10 @@ def sampling_bytes(b: int, n: int, d: int, record: int, dtype: str = "float32") 
     _factor(dtype)
     return ((_ITEM[dtype] * 3 + _TRAIN_EXTRA_BYTES) * n * (d + 1) + _ITEM[dtype] * 6 * b * d
             + kernel_block_bytes(b, n, dtype) + 16 * record * b)
+
+
+def haar_basis_cost(d: int) -> dict:
+    """{'memory_bytes', 'seconds'} of building one Haar-random d x d basis: the peak of the QR
+    (BASIS_BYTES_PER_D2 d^2 bytes) and its time (BASIS_SECONDS_PER_D3 d^3 s, one thread)."""
+    return {"memory_bytes": int(BASIS_BYTES_PER_D2 * d * d),
+            "seconds": float(BASIS_SECONDS_PER_D3 * float(d) ** 3)}

@@ -17,7 +17,7 @@ import numpy as np
 from .files import make_dirs
 
 __all__ = ["provenance", "write_dataset", "cf_conventions", "package_version", "git_commit",
-           "ENCODING_DEFAULTS"]
+           "ENCODING_DEFAULTS", "reserve_space"]
 
 ENCODING_DEFAULTS = {"zlib": True, "complevel": 4}
 
@@ -173,19 +173,42 @@ def cf_conventions(ds):
 
 def write_dataset(ds, path) -> Path:
     """Write `ds` to `path` (HDF5 via h5netcdf, compressed) atomically: a crash leaves either the
-    old file or the new one, never a half-written file under the final name."""
+    old file or the new one, never a half-written file under the final name.
+
+    The HDF5 file is built in memory first; its bytes then go to a temporary beside `path` whose
+    full size is reserved up front (`os.posix_fallocate`), so a full disk raises OSError(ENOSPC)
+    before a byte is written, and HDF5 itself never writes to a full disk (it crashed there:
+    segfaults, issue #26 item 5)."""
     path = Path(path)
     make_dirs(path.parent)
     ds = cf_conventions(ds)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     encoding = {v: dict(ENCODING_DEFAULTS) for v in ds.data_vars
                 if ds[v].dtype.kind in "fiub" and ds[v].ndim > 0}
+    data = ds.to_netcdf(engine="h5netcdf", encoding=encoding, invalid_netcdf=True)
     try:
-        ds.to_netcdf(tmp, engine="h5netcdf", encoding=encoding, invalid_netcdf=True)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+        with open(fd, "wb") as fh:
+            reserve_space(fd, len(data))
+            fh.write(data)
+            fh.flush()
+            os.fsync(fd)
         os.replace(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()
     return path
+
+
+def reserve_space(fd: int, nbytes: int) -> None:
+    """Allocate `nbytes` on disk for the open file `fd` before writing: OSError(ENOSPC) now rather
+    than in the middle of the write. File systems without fallocate (EOPNOTSUPP, EINVAL) skip it."""
+    import errno
+
+    if nbytes <= 0 or not hasattr(os, "posix_fallocate"):
+        return
+    try:
+        os.posix_fallocate(fd, 0, nbytes)
+    except OSError as e:
+        if e.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+            raise

@@ -135,7 +135,9 @@ SCHEMA = {
                         help="rk45: scipy RK45 with rtol = atol = tol (official); ode: Heun with "
                              "`steps` steps uniform in log sigma (ends at t_end, not 0)"),
         "tol": Field("float", 1e-5, **_gt0, help="RK45 rtol = atol (official 1e-5)"),
-        "t_end": Field("float", 1e-6, check=lambda v: 0 < v < 1, rule="0 < t_end < 1",
+        "t_end": Field("float", 1e-6, check=lambda v: 1e-30 <= v < 1,
+                       rule="1e-30 <= t_end < 1: sigma^2(t) ~ t near 0, and below eps^2 ~ 5e-32 "
+                            "the noise is under float64's resolution of unit-scale data",
                        help="ve_bdkos25: end time of the singular scores (c = 0, floor)"),
         "steps": Field("int", 300, check=lambda v: 1 <= v <= 100000, rule="1..100000",
                        help="Heun steps of the probability-flow ODE (uniform in log sigma)"),
@@ -165,7 +167,9 @@ SCHEMA = {
                           help="linear_vp: trained and sampled on the VP schedule, t ~ U(t_end, 1) "
                                "(official); sampler: the closed-form runs' schedule, log-tau "
                                "noise levels (earlier protocol)"),
-        "t_end": Field("float", 1e-3, check=lambda v: 0 < v < 1, rule="0 < t_end < 1",
+        "t_end": Field("float", 1e-3, check=lambda v: 1e-8 <= v < 1,
+                       rule="1e-8 <= t_end < 1: the schedule takes times within 1e-9 of 0 as 0 "
+                            "(tau = 0, a singular score)",
                        help="linear_vp: smallest time trained and sampled (official eps 1e-3)"),
         "ema_decay": Field("float", 0.9999, check=lambda v: 0 <= v < 1, rule="0 <= v < 1",
                            help="EMA of the weights (official 0.9999; 0 = off)"),

@@ -25,6 +25,7 @@ from memphase.physics import critical
 from memphase.physics.schedules import OrnsteinUhlenbeck
 
 from ..config import ConfigError, Field
+from ..cost import haar_basis_cost
 from ..data import gaussian_mixture
 from ..scores import EmpiricalScore, SmoothedScore
 
@@ -48,6 +49,10 @@ SCHEMA = {
         "steps": Field("int", 75, check=lambda v: 5 <= v <= 100000, rule="5..100000",
                        help="Euler-Maruyama steps per integration leg"),
         "offsets": Field("list[float]", [-1.0, -0.75, -0.5, -0.25, 0.0, 0.25, 0.5, 0.75, 1.0],
+                         check=lambda v: -50 <= v <= 50,
+                         rule="-50 <= offset <= 50 (OU time): t_S <= 4.9 for d <= 16384, and at "
+                              "t = 50 the mean scale e^-50 = 2e-22 keeps no bit of the data; "
+                              "far larger branching times overflow the reverse run (NaN)",
                          help="branching times t_b = t_S + offset (OU time)"),
         "n_boot": Field("int", 200, check=lambda v: 10 <= v <= 10**5, rule="10..1e5"),
         "dtype": Field("str", "float64", choices=("float32", "float64")),
@@ -75,7 +80,9 @@ def cells(cfg) -> list[dict]:
 def estimate(cfg, cell) -> dict:
     """Two integration legs of `steps` Euler steps for n_traj (1 + n_clones) samples at every
     branching time; the empirical score costs ~4 N d flops per sample and step, the population
-    score ~8 d."""
+    score ~8 d. Before them the d x d random basis of the mixture (once for the population
+    score, twice with the training set; `memphase.simulate.cost.haar_basis_cost`), which
+    dominates at large d."""
     m = cfg["measure"]
     d, n = cell["d"], max(cell["n_train"], 2)
     samples = m["n_traj"] * (1 + m["n_clones"]) * len(m["offsets"])
@@ -83,8 +90,13 @@ def estimate(cfg, cell) -> dict:
     item = 4 if m["dtype"] == "float32" else 8
     mem = 16 * n * (d + 1) + item * (n * (d + 1) * 3 + 8 * m["n_traj"] * m["n_clones"] * d
                   + m["n_traj"] * m["n_clones"] * min(n, 4096))
+    bases, basis = (2 if cell["score"] == "empirical" else 1), haar_basis_cost(d)
+    kept = 8 * d * d if cell["score"] == "empirical" else 0  # the training set keeps its basis
+    mem = max(mem + kept, basis["memory_bytes"] + 16 * n * (d + 1))
     # ~10 GFLOP/s per thread for the streaming kernel (benchmarks/RESULTS.md), plus Python overhead
-    return {"memory_bytes": int(mem), "seconds": samples * m["steps"] * per / 1e10 + 2e-4 * samples}
+    return {"memory_bytes": int(mem),
+            "seconds": samples * m["steps"] * per / 1e10 + 2e-4 * samples
+            + bases * basis["seconds"]}
 
 
 def mixture_population_score(d: int, seed: int = 0):

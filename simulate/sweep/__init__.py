@@ -55,6 +55,8 @@ from .plan import (  # noqa: F401
     estimate_lines,
     available_memory,
     _parse_bytes,
+    CONFIRM_SECONDS,
+    check_confirmed,
     check_memory)
 from .journal import (  # noqa: F401
     _now,
@@ -82,7 +84,7 @@ from .figures import (  # noqa: F401
     _place,
     draw_figures)
 from ..config import ConfigError  # noqa: F401
-from ..config_bounds import check_sweep_options
+from ..config_bounds import check_devices, check_sweep_options
 from ..slurm_options import check_scheduler_address
 from ..files import (  # noqa: F401
     OutputLock, SweepError, check_free_space, disk_full, remove_stale_temporaries,
@@ -175,8 +177,11 @@ def code_versions(metas) -> list[dict]:
 
 def run_sweep(config_path, output=None, backend=None, workers=None, scheduler=None, shard=None,
               new=False, progress=True, plot=True, threads=None, figures=None,
-              allow_code_change=False) -> Path:
+              allow_code_change=False, yes=True) -> Path:
     """Run (or resume) a sweep; return the path written (final file, or part file for a shard).
+
+    `yes=False` (the command line without --yes) refuses, before anything runs, cells whose
+    estimated compute exceeds CONFIRM_SECONDS (`check_confirmed`).
 
     Refuses (SweepError / ConfigError) an output that is not .h5/.hdf5/.nc, a held lock, a
     journal of another config without `new`, a journal of cells computed by other code (another
@@ -204,6 +209,8 @@ def run_sweep(config_path, output=None, backend=None, workers=None, scheduler=No
     backend = backend or plan.opts["backend"]
     if backend not in BACKENDS:
         raise SweepError(f"unknown backend {backend!r}; choose one of {list(BACKENDS)}")
+    if backend != plan.opts["backend"]:  # e.g. `memphase run` of a [sweep] backend = "slurm"
+        check_devices(plan.cfg, backend)  # config: the cells run here, so CUDA must be here
     shard = parse_shard(shard, plan.opts["shards"])
     out = resolve_output(output or plan.cfg["output"], plan.job)
     target = part_path(out, *shard) if shard else out
@@ -211,7 +218,16 @@ def run_sweep(config_path, output=None, backend=None, workers=None, scheduler=No
             if shard is None or i % shard[1] == shard[0]]
 
     if not target.exists():
+        try:
+            check_confirmed(plan, [c for _, c in mine], yes)  # cheap: samples a large grid
+        except ConfigError:
+            # a cell that cannot fit at all is said first: --yes would not help it
+            check_memory(plan, [c for _, c in mine], backend, plan.opts["workers"])
+            raise
         check_memory(plan, [c for _, c in mine], backend, plan.opts["workers"])
+        # before compute and before the lock: a full disk is refused naming the file, leaving
+        # nothing behind (the final write checks again with the Dataset's real size)
+        check_free_space(target, 0)
     with OutputLock(target):
         journal = Journal(target, plan, code=code_identity(plan.job))
         journal.check_ours()  # a folder of the user's own at <target>.cells: refused, untouched

@@ -60,6 +60,9 @@ class SweepPlan:
     config_hash: str
     path: str = ""
     axes: dict = field(default_factory=dict)
+    #: estimate_cell of each cell, computed once (`cell_estimates`): the memory check, the
+    #: --yes check and the estimate line all read them (80,000 cells take ~20 s per pass)
+    estimates: dict = field(default_factory=dict, repr=False)
 
     @property
     def job(self) -> str:
@@ -176,6 +179,17 @@ def estimate_cell(exp, cfg: dict, cell: dict) -> dict:
     return {"memory_bytes": sampling_bytes(b, n, d, rec, dtype), "seconds": seconds}
 
 
+def cell_estimates(plan: SweepPlan, cells) -> list[dict]:
+    """`estimate_cell` of each cell, cached on the plan (keyed by the cell's parameters)."""
+    out = []
+    for c in cells:
+        k = json.dumps(c, sort_keys=True, default=str)
+        if k not in plan.estimates:
+            plan.estimates[k] = estimate_cell(plan.exp, plan.cfg, c)
+        out.append(plan.estimates[k])
+    return out
+
+
 def _fmt_seconds(s: float) -> str:
     if s < 60:
         return f"{s:.2g} s"
@@ -188,13 +202,43 @@ def estimate_lines(plan: SweepPlan, cells=None) -> list[str]:
     cells = plan.cells if cells is None else cells
     if not cells:
         return ["estimate: nothing to compute"]
-    est = [estimate_cell(plan.exp, plan.cfg, c) for c in cells]
+    est = cell_estimates(plan, cells)
     mem = max(e["memory_bytes"] for e in est)
     sec = [e["seconds"] for e in est]
     return [f"estimate per cell: memory <= {_fmt_bytes(mem)} "
             f"(+ ~{_fmt_bytes(PROCESS_OVERHEAD)} per worker process), "
             f"time {_fmt_seconds(min(sec))} .. {_fmt_seconds(max(sec))} per thread (rough); "
             f"total {_fmt_seconds(sum(sec))} of compute for {len(cells)} cells"]
+
+
+# ----------------------------------------------------------------------------- confirmation
+
+#: estimated compute (seconds, summed over the cells to run, per thread) above which `memphase
+#: run` / `memphase sweep` start only with --yes: 12 h is more than ten times the largest bundled
+#: config (linear_model, ~1 h), so a typo that multiplies the grid (60,000 cells, ~99 h) is
+#: caught before it takes a machine for days, while real long sweeps need one flag
+CONFIRM_SECONDS = 12 * 3600
+
+
+#: most cells whose estimates `check_confirmed` sums (an even sample of a larger grid, scaled)
+CONFIRM_SAMPLE = 2000
+
+
+def check_confirmed(plan: SweepPlan, cells, yes: bool,
+                    limit: float = CONFIRM_SECONDS) -> None:
+    """ConfigError (before anything runs) when the cells' estimated compute exceeds `limit`
+    seconds and `yes` is not given; the message prints the estimate and asks for --yes."""
+    if yes or not cells:
+        return
+    stride = -(-len(cells) // CONFIRM_SAMPLE)  # an even sample of a large grid: fast
+    sample = cells[::stride]
+    total = sum(e["seconds"] for e in cell_estimates(plan, sample)) * len(cells) / len(sample)
+    if total > limit:
+        about = "about " if stride > 1 else ""
+        raise ConfigError(f"{len(cells)} cells estimated at {about}{_fmt_seconds(total)} of "
+                          f"compute, more than {_fmt_seconds(limit)}: check the [grid] (`memphase "
+                          f"sweep CONFIG --dry-run` prints the plan), then rerun with --yes to "
+                          f"start it")
 
 
 # ----------------------------------------------------------------------------- memory
@@ -287,7 +331,7 @@ def check_memory(plan: SweepPlan, cells, backend: str, workers: int = 1, limit: 
     memory. The message names the cell and what to change."""
     if not cells:
         return
-    est = [(estimate_cell(plan.exp, plan.cfg, c)["memory_bytes"], c) for c in cells]
+    est = [(e["memory_bytes"], c) for e, c in zip(cell_estimates(plan, cells), cells)]
     need, cell = max(est, key=lambda e: e[0])
     if limit is None:
         if backend == "slurm":

@@ -228,8 +228,10 @@ def test_lock_of_another_host_is_refused(tmp_path):
 
 def test_final_write_refused_without_free_space(cfg, tmp_path, capsys, monkeypatch):
     real_usage = files.shutil.disk_usage
-    monkeypatch.setattr(files.shutil, "disk_usage", lambda p: type("U", (), {"free": 1000})())
     calls = []
+    # the disk fills up while the cells run (a full disk before them is refused before compute)
+    monkeypatch.setattr(files.shutil, "disk_usage",
+                        lambda p: type("U", (), {"free": 1000 if calls else 2**40})())
     real = quickstart.run_cell
     monkeypatch.setattr(quickstart, "run_cell", lambda c, cell: calls.append(1) or real(c, cell))
     assert main(["run", str(cfg), "-q", "--no-plot"]) == 2

@@ -41,6 +41,17 @@ def _cases():
     r["grid"] = {"d": [64], "score": ["empirical"], "n_train": [4, 100000], "seeds": [0]}
     r["measure"].update(n_traj=20, steps=5, offsets=[-0.5, 0.0, 0.5])
     out["speciation"] = (r, None)
+    # issue #26 item 10: at large d the mixture's d x d random basis dominates (at the largest
+    # allowed d = 16384 it is ~10 GiB, too much for CI; d = 2048 is the same model at 1/64)
+    r = canon("speciation")
+    r["grid"] = {"d": [16, 2048], "score": ["population"], "n_train": [2], "seeds": [0]}
+    r["measure"].update(n_traj=10, steps=5, offsets=[-0.5, 0.0, 0.5], n_boot=10)
+    out["speciation_large_d"] = (r, None)
+    r = canon("memorization")  # the manifold's d x d basis at large d (largest allowed: 4096)
+    r["grid"].update(n_train=[4, 8], d=[2048], intrinsic_dim=[2], score=["empirical"],
+                     n_classes=[1], label_mode=["none"])
+    r["sampler"].update(steps=5, n_samples=64, record=5)
+    out["memorization_large_d"] = (r, None)
     r = canon("geometric")
     r["grid"] = {"n_train": [250, 20000], "d": [30], "std_ratio": [0.3], "score": ["empirical"],
                  "seeds": [0]}
@@ -68,7 +79,8 @@ def _cases():
 CASES = _cases()
 
 
-IN_CI = ("quickstart", "memorization")  # the issue's two examples; the rest: `-m slow` (~8 s each)
+IN_CI = ("quickstart", "memorization",  # the issue's two examples; the rest: `-m slow` (~8 s each)
+         "speciation_large_d")
 
 
 @pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="needs Linux /proc")
