@@ -37,6 +37,7 @@ import torch
 
 from memphase.physics.ddpm import ddpm_chain, two_cluster_population_eps
 
+from ..checkpoints import log_checkpoints
 from ..ddpm import (build_time_step_mlp, ddpm_loss, official_training_times, sample_ddim,
                     sample_ddpm, train_ddpm, two_clusters)
 
@@ -53,8 +54,6 @@ SEED_STREAMS_BUBM25 = (
 def bubm25_checkpoints(cfg) -> list[int]:
     """Checkpoint steps of the bubm25 protocol: the official evaluation grid up to the budget
     (`official_training_times`, step 0 left out) or log-spaced like memphase's."""
-    from ..checkpoints import log_checkpoints
-
     t = cfg["training"]
     if cfg["bubm25"]["checkpoint_grid"] == "official":
         return [k for k in official_training_times(t["steps"]) if k > 0]

@@ -299,3 +299,35 @@ def test_censoring_tobit_recovers_slope_and_handles_bounds():
     r2 = censored_power_law_fit(n, np.where(lower, np.nan, true), upper=up, n_boot=20)
     assert math.isfinite(r2["exponent"])
     assert power_law_fit(n, np.where(lower, np.inf, true))["n_points"] < 5
+
+
+def test_row_config_values_match_run_gmm():
+    """Rows 'data dimension', 'network width / blocks', 'optimizer', 'batch', 'sampler',
+    'noise schedule' of the shipped config: the values of run_GMM.py / generate.py."""
+    import tomllib
+    from pathlib import Path
+
+    from memphase.simulate.config import validate
+    from memphase.simulate.experiments import training_dynamics as td
+
+    path = Path(__file__).resolve().parents[2] / "data/configs/training_dynamics_bubm25.toml"
+    cfg = validate(tomllib.loads(path.read_text()), td.SCHEMA)
+    g, b, t = cfg["grid"], cfg["bubm25"], cfg["training"]
+    assert cfg["protocol"] == "bubm25"
+    assert g["d"] == [8] and g["width"] == [128] and g["depth"] == [3]
+    assert g["lr"] == [6e-4] and t["optimizer"] == "adam" and g["batch_size"] == [512]
+    assert (b["mu"], b["sigma"], b["timesteps"], b["beta_start"], b["beta_end"]) == \
+        (1.0, 1.0, 1000, 1e-4, 2e-2)
+    assert (b["sampler"], b["sampler_steps"], b["momentum"]) == ("ddim", 100, 0.95)
+    assert cfg["measure"]["ratio_threshold"] == pytest.approx(1 / 3)
+    assert td.checkpoint_steps(cfg) == official_training_times(t["steps"])[1:]
+    # the default protocol of the job is memphase's own
+    assert validate({"job": "training_dynamics"}, td.SCHEMA)["protocol"] == "memphase"
+
+
+def test_row_no_ema_checkpoint_is_raw_weights():
+    """Row 'EMA': run_GMM.py saves model.state_dict() itself (no EMA); so does train_ddpm."""
+    net = TimeStepResidualMLP(8, width=8, n_blocks=1)
+    res = train_ddpm(two_clusters(8, 8, seed=0), net, ddpm_chain(), 5, checkpoints=[5])
+    for key, v in net.state_dict().items():
+        torch.testing.assert_close(res["checkpoints"][5][key], v, rtol=0, atol=0)
