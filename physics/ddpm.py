@@ -54,7 +54,7 @@ def ddpm_chain(steps: int = 1000, beta_start: float = 1e-4, beta_end: float = 2e
 def two_cluster_population_eps(x: np.ndarray, k, chain: DDPMChain, mu: float = 1.0
                                ) -> np.ndarray:
     """Exact noise prediction E[eps | x_k = x] for data (1/2) N(+mu 1, I) + (1/2) N(-mu 1, I)
-    (unit cluster variance) at DDPM step k [BUBM25, run_GMM.py data]:
+    (unit cluster variance) at DDPM step k [BUBM25] synthetic data (docs/conformance/bubm25.md):
 
         x_k | cluster +- ~ N(+- sqrt(ab) m, I) (since ab + (1 - ab) = 1),  m = mu 1,
         score s(x) = sqrt(ab) m tanh(sqrt(ab) m . x) - x,   eps = -sqrt(1 - ab) s(x).

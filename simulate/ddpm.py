@@ -118,7 +118,7 @@ def build_time_step_mlp(d: int, width: int = 128, n_blocks: int = 3, seed: int =
                         after_data: int | None = None):
     """`TimeStepResidualMLP` initialized from torch's global generator seeded with `seed` (global
     state restored afterwards). after_data=n: first draw the n-point `two_clusters` set of
-    dimension d from that generator, as the official run_GMM.py does before it builds its model,
+    dimension d from that generator, as the official [BUBM25] training script does before it builds its model,
     so the initial weights are the official ones for dataset seed `seed`."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(seed))

@@ -1,20 +1,20 @@
 """The [BUBM25] protocol of the `training_dynamics` job (`protocol = "bubm25"`): the synthetic
 experiment of Bonnaire, Urfin, Biroli, Mezard, arXiv 2505.17638, re-implemented from the
-description of its official code (run_GMM.py, TinyModels.py, Diffusion.py, compute_fmem.py);
+description of its official code (training, tiny models, diffusion and f_mem scripts);
 docs/conformance/bubm25.md lists every protocol item against memphase's own protocol.
 
 One cell (N, seed, width, depth = number of blocks, d, lr, batch size):
   data      `memphase.simulate.ddpm.two_clusters` (N/2 points at +mu 1, N/2 at -mu 1, std sigma),
             torch seed = the cell's seed (the official dataset seed);
   network   `TimeStepResidualMLP` (width, depth blocks, positional encoding of the DDPM step),
-            initialized from the torch generator state after the data draw (as run_GMM.py);
+            initialized from the torch generator state after the data draw (as the official script);
   training  `train_ddpm`: DDPM chain of `bubm25.timesteps` linear betas, minibatch
             min(batch_size, N) points (shuffled epochs), Adam (or SGD momentum `bubm25.momentum`)
             at the constant rate lr, noise seed = seed;
   at each checkpoint k (the official grid or log-spaced, `bubm25.checkpoint_grid`):
     memorization_ratio  f_mem: fraction of `bubm25.n_samples` generated samples with
                         d1 / d2 < ratio_threshold (1/3), d1 <= d2 the distances to the two nearest
-                        training points [compute_fmem.py]; samples by DDIM-100 (eta = 0) or
+                        training points (the official f_mem rule); samples by DDIM-100 (eta = 0) or
                         ancestral DDPM (`bubm25.sampler`), sampling seed 10000 + seed, the same at
                         every checkpoint;
     score_error_population  sum |eps_theta - eps_pop|^2 / sum |eps_pop|^2 over n_eval fresh points
@@ -45,7 +45,7 @@ __all__ = ["bubm25_checkpoints", "run_cell_bubm25", "SEED_STREAMS_BUBM25", "esti
 
 SEED_STREAMS_BUBM25 = (
     "protocol bubm25: training set: torch seed = seed (official generate_GMM); network init: "
-    "the same torch stream after the data draw (official run_GMM.py); batches, steps and training noise: torch seed = seed; sampling noise: "
+    "the same torch stream after the data draw (the official training script); batches, steps and training noise: torch seed = seed; sampling noise: "
     "10000 + seed (the same at every checkpoint); held-out and score-error points: numpy "
     "SeedSequence (seed, 1), their steps and noise (seed, 3); reference samples: (seed, 2); "
     "DSM-loss draws: 20000 + seed; sliced-Wasserstein projections: seed")
