@@ -29,7 +29,8 @@ import numpy as np
 import xarray as xr
 
 __all__ = ["crossing_step", "first_within_best", "extract_times", "power_law_fit",
-           "fit_exponents", "training_dynamics_summary", "DEFAULT_THRESHOLD",
+           "fit_exponents", "training_dynamics_summary", "censored_power_law_fit",
+           "distinct_resamples", "censored_exponents", "DEFAULT_THRESHOLD",
            "DEFAULT_GEN_TOLERANCE"]
 
 DEFAULT_THRESHOLD = 0.5
@@ -228,3 +229,116 @@ def training_dynamics_summary(ds: xr.Dataset, *, threshold: float = DEFAULT_THRE
     times = extract_times(ds, quality=quality, threshold=threshold, tolerance=tolerance)
     out = times.merge(fit_exponents(times["tau_mem"], "tau_mem", level=level))
     return out.merge(fit_exponents(times["tau_gen"], "tau_gen", level=level))
+
+
+def distinct_resamples(s: int) -> int:
+    """Number of distinct bootstrap resamples of s seeds (multisets of size s from s items):
+    C(2s - 1, s); 3 for two seeds, 10 for three, 35 for four, 126 for five."""
+    return math.comb(2 * s - 1, s)
+
+
+def _tobit_fit(x, y, lower, upper):
+    """MLE of y = c + a x + s e, e ~ N(0, 1), with y[lower] only a lower bound (true >= y,
+    right-censored) and y[upper] only an upper bound (true <= y, left-censored). Returns a or NaN.
+
+        log L = sum_exact [log phi(r) - log s] + sum_lower log Phi(-r) + sum_upper log Phi(r),
+        r = (y - c - a x) / s."""
+    from scipy import optimize, special
+
+    exact = ~(lower | upper)
+    if exact.sum() < 2 or np.ptp(x[exact]) == 0:
+        return math.nan
+    a0, c0 = np.polyfit(x[exact], y[exact], 1)
+    s0 = max(float(np.std(y[exact] - (c0 + a0 * x[exact]))), 0.05)
+
+    def nll(p):
+        c, a, ls = p
+        sd = math.exp(ls)
+        r = (y - c - a * x) / sd
+        out = 0.5 * (r[exact] ** 2).sum() + exact.sum() * (ls + 0.5 * math.log(2 * math.pi))
+        return out - special.log_ndtr(-r[lower]).sum() - special.log_ndtr(r[upper]).sum()
+
+    res = optimize.minimize(nll, [c0, a0, math.log(s0)], method="Nelder-Mead",
+                            options={"xatol": 1e-6, "fatol": 1e-9, "maxiter": 4000})
+    # a perfect fit drives s to 0 and stops the simplex on its iteration cap: a is still the fit
+    return float(res.x[1]) if np.all(np.isfinite(res.x)) else math.nan
+
+
+def censored_power_law_fit(n, tau, lower=None, upper=None, n_boot: int = 1000,
+                           level: float = 0.95, seed: int = 0) -> dict:
+    """Fit tau ~ N^a to tau of shape (len(n), S) keeping censored values as bounds (a Tobit
+    regression of log tau on log N, every (N, seed) one observation):
+
+        log tau_{N,s} = c + a log N + s e,  e ~ N(0, 1);
+        lower[N, s]: tau is only a lower bound (memorization beyond the budget: pass the budget);
+        upper[N, s]: tau is only an upper bound (tau_gen at the first checkpoint).
+
+    Interval: percentile interval over `n_boot` resamples of whole seeds (numpy Generator(seed)).
+    Returns {exponent, ci_low, ci_high, n_censored_lower, n_censored_upper, n_exact,
+    distinct_resamples, method}; NaN exponent when fewer than 2 exact values at distinct N."""
+    n = np.asarray(n, dtype=float)
+    tau = np.asarray(tau, dtype=float)
+    if tau.ndim == 1:
+        tau = tau[:, None]
+    lower = np.zeros(tau.shape, bool) if lower is None else np.asarray(lower, bool).reshape(tau.shape)
+    upper = np.zeros(tau.shape, bool) if upper is None else np.asarray(upper, bool).reshape(tau.shape)
+    if tau.shape[0] != n.shape[0]:
+        raise ValueError(f"tau must have shape (len(n), seeds), got {tau.shape} for {n.shape[0]} N")
+    if np.any(lower & upper):
+        raise ValueError("a value cannot be both a lower and an upper bound")
+    ok = np.isfinite(tau) & (tau > 0)
+    s = tau.shape[1]
+    out = {"exponent": math.nan, "ci_low": math.nan, "ci_high": math.nan,
+           "n_censored_lower": int((lower & ok).sum()), "n_censored_upper": int((upper & ok).sum()),
+           "n_exact": int((ok & ~lower & ~upper).sum()), "distinct_resamples": distinct_resamples(s),
+           "method": "Tobit (censored normal) MLE of log tau on log N"}
+
+    def fit(cols):
+        t, lo, up, good = tau[:, cols], lower[:, cols], upper[:, cols], ok[:, cols]
+        xx = np.broadcast_to(np.log(n)[:, None], t.shape)[good]
+        return _tobit_fit(xx, np.log(t[good]), lo[good], up[good])
+
+    out["exponent"] = fit(np.arange(s))
+    if math.isnan(out["exponent"]) or s < 2:
+        return out
+    rng = np.random.default_rng(seed)
+    boot = np.array([fit(rng.integers(0, s, size=s)) for _ in range(n_boot)])
+    boot = boot[np.isfinite(boot)]
+    if boot.size:
+        alpha = (1 - level) / 2
+        out["ci_low"], out["ci_high"] = (float(np.quantile(boot, alpha)),
+                                         float(np.quantile(boot, 1 - alpha)))
+        out["method"] += (f"; percentile interval over {boot.size} seed-bootstrap resamples "
+                          f"({out['distinct_resamples']} distinct)")
+    return out
+
+
+def censored_exponents(times: xr.Dataset, budget: float, n_boot: int = 1000) -> xr.Dataset:
+    """`censored_power_law_fit` of tau_mem (censored values = the budget, lower bounds) and of
+    tau_gen (tau_gen_censored values are upper bounds) over (n_train, seed), for every other index:
+    {name}_exponent_tobit, _tobit_ci_low, _tobit_ci_high."""
+    out = xr.Dataset()
+    for name, flag, kind in (("tau_mem", "tau_mem_censored", "lower"),
+                             ("tau_gen", "tau_gen_censored", "upper")):
+        tau = times[name].where(~times[flag], budget) if kind == "lower" else times[name]
+
+        def one(t, c, kind=kind):
+            r = censored_power_law_fit(times["n_train"].values, t, n_boot=n_boot,
+                                       **{kind: c})
+            return r["exponent"], r["ci_low"], r["ci_high"]
+
+        a, lo, hi = xr.apply_ufunc(one, tau, times[flag],
+                                   input_core_dims=[["n_train", "seed"]] * 2,
+                                   output_core_dims=[[], [], []], vectorize=True,
+                                   output_dtypes=[float] * 3)
+        what = ("censored values kept as bounds (beyond the budget: tau_mem >= budget)"
+                if kind == "lower" else "tau_gen at the first checkpoint kept as an upper bound")
+        out[f"{name}_exponent_tobit"] = a.assign_attrs(
+            units="1", long_name=f"exponent a of {name} ~ N^a by censored (Tobit) regression, "
+                                 f"{what}")
+        out[f"{name}_exponent_tobit_ci_low"] = lo.assign_attrs(
+            units="1", long_name="lower end of the 95% seed-bootstrap interval (Tobit fit)")
+        out[f"{name}_exponent_tobit_ci_high"] = hi.assign_attrs(
+            units="1", long_name="upper end of the 95% seed-bootstrap interval (Tobit fit)")
+    out.attrs["distinct_resamples"] = distinct_resamples(times.sizes["seed"])
+    return out

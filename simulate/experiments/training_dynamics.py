@@ -43,10 +43,14 @@ from ..scores import EmpiricalScore, GaussianScore
 from ..training import OPTIMIZERS, TrainConfig, train_score
 from .common import reverse_run, sampler_schema, sampler_time_range
 from .recipes import check_networks
+from .training_dynamics_bubm25 import (SEED_STREAMS_BUBM25, bubm25_checkpoints, estimate_bubm25,
+                                       run_cell_bubm25)
+from ..ddpm import DDPM_OPTIMIZERS
 
 __all__ = ["SCHEMA", "cells", "run_cell", "assemble", "plot", "estimate", "Probe", "make_probe",
            "evaluate_checkpoint", "checkpoint_steps", "quick_config", "GRID_AXES"]
 
+PROTOCOLS = ("memphase", "bubm25")
 _pos = dict(check=lambda v: v > 0, rule="must be > 0")
 _nonneg = dict(check=lambda v: v >= 0, rule="must be >= 0")
 
@@ -56,6 +60,9 @@ QUALITIES = ("score_error_population", "sliced_wasserstein", "gaussian_kl")
 SCHEMA = {
     "job": Field("str", choices=("training_dynamics",)),
     "output": Field("str", "data/results/training_dynamics.h5"),
+    "protocol": Field("str", "memphase", choices=PROTOCOLS,
+                      help="memphase: Gaussian data, log-tau DSM network, reverse SDE; bubm25: "
+                           "the [BUBM25] two-cluster DDPM protocol (docs/conformance/bubm25.md)"),
     "data": {
         "std": Field("float", 1.0, **_pos, help="std of every (tangent) direction"),
         "normal_std": Field("float", 0.0, **_nonneg, help="std off the manifold (k > 0 only)"),
@@ -90,6 +97,24 @@ SCHEMA = {
         "weight_decay": Field("float", 0.0, **_nonneg),
         "ema_decay": Field("float", 0.0, check=lambda v: 0 <= v < 1, rule="in [0, 1)"),
         "skip": Field("bool", False, help="linear Gaussian skip in the network output"),
+    },
+    "bubm25": {
+        "mu": Field("float", 1.0, **_pos, help="cluster means +-mu (1, ..., 1)"),
+        "sigma": Field("float", 1.0, **_pos, help="cluster std"),
+        "timesteps": Field("int", 1000, check=lambda v: 2 <= v <= 10**5, rule="2..1e5",
+                           help="DDPM steps T (linear betas)"),
+        "beta_start": Field("float", 1e-4, **_pos),
+        "beta_end": Field("float", 2e-2, check=lambda v: 0 < v < 1, rule="in (0, 1)"),
+        "momentum": Field("float", 0.95, check=lambda v: 0 <= v < 1, rule="in [0, 1)",
+                          help="SGD momentum when training.optimizer = 'sgd_momentum'"),
+        "sampler": Field("str", "ddim", choices=("ddim", "ddpm"),
+                         help="ddim: deterministic DDIM on sampler_steps; ddpm: ancestral, T steps"),
+        "sampler_steps": Field("int", 100, check=lambda v: v >= 2, rule="must be >= 2"),
+        "n_samples": Field("int", 1000, check=lambda v: v >= 2, rule="must be >= 2",
+                           help="generated samples per checkpoint for f_mem"),
+        "checkpoint_grid": Field("str", "official", choices=("official", "log"),
+                                 help="official: the [BUBM25] evaluation grid up to the budget; "
+                                      "log: training.checkpoints log-spaced from first_checkpoint"),
     },
     "sampler": sampler_schema(steps=100, n_samples=256, t_max_tau=10.0, dtype="float32",
                               record=2),
@@ -143,7 +168,10 @@ def quick_config(**overrides) -> dict:
 
 # ------------------------------------------------------------------------------- cells
 def checkpoint_steps(cfg) -> list[int]:
-    """The log-spaced checkpoint steps of the config (`memphase.simulate.checkpoints.log_checkpoints`)."""
+    """The checkpoint steps of the config: log-spaced (`memphase.simulate.checkpoints.log_checkpoints`),
+    or for protocol bubm25 its own grid (`training_dynamics_bubm25.bubm25_checkpoints`)."""
+    if cfg.get("protocol", "memphase") == "bubm25":
+        return bubm25_checkpoints(cfg)
     t = cfg["training"]
     return log_checkpoints(min(t["first_checkpoint"], t["steps"]), t["steps"], t["checkpoints"])
 
@@ -157,7 +185,10 @@ def cells(cfg) -> list[dict]:
     if cfg["training"]["first_checkpoint"] > cfg["training"]["steps"]:
         raise ConfigError(f"training.first_checkpoint ({cfg['training']['first_checkpoint']}) "
                           f"exceeds training.steps ({cfg['training']['steps']})")
-    check_networks([cfg["training"]["network"]], g["d"])
+    if cfg["protocol"] == "bubm25":
+        _check_bubm25(cfg)
+    else:
+        check_networks([cfg["training"]["network"]], g["d"])
     lists = [g["seeds" if a == "seed" else a] for a in GRID_AXES]
     return [dict(zip(GRID_AXES, vals)) for vals in itertools.product(*lists)]
 
@@ -271,8 +302,30 @@ def build_cell_network(cfg, cell):
                          **{key: t["embedding_dim"]})
 
 
+def _check_bubm25(cfg) -> None:
+    """One-line ConfigError for a bubm25-protocol config this protocol cannot run."""
+    g, t, b = cfg["grid"], cfg["training"], cfg["bubm25"]
+    if t["optimizer"] not in DDPM_OPTIMIZERS:
+        raise ConfigError(f"protocol bubm25 trains with training.optimizer in "
+                          f"{list(DDPM_OPTIMIZERS)}, got {t['optimizer']!r}")
+    if any(k != 0 for k in g["intrinsic_dim"]):
+        raise ConfigError("protocol bubm25 draws two Gaussian clusters: grid.intrinsic_dim must be [0]")
+    odd = [n for n in g["n_train"] if n % 2]
+    if odd:
+        raise ConfigError(f"protocol bubm25 needs even grid.n_train (two equal clusters), got {odd}")
+    if b["sampler_steps"] > b["timesteps"]:
+        raise ConfigError(f"bubm25.sampler_steps ({b['sampler_steps']}) exceeds bubm25.timesteps "
+                          f"({b['timesteps']})")
+    if b["beta_end"] < b["beta_start"] or b["beta_end"] * 1000 / b["timesteps"] >= 1:
+        raise ConfigError(f"bubm25 needs beta_start <= beta_end and beta_end 1000 / timesteps < 1, "
+                          f"got {b['beta_start']:g}, {b['beta_end']:g}, T = {b['timesteps']}")
+
+
 def run_cell(cfg, cell) -> dict:
     from memphase.analysis.generalization import sliced_wasserstein
+
+    if cfg["protocol"] == "bubm25":
+        return run_cell_bubm25(cfg, cell)
 
     sch = make_schedule(cfg["sampler"]["schedule"])
     probe = make_probe(cfg, cell, sch)
@@ -294,6 +347,12 @@ def run_cell(cfg, cell) -> dict:
 
 
 def estimate(cfg, cell) -> dict:
+    if cfg.get("protocol", "memphase") == "bubm25":
+        return estimate_bubm25(cfg, cell)
+    return _estimate_memphase(cfg, cell)
+
+
+def _estimate_memphase(cfg, cell) -> dict:
     """Rough cost on one CPU thread. Training: steps x (0.5 ms (depth + 2) + 6 B P / 5e10 s),
     B = batch x noise draws, P ~ depth (w^2 + e w) + 2 d w parameters (measured: width 256,
     depth 2, d = 8, B = 128: 16000 steps and 14 checkpoints ~ 59 s of CPU); per checkpoint:
@@ -351,7 +410,7 @@ COORDS = {
 
 
 def assemble(cfg, cell_list, results) -> xr.Dataset:
-    from memphase.analysis.training_dynamics import training_dynamics_summary
+    from memphase.analysis.training_dynamics import censored_exponents, training_dynamics_summary
 
     from .common import fill_grid
 
@@ -376,8 +435,12 @@ def assemble(cfg, cell_list, results) -> xr.Dataset:
     ds = ds.merge(training_dynamics_summary(ds, threshold=m["mem_threshold"],
                                             tolerance=m["gen_tolerance"],
                                             quality=m["gen_quality"]))
+    ds = ds.merge(censored_exponents(ds[["tau_mem", "tau_mem_censored", "tau_gen",
+                                         "tau_gen_censored"]], float(steps[-1])))
+    bubm = cfg["protocol"] == "bubm25"
     ds.attrs.update({
-        "seed_streams": SEED_STREAMS,
+        "protocol": cfg["protocol"],
+        "seed_streams": SEED_STREAMS_BUBM25 if bubm else SEED_STREAMS,
         "budget_steps": cfg["training"]["steps"],
         "mem_threshold": m["mem_threshold"], "gen_tolerance": m["gen_tolerance"],
         "gen_quality": m["gen_quality"], "ratio_threshold": m["ratio_threshold"],
