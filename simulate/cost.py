@@ -15,7 +15,7 @@ elementwise passes over the (B, d) state. These are estimates for planning (the 
 from __future__ import annotations
 
 __all__ = ["kernel_seconds", "nearest_seconds", "gaussian_score_seconds", "sampling_seconds",
-           "sampling_bytes", "kernel_block_bytes", "haar_basis_cost", "BASIS_BYTES_PER_D2",
+           "sampling_bytes", "kernel_block_bytes", "haar_basis_cost", "with_manifold_basis", "BASIS_BYTES_PER_D2",
            "BASIS_SECONDS_PER_D3"]
 
 #: a Haar-random d x d basis (QR of a Gaussian matrix, `memphase.simulate.data.
@@ -105,3 +105,12 @@ def haar_basis_cost(d: int) -> dict:
     (BASIS_BYTES_PER_D2 d^2 bytes) and its time (BASIS_SECONDS_PER_D3 d^3 s, one thread)."""
     return {"memory_bytes": int(BASIS_BYTES_PER_D2 * d * d),
             "seconds": float(BASIS_SECONDS_PER_D3 * float(d) ** 3)}
+
+
+def with_manifold_basis(memory_bytes: float, seconds: float, d: int, n: int, item: int):
+    """(memory, seconds) of a cell that also draws a linear manifold in d dimensions: the Haar
+    d x d basis (`haar_basis_cost`, its QR peak) and the d x d basis and covariance the data keeps
+    beside the cell's own terms; `item` bytes per value of the n x d training set."""
+    basis = haar_basis_cost(d)
+    memory = max(memory_bytes + 2 * 8 * d * d, basis["memory_bytes"] + item * n * d)
+    return memory, seconds + basis["seconds"]

@@ -47,7 +47,7 @@ from memphase.physics.critical import collapse_time
 from memphase.physics.schedules import make_schedule
 
 from ..config import Field
-from ..cost import haar_basis_cost
+from ..cost import with_manifold_basis
 from ..conv_networks import ConvNet, ConvUNet, conv_parameter_count
 from ..networks import NETWORKS
 from ..training import OPTIMIZERS
@@ -369,9 +369,7 @@ def estimate(cfg, cell) -> dict:
     if cell.get("intrinsic_dim") and cfg["data"]["model"] == "synthetic":
         # linear_manifold draws a Haar d x d basis (its QR peak) and keeps it and the d x d
         # covariance: 0.7 GiB and ~50 s at d = 4096 that the terms above miss (issue #26)
-        basis = haar_basis_cost(d)
-        mem = max(mem + 2 * 8 * d * d, basis["memory_bytes"] + item * n * d)
-        train_s += basis["seconds"]
+        mem, train_s = with_manifold_basis(mem, train_s, d, n, item)
     return {"memory_bytes": int(mem), "seconds": float(train_s + sample_s + nn_s + 0.5)}
 
 

@@ -37,6 +37,7 @@ from memphase.physics.schedules import make_schedule
 
 from ..checkpoints import fixed_dsm_loss, log_checkpoints, over_checkpoints
 from ..config import ConfigError, Field
+from ..cost import with_manifold_basis
 from ..data import isotropic_gaussian, linear_manifold
 from ..networks import NETWORKS, build_network, count_parameters
 from ..scores import EmpiricalScore, GaussianScore
@@ -371,6 +372,9 @@ def _estimate_memphase(cfg, cell) -> dict:
     item = 4 if sp["dtype"] == "float32" else 8
     mem = item * (k * p + 4 * p + 10 * b * w * depth + (n + m["n_eval"]) * d * m["loss_draws"]
                   * 3) + 8 * m["n_reference"] * d
+    if cell.get("intrinsic_dim"):
+        # linear_manifold's Haar d x d basis (issue #26: 0.7 GiB at d = 4096 that the terms miss)
+        mem, train_s = with_manifold_basis(mem, train_s, d, n, item)
     return {"memory_bytes": int(mem), "seconds": float(train_s + k * per_ck + 1.0)}
 
 

@@ -254,3 +254,19 @@ def test_item10_memorization_estimate_at_the_largest_d_counts_the_basis(tmp_path
     plan = load_sweep(p)
     est = estimate_cell(memorization, plan.cfg, plan.cells[0])
     assert est["memory_bytes"] >= 5.3 * 8 * 4096**2
+
+
+def test_item10_training_dynamics_estimate_on_a_manifold_counts_the_basis():
+    """training_dynamics at d = 4096 on a linear manifold estimated ~530 MiB while the Haar
+    basis alone peaks at ~0.7 GiB: the estimate now counts it (cost.with_manifold_basis)."""
+    from memphase.simulate.config import validate
+    from memphase.simulate.cost import haar_basis_cost
+    from memphase.simulate.experiments import training_dynamics as td
+
+    cfg = validate({"job": "training_dynamics",
+                    "grid": {"d": [4096], "intrinsic_dim": [4], "n_train": [64]}}, td.SCHEMA)
+    cell = next(c for c in td.cells(cfg))
+    flat = dict(cell, intrinsic_dim=0)
+    with_basis, without = td.estimate(cfg, cell), td.estimate(cfg, flat)
+    assert with_basis["memory_bytes"] >= haar_basis_cost(4096)["memory_bytes"]
+    assert with_basis["seconds"] - without["seconds"] >= haar_basis_cost(4096)["seconds"] * 0.99
