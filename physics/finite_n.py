@@ -44,7 +44,7 @@ import math
 import numpy as np
 from scipy import interpolate, linalg, optimize, signal, special, stats
 
-from .finite_n_planted import planted_grid, planted_log_partition
+from .finite_n_planted import _COARSE, planted_grid, planted_log_partition, survival_on_grid
 
 __all__ = [
     "PROBES",
@@ -60,7 +60,6 @@ __all__ = [
 _TAIL = 1e-17          # S is resolved down to _TAIL / N
 _STEP = 0.1            # grid step in e and in v = log s (units of E)
 _NODES = 12            # Gauss nodes for the average over u (per block: see _u_nodes)
-_COARSE = 240          # inversion points per grid for several blocks (spline in between)
 
 
 # -- validation ---------------------------------------------------------------------------------
@@ -236,16 +235,7 @@ def _energy_grid(tau, n, w, k, lam, step):
             e_lo = max(e_lo, ec[max(above[0] - 1, 0)] - math.log(n) - 30.0)
     h = min(step, (e_hi - e_lo) / 400.0)
     e = np.arange(e_lo, e_hi + h, h)
-    if w.size == 1 or e.size <= _COARSE:
-        s = survival_energy(e, tau, w, k, lam)
-    else:
-        ec = np.linspace(e[0], e[-1], _COARSE)
-        sc = survival_energy(ec, tau, w, k, lam)
-        ok = sc > 0
-        with np.errstate(divide="ignore"):
-            s = np.exp(interpolate.CubicSpline(ec[ok], np.log(sc[ok]))(e))
-        s[e > ec[ok][-1]] = 0.0
-        s = np.clip(s, 0.0, 1.0)
+    s = survival_on_grid(lambda x: survival_energy(x, tau, w, k, lam), e, w.size == 1)
     keep = np.nonzero(s * n > _TAIL)[0]
     last = min(e.size, keep[-1] + 2) if keep.size else e.size
     return e[:last], s[:last], h

@@ -34,7 +34,24 @@ from scipy import interpolate, signal, special
 
 __all__ = ["planted_law", "planted_grid", "planted_log_partition"]
 
-_COARSE = 240
+_COARSE = 240          # inversion points per grid for several blocks (spline in between)
+
+
+def survival_on_grid(survival, e: np.ndarray, exact: bool) -> np.ndarray:
+    """survival(e) on the energy grid e: evaluated at every point when `exact` (one block: a
+    closed form) or the grid is small, else inverted on _COARSE points and splined in log S
+    (S is smooth and log-concave-like there, so the spline error is far below the inversion's);
+    0 beyond the last positive coarse value, clipped to [0, 1]. Shared by the fresh-probe
+    (`finite_n`) and planted-probe grids."""
+    if exact or e.size <= _COARSE:
+        return survival(e)
+    ec = np.linspace(e[0], e[-1], _COARSE)
+    sc = survival(ec)
+    ok = sc > 0
+    with np.errstate(divide="ignore"):
+        s = np.exp(interpolate.CubicSpline(ec[ok], np.log(sc[ok]))(e))
+    s[e > ec[ok][-1]] = 0.0
+    return np.clip(s, 0.0, 1.0)
 
 
 def planted_law(tau, w, lam):
@@ -61,16 +78,7 @@ def planted_grid(e, s, h, tau, w, k, lam, survival):
     inside = (grid >= e0_lo) & (grid <= e0_hi)
     s0 = np.where(grid < e0_lo, 1.0, 0.0)
     ei = grid[inside]
-    if w0.size == 1 or ei.size <= _COARSE:
-        s0[inside] = survival(ei, tau, w0, k, lam0)
-    else:
-        ec = np.linspace(ei[0], ei[-1], _COARSE)
-        sc = survival(ec, tau, w0, k, lam0)
-        ok = sc > 0
-        with np.errstate(divide="ignore"):
-            vals = np.exp(interpolate.CubicSpline(ec[ok], np.log(sc[ok]))(ei))
-        vals[ei > ec[ok][-1]] = 0.0
-        s0[inside] = np.clip(vals, 0.0, 1.0)
+    s0[inside] = survival_on_grid(lambda x: survival(x, tau, w0, k, lam0), ei, w0.size == 1)
     return grid, s_ext, s0
 
 
