@@ -78,18 +78,18 @@ SOURCE_PACKAGES = ("memphase.physics", "memphase.simulate", "memphase.analysis")
 def package_source_files() -> list[tuple[str, Path]]:
     """Every Python source file of the installed memphase package, as (its name inside the
     package, e.g. 'simulate/sampling.py'; its path), sorted by name. Works the same for an
-    editable install (the checkout's folders) and a wheel (site-packages)."""
-    import importlib
+    editable install (the checkout's folders) and a wheel (site-packages). The folders come from
+    the import system's specs (`find_spec`), so no package is imported (simulate never loads
+    analysis for this)."""
+    from importlib.util import find_spec
 
     files = {}
-    top = importlib.import_module("memphase")
-    for base in top.__path__:
+    for base in find_spec("memphase").submodule_search_locations:
         for f in Path(base).glob("*.py"):       # the top package's own files only
             files[f.name] = f
     for name in SOURCE_PACKAGES:
-        pkg = importlib.import_module(name)
         prefix = name.split(".", 1)[1]
-        for base in pkg.__path__:
+        for base in find_spec(name).submodule_search_locations:
             for f in Path(base).rglob("*.py"):
                 files[f"{prefix}/{f.relative_to(base).as_posix()}"] = f
     return sorted(files.items())
