@@ -224,8 +224,8 @@ def run_cell(cfg, cell) -> dict:
     if ms["excess_entropy"]:
         out["collapse_time_entropy"] = (_entropy_collapse_time(cfg, cell, score, sch)
                                         if cell["score"] == "empirical" else float("nan"))
-    out["collapse_tau_finite_n_theory"] = (_finite_n_tau(cfg, d, n) if _is_theory_cell(cfg, cell)
-                                           else float("nan"))
+    out["collapse_tau_finite_n_theory"] = (_finite_n_tau(cfg, d, n, sch)
+                                           if _is_theory_cell(cfg, cell) else float("nan"))
     return out
 
 
@@ -237,10 +237,9 @@ def _is_theory_cell(cfg, cell) -> bool:
     return cell["score"] == g["score"][0] and cell["seed"] == g["seeds"][0]
 
 
-def _finite_n_tau(cfg, d: int, n: int) -> float:
+def _finite_n_tau(cfg, d: int, n: int, sch) -> float:
     """Finite-N collapse noise tau_C(N, d) of the cell's law (`finite_n_theory` for one cell)."""
-    tau, _ = finite_n_theory(np.array([[n]]), np.array([d]), cfg["data"]["variance"],
-                             make_schedule(cfg["sampler"]["schedule"]),
+    tau, _ = finite_n_theory(np.array([[n]]), np.array([d]), cfg["data"]["variance"], sch,
                              [spectrum(cfg, d)] if _is_digits(cfg) else None)
     return float(tau[0, 0])
 
