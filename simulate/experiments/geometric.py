@@ -147,6 +147,10 @@ SCHEMA = {
                               "mean, each plus noise sqrt(tau) z"),
         "probe_points": Field("int", 1, check=lambda v: v >= 0, rule="must be >= 0",
                               help="anchors per tau for the official [ALD24] probe estimator"),
+        "law_samples": Field("int", 0, check=lambda v: 0 <= v <= 2**22, rule="0..2^22",
+                             help="draws of the law for rho_law, the ratio over the same law's "
+                                  "posterior (memphase.analysis.law_posterior; exact at the "
+                                  "origin); 0: off"),
     },
     "train": {
         "network": Field("str", "residual_mlp", choices=tuple(NETWORKS)),
@@ -266,7 +270,8 @@ def _measure(cfg, score, data, seed, method="auto") -> dict:
         sweep = jacobian_sweep(score, data, grid, n_points=n_pts,
                                seed=seed, schedule=make_schedule(ms["schedule"]), anchor=anchor,
                                threshold=ms["threshold"], method=method,
-                               probe_points=ms["probe_points"], fd_spectrum=ms["fd_spectrum"])
+                               probe_points=ms["probe_points"], fd_spectrum=ms["fd_spectrum"],
+                               law_samples=ms["law_samples"])
         eig, dir_block = sweep["eigenvalue"].values, sweep["direction_block"].values
         kept = kept_fraction_per_block(eig, grid, dir_block, BLOCKS, ms["threshold"])
         by_th = kept_fraction_per_block(eig, grid, dir_block, BLOCKS, ms["thresholds"])
@@ -290,6 +295,7 @@ def _measure(cfg, score, data, seed, method="auto") -> dict:
             "singular_value": sv,
             "probe_singular_value": probe,
             "fd_singular_value": fd,
+            **_law_summaries(sweep, dir_block, grid.size),
         })
     template = next(p for p in per if p is not None)
     return {k: np.stack([p[k] if p is not None else np.full_like(template[k], np.nan)
@@ -300,6 +306,23 @@ def _block_median(rho, dir_block) -> np.ndarray:
     """Median of rho over points and each block's directions, (tau, block)."""
     return np.stack([np.median(rho[:, :, dir_block == b].reshape(rho.shape[0], -1), axis=1)
                      for b in BLOCKS], axis=1)
+
+
+def _law_summaries(sweep, dir_block, n_tau) -> dict:
+    """rho_law (the ratio over the same law's posterior, measure.law_samples > 0): its median per
+    (tau, block) over the resolved (point, direction) pairs and its critical taus; nan when off."""
+    if "law_variance_ratio" not in sweep:
+        return {"law_variance_ratio": np.full((n_tau, BLOCKS.size), np.nan),
+                "critical_tau_law": np.full((len(SIGNATURES), BLOCKS.size), np.nan)}
+    rho = sweep["law_variance_ratio"].values
+    med = np.full((n_tau, BLOCKS.size), np.nan)
+    for j, b in enumerate(BLOCKS):
+        r = rho[:, :, dir_block == b].reshape(n_tau, -1)
+        ok = np.isfinite(r).any(axis=1)
+        med[ok, j] = np.nanmedian(r[ok], axis=1)
+    return {"law_variance_ratio": med,
+            "critical_tau_law": sweep["critical_tau_law"].sel(signature=list(SIGNATURES),
+                                                              block=BLOCKS).values}
 
 
 def _train(cfg, cell, data, sch):
@@ -358,9 +381,11 @@ def estimate(cfg, cell) -> dict:
     n_anchor, probes = len(ms["anchors"]), min(ms["probe_points"], p)
     per_eval = 2.0 * n * d if cell["score"] == "empirical" else 2.0 * d * d
     fd = 2.0 * d * per_eval + 4.0 * d**3 if ms["fd_spectrum"] else 0.0  # 2d score calls + SVD
+    fd += 4.0 * ms["law_samples"] * d * d  # rho_law: the law's importance sampling per point
     jac_flops = n_anchor * t * (p * (10.0 * d**3 + fd + (2.0 * n * d * d if cell["score"] == "empirical"
                                                          else 0)) + probes * d * (per_eval + 4 * d * d))
     mem = 8 * (3 * n * d + 2 * p * max(n, 1) + 8 * p * d * d + 4 * t * p * d) + 50 * 2**20
+    mem += 8 * 3 * ms["law_samples"] * (d + p)  # the law's draws and their weights
     if cell["score"] == "empirical":
         # exact posterior covariance: ~4 live (points, chunk, d) blocks, and as many again held
         # by the C allocator between chunks (measured peak 90-148 MiB over runs for 8 blocks of

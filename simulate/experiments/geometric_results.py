@@ -43,6 +43,12 @@ MEASURED = {  # name -> (trailing dims, long name, units); every one per anchor
     "probe_singular_value": (("anchor", "tau", "probe_rank"), "official [ALD24] probe "
                              "estimator (first dropped, max-normalized), mean over probe points",
                              "1"),
+    "law_variance_ratio": (("anchor", "tau", "block"), "median rho_law = u^T Cov_w[y|x] u / "
+                           "u^T Cov_law[y|x] u over the resolved points and directions (the same "
+                           "law's posterior; 1 as N -> infinity; measure.law_samples)", "1"),
+    "critical_tau_law": (("anchor", "signature", "block"), "largest tau at which more than half "
+                         "of the block's resolved pairs carry the signature of rho_law "
+                         "(measure.law_samples)", "data variance"),
     "fd_singular_value": (("anchor", "tau", "rank"), "official [ALD24] empirical-panel estimator: "
                           "singular values of |J_fd| (central differences, step sqrt(tau)), raw, "
                           "mean over points (measure.fd_spectrum)", "1/data variance"),

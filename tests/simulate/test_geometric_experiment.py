@@ -262,3 +262,27 @@ def test_defaults_are_the_official_protocol_with_memphase_variants():
         geometric.cells(validate({"job": "geometric", "grid": {"n_train": [8]},
                                   "data": {"model": "digits", "protocol": "memphase"}},
                                  geometric.SCHEMA))
+
+
+def test_law_normalized_ratio_at_the_origin_is_the_training_covariance_over_the_law():
+    """measure.law_samples: rho_law over the same law's posterior (issue 27). At the exact origin
+    of unit-sphere data every weight is 1/N, so Cov_w[y|x] is the training-set covariance C_N and
+    the law's posterior is its prior: rho_law,u = u^T C_N u / v_u at every tau (closed form)."""
+    from memphase.simulate.data import linear_manifold
+
+    cfg = tiny_config(data={"normalize": "sphere"}, n_train=[200], score=["empirical"],
+                      measure={"anchors": ["origin", "train"], "law_samples": 4096,
+                               "fd_spectrum": False, "probe_points": 0, "n_points": 4})
+    ds = run(cfg)[1].squeeze()
+    data = linear_manifold(200, 12, [(2, 1.0), (3, 0.3)], normal_std=0.01, normalize="sphere",
+                           seed=0, protocol="ald24")
+    y = data.x.numpy()
+    c_n = np.diag(np.cov(y.T, bias=True))  # coordinate basis (official generator)
+    v = data.variances()
+    for b in (-1, 0, 1):
+        want = np.median((c_n / v)[data.block == b])
+        got = ds["law_variance_ratio"].sel(anchor="origin", block=b).values
+        np.testing.assert_allclose(got, want, rtol=1e-6)
+    assert np.isfinite(ds["law_variance_ratio"].sel(anchor="train", block=0)).any()
+    off = run(tiny_config(n_train=[200], score=["empirical"]))[1]
+    assert np.all(np.isnan(off["law_variance_ratio"]))  # law_samples = 0: not measured
