@@ -27,7 +27,8 @@ which (attributes data_protocol, tau_spacing, protocol; coordinate anchor_protoc
   measure.fd_spectrum  the official finite-difference estimator (fd_singular_value, raw) beside
                      the exact Jacobian (singular_value);
   measure.schedule   "ve" (the official VESDE; closed-form scores are schedule-free in tau).
-memphase's variant as a whole: data/configs/geometric_memphase.toml.
+memphase's variant as a whole: data/configs/geometric_memphase.toml. measure.law_samples > 0 adds
+rho_law, the ratio over the same law's posterior (law_variance_ratio, critical_tau_law).
 
 Training-set size: the `n_train` axis, or instead the `alpha` axis with N = round(e^{alpha d})
 ([BBDM24] N = e^{alpha d}); exactly one of the two. Phase diagram over (alpha, std_ratio, d):
