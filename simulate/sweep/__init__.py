@@ -79,7 +79,7 @@ from .shards import (  # noqa: F401
     _write_part,
     read_part,
     find_parts)
-from .progress import phase, ticking
+from .progress import phase, step_sink, ticking
 from .figures import (  # noqa: F401
     _place,
     draw_figures)
@@ -272,6 +272,10 @@ def run_sweep(config_path, output=None, backend=None, workers=None, scheduler=No
                     client = stack.enter_context(dask_client(plan, backend))
                     stream = _iter_dask(client, plan, todo)
                 stack.enter_context(ticking(bar))  # the clock moves during a long cell
+                if backend == "inprocess" and progress:  # training cells show "step k/K"
+                    from ..step_progress import reporting
+
+                    stack.enter_context(reporting(step_sink(bar, failed)))
                 for key, cell, out_ in stream:
                     if out_[0] == "ok":
                         journal.record(key, cell, out_[1], out_[2])

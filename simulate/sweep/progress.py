@@ -1,6 +1,7 @@
 """Progress that moves: a bar whose elapsed time ticks every second even while one long cell
 runs, and one line per phase after the cells (assembly with the job's theory, figures), so that
-a run never sits silent with a frozen clock."""
+a run never sits silent with a frozen clock; inside a training cell the bar also shows the
+training step ("step k/K", `step_sink`)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import contextlib
 import sys
 import threading
 
-__all__ = ["ticking", "phase"]
+__all__ = ["ticking", "phase", "step_sink"]
 
 TICK_S = 1.0
 
@@ -48,3 +49,14 @@ def phase(desc: str, progress: bool = True, interval: float = TICK_S):
             yield bar
     finally:
         bar.close()
+
+
+def step_sink(bar, failed):
+    """A sink for `memphase.simulate.step_progress.reporting`: each training step reported
+    inside a cell sets the bar's postfix to `done=.., failed=.., step k/K` (drawn by the next
+    refresh, at least every second under `ticking`); `failed` is the sweep's dict of failed
+    cells. The next `bar.set_postfix(done=.., failed=..)` after the cell clears the step."""
+    def sink(step, total):
+        bar.set_postfix_str(f"done={bar.n}, failed={len(failed)}, step {step}/{total}",
+                            refresh=False)
+    return sink
