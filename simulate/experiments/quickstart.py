@@ -18,6 +18,7 @@ from memphase.physics.critical import collapse_time, collapse_time_finite_n
 from memphase.physics.schedules import make_schedule
 
 from ..config import Field
+from ..cost import finite_n_theory_seconds
 from ..data import isotropic_gaussian
 from ..scores import make_score
 from .common import fill_grid, observed_reverse_run, sampler_schema, sampler_time_range
@@ -68,6 +69,13 @@ def run_cell(cfg, cell) -> dict:
                               dtype=sp["dtype"], device=sp["device"])
     score = make_score(cell["score"], data, sch)
     return observed_reverse_run(cfg, score, sch, data, 10_000 + cell["seed"])
+
+
+def estimate_assembly(cfg, cells) -> dict:
+    """Seconds of `assemble`'s theory: one finite-N collapse time per training-set size N >= 2
+    (`memphase.simulate.cost.finite_n_theory_seconds`); the REM time is negligible."""
+    sizes = sum(1 for n in cfg["grid"]["n_train"] if n >= 2)
+    return {"seconds": finite_n_theory_seconds(sizes)}
 
 
 def assemble(cfg, cell_list, results) -> xr.Dataset:

@@ -53,6 +53,7 @@ from .plan import (  # noqa: F401
     _fmt_bytes,
     _fmt_seconds,
     estimate_lines,
+    assembly_seconds,
     available_memory,
     _parse_bytes,
     CONFIRM_SECONDS,
