@@ -110,10 +110,10 @@ def assemble(cfg, cell_list, results) -> xr.Dataset:
                 "units": "1", "long_name": "fraction whose nearest training point is already the final one"}),
             "collapse_time_theory": (("n_train",), np.asarray(theory, float), {
                 "units": "schedule time", "long_name": "REM collapse time t_C (d -> infinity), "
-                "[BBDM24] arXiv 2402.18491; docs/theory.md"}),
+                "[BBDM24] arXiv 2402.18491; `memphase docs theory`"}),
             "collapse_time_finite_n_theory": (("n_train",), finite, {
                 "units": "schedule time", "long_name": "finite-N collapse time t_C(N, d): zero of the "
-                "exact excess entropy (docs/theory.md, 'Finite-N collapse time')"}),
+                "exact excess entropy (`memphase docs theory`, 'Finite-N collapse time')"}),
         },
         coords={
             "score": ("score", list(g["score"]), {"long_name": "score function"}),
