@@ -9,7 +9,7 @@ import contextlib
 import sys
 import threading
 
-__all__ = ["ticking", "phase", "step_sink"]
+__all__ = ["ticking", "phase", "step_sink", "step_event_handler"]
 
 TICK_S = 1.0
 
@@ -60,3 +60,23 @@ def step_sink(bar, failed):
         bar.set_postfix_str(f"done={bar.n}, failed={len(failed)}, step {step}/{total}",
                             refresh=False)
     return sink
+
+
+def step_event_handler(bar, failed):
+    """A `distributed.Client.subscribe_topic` handler for the steps that Dask workers send
+    (`backends.STEPS_TOPIC`): each event `(time, {"pid", "step", "total"})` updates that worker's
+    latest step, and the bar's postfix shows every worker's, `step k/K` (one worker) or
+    `steps k1/K1 k2/K2` (several), through `step_sink`'s format."""
+    latest: dict = {}
+
+    def handler(event):
+        msg = event[1]
+        latest[msg["pid"]] = (int(msg["step"]), int(msg["total"]))
+        if msg["step"] >= msg["total"]:
+            latest.pop(msg["pid"])  # that worker's training finished
+        steps = " ".join(f"{k}/{n}" for k, n in latest.values())
+        word = "step" if len(latest) == 1 else "steps"
+        bar.set_postfix_str(f"done={bar.n}, failed={len(failed)}" + (f", {word} {steps}"
+                                                                     if steps else ""),
+                            refresh=False)
+    return handler

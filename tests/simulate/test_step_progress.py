@@ -94,3 +94,54 @@ def test_run_of_a_training_job_feeds_the_bar(tmp_path, monkeypatch):
     total = seen[-1][1]
     assert total > 1 and seen.count((total, total)) == 2      # both cells trained to the end
     assert [k for k, n in seen if n == total][:3] == [1, 2, 3]
+
+
+def test_step_events_from_workers_feed_the_bar():
+    """Dask backends: each worker's latest step (events on backends.STEPS_TOPIC) in the
+    postfix; a worker whose training finished drops out."""
+    from memphase.simulate.sweep.progress import step_event_handler
+
+    bar = _FakeBar()
+    handle = step_event_handler(bar, {})
+    handle((0.0, {"pid": 11, "step": 10, "total": 100}))
+    assert bar.postfix == "done=3, failed=0, step 10/100"
+    handle((0.1, {"pid": 12, "step": 5, "total": 50}))
+    assert bar.postfix == "done=3, failed=0, steps 10/100 5/50"
+    handle((0.2, {"pid": 11, "step": 100, "total": 100}))
+    assert bar.postfix == "done=3, failed=0, step 5/50"
+
+
+def test_a_dask_worker_sends_its_cells_steps(tmp_path):
+    """A cell computed on a Dask worker with a steps topic sends its training steps as events
+    (throttled; the last step always), which a subscribed client receives."""
+    import time
+
+    from distributed import Client, LocalCluster
+
+    from memphase.simulate.config import validate
+    from memphase.simulate.experiments import random_features as rfx
+    from memphase.simulate.sweep.backends import STEPS_EVERY_S, STEPS_TOPIC, compute_cells
+
+    cfg = validate({"job": "random_features", "grid": {"d": [4], "psi_p": [2.0], "psi_n": [1.0],
+                                                        "t": [0.3], "seeds": [0]},
+                    "model": {"features": "tanh", "noise_draws": 50},
+                    "train": {"method": "gd", "s_max": 0.4, "s_min": 0.01, "n_times": 4},
+                    "measure": {"spectrum_points": 50}}, rfx.SCHEMA)
+    cell = rfx.cells(cfg)[0]
+    got = []
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        client.subscribe_topic(STEPS_TOPIC, got.append)
+        t0 = time.monotonic()
+        (out,) = client.submit(compute_cells, "random_features", cfg, [cell], 1,
+                               steps_topic=STEPS_TOPIC, pure=False).result()
+        assert out[0] == "ok", out[1:3]
+        elapsed = time.monotonic() - t0
+        deadline = time.monotonic() + 10
+        while not got and time.monotonic() < deadline:
+            time.sleep(0.05)
+    steps = [msg for _, msg in got]
+    assert steps, "no step event reached the client"
+    assert steps[-1]["step"] == steps[-1]["total"] > 1      # the last step is always sent
+    # throttled: one event per STEPS_EVERY_S at most, plus the last, not one per step
+    assert len(steps) <= 2 + elapsed / STEPS_EVERY_S
