@@ -131,7 +131,7 @@ def geometric_checks(n_points: int, seed: int = 0, n_train: int = 1000, d: int =
                          rem, m, tolerance=0.5, gated=False,
                          note=f"ratio {m / rem:.2f}; not gated at d=30 (finite d): the d-scaling study "
                               "measures 1.8-2.7 (block 0), 0.75-0.97 (block 1) at d=30, "
-                              "1.01-1.45 only for d >= 60, N >= 1000 (docs/theory.md)"))
+                              "1.01-1.45 only for d >= 60, N >= 1000 (`memphase docs theory`)"))
     t0, t1 = (float(tau.sel(anchor="mean", signature="excess", block=b)) for b in (0, 1))
     v = ds["block_variance"]
     v0, v1 = float(v.sel(block=0)), float(v.sel(block=1))
