@@ -171,15 +171,26 @@ def run_cell(cfg, cell) -> dict:
         "tau_mem_censored": float(meas["tau_mem_censored"]),
         "tau_gen_theory": pred["tau_gen"], "tau_mem_theory": pred["tau_mem"],
         "tau_gen_leading": lead["tau_gen"], "tau_mem_leading": lead["tau_mem"],
+        "tau_mem_slow_theory": pred["tau_mem_slow"], "tau_mem_slow_leading": lead["tau_mem_slow"],
+        "slow_gain_share": _slow_gain_share(ex, cell["d"], k.s2),
         "gap_infinity": gap_inf, "kappa": kap,
         "a_t": k.a, "b_t": k.b, "v_t2": k.v2, "s_t2": k.s2,
     }
 
 
+def _slow_gain_share(ex, d: int, s2: float) -> float:
+    """Fraction of the train-loss drop L_train(0) - L_train(inf) carried by the d smallest
+    eigenvalues of U above the atom at s_t^2 (the slow bulk; `slow_bulk_factor`)."""
+    gain = ex.train_gain()
+    above = np.flatnonzero(ex.lam > s2 * (1 + 1e-6))
+    return float(gain[above[:d]].sum() / gain.sum())
+
+
 _CURVES = ("train_loss", "test_loss", "score_error")
 _SPECTRUM = ("lambda_grid", "density_theory", "cdf_theory", "cdf_empirical")
 _SCALARS = ("spectrum_distance", "tau_gen", "tau_mem", "tau_mem_censored", "tau_gen_theory",
-            "tau_mem_theory", "tau_gen_leading", "tau_mem_leading", "gap_infinity", "kappa",
+            "tau_mem_theory", "tau_gen_leading", "tau_mem_leading", "tau_mem_slow_theory",
+            "tau_mem_slow_leading", "slow_gain_share", "gap_infinity", "kappa",
             "a_t", "b_t", "v_t2", "s_t2")
 _ATTRS = {
     "train_loss": ("1", "noise-averaged DSM loss on the training set, (1/(d n)) sum E|sqrt(Delta) "
@@ -199,6 +210,12 @@ _ATTRS = {
                                                 "psi_n <= 1 (no sample bulk)"),
     "tau_gen_leading": ("steps x learning rate", "1 / (kappa (a^2 e^{-2t} sigma_x^2 + b^2) psi_p)"),
     "tau_mem_leading": ("steps x learning rate", "psi_n / (kappa v^2 psi_p)"),
+    "tau_mem_slow_theory": ("steps x learning rate", "1 / (kappa x mean of the slow bulk) (third "
+                                                     "bulk from the top; sets the half-gap time)"),
+    "tau_mem_slow_leading": ("steps x learning rate", "1 / (kappa (s^2 + v^2 psi_p / (psi_n F_t))), "
+                                                      "F_t = (a^2 e^{-2t} sigma_x^2 + b^2) / b^2"),
+    "slow_gain_share": ("1", "fraction of the train-loss drop to A* carried by the d smallest "
+                             "eigenvalues of U above s_t^2 (the slow bulk)"),
     "gap_infinity": ("1", "test - train loss of the minimizer A* (tau -> infinity)"),
     "kappa": ("1 / (steps x learning rate)", "2 Delta_t / d: mode lambda relaxes as exp(-kappa lambda tau)"),
     "a_t": ("1", "Gaussian-equivalence constant a_t"), "b_t": ("1", "b_t"),
