@@ -195,8 +195,8 @@ def random_features_slow_bulk_checks(seed: int = 0, d: int = 8, seeds: int = 2) 
     F_t = Gamma_t^2 / Delta_t (`memphase.physics.random_features.slow_bulk_factor`): one row per
     diffusion time t = 0.01 (F_t = 50.5) and t = 0.1 (F_t = 5.5), the geometric mean over
     psi_n = 4, 8 and `seeds` seeds of tau_mem / tau_mem_slow_leading, theory 1, gated at 35 %
-    (measured 1.06 and 0.87 at d = 8, psi_p = 64, seeds 0-1, exact flow); the note gives the ratio to the
-    sample-bulk time, which follows F_t. About 5 s on one core."""
+    (measured 1.06 and 0.87 at d = 8, psi_p = 64, seeds 0-1, exact flow); the note gives the
+    ratio to the sample-bulk time, which follows F_t. About 5 s on one core."""
     from .config import validate
     from .experiments import random_features as rfx
     from .experiments import run_in_memory
