@@ -24,7 +24,7 @@ import numpy as np
 
 from .training_dynamics import crossing_step
 
-__all__ = ["curve_timescales", "kolmogorov_distance", "empirical_cdf"]
+__all__ = ["curve_timescales", "gap_crossing_times", "kolmogorov_distance", "empirical_cdf"]
 
 
 def curve_timescales(times, train_loss, test_loss, gap_infinity: float) -> dict:
@@ -39,6 +39,18 @@ def curve_timescales(times, train_loss, test_loss, gap_infinity: float) -> dict:
         return {"tau_gen": tau_gen, "tau_mem": math.nan, "tau_mem_censored": False}
     tau_mem, cens = crossing_step(times, (test - train) / gap_infinity, 0.5)
     return {"tau_gen": tau_gen, "tau_mem": tau_mem, "tau_mem_censored": cens}
+
+
+def gap_crossing_times(times, train_loss, test_loss, gap_infinity: float, fractions) -> np.ndarray:
+    """Reading-rule variants of tau_mem: for each fraction f, the first time the generalization gap
+    L_test - L_train reaches f x gap_infinity (`crossing_step`, linear in log time; inf when it
+    never does, NaN when gap_infinity <= 0). f = 0.5 is memphase's tau_mem (`curve_timescales`);
+    small f reads the onset of the gap, large f its completion."""
+    fr = np.atleast_1d(np.asarray(fractions, float))
+    if not gap_infinity > 0:
+        return np.full(fr.size, math.nan)
+    g = (np.asarray(test_loss, float) - np.asarray(train_loss, float)) / gap_infinity
+    return np.array([crossing_step(np.asarray(times, float), g, f)[0] for f in fr])
 
 
 def empirical_cdf(eigenvalues, lam) -> np.ndarray:

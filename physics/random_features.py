@@ -51,7 +51,8 @@ import numpy as np
 
 __all__ = ["RFConstants", "rf_constants", "activation_functions", "relaxation_rate",
            "stieltjes_transform", "spectral_density", "atom_weight", "bulk_summary",
-           "predicted_timescales", "timescale_scales", "population_feature_covariance",
+           "predicted_timescales", "timescale_scales", "slow_bulk_factor",
+           "population_feature_covariance",
            "spectrum_grid", "theory_cdf"]
 
 
@@ -246,18 +247,24 @@ def predicted_timescales(lam, rho, t: float, d: int, gap_factor: float = 1e-6,
     mean_sample that of the bulk just below it (the sample bulk, weight (psi_n - 1) / psi_p when
     psi_p > psi_n + 1). Bulks are the runs where rho > gap_factor max rho (`bulk_summary`). In the
     official time units (steps x learning rate). NaN times when fewer than two bulks separate;
-    tau_mem NaN when psi_n <= 1 is given (n <= d: no sample bulk, rank count)."""
+    tau_mem NaN when psi_n <= 1 is given (n <= d: no sample bulk, rank count).
+    tau_mem_slow = 1 / (kappa mean_slow), mean_slow that of the third bulk from the top (the slow
+    bulk, weight 1 / psi_p; `slow_bulk_factor`), NaN when it does not separate: it, not the sample
+    bulk, sets the half-gap reading of the measured tau_mem (docs/training_dynamics.md)."""
     bulks = [b for b in bulk_summary(lam, rho, gap_factor) if b["weight"] > 1e-4]
     kap = relaxation_rate(t, d)
     if len(bulks) < 2:
-        return {"tau_gen": math.nan, "tau_mem": math.nan, "population_bulk": None,
-                "sample_bulk": None}
+        return {"tau_gen": math.nan, "tau_mem": math.nan, "tau_mem_slow": math.nan,
+                "population_bulk": None, "sample_bulk": None, "slow_bulk": None}
     pop, sample = bulks[-1], bulks[-2]
     if psi_n is not None and psi_n <= 1:
         return {"tau_gen": 1.0 / (kap * pop["mean"]), "tau_mem": math.nan,
-                "population_bulk": pop, "sample_bulk": None}
+                "tau_mem_slow": math.nan, "population_bulk": pop, "sample_bulk": None,
+                "slow_bulk": None}
+    slow = bulks[-3] if len(bulks) >= 3 else None
     return {"tau_gen": 1.0 / (kap * pop["mean"]), "tau_mem": 1.0 / (kap * sample["mean"]),
-            "population_bulk": pop, "sample_bulk": sample}
+            "tau_mem_slow": 1.0 / (kap * slow["mean"]) if slow else math.nan,
+            "population_bulk": pop, "sample_bulk": sample, "slow_bulk": slow}
 
 
 def timescale_scales(psi_p: float, psi_n: float, consts: RFConstants, d: int) -> dict:
@@ -265,13 +272,33 @@ def timescale_scales(psi_p: float, psi_n: float, consts: RFConstants, d: int) ->
     lambda_pop ~ (a_t^2 e^{-2t} sigma_x^2 + b_t^2) psi_p and the sample bulk at
     lambda_sample ~ v_t^2 psi_p / psi_n (centre of the Marchenko-Pastur law of v_t^2 Omega Omega^T / n),
     so tau_gen ~ 1 / (kappa lambda_pop) ~ d / Delta_t is n-independent and
-    tau_mem ~ 1 / (kappa lambda_sample) ~ psi_n d / Delta_t grows linearly with psi_n."""
+    tau_mem ~ 1 / (kappa lambda_sample) ~ psi_n d / Delta_t grows linearly with psi_n.
+    The slow bulk (`slow_bulk_factor`) sits at lambda_slow ~ s_t^2 + lambda_sample / F_t, which
+    gives tau_mem_slow = 1 / (kappa lambda_slow)."""
     k = consts
     kap = relaxation_rate(k.t, d)
     lam_pop = (k.a ** 2 * k.c2 + k.b ** 2) * psi_p
     lam_s = k.v2 * psi_p / psi_n
+    lam_slow = k.s2 + lam_s / slow_bulk_factor(k)
     return {"tau_gen": 1.0 / (kap * lam_pop), "tau_mem": 1.0 / (kap * lam_s),
-            "lambda_pop": lam_pop, "lambda_sample": lam_s}
+            "tau_mem_slow": 1.0 / (kap * lam_slow),
+            "lambda_pop": lam_pop, "lambda_sample": lam_s, "lambda_slow": lam_slow}
+
+
+def slow_bulk_factor(consts: RFConstants) -> float:
+    """F_t = (a_t^2 e^{-2t} sigma_x^2 + b_t^2) / b_t^2: how far below the sample bulk the slow
+    bulk of U sits (memphase's derivation, leading order in psi_p >> psi_n >> 1; not in the
+    official code). For a unit-norm direction e of W's column span that carries data (weight
+    alpha^2 = a_t^2 e^{-2t} sigma_x^2 psi_p of G G^T / n) paired with its own sample-noise direction
+    f (weight beta^2 = v_t^2 psi_p / psi_n), U_GE restricted to (e, f) is
+    [[alpha^2 + b_t^2 psi_p, alpha beta], [alpha beta, beta^2]] + s_t^2 I, whose small eigenvalue is
+    s_t^2 + beta^2 b_t^2 psi_p / (alpha^2 + b_t^2 psi_p) = s_t^2 + lambda_sample / F_t. There are d such
+    directions (weight 1 / psi_p), and they carry most of V's projection (the gradient lives in
+    W's column span: V = b_t W^T / sqrt(d)), hence most of the train-loss gain of the minimizer and
+    of the generalization gap. For activations with b_t = sqrt(Delta_t) a_t (tanh, erf: Stein),
+    F_t = Gamma_t^2 / Delta_t = (e^{-2t} sigma_x^2 + Delta_t) / Delta_t, 50.5 at t = 0.01."""
+    k = consts
+    return (k.a ** 2 * k.c2 + k.b ** 2) / k.b ** 2
 
 
 def population_feature_covariance(W, gamma_diag, activation: str = "tanh",

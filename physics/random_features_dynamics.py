@@ -62,6 +62,12 @@ class ExactDynamics:
         s = np.atleast_1d(np.asarray(s, float))
         return -np.expm1(-np.outer(s, self.lam)) / self.lam
 
+    def train_gain(self) -> np.ndarray:
+        """Per-mode share of L_train(0) - L_train(inf): |B_j|^2 / (d lambda_j) (sum over j = the
+        whole drop of the train loss; from the train-loss formula with f_j = 1 / lambda_j), in
+        the order of `lam` (increasing)."""
+        return self.b2 / (self.d * self.lam)
+
     def curves(self, s) -> dict:
         """{'train_loss', 'test_loss', 'score_error'} at dimensionless times s (s = inf allowed:
         the minimizer A* = -V U^{-1} / sqrt(Delta))."""

@@ -372,14 +372,16 @@ def paper_checks(plan: Plan, seed: int = 0, progress=None) -> list[Check]:
     """The [BDKOS25], [H24], [ALD24] and [BUBM25] protocol rows (`memphase.simulate.validate_papers`);
     the [ALD24] official-panel (origin anchor) rows in `geometric_origin_checks`."""
     from .validate_papers import (geometric_checks, geometric_origin_checks, linear_model_checks,
-                                  random_features_checks, tikhonov_checks)
+                                  random_features_checks, random_features_slow_bulk_checks,
+                                  tikhonov_checks)
 
     out = []
     for rows in (lambda: tikhonov_checks(plan.tikhonov_samples, seed),
                  lambda: linear_model_checks(plan.lm_repeats, plan.lm_n_ref, seed),
                  lambda: geometric_checks(plan.geo_points, seed),
                  lambda: geometric_origin_checks(seed),
-                 lambda: random_features_checks(seed)):
+                 lambda: random_features_checks(seed),
+                 lambda: random_features_slow_bulk_checks(seed)):
         new = rows()
         out += new
         if progress:

@@ -26,7 +26,8 @@ import itertools
 import numpy as np
 import xarray as xr
 
-from memphase.analysis.random_features import curve_timescales, empirical_cdf, kolmogorov_distance
+from memphase.analysis.random_features import (curve_timescales, empirical_cdf,
+                                               gap_crossing_times, kolmogorov_distance)
 from memphase.analysis.training_dynamics import power_law_fit
 from memphase.physics.random_features import (predicted_timescales, relaxation_rate,
                                               spectral_density, spectrum_grid, theory_cdf,
@@ -82,6 +83,11 @@ SCHEMA = {
     "measure": {
         "spectrum_points": Field("int", 600, check=lambda v: 50 <= v <= 10**4, rule="50..1e4",
                                  help="lambda grid points of the theory density"),
+        "gap_fractions": Field("list[float]", [0.01, 0.1, 0.5, 0.9], check=lambda v: 0 < v < 1,
+                               rule="0 < fraction < 1",
+                               help="reading-rule variants: tau_mem also read where the train-test "
+                                    "gap reaches each fraction of its limit (tau_mem_at_fraction; "
+                                    "memphase's rule is 0.5)"),
     },
 }
 
@@ -158,6 +164,8 @@ def run_cell(cfg, cell) -> dict:
     inf = ex.curves([np.inf])
     gap_inf = float(inf["test_loss"][0] - inf["train_loss"][0])
     meas = curve_timescales(s / kap, curves["train_loss"], curves["test_loss"], gap_inf)
+    fracs = cfg["measure"]["gap_fractions"]
+    at_frac = gap_crossing_times(s / kap, curves["train_loss"], curves["test_loss"], gap_inf, fracs)
     pred = predicted_timescales(lam, rho, cell["t"], cell["d"], psi_n=cell["psi_n"])
     lead = timescale_scales(cell["psi_p"], cell["psi_n"], k, cell["d"])
     return {
@@ -167,19 +175,30 @@ def run_cell(cfg, cell) -> dict:
         "lambda_grid": lam, "density_theory": rho, "cdf_theory": cdf,
         "cdf_empirical": empirical_cdf(ex.lam, lam),
         "spectrum_distance": kolmogorov_distance(ex.lam, lam, cdf),
-        "tau_gen": meas["tau_gen"], "tau_mem": meas["tau_mem"],
+        "tau_gen": meas["tau_gen"], "tau_mem": meas["tau_mem"], "tau_mem_at_fraction": at_frac,
         "tau_mem_censored": float(meas["tau_mem_censored"]),
         "tau_gen_theory": pred["tau_gen"], "tau_mem_theory": pred["tau_mem"],
         "tau_gen_leading": lead["tau_gen"], "tau_mem_leading": lead["tau_mem"],
+        "tau_mem_slow_theory": pred["tau_mem_slow"], "tau_mem_slow_leading": lead["tau_mem_slow"],
+        "slow_gain_share": _slow_gain_share(ex, cell["d"], k.s2),
         "gap_infinity": gap_inf, "kappa": kap,
         "a_t": k.a, "b_t": k.b, "v_t2": k.v2, "s_t2": k.s2,
     }
 
 
+def _slow_gain_share(ex, d: int, s2: float) -> float:
+    """Fraction of the train-loss drop L_train(0) - L_train(inf) carried by the d smallest
+    eigenvalues of U above the atom at s_t^2 (the slow bulk; `slow_bulk_factor`)."""
+    gain = ex.train_gain()
+    above = np.flatnonzero(ex.lam > s2 * (1 + 1e-6))
+    return float(gain[above[:d]].sum() / gain.sum())
+
+
 _CURVES = ("train_loss", "test_loss", "score_error")
 _SPECTRUM = ("lambda_grid", "density_theory", "cdf_theory", "cdf_empirical")
 _SCALARS = ("spectrum_distance", "tau_gen", "tau_mem", "tau_mem_censored", "tau_gen_theory",
-            "tau_mem_theory", "tau_gen_leading", "tau_mem_leading", "gap_infinity", "kappa",
+            "tau_mem_theory", "tau_gen_leading", "tau_mem_leading", "tau_mem_slow_theory",
+            "tau_mem_slow_leading", "slow_gain_share", "gap_infinity", "kappa",
             "a_t", "b_t", "v_t2", "s_t2")
 _ATTRS = {
     "train_loss": ("1", "noise-averaged DSM loss on the training set, (1/(d n)) sum E|sqrt(Delta) "
@@ -194,11 +213,19 @@ _ATTRS = {
     "tau_gen": ("steps x learning rate", "measured: test loss half-way down to its minimum"),
     "tau_mem": ("steps x learning rate", "measured: train-test gap at half its tau -> inf value"),
     "tau_mem_censored": ("1", "1 when the gap never reached half its limit in the recorded times"),
+    "tau_mem_at_fraction": ("steps x learning rate", "reading-rule variants: first time the gap "
+                                                     "reaches gap_fraction x its limit (inf: never)"),
     "tau_gen_theory": ("steps x learning rate", "1 / (kappa x mean of the population bulk)"),
     "tau_mem_theory": ("steps x learning rate", "1 / (kappa x mean of the sample bulk); NaN for "
                                                 "psi_n <= 1 (no sample bulk)"),
     "tau_gen_leading": ("steps x learning rate", "1 / (kappa (a^2 e^{-2t} sigma_x^2 + b^2) psi_p)"),
     "tau_mem_leading": ("steps x learning rate", "psi_n / (kappa v^2 psi_p)"),
+    "tau_mem_slow_theory": ("steps x learning rate", "1 / (kappa x mean of the slow bulk) (third "
+                                                     "bulk from the top; sets the half-gap time)"),
+    "tau_mem_slow_leading": ("steps x learning rate", "1 / (kappa (s^2 + v^2 psi_p / (psi_n F_t))), "
+                                                      "F_t = (a^2 e^{-2t} sigma_x^2 + b^2) / b^2"),
+    "slow_gain_share": ("1", "fraction of the train-loss drop to A* carried by the d smallest "
+                             "eigenvalues of U above s_t^2 (the slow bulk)"),
     "gap_infinity": ("1", "test - train loss of the minimizer A* (tau -> infinity)"),
     "kappa": ("1 / (steps x learning rate)", "2 Delta_t / d: mode lambda relaxes as exp(-kappa lambda tau)"),
     "a_t": ("1", "Gaussian-equivalence constant a_t"), "b_t": ("1", "b_t"),
@@ -217,6 +244,9 @@ def assemble(cfg, cell_list, results) -> xr.Dataset:
     curves = fill_grid(pairs, GRID_AXES, values, _CURVES, trailing=(len(s),))
     spec = fill_grid(pairs, GRID_AXES, values, _SPECTRUM, trailing=(npts,))
     scal = fill_grid(pairs, GRID_AXES, values, _SCALARS)
+    fracs = list(cfg["measure"]["gap_fractions"])
+    by_frac = fill_grid(pairs, GRID_AXES, values, ("tau_mem_at_fraction",),
+                        trailing=(len(fracs),))
     dims = GRID_AXES
     data = {}
     for k_, v in curves.items():
@@ -225,6 +255,8 @@ def assemble(cfg, cell_list, results) -> xr.Dataset:
         data[k_] = (dims + ("lambda_index",), v, _attrs(k_))
     for k_, v in scal.items():
         data[k_] = (dims, v, _attrs(k_))
+    for k_, v in by_frac.items():
+        data[k_] = (dims + ("gap_fraction",), v, _attrs(k_))
     coords = {
         "d": ("d", np.asarray(g["d"]), {"units": "1", "long_name": "data dimension"}),
         "psi_p": ("psi_p", np.asarray(g["psi_p"], float), {"units": "1", "long_name": "p / d"}),
@@ -235,6 +267,9 @@ def assemble(cfg, cell_list, results) -> xr.Dataset:
         "time": ("time", s, {"units": "1", "long_name": "dimensionless training time s = 2 Delta_t "
                              "tau / d (tau = steps x learning rate)"}),
         "lambda_index": ("lambda_index", np.arange(npts)),
+        "gap_fraction": ("gap_fraction", np.asarray(fracs, float),
+                         {"units": "1", "long_name": "fraction of the limiting train-test gap at "
+                                                     "which a tau_mem variant is read"}),
     }
     ds = xr.Dataset(data, coords=coords)
     fit = {}
@@ -243,6 +278,18 @@ def assemble(cfg, cell_list, results) -> xr.Dataset:
         tau = ds["tau_mem"].isel(sel).transpose("psi_n", "seed").values
         fit[idx] = power_law_fit(np.asarray(g["psi_n"], float), tau)
     shape = tuple(len(values[a]) for a in ("d", "psi_p", "t"))
+    fit_frac = np.full(shape + (len(fracs), 3), np.nan)
+    for idx in itertools.product(*(range(n) for n in shape)):
+        sel = dict(zip(("d", "psi_p", "t"), idx))
+        for j in range(len(fracs)):
+            tau = ds["tau_mem_at_fraction"].isel({**sel, "gap_fraction": j}).transpose("psi_n", "seed")
+            r = power_law_fit(np.asarray(g["psi_n"], float), tau.values)
+            fit_frac[idx + (j,)] = (r["exponent"], r["ci_low"], r["ci_high"])
+    for j, key in enumerate(("exponent", "ci_low", "ci_high")):
+        ds[f"tau_mem_at_fraction_{key}"] = (
+            ("d", "psi_p", "t", "gap_fraction"), fit_frac[..., j],
+            {"units": "1", "long_name": f"fit tau_mem_at_fraction ~ psi_n^a: {key} (as "
+                                        "tau_mem_exponent)"})
     for key in ("exponent", "ci_low", "ci_high"):
         arr = np.full(shape, np.nan)
         for idx, r in fit.items():
