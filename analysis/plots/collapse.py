@@ -1,5 +1,5 @@
 """Figure of the collapse experiment [BBDM24] (Biroli, Bonnaire, de Bortoli, Mezard, arXiv
-2402.18491), drawn with the panels of `memphase.analysis.sweep_plots`."""
+2402.18491), drawn with the panels of `memphase.analysis.plots.sweep`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import matplotlib
 import numpy as np
 
 from .sweep_conventions import _coord
-from .sweep_plots import _figure, _save, heatmap_panel
+from .sweep import _figure, _save, heatmap_panel
 
 __all__ = ["plot_collapse"]
 

@@ -10,7 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from .sweep_plots import write_figure  # noqa: E402
+from .sweep import write_figure  # noqa: E402
 
 __all__ = ["plot_quickstart", "plot_validation", "plot_geometric", "plot_geometric_phase",
            "plot_geometric_learned", "save"]
@@ -111,5 +111,5 @@ def plot_validation(ds, path, formats=("png",)):
 
 
 # -- geometric memorization [ALD24]: analysis/geometric_plots.py ---------------------------------
-from .geometric_plots import (plot_geometric, plot_geometric_learned,  # noqa: E402,F401
+from .geometric import (plot_geometric, plot_geometric_learned,  # noqa: E402,F401
                               plot_geometric_phase, plot_geometric_spectra)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .plots import plt, save
+from .common import plt, save
 
 _MARK = {("train", "collapse"): "o", ("fresh", "collapse"): "^", ("mean", "collapse"): "v",
          ("origin", "collapse"): "<", ("train", "excess"): "s", ("fresh", "excess"): "D",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .plots import plt, save
+from .common import plt, save
 
 __all__ = ["plot_linear_model"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .plots import plt, save
+from .common import plt, save
 
 __all__ = ["plot_memorization", "plot_emm", "recipe_label"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .plots import plt, save
+from .common import plt, save
 
 
 def plot_random_features(ds, path, formats=("png",)):

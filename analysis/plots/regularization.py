@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .linear_model_plots import plot_linear_model  # noqa: F401  (moved; kept importable here)
-from .plots import plt, save
+from .linear_model import plot_linear_model  # noqa: F401  (moved; kept importable here)
+from .common import plt, save
 
 __all__ = ["plot_regularization", "plot_linear_model"]
 

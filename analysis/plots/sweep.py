@@ -1,7 +1,7 @@
 """Figures of any memphase results file: phase diagrams (heatmaps over two axes) with theory
 overlaid, per-block curves, memorization-ratio curves. Drives `memphase plot FILE`; experiments
-reuse `heatmap_panel` for their own figures (`memphase.analysis.collapse_plots`). The conventions
-below are implemented in `memphase.analysis.sweep_conventions`.
+reuse `heatmap_panel` for their own figures (`memphase.analysis.plots.collapse`). The conventions
+below are implemented in `memphase.analysis.plots.sweep_conventions`.
 
 Conventions (an experiment that follows them gets its theory drawn by `memphase plot`):
 
@@ -37,7 +37,7 @@ import matplotlib.ticker
 import numpy as np
 from matplotlib.figure import Figure
 
-from memphase.simulate.files import make_dirs
+from memphase.simulate.run.files import make_dirs
 
 from .sweep_conventions import (_AVERAGED, _FACET, _SIZE_AXES, _candidate_axes, _coord,
                                 _main_variables, _numeric, boundary_variables, default_axes,
@@ -381,7 +381,7 @@ def plot_results(path, var=None, x=None, y=None, out=None, formats=("png", "pdf"
     ValueError (one line) for an unknown variable, axis or format; ResultFileError for a missing,
     corrupt or foreign file.
     """
-    from .results import open_results
+    from ..results import open_results
 
     formats = tuple(formats)
     bad = [f for f in formats if f not in FORMATS]
@@ -395,7 +395,7 @@ def plot_results(path, var=None, x=None, y=None, out=None, formats=("png", "pdf"
         if ds.attrs.get("job") == "validate" and var is None:
             # a validation table: one chart of measured against predicted critical times, not
             # a panel per check index
-            from .plots import plot_validation
+            from .common import plot_validation
 
             return plot_validation(ds, out_dir / path.stem, formats)
         sel = parse_selection(ds, selection)
@@ -439,7 +439,7 @@ def plot_results(path, var=None, x=None, y=None, out=None, formats=("png", "pdf"
 
 
 def plot_collapse(ds, path, formats=("png",)):
-    """The collapse experiment's figure (`memphase.analysis.collapse_plots.plot_collapse`)."""
-    from .collapse_plots import plot_collapse as _plot
+    """The collapse experiment's figure (`memphase.analysis.plots.collapse.plot_collapse`)."""
+    from .collapse import plot_collapse as _plot
 
     return _plot(ds, path, formats)

@@ -1,5 +1,5 @@
 """Conventions by which `memphase plot` reads any results file (module docstring of
-`memphase.analysis.sweep_plots`): which dims are sweep axes, which variables are theory overlays or
+`memphase.analysis.plots.sweep`): which dims are sweep axes, which variables are theory overlays or
 boundaries, how dims that are not plotted are reduced, and the default axes of a heatmap."""
 
 from __future__ import annotations

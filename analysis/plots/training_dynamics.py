@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .plots import plt, save
+from .common import plt, save
 
 __all__ = ["plot_training_dynamics", "fit_line"]
 

@@ -21,7 +21,7 @@ import math
 import numpy as np
 from scipy.special import logsumexp
 
-from .linear_model_checks import _check_int, _check_positive, _check_train, _vector_and_matrix
+from .checks import _check_int, _check_positive, _check_train, _vector_and_matrix
 
 __all__ = [
     "kde_bandwidth",

@@ -20,8 +20,8 @@ set and KL(generated || sampling) is infinite.
 
 The paper's official code fits the model differently (noise scaled by l = e^{-2T}, OLS on one noise
 draw per point, prior matched to the training set): `fit="official"`, implemented in
-`memphase.physics.linear_model_official`. The kernel-density distances of the generalization criterion and
-the KL / squared Hellinger distance between Gaussians live in `memphase.physics.linear_model_criterion`; all
+`memphase.physics.linear_model.official`. The kernel-density distances of the generalization criterion and
+the KL / squared Hellinger distance between Gaussians live in `memphase.physics.linear_model.criterion`; all
 public names of both are importable from here.
 
 This module is pure float64 numpy/scipy; the only functions that draw random numbers are the
@@ -41,12 +41,12 @@ import math
 
 import numpy as np
 
-from .linear_model_checks import (_check_int, _check_positive, _check_train, _sampling_law,
+from .checks import (_check_int, _check_positive, _check_train, _sampling_law,
                                   _vector_and_matrix, noise_scales)
-from .linear_model_criterion import (gaussian_kl, hellinger_squared, kde_bandwidth, kde_distance,
+from .criterion import (gaussian_kl, hellinger_squared, kde_bandwidth, kde_distance,
                                      kde_l2_distance, log_kde_cross_overlap, log_kde_self_overlap,
                                      reference_delta, relative_distance, sign_probability)
-from .linear_model_official import (COVARIANCES, fit_linear_denoiser_official,
+from .official import (COVARIANCES, fit_linear_denoiser_official,
                                     generated_law_official,
                                     official_large_n_limit, official_noise_scales, ols_denoiser)
 
@@ -67,7 +67,7 @@ __all__ = [
     "CRITERIA",
     "REFERENCES",
     "COVARIANCES",
-    # memphase.physics.linear_model_criterion
+    # memphase.physics.linear_model.criterion
     "kde_bandwidth",
     "log_kde_self_overlap",
     "log_kde_cross_overlap",
@@ -78,7 +78,7 @@ __all__ = [
     "sign_probability",
     "gaussian_kl",
     "hellinger_squared",
-    # memphase.physics.linear_model_official
+    # memphase.physics.linear_model.official
     "official_noise_scales",
     "ols_denoiser",
     "fit_linear_denoiser_official",

@@ -24,7 +24,7 @@ import math
 
 import numpy as np
 
-from .linear_model_checks import _check_train, noise_scales
+from .checks import _check_train, noise_scales
 
 __all__ = ["official_noise_scales", "ols_denoiser", "fit_linear_denoiser_official",
            "generated_law_official", "official_large_n_limit", "COVARIANCES"]

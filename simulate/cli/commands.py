@@ -37,7 +37,7 @@ def _print_outputs(out, figures):
 
 
 def _cmd_run(args) -> int:
-    from .sweep import run_sweep
+    from ..sweep import run_sweep
 
     figures: list = []
     out = run_sweep(args.config, output=args.output, backend="inprocess", new=args.new,
@@ -48,7 +48,7 @@ def _cmd_run(args) -> int:
 
 
 def _cmd_sweep(args) -> int:
-    from .sweep import describe, estimate_lines, load_sweep, run_sweep
+    from ..sweep import describe, estimate_lines, load_sweep, run_sweep
 
     if args.dry_run:
         plan = load_sweep(args.config)
@@ -69,7 +69,7 @@ def _cmd_sweep(args) -> int:
 
 
 def _cmd_merge(args) -> int:
-    from .sweep import merge_parts
+    from ..sweep import merge_parts
 
     figures: list = []
     out = merge_parts(args.config, output=args.output, progress=not args.quiet,
@@ -80,8 +80,8 @@ def _cmd_merge(args) -> int:
 
 
 def _cmd_info(args) -> int:
-    from .bundled import resolve_config
-    from .sweep import describe
+    from ..run.bundled import resolve_config
+    from ..sweep import describe
 
     print("\n".join(describe(resolve_config(args.path))))
     return 0
@@ -90,7 +90,7 @@ def _cmd_info(args) -> int:
 def _cmd_shipped(args) -> int:
     """`memphase docs [PAGE]` / `memphase examples [NAME]`: the path of one shipped file, or the
     folder and every file in it (a pip install has them too: they are package data)."""
-    from .bundled import find_shipped, shipped_files, shipped_folder
+    from ..run.bundled import find_shipped, shipped_files, shipped_folder
 
     if args.name:
         print(find_shipped(args.kind, args.name))
@@ -102,7 +102,7 @@ def _cmd_shipped(args) -> int:
 
 
 def _cmd_configs(args) -> int:
-    from .bundled import bundled_configs, config_summary
+    from ..run.bundled import bundled_configs, config_summary
 
     configs = bundled_configs()
     if not configs:
@@ -118,7 +118,7 @@ def _cmd_configs(args) -> int:
 
 
 def _cmd_plot(args) -> int:
-    from memphase.analysis.sweep_plots import plot_results
+    from memphase.analysis.plots.sweep import plot_results
 
     if args.out:  # a file on the way would fail deep inside matplotlib
         out = Path(args.out)
@@ -144,19 +144,19 @@ def _free_path(path: Path) -> Path:
 def _cmd_validate(args) -> int:
     from .validate import validate_main
 
-    from .sweep import resolve_output
+    from ..sweep import resolve_output
 
     default = Path("data/results") / ("validate-quick.h5" if args.quick else "validate.h5")
     out = resolve_output(args.output, "validate") if args.output else _free_path(default)
     if out.exists():
-        from .config import ConfigError
+        from ..run.config import ConfigError
 
         raise ConfigError(f"{out} exists; choose another --output (results are never overwritten)")
     return validate_main(quick=args.quick, output=out, seed=args.seed, plot=not args.no_plot)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .sweep import BACKENDS
+    from ..sweep import BACKENDS
 
     raw = argparse.RawDescriptionHelpFormatter
     p = argparse.ArgumentParser(
@@ -274,7 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _version() -> str:
-    from .store import package_version
+    from ..run.store import package_version
 
     return package_version()
 
@@ -296,12 +296,12 @@ def _main(argv) -> int:
     args = parser.parse_args(argv)
     from memphase.analysis.results import ResultFileError
 
-    from .config import ConfigError
-    from .sweep import SweepIncomplete
+    from ..run.config import ConfigError
+    from ..sweep import SweepIncomplete
 
     try:
         if getattr(args, "config", None) is not None:
-            from .bundled import resolve_config
+            from ..run.bundled import resolve_config
 
             args.config = resolve_config(args.config)
         return args.func(args)

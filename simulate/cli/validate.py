@@ -18,7 +18,7 @@ decide the exit status, "reported" rows do not, and the summary line counts them
 - the population score as a control: it never collapses onto training points;
 - the official [BBDM24] planted-probe excess entropy at the REM and finite-N t_C against its
   finite-N theory (> 0 at every finite N: no zero);
-- paper protocols (`memphase.simulate.validate_papers`): the [BDKOS25] Tikhonov collapse fraction
+- paper protocols (`memphase.simulate.cli.validate_papers`): the [BDKOS25] Tikhonov collapse fraction
   at c = 0 and in the transition, the [H24] P(generalizing) by the reference criterion (the
   symmetric one reported beside it), and the [ALD24] block critical taus (reported, not gated).
 """
@@ -172,7 +172,7 @@ def published_checks() -> list[Check]:
 def speciation_checks(plan: Plan, seed: int = 0, progress=None) -> list[Check]:
     from memphase.analysis.critical_times import class_label_fn, clone_agreement, crossing_time_ci
 
-    from .experiments.speciation import mixture_population_score
+    from ..experiments.speciation import mixture_population_score
 
     out = []
     for d in plan.speciation_d:
@@ -369,7 +369,7 @@ def run_validation(quick: bool = True, seed: int = 0, progress=None) -> list[Che
 
 
 def paper_checks(plan: Plan, seed: int = 0, progress=None) -> list[Check]:
-    """The [BDKOS25], [H24], [ALD24] and [BUBM25] protocol rows (`memphase.simulate.validate_papers`);
+    """The [BDKOS25], [H24], [ALD24] and [BUBM25] protocol rows (`memphase.simulate.cli.validate_papers`);
     the [ALD24] official-panel (origin anchor) rows in `geometric_origin_checks`."""
     from .validate_papers import (geometric_checks, geometric_origin_checks, linear_model_checks,
                                   random_features_checks, tikhonov_checks)
@@ -461,7 +461,7 @@ def to_dataset(checks: list[Check]) -> xr.Dataset:
 
 def validate_main(quick: bool, output, seed: int = 0, plot: bool = True) -> int:
     """Run, print the table, write Dataset + figure; return 0 if every check passed, 1 if not."""
-    from .store import provenance, write_dataset
+    from ..run.store import provenance, write_dataset
 
     t0 = time.time()
     checks = run_validation(quick, seed, progress=lambda c: print(
@@ -475,7 +475,7 @@ def validate_main(quick: bool, output, seed: int = 0, plot: bool = True) -> int:
     if plot:
         from memphase.analysis.plots import plot_validation
 
-        from .sweep.figures import place_figures
+        from ..sweep.figures import place_figures
 
         # never over a file this run did not create: a taken <stem>.png sends it to <stem>-1.png
         png = place_figures(lambda path: plot_validation(ds, path), output)

@@ -1,6 +1,6 @@
 """`memphase validate` rows for the [BDKOS25], [H24] and [ALD24] protocols (docs/theory.md).
 
-Each function returns `memphase.simulate.validate.Check` rows; the experiments' own cell functions
+Each function returns `memphase.simulate.cli.validate.Check` rows; the experiments' own cell functions
 do the measuring (`run_in_memory` of the regularization and geometric experiments,
 `memphase.physics.linear_model.generalization_probability`), so a row checks the same code a sweep runs.
 Rows whose theory is not expected to hold are reported (gated=False) with the reason in the note.
@@ -38,8 +38,8 @@ def tikhonov_checks(n_samples: int, seed: int = 0) -> list:
     binomial std (`regularization.prediction_halfwidth`, the experiment's
     `tikhonov_collapse_fraction_theory_halfwidth`)."""
     from .validate import Check
-    from .config import validate
-    from .experiments import regularization, run_in_memory
+    from ..run.config import validate
+    from ..experiments import regularization, run_in_memory
 
     cfg = validate({"job": "regularization",
                     "grid": {"regularizer": ["tikhonov"], "c": [0.0, TIKHONOV_C], "seeds": [seed]},
@@ -107,8 +107,8 @@ def geometric_checks(n_points: int, seed: int = 0, n_train: int = 1000, d: int =
         v_0 / v_1; that formula is not confirmed by the d-scaling study. The official panel's
         protocol (exact origin) is `geometric_origin_checks`."""
     from .validate import Check
-    from .config import validate
-    from .experiments import geometric, run_in_memory
+    from ..run.config import validate
+    from ..experiments import geometric, run_in_memory
 
     cfg = validate({"job": "geometric",
                     "grid": {"n_train": [n_train], "d": [d], "std_ratio": [0.3],
@@ -153,9 +153,9 @@ def random_features_checks(seed: int = 0, d_spectrum: int = 400, d_train: int = 
         own exponent (mean of the sample bulk, predicted_timescales) is a computed row, gated at
         0.05. About 15 s on one core."""
     from .validate import Check
-    from .config import validate
-    from .experiments import random_features as rfx
-    from .experiments import run_in_memory
+    from ..run.config import validate
+    from ..experiments import random_features as rfx
+    from ..experiments import run_in_memory
 
     out = []
     for levels, gated in (((0.5, 1.5), True), ((1.0,), False)):
@@ -199,8 +199,8 @@ def geometric_origin_checks(seed: int = 0, n_train: int = 1000, d: int = 30) -> 
     from memphase.analysis.dimensions import jacobian_sweep
     from memphase.physics.schedules import make_schedule
 
-    from .data import linear_manifold
-    from .scores import EmpiricalScore
+    from ..data import linear_manifold
+    from ..scores import EmpiricalScore
     from .validate import Check
 
     k1, k2 = max(1, d // 15), max(1, d // 6)

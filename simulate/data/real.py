@@ -28,11 +28,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from .config import ConfigError
-from .device import resolve_device
+from ..run.config import ConfigError
+from ..base.device import resolve_device
 
 if TYPE_CHECKING:
-    from .data import DataSample
+    from .synthetic import DataSample
 
 __all__ = ["digits", "array_data", "load_array", "positive_spectrum", "principal_axes", "require_data_extra", "to_pixels",
            "draw_held_out", "DIGITS_N", "DIGITS_D",
@@ -44,7 +44,7 @@ DIGITS_N, DIGITS_D = 1797, 64
 def _data():
     """memphase.simulate.data (DataSample, _rng, _to_torch), imported on use: data.py imports
     this module at its end, so a top-level import would be circular when this one comes first."""
-    from . import data
+    from . import synthetic as data
 
     return data
 

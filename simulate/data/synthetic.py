@@ -15,7 +15,7 @@ import torch
 
 from memphase.physics.manifold import normalization_mode, normalized_variances
 
-from .device import resolve_device, resolve_dtype
+from ..base.device import resolve_device, resolve_dtype
 
 __all__ = [
     "DataSample",
@@ -107,7 +107,7 @@ class DataSample:
         """
         _check_n_d(n, self.d)
         if "_real" in self.__dict__:  # real data: held-out points of the loaded set
-            from .data_real import draw_held_out
+            from .real import draw_held_out
 
             return draw_held_out(self, n, seed)
         rng = _rng(seed)
@@ -346,7 +346,7 @@ def gaussian_mixture(n: int, d: int, norm_m: float | None = None, spread: float 
     )
 
 
-from .data_real import array_data, digits  # noqa: E402  (real data; needs DataSample above)
+from .real import array_data, digits  # noqa: E402  (real data; needs DataSample above)
 
 DATA_MODELS = {
     "isotropic_gaussian": isotropic_gaussian,

@@ -17,7 +17,7 @@ import xarray as xr
 from memphase.physics.critical import collapse_time, collapse_time_finite_n
 from memphase.physics.schedules import make_schedule
 
-from ..config import Field
+from ..run.config import Field
 from ..data import isotropic_gaussian
 from ..scores import make_score
 from .common import fill_grid, observed_reverse_run, sampler_schema, sampler_time_range

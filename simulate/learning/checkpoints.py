@@ -19,8 +19,8 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .device import generator
-from .scores import LearnedScore
+from ..base.device import generator
+from ..scores import LearnedScore
 from .training import TrainResult, dsm_loss, sample_noise_levels
 
 __all__ = ["log_checkpoints", "checkpoint_scores", "over_checkpoints", "fixed_dsm_loss"]
@@ -69,7 +69,7 @@ def over_checkpoints(network: torch.nn.Module, result: TrainResult, schedule,
 def fixed_dsm_loss(network: torch.nn.Module, points: torch.Tensor, schedule, tau_range,
                    draws: int = 4, seed: int = 0, time_sampling: str = "log_tau",
                    labels=None) -> float:
-    """The DSM loss (eq. L of `memphase.simulate.training`, no penalty) of `network` on `points`, each
+    """The DSM loss (eq. L of `memphase.simulate.learning.training`, no penalty) of `network` on `points`, each
     noised `draws` times with (tau, z) drawn from Generator(seed): the same draws for every
     call with the same arguments, so the loss of successive checkpoints, and the training vs
     held-out gap, are compared on common random numbers.

@@ -1,5 +1,5 @@
 """Convolutional noise predictors for square one-channel images (the 8x8 digits: d = 64), with the
-contract of every network in `memphase.simulate.networks` (forward(x, noise_level, labels=None),
+contract of every network in `memphase.simulate.learning.networks` (forward(x, noise_level, labels=None),
 x of shape (B, d), the c_in preconditioning and optional skip of `_NoiseNet`).
 
 | network   | architecture (C = width channels, D = depth, E = emb_dim)                        |
@@ -9,7 +9,7 @@ x of shape (B, d), the c_in preconditioning and optional skip of `_NoiseNet`).
 
 The blocks are the residual block of DDPM [Ho et al. 2020, arXiv 2006.11239]. Both register in
 `networks.NETWORKS` as "conv" and "conv_unet" when this module is imported (which
-`memphase.simulate.networks` does). On the digits (docs/real_data.md, "Convolutional network")
+`memphase.simulate.learning.networks` does). On the digits (docs/real_data.md, "Convolutional network")
 both generalize better than the residual MLPs at N >= 100, and the U-Net memorizes small
 training sets as the U-Nets of [GDPLLW23] do.
 """

@@ -27,7 +27,7 @@ F can otherwise under-predict eps at large tau and let rare reverse trajectories
 |              | (the DDPM residual block [Ho et al. 2020] without down-sampling)          |
 | ConvUNet     | ConvNet with one down/up level (side -> side/2 at 2 width channels)      |
 
-The convolutional networks live in `memphase.simulate.conv_networks` (registered in NETWORKS and
+The convolutional networks live in `memphase.simulate.learning.conv_networks` (registered in NETWORKS and
 importable from here).
 
 Label conditioning (`n_classes=C`): one class-conditional network, as the conditional EDM of

@@ -40,8 +40,8 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .device import generator, resolve_device, resolve_dtype
-from .sampling import default_time_range
+from ..base.device import generator, resolve_device, resolve_dtype
+from ..sampling import default_time_range
 from . import training_resume as _resume
 
 __all__ = ["TrainConfig", "TrainResult", "train_score", "dsm_loss", "sample_noise_levels",
@@ -245,7 +245,7 @@ def train_score(train_x, schedule, network: nn.Module, config: TrainConfig | Non
     """Train eps_theta by DSM (eq. L) on the (N, d) training set `train_x` (tensor or DataSample).
 
     labels: (N,) integer class labels of the points for a label-conditioned network (its
-    n_classes set, `memphase.simulate.networks`): every noised point is fed with its own label,
+    n_classes set, `memphase.simulate.learning.networks`): every noised point is fed with its own label,
     eps_theta(y_i + sqrt(tau) z, log tau, c_i), the conditional DSM loss of [GDPLLW23] (one
     class-conditional network). None: unconditional (a network with n_classes = 1 then sees
     class 0).

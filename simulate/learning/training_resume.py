@@ -103,7 +103,7 @@ def load_state(path: Path, identity: dict):
 
 def save_state(path: Path, state: dict, identity: dict):
     """Write the state atomically (temporary file beside `path`, fsync, os.replace)."""
-    from .files import atomic_write, fsync_dir, make_dirs
+    from ..run.files import atomic_write, fsync_dir, make_dirs
 
     make_dirs(path.parent)
     blob = dict(state, identity=json.dumps(identity, sort_keys=True), format=FORMAT)
@@ -150,7 +150,7 @@ class SigtermGuard:
 
 def terminated():
     """The project's SIGTERM exception (`memphase.simulate.cli.Terminated`: exit status 143)."""
-    from .cli import Terminated
+    from ..cli import Terminated
 
     return Terminated("SIGTERM during training; the resume file is saved, rerun to continue")
 

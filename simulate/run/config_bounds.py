@@ -3,12 +3,12 @@
 `check_plan` runs at config load (`memphase.simulate.sweep.load_sweep`), before any compute; every problem
 is a one-line `ConfigError` that names the key, the limit and why:
 
-- size: every list holds at most `MAX_LIST_LEN` values (`memphase.simulate.config`), and the product of the
+- size: every list holds at most `MAX_LIST_LEN` values (`memphase.simulate.run.config`), and the product of the
   [grid] list lengths -- an upper bound of the cells -- is at most `MAX_CELLS`, checked before the
   cells are enumerated; a grid with zero cells is refused;
 - devices: a `device` string must parse as a torch device of type cpu or cuda, or be "auto", and
   (unless the config's [sweep] backend runs on remote workers) name a CUDA device this machine's
-  torch sees (`memphase.simulate.device.check_device`);
+  torch sees (`memphase.simulate.base.device.check_device`);
 - the [sweep] table: threads and SLURM cores at most `MAX_THREADS`, a SLURM memory that SLURM can
   read ("8GB", "512MB"), a SLURM walltime in one of its formats;
 - the `output` string: a possible file name (not empty, no NUL, components and length within the
@@ -89,7 +89,7 @@ def _device_fields(cfg: dict, where: str = ""):
 def check_devices(cfg: dict, backend: str = "inprocess") -> None:
     """Every `device` key names a device torch can use: parsed always; CUDA availability and the
     device index checked when the cells run on this machine (not for REMOTE_BACKENDS)."""
-    from .device import check_device
+    from ..base.device import check_device
 
     for name, spec in _device_fields(cfg):
         try:

@@ -77,7 +77,7 @@ def sampling_seconds(score: str, b: int, n: int, d: int, steps: int, record: int
 def kernel_block_bytes(b: int, n: int, dtype: str = "float32") -> int:
     """The (B, chunk) logits block of one streaming empirical-score call (kernel.default_chunk)
     and its copy for the nearest-index resolution."""
-    from .scores.kernel import default_chunk
+    from ..scores.kernel import default_chunk
 
     _factor(dtype)
     return 2 * _ITEM[dtype] * b * default_chunk(b, n)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .sweep import load_sweep, run_sweep
+from ..sweep import load_sweep, run_sweep
 
 __all__ = ["load_job", "run_job"]
 

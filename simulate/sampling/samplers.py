@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .device import generator, resolve_device, resolve_dtype
+from ..base.device import generator, resolve_device, resolve_dtype
 
 __all__ = ["sample", "time_grid", "default_time_range", "METHODS"]
 

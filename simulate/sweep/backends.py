@@ -12,8 +12,8 @@ import traceback
 import numpy as np
 
 from ..experiments import get_experiment
-from ..slurm_options import cluster_kwargs
-from ..files import SweepError
+from ..run.slurm_options import cluster_kwargs
+from ..run.files import SweepError
 from .plan import BACKENDS, SweepPlan, estimate_cell
 
 
@@ -27,7 +27,7 @@ def compute_cell(job: str, cfg: dict, cell: dict, threads: int = 1):
     """
     import torch
 
-    from ..device import tune_allocator
+    from ..base.device import tune_allocator
 
     tune_allocator()
     old = torch.get_num_threads()

@@ -196,7 +196,7 @@ def test_row_estimator_via_config_geometric_official():
     import tomllib
     from pathlib import Path
 
-    from memphase.simulate.config import validate
+    from memphase.simulate.run.config import validate
     from memphase.simulate.experiments import geometric, run_in_memory
 
     path = Path(__file__).resolve().parents[2] / "data/configs/geometric_official.toml"

@@ -17,8 +17,8 @@ import memphase.analysis.memorization as memorization_observables
 import memphase.physics.critical as critical
 import memphase.simulate.experiments.quickstart as quickstart
 import memphase.simulate.sampling as sampling
-import memphase.simulate.store as store
-import memphase.simulate.files as files
+import memphase.simulate.run.store as store
+import memphase.simulate.run.files as files
 import memphase.simulate.sweep as sweep
 from memphase.analysis.results import open_results
 from memphase.simulate.cli import main
