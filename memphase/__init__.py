@@ -14,3 +14,8 @@ except _metadata.PackageNotFoundError:  # a source tree that was never installed
     __version__ = "0+unknown"
 
 __all__ = ["__version__"]
+
+# the modules that moved into subpackages (issue 24) stay importable by their old paths
+from ._moved import install as _install_moved  # noqa: E402
+
+_install_moved()

@@ -10,10 +10,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from .sweep import write_figure  # noqa: E402
+from .output import write_figure  # noqa: E402
 
-__all__ = ["plot_quickstart", "plot_validation", "plot_geometric", "plot_geometric_phase",
-           "plot_geometric_learned", "save"]
+__all__ = ["plot_quickstart", "plot_validation", "save"]
 
 
 def save(fig, path, formats=("png",)) -> list[Path]:
@@ -108,8 +107,3 @@ def plot_validation(ds, path, formats=("png",)):
     ax.set(xlabel="theory (OU time)", ylabel="measured (OU time)", title="critical times")
     ax.legend(fontsize=8)
     return save(fig, path, formats)
-
-
-# -- geometric memorization [ALD24]: analysis/geometric_plots.py ---------------------------------
-from .geometric import (plot_geometric, plot_geometric_learned,  # noqa: E402,F401
-                              plot_geometric_phase, plot_geometric_spectra)

@@ -37,15 +37,15 @@ import matplotlib.ticker
 import numpy as np
 from matplotlib.figure import Figure
 
-from memphase.simulate.run.files import make_dirs
 
+from .output import write_figure
 from .sweep_conventions import (_AVERAGED, _FACET, _SIZE_AXES, _candidate_axes, _coord,
                                 _main_variables, _numeric, boundary_variables, default_axes,
                                 parse_selection, reduce_dims, sweep_axes, theory_partner)
 
 __all__ = ["FORMATS", "plot_results", "sweep_axes", "theory_partner", "boundary_variables",
            "reduce_dims", "default_axes", "heatmap_panel", "curve_panel", "plot_phase_diagram",
-           "plot_curves", "plot_block_curves", "plot_memorization_curves", "plot_collapse",
+           "plot_curves", "plot_block_curves", "plot_memorization_curves",
            "parse_selection", "write_figure"]
 
 FORMATS = ("png", "pdf", "svg")
@@ -230,19 +230,6 @@ def curve_panel(ax, ds, name, x, selection=None, *, color_axis=None, score=None)
     ax.set_title(_title(chosen, score), fontsize=8)
     ax.legend(fontsize=7)
     return chosen
-
-
-def write_figure(fig, stem, formats, **savefig_kw) -> list[Path]:
-    """Write `fig` as <stem>.<fmt> for each format (the folder is created); returns the paths.
-    Backend-neutral (no pyplot): `memphase.analysis.plots.save` uses it too."""
-    stem = Path(stem)
-    make_dirs(stem.parent)
-    out = []
-    for fmt in formats:
-        p = stem.with_name(f"{stem.name}.{fmt}")
-        fig.savefig(p, **savefig_kw)
-        out.append(p)
-    return out
 
 
 def _save(fig, stem: Path, formats) -> list[Path]:
@@ -436,10 +423,3 @@ def plot_results(path, var=None, x=None, y=None, out=None, formats=("png", "pdf"
             raise ValueError(f"nothing to plot in {path}: no variable has an axis with more than "
                              f"one value" + (f" (variable {var!r})" if var else ""))
     return written
-
-
-def plot_collapse(ds, path, formats=("png",)):
-    """The collapse experiment's figure (`memphase.analysis.plots.collapse.plot_collapse`)."""
-    from .collapse import plot_collapse as _plot
-
-    return _plot(ds, path, formats)

@@ -279,8 +279,7 @@ def _version() -> str:
     return package_version()
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM (SLURM time limit, scancel, kill): unwinds like Ctrl-C; exit status 143."""
+from ..base.errors import Terminated  # noqa: E402  (library code raises it too: defined one layer down)
 
 
 def _terminate(signum, frame):

@@ -12,6 +12,8 @@ import math
 
 import numpy as np
 
+from .checks import Check
+
 __all__ = ["tikhonov_checks", "linear_model_checks", "geometric_checks", "geometric_origin_checks",
            "random_features_checks",
            "TIKHONOV_C"]
@@ -37,7 +39,6 @@ def tikhonov_checks(n_samples: int, seed: int = 0) -> list:
     spread s estimated by the std of the J calibration seeds' own fractions and floored at the
     binomial std (`regularization.prediction_halfwidth`, the experiment's
     `tikhonov_collapse_fraction_theory_halfwidth`)."""
-    from .validate import Check
     from ..run.config import validate
     from ..experiments import regularization, run_in_memory
 
@@ -76,7 +77,6 @@ def linear_model_checks(repeats: int, n_ref: int, seed: int = 0, n: int = 50, d:
     generated law was fitted on the training set)."""
     from memphase.physics.linear_model import generalization_probability
 
-    from .validate import Check
 
     kw = dict(T=2.0, fit="official", covariance="BtB", return_interval=True)
     setting = f"[H24] d={d} N={n} T=2 official fit, v B^T B, {repeats} sets"
@@ -106,7 +106,6 @@ def geometric_checks(n_points: int, seed: int = 0, n_train: int = 1000, d: int =
         signature: the block ratio tau_0 / tau_1 against the [ALD24] per-direction prediction
         v_0 / v_1; that formula is not confirmed by the d-scaling study. The official panel's
         protocol (exact origin) is `geometric_origin_checks`."""
-    from .validate import Check
     from ..run.config import validate
     from ..experiments import geometric, run_in_memory
 
@@ -152,7 +151,6 @@ def random_features_checks(seed: int = 0, d_spectrum: int = 400, d_train: int = 
         gated |a - 1| <= 0.25 (measured 1.06 [1.02, 1.10] at d = 8, 1.04 at d = 16). The theory's
         own exponent (mean of the sample bulk, predicted_timescales) is a computed row, gated at
         0.05. About 15 s on one core."""
-    from .validate import Check
     from ..run.config import validate
     from ..experiments import random_features as rfx
     from ..experiments import run_in_memory
@@ -201,7 +199,6 @@ def geometric_origin_checks(seed: int = 0, n_train: int = 1000, d: int = 30) -> 
 
     from ..data import linear_manifold
     from ..scores import EmpiricalScore
-    from .validate import Check
 
     k1, k2 = max(1, d // 15), max(1, d // 6)
     data = linear_manifold(n_train, d, [(k1, 1.0), (k2, 0.3)], normal_std=0.01,

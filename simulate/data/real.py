@@ -23,16 +23,14 @@ The digits need the optional extra `data` (scikit-learn, whose wheel ships the 1
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
-from ..run.config import ConfigError
+from ..base.errors import ConfigError
 from ..base.device import resolve_device
+from .synthetic import DataSample, _rng, _to_torch, draw_held_out
 
-if TYPE_CHECKING:
-    from .synthetic import DataSample
 
 __all__ = ["digits", "array_data", "load_array", "positive_spectrum", "principal_axes", "require_data_extra", "to_pixels",
            "draw_held_out", "DIGITS_N", "DIGITS_D",
@@ -40,13 +38,6 @@ __all__ = ["digits", "array_data", "load_array", "positive_spectrum", "principal
 
 DIGITS_N, DIGITS_D = 1797, 64
 
-
-def _data():
-    """memphase.simulate.data (DataSample, _rng, _to_torch), imported on use: data.py imports
-    this module at its end, so a top-level import would be circular when this one comes first."""
-    from . import synthetic as data
-
-    return data
 
 
 #: pixel scalings: "unit" maps the pixel range to [0, 1] (digits: divide by 16, the maximum
@@ -167,7 +158,7 @@ def _check_options(scale, whiten, n_components, bands):
 
 def _subset(total: int, n, seed) -> np.ndarray | None:
     """Sorted indices of n of `total` points without replacement from the seed (None: all)."""
-    rng = _data()._rng(seed)
+    rng = _rng(seed)
     if n is None:
         return None
     if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or not 1 <= n <= total:
@@ -234,8 +225,8 @@ def _from_array(raw: np.ndarray, labels, *, model, n, seed, scale, whiten, n_com
     lab = labels if idx is None or labels is None else labels[idx]
     held = (np.arange(raw.shape[0]) if idx is None
             else np.setdiff1d(np.arange(raw.shape[0]), idx))
-    sample = _data().DataSample(
-        x=_data()._to_torch(train, dtype, device), mean=np.zeros(d), cov=pop_cov, basis=basis,
+    sample = DataSample(
+        x=_to_torch(train, dtype, device), mean=np.zeros(d), cov=pop_cov, basis=basis,
         block=block, block_stds=block_stds,
         labels=None if lab is None else torch.as_tensor(lab, dtype=torch.int64,
                                                         device=resolve_device(device)),
@@ -286,16 +277,6 @@ def array_data(path, n: int | None = None, seed: int = 0, *, dataset: str | None
     return _from_array(raw, lab, model="array_data", n=n, seed=seed, scale=scale, whiten=whiten,
                        n_components=n_components, bands=bands, dtype=dtype, device=device,
                        params={"path": str(path), "dataset": dataset})
-
-
-def draw_held_out(sample: DataSample, n: int, seed: int) -> np.ndarray:
-    """n fresh points of a real-data law: points of the loaded set outside the training subset
-    (without replacement when enough are held out, else with), float64 (n, d), from `seed`."""
-    real = sample.__dict__["_real"]
-    held = real["held_out"]
-    rng = _data()._rng(seed)
-    pick = rng.choice(held, size=n, replace=n > held.size)
-    return real["coords"][pick].copy()
 
 
 def to_pixels(sample: DataSample, x) -> np.ndarray:

@@ -24,10 +24,7 @@ __all__ = [
     "linear_manifold",
     "gaussian_mixture",
     "random_orthonormal_basis",
-    "make_data",
-    "DATA_MODELS",
-    "digits",
-    "array_data",
+    "draw_held_out",
 ]
 
 
@@ -107,8 +104,6 @@ class DataSample:
         """
         _check_n_d(n, self.d)
         if "_real" in self.__dict__:  # real data: held-out points of the loaded set
-            from .real import draw_held_out
-
             return draw_held_out(self, n, seed)
         rng = _rng(seed)
         model = self.params.get("model")
@@ -346,20 +341,11 @@ def gaussian_mixture(n: int, d: int, norm_m: float | None = None, spread: float 
     )
 
 
-from .real import array_data, digits  # noqa: E402  (real data; needs DataSample above)
-
-DATA_MODELS = {
-    "isotropic_gaussian": isotropic_gaussian,
-    "spectrum_gaussian": spectrum_gaussian,
-    "linear_manifold": linear_manifold,
-    "gaussian_mixture": gaussian_mixture,
-    "digits": digits,
-    "array_data": array_data,
-}
-
-
-def make_data(model: str, **params) -> DataSample:
-    """Draw a training set by model name with its parameters."""
-    if model not in DATA_MODELS:
-        raise ValueError(f"unknown data model {model!r}; choose one of {sorted(DATA_MODELS)}")
-    return DATA_MODELS[model](**params)
+def draw_held_out(sample: DataSample, n: int, seed: int) -> np.ndarray:
+    """n fresh points of a real-data law: points of the loaded set outside the training subset
+    (without replacement when enough are held out, else with), float64 (n, d), from `seed`."""
+    real = sample.__dict__["_real"]
+    held = real["held_out"]
+    rng = _rng(seed)
+    pick = rng.choice(held, size=n, replace=n > held.size)
+    return real["coords"][pick].copy()

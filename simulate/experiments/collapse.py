@@ -451,6 +451,6 @@ def assemble(cfg, cell_list, results) -> xr.Dataset:
 
 
 def plot(ds: xr.Dataset, path) -> None:
-    from memphase.analysis.plots.sweep import plot_collapse
+    from memphase.analysis.plots.collapse import plot_collapse
 
     plot_collapse(ds, path)

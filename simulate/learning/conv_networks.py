@@ -7,9 +7,9 @@ x of shape (B, d), the c_in preconditioning and optional skip of `_NoiseNet`).
 | ConvNet   | 3x3 conv 1->C, D residual blocks at C, head GN-SiLU-3x3 conv->1; no down-sampling |
 | ConvUNet  | the same with one down/up level: side -> side/2 at 2C channels and back          |
 
-The blocks are the residual block of DDPM [Ho et al. 2020, arXiv 2006.11239]. Both register in
-`networks.NETWORKS` as "conv" and "conv_unet" when this module is imported (which
-`memphase.simulate.learning.networks` does). On the digits (docs/real_data.md, "Convolutional network")
+The blocks are the residual block of DDPM [Ho et al. 2020, arXiv 2006.11239]. Both are listed in
+`networks.NETWORKS` as "conv" and "conv_unet" (networks imports this module; this module imports
+only `noise_net`). On the digits (docs/real_data.md, "Convolutional network")
 both generalize better than the residual MLPs at N >= 100, and the U-Net memorizes small
 training sets as the U-Nets of [GDPLLW23] do.
 """
@@ -21,7 +21,7 @@ import math
 import torch
 from torch import nn
 
-from .networks import NETWORKS, _check_positive_int, _check_sizes, _NoiseNet, sinusoidal_embedding
+from .noise_net import _check_positive_int, _check_sizes, _NoiseNet, sinusoidal_embedding
 
 __all__ = ["ConvNet", "ConvUNet", "conv_parameter_count"]
 
@@ -195,6 +195,3 @@ def conv_parameter_count(width: int, depth: int, emb_dim: int, unet: bool = Fals
     if unet:  # down / up convolutions, `depth` blocks at 2C and `depth` more at C
         n += (18 * c * c + 2 * c) + (18 * c * c + c) + depth * (block(2 * c) + block(c))
     return n
-
-
-NETWORKS.update({ConvNet.kind: ConvNet, ConvUNet.kind: ConvUNet})

@@ -28,6 +28,9 @@ from pathlib import Path
 
 import torch
 
+from ..base.errors import Terminated
+from ..base.fs import atomic_write, fsync_dir, make_dirs
+
 RESUME_DIR_ENV = "MEMPHASE_TRAIN_RESUME_DIR"
 # TrainConfig fields that do not change the trained function (not part of the run identity)
 NOT_IDENTITY = ("device", "resume_path", "save_every")
@@ -103,8 +106,6 @@ def load_state(path: Path, identity: dict):
 
 def save_state(path: Path, state: dict, identity: dict):
     """Write the state atomically (temporary file beside `path`, fsync, os.replace)."""
-    from ..run.files import atomic_write, fsync_dir, make_dirs
-
     make_dirs(path.parent)
     blob = dict(state, identity=json.dumps(identity, sort_keys=True), format=FORMAT)
     atomic_write(path, lambda fh: torch.save(blob, fh))
@@ -150,8 +151,6 @@ class SigtermGuard:
 
 def terminated():
     """The project's SIGTERM exception (`memphase.simulate.cli.Terminated`: exit status 143)."""
-    from ..cli import Terminated
-
     return Terminated("SIGTERM during training; the resume file is saved, rerun to continue")
 
 

@@ -31,8 +31,7 @@ def short_repr(value) -> str:
     return _REPR.repr(value)
 
 
-class ConfigError(ValueError):
-    """A config problem; the message names the file and the key."""
+from ..base.errors import ConfigError  # noqa: E402  (defined one layer down; importable here)
 
 
 _MISSING = object()

@@ -1,0 +1,6 @@
+"""The bottom of simulate/: what every other room may import and that imports none of them.
+
+device (the one device/dtype policy), rowselect (row-wise top-k), errors (the exception types
+shared across layers: ConfigError, Terminated), fs (atomic writes, fsync, folder creation).
+Layer map: docs/architecture.md.
+"""
