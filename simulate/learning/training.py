@@ -91,7 +91,7 @@ class TrainConfig:
                       refused (ValueError naming the difference). The file is written atomically
                       at the end, every `save_every` steps, and on SIGTERM: the handler, installed
                       only while training (main thread), lets the current step finish, saves and
-                      raises memphase.simulate.cli.Terminated (CLI exit status 143).
+                      raises memphase.simulate.base.errors.Terminated (CLI exit status 143).
     save_every:       also save the resume file every this many steps (0: only on SIGTERM and at
                       the end).
     """

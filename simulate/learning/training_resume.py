@@ -150,7 +150,7 @@ class SigtermGuard:
 
 
 def terminated():
-    """The project's SIGTERM exception (`memphase.simulate.cli.Terminated`: exit status 143)."""
+    """The project's SIGTERM exception (`memphase.simulate.base.errors.Terminated`, re-exported by the CLI: exit status 143)."""
     return Terminated("SIGTERM during training; the resume file is saved, rerun to continue")
 
 
