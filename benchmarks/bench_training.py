@@ -2,7 +2,7 @@
 
     (a) suite   train_score(y, schedule, ResidualMLP, TrainConfig(steps, batch_size)): minibatch
                 epochs, log-tau noise levels through the schedule, DSM loss (eq. L of
-                simulate/training.py), Adam, deterministic algorithms on
+                simulate/learning/training.py), Adam, deterministic algorithms on
     (b) plain   the same network, batch, loss and optimizer in a bare loop (noise levels drawn
                 directly in log tau, no epochs, no bookkeeping): the floor of one step
 

@@ -77,7 +77,7 @@ SOURCE_PACKAGES = ("memphase.physics", "memphase.simulate", "memphase.analysis")
 
 def package_source_files() -> list[tuple[str, Path]]:
     """Every Python source file of the installed memphase package, as (its name inside the
-    package, e.g. 'simulate/sampling.py'; its path), sorted by name. Works the same for an
+    package, e.g. 'simulate/sampling/samplers.py'; its path), sorted by name. Works the same for an
     editable install (the checkout's folders) and a wheel (site-packages). The folders come from
     the import system's specs (`find_spec`), so no package is imported (simulate never loads
     analysis for this)."""

@@ -1,4 +1,4 @@
-"""The planning time model (simulate/cost.py): its scaling laws, not absolute timings (those are
+"""The planning time model (simulate/run/cost.py): its scaling laws, not absolute timings (those are
 calibrated and checked against measured runs in benchmarks/bench_sweep.py)."""
 
 import pytest

@@ -64,7 +64,7 @@ def test_code_identity_hashes_the_whole_package_source():
     for module in (sampling, quickstart, critical, memorization_observables):
         path = Path(inspect.getsourcefile(module)).resolve()
         assert path in {p.resolve() for _, p in files}, path
-    assert "simulate/sampling.py" in names and "physics/critical.py" in names
+    assert "simulate/sampling/samplers.py" in names and "physics/critical.py" in names
     assert len(names) == len(files) > 50
 
 
@@ -94,7 +94,7 @@ def test_a_change_outside_the_experiment_module_is_refused_on_resume(cfg, tmp_pa
     monkeypatch.setattr(quickstart, "run_cell", real)
     old = code_identity("quickstart")
     monkeypatch.setattr(store, "package_source_files",
-                        lambda: [("simulate/sampling.py", tmp_path / "edited.py")])
+                        lambda: [("simulate/sampling/samplers.py", tmp_path / "edited.py")])
     (tmp_path / "edited.py").write_text("# the sampler, edited\n")
     new = code_identity("quickstart")
     assert new["git_commit"] == old["git_commit"] and new["source_hash"] != old["source_hash"]
