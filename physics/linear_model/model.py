@@ -42,13 +42,13 @@ import math
 import numpy as np
 
 from .checks import (_check_int, _check_positive, _check_train, _sampling_law,
-                                  _vector_and_matrix, noise_scales)
+                     _vector_and_matrix, noise_scales)
 from .criterion import (gaussian_kl, hellinger_squared, kde_bandwidth, kde_distance,
-                                     kde_l2_distance, log_kde_cross_overlap, log_kde_self_overlap,
-                                     reference_delta, relative_distance, sign_probability)
+                        kde_l2_distance, log_kde_cross_overlap, log_kde_self_overlap,
+                        reference_delta, relative_distance, sign_probability)
 from .official import (COVARIANCES, fit_linear_denoiser_official,
-                                    generated_law_official,
-                                    official_large_n_limit, official_noise_scales, ols_denoiser)
+                       generated_law_official,
+                       official_large_n_limit, official_noise_scales, ols_denoiser)
 
 __all__ = [
     "noise_scales",

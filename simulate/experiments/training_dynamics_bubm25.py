@@ -39,7 +39,7 @@ from memphase.physics.ddpm import ddpm_chain, two_cluster_population_eps
 
 from ..learning.checkpoints import log_checkpoints
 from ..learning.ddpm import (build_time_step_mlp, ddpm_loss, official_training_times, sample_ddim,
-                    sample_ddpm, train_ddpm, two_clusters)
+                             sample_ddpm, train_ddpm, two_clusters)
 
 __all__ = ["bubm25_checkpoints", "run_cell_bubm25", "SEED_STREAMS_BUBM25", "estimate_bubm25"]
 

@@ -16,8 +16,8 @@ from memphase.analysis.training_dynamics import (censored_power_law_fit, distinc
                                                   power_law_fit)
 from memphase.physics.ddpm import ddpm_chain, two_cluster_population_eps
 from memphase.simulate.learning.ddpm import (TimeStepResidualMLP, build_time_step_mlp, ddpm_loss,
-                                    ddim_steps, official_training_times, positional_encoding,
-                                    sample_ddim, sample_ddpm, train_ddpm, two_clusters)
+                                             ddim_steps, official_training_times, positional_encoding,
+                                             sample_ddim, sample_ddpm, train_ddpm, two_clusters)
 
 OFFICIAL_SEED = 1
 

@@ -13,7 +13,7 @@ from memphase.physics.schedules import OrnsteinUhlenbeck
 from memphase.simulate.learning.checkpoints import fixed_dsm_loss
 from memphase.simulate.learning.conv_networks import group_count
 from memphase.simulate.learning.networks import (ConvNet, ConvUNet, NETWORKS, build_network,
-                                        check_network_d, conv_parameter_count, count_parameters)
+                                                 check_network_d, conv_parameter_count, count_parameters)
 from memphase.simulate.learning.training import TrainConfig, load_checkpoint, save_checkpoint, train_score
 
 KINDS = ["conv", "conv_unet"]
