@@ -25,7 +25,7 @@ def bundled_configs() -> dict[str, Path]:
     except (ModuleNotFoundError, FileNotFoundError, NotADirectoryError, TypeError):
         pass
     if not files:
-        src = Path(__file__).resolve().parents[1] / "data" / "configs"
+        src = Path(__file__).resolve().parents[2] / "data" / "configs"
         files = list(src.glob("*.toml")) if src.is_dir() else []
     return {p.stem: p for p in sorted(files)}
 
@@ -44,7 +44,7 @@ def shipped_folder(kind: str) -> Path:
             return path
     except (ModuleNotFoundError, FileNotFoundError, NotADirectoryError, TypeError):
         pass
-    return Path(__file__).resolve().parents[1] / folder
+    return Path(__file__).resolve().parents[2] / folder
 
 
 def shipped_files(kind: str) -> dict[str, Path]:

@@ -31,7 +31,7 @@ def package_version() -> str:
 
 
 def _source_root() -> Path:
-    return Path(__file__).resolve().parent.parent
+    return Path(__file__).resolve().parents[2]   # simulate/run/store.py -> the source tree
 
 
 def _is_memphase_checkout(root: Path) -> bool:
