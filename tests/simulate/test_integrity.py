@@ -288,10 +288,10 @@ def test_float32_training_set_is_drawn_without_a_float64_copy(monkeypatch):
     an (n, d) float64 array: peak traced numpy memory well below 8 n d bytes."""
     import tracemalloc
 
-    import memphase.simulate.data
+    import memphase.simulate.data.synthetic
     from memphase.simulate.data import gaussian_mixture, isotropic_gaussian, spectrum_gaussian
 
-    monkeypatch.setattr(memphase.simulate.data, "_CHUNK_BYTES", 2**20)
+    monkeypatch.setattr(memphase.simulate.data.synthetic, "_CHUNK_BYTES", 2**20)
     n, d = 20000, 64
     for make in (lambda dt: isotropic_gaussian(n, d, 2.0, seed=1, dtype=dt),
                  lambda dt: spectrum_gaussian(n, [1.0] * 8 + [0.1] * (d - 8), seed=2, dtype=dt),
