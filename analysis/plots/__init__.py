@@ -3,13 +3,30 @@ validation figures), output (write_figure), sweep (+ sweep_conventions: any resu
 collapse, geometric, memorization, regularization, linear_model, training_dynamics, real_data,
 random_features. The top of analysis/: figure modules import the measurement modules, never the
 reverse. Every name of the former module `memphase.analysis.plots` is importable from here.
+
+The names of `common` and `geometric` are resolved on first use (PEP 562): `common` switches
+matplotlib to the Agg backend, as the former module did on import, and importing another figure
+module (e.g. `sweep` in a notebook) must not do that.
 """
 
-from .common import *  # noqa: F401,F403
-from .common import __all__ as _common_all
-from .common import plt  # noqa: F401
-from .geometric import (plot_geometric, plot_geometric_learned, plot_geometric_phase,  # noqa: F401
-                        plot_geometric_spectra)
+_COMMON = ("plot_quickstart", "plot_validation", "save", "plt")
+_GEOMETRIC = ("plot_geometric", "plot_geometric_learned", "plot_geometric_phase",
+              "plot_geometric_spectra")
 
-__all__ = [*_common_all, "plot_geometric", "plot_geometric_learned", "plot_geometric_phase",
-           "plot_geometric_spectra"]
+__all__ = ["plot_quickstart", "plot_validation", "save", *_GEOMETRIC]
+
+
+def __getattr__(name):
+    if name in _COMMON:
+        from . import common
+
+        return getattr(common, name)
+    if name in _GEOMETRIC:
+        from . import geometric
+
+        return getattr(geometric, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted([*globals(), *_COMMON, *_GEOMETRIC])
