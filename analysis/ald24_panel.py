@@ -109,7 +109,9 @@ def plot_official_panels(emp: dict, theory: dict, path, formats=("png",)):
 
     from memphase.analysis.plots import plt, save
 
-    fig, ax = plt.subplots(1, 3, figsize=(14, 3.6))
+    # one shared y axis labelled once (the three labels overlapped the neighbouring panels),
+    # constrained layout keeps the colour bar clear of the last panel
+    fig, ax = plt.subplots(1, 3, figsize=(15, 4.0), sharey=True, layout="constrained")
     cmap = plt.get_cmap("viridis")
     # the official empirical panel draws the grid from its third value up (range(2, 100))
     panels = ((theory["curves"], theory["var"], theory["drop"],
@@ -117,7 +119,7 @@ def plot_official_panels(emp: dict, theory: dict, path, formats=("png",)):
               (emp["fd"][2:], emp["var"][2:], emp["drop"],
                f"empirical, finite differences (official), seed {emp['seed']}"),
               (emp["exact"][2:], emp["var"][2:], emp["drop"], "empirical, exact Jacobian"))
-    for a_, (curves, var, drop, title) in zip(ax, panels):
+    for i, (a_, (curves, var, drop, title)) in enumerate(zip(ax, panels)):
         lo, hi = float(var.min()), float(var.max())
         for c, v in zip(curves, var):
             a_.plot(np.arange(c.size), c, color=cmap((v - lo) / (hi - lo)), alpha=0.5, lw=1)
@@ -125,10 +127,11 @@ def plot_official_panels(emp: dict, theory: dict, path, formats=("png",)):
         for col, x in g.items():
             a_.axvline(x, color={"red": "r", "green": "g", "black": "k"}[col], ls="--", lw=0.8)
         a_.set(xlim=(g["black"] - 3, curves.shape[1] - 1), ylim=(-0.05, 1.05),
-               xlabel=f"ordered singular values (top {drop} dropped)",
-               ylabel="normalized singular values")
+               xlabel=f"ordered singular values (top {drop} dropped)")
+        if i == 0:
+            a_.set_ylabel("normalized singular values")
         a_.set_title(title, fontsize=9)
     sm = plt.cm.ScalarMappable(cmap=cmap, norm=plt.Normalize(float(emp["var"].min()),
                                                               float(emp["var"].max())))
-    fig.colorbar(sm, ax=ax, label="var (tau)")
+    fig.colorbar(sm, ax=ax, label="var (tau)", shrink=0.9, pad=0.01)
     return save(fig, Path(path), formats)

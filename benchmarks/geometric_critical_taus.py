@@ -11,6 +11,9 @@ critical tau (r = 1 + tau lambda < threshold, half its peak) at thresholds 0.25,
 beside: the [ALD24] tau_c = v / (2 ln N) and the REM tau_C, both with the actual variances v.
 The d-scaling of the same question: benchmarks/geometric_d_scaling.py.
 
+memphase's protocol (Haar generator, log grid, noisy anchors), pinned since the job's defaults
+became the official [ALD24] ones (issue 27).
+
 Run: .venv/bin/python benchmarks/geometric_critical_taus.py [--quick]
      (about 2 minutes on one thread of the shared box; --quick: N = 1000, 2 seeds, seconds)
 """
@@ -31,8 +34,10 @@ def config(n_train, seeds):
     return validate({"job": "geometric",
                      "grid": {"n_train": list(n_train), "d": [30], "std_ratio": [0.3],
                               "score": ["empirical"], "seeds": list(seeds)},
-                     "data": {"normalize": "sphere"},
+                     "data": {"normalize": "sphere", "protocol": "memphase"},
                      "measure": {"tau_min": 1e-5, "tau_max": 1.0, "n_tau": 31, "n_points": 24,
+                                 "tau_spacing": "log", "schedule": "ou", "fd_spectrum": False,
+                                 "anchors": ["train", "fresh", "mean"],
                                  "thresholds": [0.25, 0.5, 0.75], "relative_level": True,
                                  "probe_points": 0}},
                     geometric.SCHEMA)

@@ -21,6 +21,7 @@ MOVED = {
     "memphase.physics.linear_model_checks": "memphase.physics.linear_model.checks",
     "memphase.simulate.device": "memphase.simulate.base.device",
     "memphase.simulate.rowselect": "memphase.simulate.base.rowselect",
+    "memphase.simulate.step_progress": "memphase.simulate.base.step_progress",
     "memphase.simulate.data_real": "memphase.simulate.data.real",
     "memphase.simulate.networks": "memphase.simulate.learning.networks",
     "memphase.simulate.conv_networks": "memphase.simulate.learning.conv_networks",

@@ -27,11 +27,21 @@ def parse(argv):
     return ap.parse_args(argv)
 
 
+def _collapse_runtime() -> str:
+    """' (expected runtime: X)' from the collapse config's header, the one place a runtime is
+    stated (README's table and `memphase configs` read the same line); '' if it has none."""
+    from memphase.simulate.run.bundled import bundled_configs, config_summary
+
+    runtime = config_summary(bundled_configs()["collapse"])[1]
+    return f" (expected runtime: {runtime})" if runtime else ""
+
+
 def main(argv=None) -> Path:
     args = parse(argv)
     results = Path(args.results).resolve()
     if not results.is_file():
-        raise SystemExit(f"{results} not found: run `memphase run collapse` first")
+        raise SystemExit(f"{results} not found: run `memphase run collapse` first"
+                         f"{_collapse_runtime()}")
     import nbformat
     from nbclient import NotebookClient
 

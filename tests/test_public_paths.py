@@ -23,7 +23,7 @@ ISSUE_24 = ["memphase.simulate.data.digits", "memphase.simulate.sweep.OutputLock
 
 def documented_paths() -> list[str]:
     found = set(ISSUE_24)
-    pat = re.compile(r"memphase(?:\.[A-Za-z_][A-Za-z0-9_]*)+")
+    pat = re.compile(r"(?<![\w/.-])memphase(?:\.[A-Za-z_][A-Za-z0-9_]*)+")
     for place in PLACES:
         p = ROOT / place
         files = [p] if p.is_file() else [f for f in p.rglob("*") if f.suffix in SUFFIXES]

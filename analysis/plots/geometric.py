@@ -276,8 +276,9 @@ def plot_geometric_spectra(ds, path, formats=("png",), score=None):
     the largest one at that tau, vs tau (`memphase.physics.critical.jacobian_singular_values` with the
     actual variances), with the [ALD24] tau_c (vertical lines) and the REM tau_C (dash-dot).
     Rows 1..: per anchor, the exact Jacobian singular values over their maximum (every rank, thin
-    lines, mean over points) and the official probe estimator (dots, first dropped,
-    max-normalized)."""
+    lines, mean over points), the official probe estimator (dots, first dropped,
+    max-normalized) and, where measured (measure.fd_spectrum), the official empirical-panel
+    finite-difference estimator (crosses, max-normalized here; stored raw)."""
     score = score or _reference_score(ds)
     axis = _size_axis(ds)
     d0, r0 = ds["d"].values[0], ds["std_ratio"].values[0]
@@ -311,6 +312,11 @@ def plot_geometric_spectra(ds, path, formats=("png",), score=None):
                 a_.plot(np.repeat(tau, pr.shape[1]), pr.ravel(), ".", color="C3", ms=1.5)
             a_.plot([], [], color="0.3", lw=0.6, label="exact Jacobian")
             a_.plot([], [], ".", color="C3", label="official probe estimator")
+            if "fd_singular_value" in m and np.any(np.isfinite(m["fd_singular_value"])):
+                fd = m["fd_singular_value"].isel(rank=slice(0, rank)).values
+                fd = fd / np.maximum(np.nanmax(fd, axis=1, keepdims=True), 1e-300)
+                a_.plot(np.repeat(tau, fd.shape[1]), fd.ravel(), "x", color="C0", ms=2, mew=0.5,
+                        label="official finite differences")
             a_.set(xscale="log", yscale="log", ylim=(1e-4, 1.5), xlabel="tau", ylabel="sv / max sv",
                    title=f"measured, {score} score, anchor {a}")
     for a_ in ax.ravel():

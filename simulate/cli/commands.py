@@ -247,7 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "axes (seed averaged, score one panel each, other dims at --sel or their last "
                     "value) with the theory overlaid (<var>_theory contours, boundary lines), "
                     "per-block curves, memorization-ratio curves vs n_train / alpha. Conventions: "
-                    "analysis/plots/sweep.py.",
+                    "`python -m pydoc memphase.analysis.plots.sweep`.",
         epilog="examples:\n  " + EXAMPLES["plot"])
     pl.add_argument("path", metavar="FILE", help="results .h5 (memphase run/sweep/merge output)")
     pl.add_argument("--var", help="one variable (default: every plottable variable)")

@@ -98,7 +98,9 @@ def linear_model_checks(repeats: int, n_ref: int, seed: int = 0, n: int = 50, d:
 def geometric_checks(n_points: int, seed: int = 0, n_train: int = 1000, d: int = 30) -> list:
     """[ALD24] Achilli et al., arXiv 2410.08727, protocol: d = 30 unit-sphere linear manifold,
     blocks (2, std 1) and (5, std 0.3), normal std 0.01, N = 1000, empirical score, one seed,
-    `memphase.simulate.experiments.geometric` (`jacobian_sweep` per anchor). Reported, not gated:
+    `memphase.simulate.experiments.geometric` (`jacobian_sweep` per anchor) with memphase's
+    protocol pinned (Haar generator, log grid 1e-4..1, 24 values; the job's defaults are the
+    official ones since issue 27). Reported, not gated:
     (a) training-point anchor, collapse signature: each block's critical tau against the REM
         tau_C ([BBDM24], actual variances). docs/theory.md (d-scaling study) measures ratios
         1.01-1.45 for d >= 60, N >= 1000 but 1.8-2.7x (block 0) at d = 30: finite-d, not gated;
@@ -109,11 +111,13 @@ def geometric_checks(n_points: int, seed: int = 0, n_train: int = 1000, d: int =
     from ..run.config import validate
     from ..experiments import geometric, run_in_memory
 
-    cfg = validate({"job": "geometric",
+    cfg = validate({"job": "geometric", "data": {"protocol": "memphase"},  # memphase's variant
                     "grid": {"n_train": [n_train], "d": [d], "std_ratio": [0.3],
                              "score": ["empirical"], "seeds": [seed]},
                     "measure": {"anchors": ["train", "mean"], "n_points": n_points,
-                                "probe_points": 0}}, geometric.SCHEMA)
+                                "probe_points": 0, "tau_spacing": "log", "tau_min": 1e-4,
+                                "n_tau": 24, "schedule": "ou", "fd_spectrum": False}},
+                   geometric.SCHEMA)
     ds = run_in_memory(geometric, cfg)[1].squeeze()
     setting = f"[ALD24] d={d} N={n_train} sphere, {n_points} points"
     tau = ds["critical_tau"]
@@ -126,7 +130,7 @@ def geometric_checks(n_points: int, seed: int = 0, n_train: int = 1000, d: int =
                          rem, m, tolerance=0.5, gated=False,
                          note=f"ratio {m / rem:.2f}; not gated at d=30 (finite d): the d-scaling study "
                               "measures 1.8-2.7 (block 0), 0.75-0.97 (block 1) at d=30, "
-                              "1.01-1.45 only for d >= 60, N >= 1000 (docs/theory.md)"))
+                              "1.01-1.45 only for d >= 60, N >= 1000 (`memphase docs theory`)"))
     t0, t1 = (float(tau.sel(anchor="mean", signature="excess", block=b)) for b in (0, 1))
     v = ds["block_variance"]
     v0, v1 = float(v.sel(block=0)), float(v.sel(block=1))

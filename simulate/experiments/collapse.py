@@ -385,11 +385,11 @@ def assemble(cfg, cell_list, results) -> xr.Dataset:
         "same_as_final": (dims + ("time",), traj["same_as_final"], {
             "units": "1", "long_name": "fraction of trajectories already on their final training point"}),
         "collapse_time_theory": (grid2, t_c, {
-            "units": t_units, "long_name": "REM collapse time t_C (docs/theory.md)",
+            "units": t_units, "long_name": "REM collapse time t_C (`memphase docs theory`)",
             "boundary_axis": "time"}),
         "collapse_time_finite_n_theory": (grid2, t_fin, {
             "units": t_units, "long_name": "finite-N collapse time t_C(N, d): zero of the exact "
-                                           "finite-N excess entropy (docs/theory.md)",
+                                           "finite-N excess entropy (`memphase docs theory`)",
             "boundary_axis": "time", "line_style": ":"}),
         "collapse_tau_finite_n_theory": (grid2, tau_fin, {
             "units": "data variance", "long_name": "finite-N collapse noise tau_C(N, d)",
@@ -438,7 +438,8 @@ def assemble(cfg, cell_list, results) -> xr.Dataset:
                           f"scale {cfg['data']['scale']!r}, whiten {cfg['data']['whiten']}; "
                           "theories use the PCA eigenvalues; the finite-N theory of this "
                           "many-level spectrum averages over u by quasi-Monte Carlo with "
-                          "regression control variates (tau_C to ~3e-4 relative, docs/theory.md)"
+                          "regression control variates (tau_C to ~3e-4 relative; "
+                          "`memphase docs theory`)"
                           if _is_digits(cfg) else
                           "isotropic Gaussian of the given variance"),
             "end_time": t_end,

@@ -2,9 +2,7 @@
 
 Each cell draws a linear manifold with two tangent blocks, (k1, s1) and (k2, s1 * std_ratio), plus
 normal noise, normalized as the data.normalize key says (official [ALD24] code: the unit sphere),
-builds a score and measures on a tau grid, at each anchor of measure.anchors (training points,
-fresh samples of the law, the data mean, each plus noise sqrt(tau) z; "origin": the exact data
-mean without noise, the official [ALD24] empirical-score panel), with
+builds a score and measures on a tau grid, at each anchor of measure.anchors, with
 `memphase.analysis.dimensions.jacobian_sweep`: per block the posterior-variance ratio rho, the critical tau
 of each signature (collapse rho < 1/2, excess rho > 2: the largest tau at which more than half of
 the block's (point, direction) pairs carry it), the kept fraction (lost when
@@ -16,6 +14,21 @@ Scores: empirical, linear, the Gaussian "population" approximation with the law'
 covariance (closed-form Jacobians), and "learned": a network trained by DSM
 (`memphase.simulate.learning.training.train_score`) on the same training set, once per (N, width, seed); its
 checkpoints are the training-steps axis, and its Jacobian comes from torch.func (jacrev).
+
+Defaults are the official [ALD24] protocol (`plots_synthetic_theory.ipynb`, last cell;
+docs/conformance/ald24.md), memphase's own beside it as named variants, and every result says
+which (attributes data_protocol, tau_spacing, protocol; coordinate anchor_protocol):
+  data.protocol      "auto": the official generator "ald24" where it exists (sphere or none),
+                     "memphase" (Haar basis, PCG64) for normalize = "radius"; or either by name;
+  measure.tau_*      the official grid var = linspace(1, 0.01, 100) ("linear"); "log": memphase's
+                     geomspace variant (resolves the small-tau REM collapse);
+  measure.anchors    "origin" first (the exact data mean, no noise: the official anchor), then
+                     memphase's "train", "fresh", "mean" (each plus noise sqrt(tau) z);
+  measure.fd_spectrum  the official finite-difference estimator (fd_singular_value, raw) beside
+                     the exact Jacobian (singular_value);
+  measure.schedule   "ve" (the official VESDE; closed-form scores are schedule-free in tau).
+memphase's variant as a whole: data/configs/geometric_memphase.toml. measure.law_samples > 0 adds
+rho_law, the ratio over the same law's posterior (law_variance_ratio, critical_tau_law).
 
 Training-set size: the `n_train` axis, or instead the `alpha` axis with N = round(e^{alpha d})
 ([BBDM24] N = e^{alpha d}); exactly one of the two. Phase diagram over (alpha, std_ratio, d):
@@ -56,7 +69,8 @@ from .geometric_grid import (CLOSED_FORM, N_MAX, N_MIN, N_MIN_WHY, n_train_of,  
                              size_axis, taus)
 from .geometric_results import MEASURED, TRAINING, assemble  # noqa: F401 (the job's assemble)
 from .geometric_theory import (ANCHORS, BLOCKS, SIGNATURES, _blocks, _mode,  # noqa: F401
-                               actual_variances, block_theory, block_theory_variances, is_digits)
+                               actual_variances, block_theory, block_theory_variances,
+                               data_protocol, is_digits)
 from .recipes import check_networks
 
 _pos = dict(check=lambda v: v > 0, rule="must be > 0")
@@ -80,10 +94,12 @@ SCHEMA = {
         "normalize": Field("str", "sphere", choices=("none", "sphere", "radius"),
                            help="sphere: unit sphere (official [ALD24] code, g = 0); radius: "
                                 "radius sqrt(sum s^2); none: Gaussian (g = 1)"),
-        "protocol": Field("str", "memphase", choices=("memphase", "ald24"),
-                          help="linear-manifold generator: memphase (Haar basis, PCG64) or ald24 "
-                               "(the official one: coordinate basis, np.random.seed(seed) "
-                               "draws; sphere or none only)"),
+        "protocol": Field("str", "auto", choices=("auto", "ald24", "memphase"),
+                          help="linear-manifold generator: ald24 (the official one: coordinate "
+                               "basis, np.random.seed(seed) draws; sphere or none only), "
+                               "memphase (Haar basis, PCG64; the variant), auto: ald24 where it "
+                               "exists, memphase for normalize = radius (result attribute "
+                               "data_protocol)"),
     },
     "grid": {
         "n_train": Field("list[int]", [], check=lambda v: N_MIN <= v <= N_MAX,
@@ -102,15 +118,17 @@ SCHEMA = {
                        help="data, anchor points, network init and training noise per seed"),
     },
     "measure": {
-        "tau_min": Field("float", 1e-4, **_pos),
+        "tau_min": Field("float", 0.01, **_pos),
         "tau_max": Field("float", 1.0, **_pos),
-        "n_tau": Field("int", 24, check=lambda v: 2 <= v <= 1000, rule="2..1000"),
-        "tau_spacing": Field("str", "log", choices=("log", "linear"),
-                             help="log: geomspace(tau_min, tau_max, n_tau); linear: linspace "
-                                  "(the official [ALD24] panel: 1 .. 0.01, 100 values)"),
-        "fd_spectrum": Field("bool", False,
-                             help="also the official [ALD24] empirical-panel estimator: central "
-                                  "differences along the basis, step sqrt(tau), |entries|, SVD"),
+        "n_tau": Field("int", 100, check=lambda v: 2 <= v <= 1000, rule="2..1000"),
+        "tau_spacing": Field("str", "linear", choices=("linear", "log"),
+                             help="linear: linspace(tau_min, tau_max, n_tau), by default the "
+                                  "official [ALD24] panel's var = linspace(1, 0.01, 100); log: "
+                                  "geomspace (memphase's variant, resolves small tau)"),
+        "fd_spectrum": Field("bool", True,
+                             help="also the official [ALD24] empirical-panel estimator beside the "
+                                  "exact Jacobian: central differences along the basis, step "
+                                  "sqrt(tau), |entries|, SVD (at every measured anchor)"),
         "tau_phase": Field("float", 0.1, **_pos,
                            help="fixed tau of the lost-dimension phase diagram (added to the grid)"),
         "n_points": Field("int", 16, check=lambda v: v >= 1, rule="must be >= 1"),
@@ -120,13 +138,20 @@ SCHEMA = {
         "relative_level": Field("bool", True,
                                 help="critical tau where the kept fraction reaches half its peak "
                                      "(normalized data lose the radial direction at every tau)"),
-        "schedule": Field("str", "ou", choices=("ou", "linear_vp", "ve")),
+        "schedule": Field("str", "ve", choices=("ve", "ou", "linear_vp"),
+                          help="ve: the official [ALD24] VESDE (tau = sigma^2); closed-form "
+                               "scores give the same numbers on the tau grid for every schedule"),
         "anchors": Field("list[str]", list(ANCHORS), choices=ANCHORS,
-                         help="where the Jacobian is probed: training points, fresh samples of the "
-                              "law, the data mean, each plus noise; origin: the exact data mean "
-                              "without noise (the official [ALD24] empirical-score panel)"),
+                         help="where the Jacobian is probed: origin: the exact data mean without "
+                              "noise (the official [ALD24] empirical-score panel); memphase's "
+                              "variants: training points, fresh samples of the law, the data "
+                              "mean, each plus noise sqrt(tau) z"),
         "probe_points": Field("int", 1, check=lambda v: v >= 0, rule="must be >= 0",
                               help="anchors per tau for the official [ALD24] probe estimator"),
+        "law_samples": Field("int", 0, check=lambda v: 0 <= v <= 2**22, rule="0..2^22",
+                             help="draws of the law for rho_law, the ratio over the same law's "
+                                  "posterior (memphase.analysis.law_posterior; exact at the "
+                                  "origin); 0: off"),
     },
     "train": {
         "network": Field("str", "residual_mlp", choices=tuple(NETWORKS)),
@@ -153,10 +178,13 @@ def _check(cfg):
         raise ConfigError("measure.tau_max must exceed measure.tau_min")
     if not ms["tau_min"] <= ms["tau_phase"] <= ms["tau_max"]:
         raise ConfigError(f"measure.tau_phase = {ms['tau_phase']} must lie in [tau_min, tau_max]")
-    if dc["protocol"] == "ald24" and (is_digits(cfg) or dc["normalize"] == "radius"):
-        raise ConfigError("data.protocol = 'ald24' is the official linear-manifold generator: "
-                          "it needs data.model = 'linear_manifold' and normalize 'sphere' or "
-                          "'none'")
+    if dc["protocol"] != "auto" and is_digits(cfg):
+        raise ConfigError(f"data.protocol = '{dc['protocol']}' names a linear-manifold generator; "
+                          "data.model = 'digits' has none: leave data.protocol out (auto)")
+    if dc["protocol"] == "ald24" and dc["normalize"] == "radius":
+        raise ConfigError("data.protocol = 'ald24' (the official generator) normalizes to the "
+                          "unit sphere only: use normalize 'sphere' or 'none', or protocol "
+                          "'memphase'")
     if len(dc["block_dims"]) != 2:
         raise ConfigError("data.block_dims must list exactly two block dimensions")
     k = sum(dc["block_dims"])
@@ -213,7 +241,7 @@ def _manifold(cfg, cell):
                       n_components=cell["d"], bands=dc["block_dims"])
     return linear_manifold(cell["n_train"], cell["d"], _blocks(cfg, cell["std_ratio"]),
                            normal_std=dc["normal_std"], normalize=_mode(cfg), seed=cell["seed"],
-                           protocol=dc["protocol"])
+                           protocol=data_protocol(cfg))
 
 
 def _closed_form_score(kind, data, sch):
@@ -243,7 +271,8 @@ def _measure(cfg, score, data, seed, method="auto") -> dict:
         sweep = jacobian_sweep(score, data, grid, n_points=n_pts,
                                seed=seed, schedule=make_schedule(ms["schedule"]), anchor=anchor,
                                threshold=ms["threshold"], method=method,
-                               probe_points=ms["probe_points"], fd_spectrum=ms["fd_spectrum"])
+                               probe_points=ms["probe_points"], fd_spectrum=ms["fd_spectrum"],
+                               law_samples=ms["law_samples"])
         eig, dir_block = sweep["eigenvalue"].values, sweep["direction_block"].values
         kept = kept_fraction_per_block(eig, grid, dir_block, BLOCKS, ms["threshold"])
         by_th = kept_fraction_per_block(eig, grid, dir_block, BLOCKS, ms["thresholds"])
@@ -267,6 +296,7 @@ def _measure(cfg, score, data, seed, method="auto") -> dict:
             "singular_value": sv,
             "probe_singular_value": probe,
             "fd_singular_value": fd,
+            **_law_summaries(sweep, dir_block, grid.size),
         })
     template = next(p for p in per if p is not None)
     return {k: np.stack([p[k] if p is not None else np.full_like(template[k], np.nan)
@@ -277,6 +307,23 @@ def _block_median(rho, dir_block) -> np.ndarray:
     """Median of rho over points and each block's directions, (tau, block)."""
     return np.stack([np.median(rho[:, :, dir_block == b].reshape(rho.shape[0], -1), axis=1)
                      for b in BLOCKS], axis=1)
+
+
+def _law_summaries(sweep, dir_block, n_tau) -> dict:
+    """rho_law (the ratio over the same law's posterior, measure.law_samples > 0): its median per
+    (tau, block) over the resolved (point, direction) pairs and its critical taus; nan when off."""
+    if "law_variance_ratio" not in sweep:
+        return {"law_variance_ratio": np.full((n_tau, BLOCKS.size), np.nan),
+                "critical_tau_law": np.full((len(SIGNATURES), BLOCKS.size), np.nan)}
+    rho = sweep["law_variance_ratio"].values
+    med = np.full((n_tau, BLOCKS.size), np.nan)
+    for j, b in enumerate(BLOCKS):
+        r = rho[:, :, dir_block == b].reshape(n_tau, -1)
+        ok = np.isfinite(r).any(axis=1)
+        med[ok, j] = np.nanmedian(r[ok], axis=1)
+    return {"law_variance_ratio": med,
+            "critical_tau_law": sweep["critical_tau_law"].sel(signature=list(SIGNATURES),
+                                                              block=BLOCKS).values}
 
 
 def _train(cfg, cell, data, sch):
@@ -334,9 +381,12 @@ def estimate(cfg, cell) -> dict:
     t, p = taus(cfg).size, min(ms["n_points"], n)
     n_anchor, probes = len(ms["anchors"]), min(ms["probe_points"], p)
     per_eval = 2.0 * n * d if cell["score"] == "empirical" else 2.0 * d * d
-    jac_flops = n_anchor * t * (p * (10.0 * d**3 + (2.0 * n * d * d if cell["score"] == "empirical"
-                                                    else 0)) + probes * d * (per_eval + 4 * d * d))
+    fd = 2.0 * d * per_eval + 4.0 * d**3 if ms["fd_spectrum"] else 0.0  # 2d score calls + SVD
+    fd += 4.0 * ms["law_samples"] * d * d  # rho_law: the law's importance sampling per point
+    jac_flops = n_anchor * t * (p * (10.0 * d**3 + fd + (2.0 * n * d * d if cell["score"] == "empirical"
+                                                         else 0)) + probes * d * (per_eval + 4 * d * d))
     mem = 8 * (3 * n * d + 2 * p * max(n, 1) + 8 * p * d * d + 4 * t * p * d) + 50 * 2**20
+    mem += 8 * 3 * ms["law_samples"] * (d + p)  # the law's draws and their weights
     if cell["score"] == "empirical":
         # exact posterior covariance: ~4 live (points, chunk, d) blocks, and as many again held
         # by the C allocator between chunks (measured peak 90-148 MiB over runs for 8 blocks of

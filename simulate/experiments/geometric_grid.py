@@ -37,10 +37,14 @@ def n_train_of(alpha: float, d: int) -> int:
 
 def taus(cfg) -> np.ndarray:
     """The tau grid: n_tau values in [tau_min, tau_max], log-spaced (measure.tau_spacing = "log")
-    or evenly spaced ("linear", the official [ALD24] panel's linspace), plus tau_phase."""
+    or evenly spaced ("linear", the official [ALD24] panel's linspace), plus tau_phase unless it
+    is a grid value already (to 1e-9 relative; then the grid is kept exactly as spaced)."""
     m = cfg["measure"]
-    space = np.linspace if m.get("tau_spacing", "log") == "linear" else np.geomspace
-    return np.union1d(space(m["tau_min"], m["tau_max"], m["n_tau"]), [m["tau_phase"]])
+    space = np.linspace if m.get("tau_spacing", "linear") == "linear" else np.geomspace
+    grid = space(m["tau_min"], m["tau_max"], m["n_tau"])
+    if np.any(np.isclose(grid, m["tau_phase"], rtol=1e-9, atol=0.0)):
+        return grid  # tau_phase on the grid up to rounding (linspace's 0.1 is 0.1 + 1e-17)
+    return np.union1d(grid, [m["tau_phase"]])
 
 
 def _n_table(cfg) -> np.ndarray:

@@ -9,8 +9,8 @@ import numpy as np
 import xarray as xr
 
 from .geometric_grid import CLOSED_FORM, _n_table, size_axis, taus
-from .geometric_theory import (ANCHORS, BLOCKS, SIGNATURES, block_theory, block_theory_variances,
-                               is_digits)
+from .geometric_theory import (ANCHOR_PROTOCOL, ANCHORS, BLOCKS, SIGNATURES, block_theory,
+                               block_theory_variances, data_protocol, is_digits)
 # -- assembly -----------------------------------------------------------------------------------
 def _attrs(long_name, units):
     return {"long_name": long_name, "units": units}
@@ -43,6 +43,12 @@ MEASURED = {  # name -> (trailing dims, long name, units); every one per anchor
     "probe_singular_value": (("anchor", "tau", "probe_rank"), "official [ALD24] probe "
                              "estimator (first dropped, max-normalized), mean over probe points",
                              "1"),
+    "law_variance_ratio": (("anchor", "tau", "block"), "median rho_law = u^T Cov_w[y|x] u / "
+                           "u^T Cov_law[y|x] u over the resolved points and directions (the same "
+                           "law's posterior; 1 as N -> infinity; measure.law_samples)", "1"),
+    "critical_tau_law": (("anchor", "signature", "block"), "largest tau at which more than half "
+                         "of the block's resolved pairs carry the signature of rho_law "
+                         "(measure.law_samples)", "data variance"),
     "fd_singular_value": (("anchor", "tau", "rank"), "official [ALD24] empirical-panel estimator: "
                           "singular values of |J_fd| (central differences, step sqrt(tau)), raw, "
                           "mean over points (measure.fd_spectrum)", "1/data variance"),
@@ -140,6 +146,7 @@ def assemble(cfg, cell_list, results) -> xr.Dataset:
         "size_axis": axis, "std": dc["std"], "normal_std": dc["normal_std"],
         "normalize": dc["normalize"] if not is_digits(cfg) else "none",
         "data_model": dc["model"],
+        **protocol_attrs(cfg),
         "variances": "every theory uses the actual per-direction variances of the law "
                      "(block_variance), not the nominal std^2",
         "blocks": f"dims {dc['block_dims']}, std {dc['std']} and std * std_ratio",
@@ -147,6 +154,36 @@ def assemble(cfg, cell_list, results) -> xr.Dataset:
                     "initialization and DSM training generator",
     })
     return ds
+
+
+def protocol_attrs(cfg) -> dict:
+    """Which protocol produced the result, item by item (docs/conformance/ald24.md): the data
+    generator (`geometric_theory.data_protocol`), the tau grid, the estimators, the schedule, and
+    a one-line summary "protocol": "ald24" when every item is the official one, else "mixed"
+    or "memphase"."""
+    dc, ms = cfg["data"], cfg["measure"]
+    gen = data_protocol(cfg)
+    official_grid = (ms["tau_spacing"] == "linear" and np.isclose(ms["tau_min"], 0.01)
+                     and np.isclose(ms["tau_max"], 1.0) and ms["n_tau"] == 100)
+    items = {"data": gen == "ald24", "grid": official_grid, "anchor": "origin" in ms["anchors"],
+             "estimator": bool(ms["fd_spectrum"])}
+    summary = ("ald24" if all(items.values()) else
+               "memphase" if not any(items.values()) else
+               "mixed: official " + ", ".join(k for k, v in items.items() if v)
+               + "; memphase " + ", ".join(k for k, v in items.items() if not v))
+    return {
+        "protocol": summary,
+        "data_protocol": gen,
+        "data_protocol_key": dc["protocol"] if not is_digits(cfg) else "n/a",
+        "tau_spacing": ms["tau_spacing"],
+        "tau_grid": (f"{ms['tau_spacing']}({ms['tau_min']:g}, {ms['tau_max']:g}, {ms['n_tau']}) "
+                     f"plus tau_phase; " + ("the official [ALD24] grid" if official_grid
+                                            else "memphase's variant")),
+        "estimators": "exact Jacobian (singular_value) and " + (
+            "the official [ALD24] finite differences (fd_singular_value)" if ms["fd_spectrum"]
+            else "no finite differences (measure.fd_spectrum = false)"),
+        "schedule": ms["schedule"],
+    }
 
 
 def _coords(cfg, axis, vals, closed, grid, n_tab) -> dict:
@@ -170,9 +207,11 @@ def _coords(cfg, axis, vals, closed, grid, n_tab) -> dict:
             _attrs("actual population variance along the block (after normalization)",
                    "data variance")),
         "anchor": ("anchor", list(ANCHORS), _attrs(
-            "where the Jacobian is probed: training point / fresh sample / data mean, plus "
-            "noise sqrt(tau) z; origin: the exact data mean, no noise (official [ALD24] panel)",
+            "where the Jacobian is probed: origin: the exact data mean, no noise (official [ALD24] "
+            "panel); training point / fresh sample / data mean, plus noise sqrt(tau) z (memphase)",
             "1")),
+        "anchor_protocol": ("anchor", [ANCHOR_PROTOCOL[a] for a in ANCHORS], _attrs(
+            "protocol of the anchor: ald24 (the official one) or memphase (a variant)", "1")),
         "signature": ("signature", list(SIGNATURES), _attrs(
             "signature of a lost direction: collapse rho < 1/2, excess rho > 2", "1")),
         "rank": ("rank", np.arange(max(g["d"])), _attrs("singular value index, descending", "1")),
@@ -206,7 +245,7 @@ def _add_phase_variables(ds: xr.Dataset, tau_phase: float) -> None:
                            ("kept_fraction_theory", "lost_dims_theory", "[ALD24] predicted"),
                            ("kept_fraction_rem", "lost_dims_rem", "REM predicted")):
         if src in ds:
-            kept = ds[src].sel(**at).drop_vars("tau")
+            kept = ds[src].sel(**at, method="nearest").drop_vars("tau")
             ds[dst] = (k * (1.0 - kept)).transpose(*kept.dims)
             ds[dst].attrs = _attrs(f"{name} directions lost per block at tau = tau_phase "
                                    f"({tau_phase:g})", "count")

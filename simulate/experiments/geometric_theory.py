@@ -13,7 +13,12 @@ import numpy as np
 from memphase.physics import critical
 from memphase.physics.manifold import normalized_variances
 
-ANCHORS = ("train", "fresh", "mean", "origin")  # as memphase.analysis.dimensions.ANCHORS
+#: the anchors of memphase.analysis.dimensions.ANCHORS, the official [ALD24] one ("origin": the exact
+#: data mean, no noise) first, then memphase's variants (each plus noise sqrt(tau) z)
+ANCHORS = ("origin", "train", "fresh", "mean")
+#: which anchors belong to which protocol (stored as the coordinate anchor_protocol)
+ANCHOR_PROTOCOL = {"origin": "ald24", "train": "memphase", "fresh": "memphase",
+                   "mean": "memphase"}
 SIGNATURES = ("collapse", "excess")  # as memphase.analysis.posterior_variance.SIGNATURES
 BLOCKS = np.array([-1, 0, 1])  # normal space, block 1, block 2
 
@@ -31,6 +36,20 @@ def _stds(cfg, ratio, d) -> np.ndarray:
 
 def is_digits(cfg) -> bool:
     return cfg["data"].get("model", "linear_manifold") == "digits"
+
+
+def data_protocol(cfg) -> str:
+    """The data generator a config resolves to: data.protocol, or for "auto" (the default) the
+    official [ALD24] generator ("ald24": coordinate basis, np.random.seed draws) where it exists,
+    i.e. a linear manifold on the unit sphere or not normalized, else memphase's own ("memphase":
+    Haar basis, PCG64; the only one for normalize = "radius"). Digits have no generator: "digits".
+    Stored in every result as the attribute data_protocol."""
+    dc = cfg["data"]
+    if is_digits(cfg):
+        return "digits"
+    if dc["protocol"] != "auto":
+        return dc["protocol"]
+    return "memphase" if dc["normalize"] == "radius" else "ald24"
 
 
 def _mode(cfg):

@@ -66,11 +66,13 @@ SCHEMA = {
                          help="training-set sizes N"),
         "d": Field("list[int]", [10], check=lambda v: 1 <= v <= 512, rule="1 <= d <= 512",
                    help="data dimensions"),
-        "T": Field("list[float]", [1.0], check=lambda v: 0 < v <= 50, rule="0 < T <= 50",
-                   help="OU diffusion time of the fit (m = e^-T, sigma^2 = 1 - e^-2T)"),
-        "fit": Field("list[str]", ["expectation"], choices=lm.FITS,
-                     help="expectation: exact least squares over the noise, prior N(0, I); "
-                          "official: the [H24] code (noise scaled by e^-2T, OLS on one draw)"),
+        "T": Field("list[float]", [2.0], check=lambda v: 0 < v <= 50, rule="0 < T <= 50",
+                   help="OU diffusion time of the fit (m = e^-T, sigma^2 = 1 - e^-2T); "
+                        "official [H24]: T = 2"),
+        "fit": Field("list[str]", ["official", "expectation"], choices=lm.FITS,
+                     help="official (default, first): the [H24] code (noise scaled by e^-2T, OLS on "
+                          "one draw); expectation (memphase's, beside it): exact least squares over "
+                          "the noise, prior N(0, I)"),
         "seeds": Field("list[int]", [0], check=lambda v: v >= 0, rule="must be >= 0"),
     },
     "measure": {

@@ -388,7 +388,7 @@ VARIABLES = {
     "collapse_time_spread": ("schedule time", "std over trajectories of that time"),
     "collapse_time_theory": ("schedule time",
                              "REM collapse time t_C for N (or N/C per class) points of a Gaussian "
-                             "with the same covariance (docs/theory.md)"),
+                             "with the same covariance (`memphase docs theory`)"),
     "train_loss": ("1", "DSM loss per dimension, mean of the last 10% of steps "
                         "(per_class conditioning: mean over classes)"),
     "train_seconds": ("s", "training wall time (per_class: sum over the per-class networks)"),

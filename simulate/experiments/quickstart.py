@@ -18,6 +18,7 @@ from memphase.physics.critical import collapse_time, collapse_time_finite_n
 from memphase.physics.schedules import make_schedule
 
 from ..run.config import Field
+from ..run.cost import finite_n_theory_seconds
 from ..data import isotropic_gaussian
 from ..scores import make_score
 from .common import fill_grid, observed_reverse_run, sampler_schema, sampler_time_range
@@ -70,6 +71,13 @@ def run_cell(cfg, cell) -> dict:
     return observed_reverse_run(cfg, score, sch, data, 10_000 + cell["seed"])
 
 
+def estimate_assembly(cfg, cells) -> dict:
+    """Seconds of `assemble`'s theory: one finite-N collapse time per training-set size N >= 2
+    (`memphase.simulate.run.cost.finite_n_theory_seconds`); the REM time is negligible."""
+    sizes = sum(1 for n in cfg["grid"]["n_train"] if n >= 2)
+    return {"seconds": finite_n_theory_seconds(sizes)}
+
+
 def assemble(cfg, cell_list, results) -> xr.Dataset:
     g = cfg["grid"]
     t_ref = next(r["time"] for r in results)
@@ -102,10 +110,10 @@ def assemble(cfg, cell_list, results) -> xr.Dataset:
                 "units": "1", "long_name": "fraction whose nearest training point is already the final one"}),
             "collapse_time_theory": (("n_train",), np.asarray(theory, float), {
                 "units": "schedule time", "long_name": "REM collapse time t_C (d -> infinity), "
-                "[BBDM24] arXiv 2402.18491; docs/theory.md"}),
+                "[BBDM24] arXiv 2402.18491; `memphase docs theory`"}),
             "collapse_time_finite_n_theory": (("n_train",), finite, {
                 "units": "schedule time", "long_name": "finite-N collapse time t_C(N, d): zero of the "
-                "exact excess entropy (docs/theory.md, 'Finite-N collapse time')"}),
+                "exact excess entropy (`memphase docs theory`, 'Finite-N collapse time')"}),
         },
         coords={
             "score": ("score", list(g["score"]), {"long_name": "score function"}),

@@ -63,7 +63,7 @@ SCHEMA = {
     "output": Field("str", "data/results/training_dynamics.h5"),
     "protocol": Field("str", "memphase", choices=PROTOCOLS,
                       help="memphase: Gaussian data, log-tau DSM network, reverse SDE; bubm25: "
-                           "the [BUBM25] two-cluster DDPM protocol (docs/conformance/bubm25.md)"),
+                           "the [BUBM25] two-cluster DDPM protocol (`memphase docs bubm25`)"),
     "data": {
         "std": Field("float", 1.0, **_pos, help="std of every (tangent) direction"),
         "normal_std": Field("float", 0.0, **_nonneg, help="std off the manifold (k > 0 only)"),

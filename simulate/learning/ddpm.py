@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from memphase.physics.ddpm import DDPMChain
+from ..base.step_progress import report as report_step
 
 __all__ = ["two_clusters", "positional_encoding", "TimeStepResidualMLP", "build_time_step_mlp",
            "ddpm_loss", "train_ddpm",
@@ -195,6 +196,7 @@ def train_ddpm(x: torch.Tensor, net: nn.Module, chain: DDPMChain, steps: int, *,
             losses[step] = float(loss.detach())
             step += 1
             keep(step)
+            report_step(step, steps)
             if step >= steps:
                 break
     net.eval()

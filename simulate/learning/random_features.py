@@ -30,6 +30,8 @@ import numpy as np
 from memphase.physics.random_features import (RFConstants, activation_functions,
                                               population_feature_covariance, rf_constants)
 
+from ..base.step_progress import report as report_step
+
 __all__ = ["RFProblem", "draw_problem", "feature_matrices", "train_sgd", "FEATURES"]
 
 FEATURES = ("gaussian_equivalent", "tanh")
@@ -184,6 +186,7 @@ def train_sgd(pb: RFProblem, mats: dict, steps: int, record_steps, seed: int = 0
             m2 = b2 * m2 + (1 - b2) * g * g
             mh, vh = m1 / (1 - b1 ** (step + 1)), m2 / (1 - b2 ** (step + 1))
             A -= lr * mh / (np.sqrt(vh) + adam_eps)
+        report_step(step + 1, steps)
     res = {key: np.asarray(v) for key, v in out.items()}
     res.update(steps=np.asarray(rec[:j]), time=np.asarray(rec[:j], float) * lr, A=A)
     return res

@@ -43,6 +43,7 @@ from tqdm.auto import tqdm
 from ..base.device import generator, resolve_device, resolve_dtype
 from ..sampling import default_time_range
 from . import training_resume as _resume
+from ..base.step_progress import report as report_step
 
 __all__ = ["TrainConfig", "TrainResult", "train_score", "dsm_loss", "sample_noise_levels",
            "save_checkpoint", "load_checkpoint", "OPTIMIZERS", "TIME_SAMPLINGS", "LR_SCHEDULES"]
@@ -374,6 +375,7 @@ def train_score(train_x, schedule, network: nn.Module, config: TrainConfig | Non
                     bar.set_postfix(loss=f"{float(loss):.4g}")
                 if callback is not None:
                     callback(step, float(loss.detach()))
+                report_step(step, config.steps)
                 if path is not None:
                     if guard.requested:
                         save(step)

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 __all__ = ["kernel_seconds", "nearest_seconds", "gaussian_score_seconds", "sampling_seconds",
            "sampling_bytes", "kernel_block_bytes", "haar_basis_cost", "with_manifold_basis", "BASIS_BYTES_PER_D2",
-           "BASIS_SECONDS_PER_D3"]
+           "BASIS_SECONDS_PER_D3", "FINISH_SECONDS", "FINITE_N_SECONDS_PER_SIZE",
+           "finite_n_theory_seconds"]
 
 #: a Haar-random d x d basis (QR of a Gaussian matrix, `memphase.simulate.data.
 #: random_orthonormal_basis`; built by gaussian_mixture, linear_manifold and rotated
@@ -24,6 +25,15 @@ __all__ = ["kernel_seconds", "nearest_seconds", "gaussian_score_seconds", "sampl
 #: thread at d = 1024 .. 3072 (issue #26 item 10: at speciation's d = 16384 that is ~10 GiB and
 #: ~30 min, which its estimate missed); rounded up
 BASIS_BYTES_PER_D2, BASIS_SECONDS_PER_D3 = 6 * 8, 0.7e-9
+
+#: the phases after the cells that every job has: writing the results file and drawing its
+#: figures (measured on the shared 2-core box: quickstart with N = 4, 16 wrote in ~1 s and drew
+#: its figure in ~3 s; the job's own theory in `assemble` comes on top, see `estimate_assembly`)
+FINISH_SECONDS = 4.0
+#: the finite-N collapse time of one training-set size (`physics.critical.collapse_time_finite_n`
+#: for isotropic data): measured 0.42 s (one N, d = 16) to 0.54 s (two N, d = 64) per size on
+#: one thread; rounded up
+FINITE_N_SECONDS_PER_SIZE = 0.6
 
 _KERNEL_NS = (2.1, 0.045)        # a + b d nanoseconds per (query, training point) pair
 _NEAREST_NS = (1.1, 0.031)
@@ -114,3 +124,9 @@ def with_manifold_basis(memory_bytes: float, seconds: float, d: int, n: int, ite
     basis = haar_basis_cost(d)
     memory = max(memory_bytes + 2 * 8 * d * d, basis["memory_bytes"] + item * n * d)
     return memory, seconds + basis["seconds"]
+
+
+def finite_n_theory_seconds(sizes: int) -> float:
+    """Seconds to compute the isotropic finite-N collapse time for `sizes` training-set sizes
+    (FINITE_N_SECONDS_PER_SIZE each)."""
+    return FINITE_N_SECONDS_PER_SIZE * int(sizes)

@@ -53,6 +53,7 @@ from .plan import (  # noqa: F401
     _fmt_bytes,
     _fmt_seconds,
     estimate_lines,
+    assembly_seconds,
     available_memory,
     _parse_bytes,
     CONFIRM_SECONDS,
@@ -67,6 +68,7 @@ from .journal import (  # noqa: F401
     _refuse_code_change,
     Journal)
 from .backends import (  # noqa: F401
+    STEPS_TOPIC,
     compute_cell,
     _iter_inprocess,
     _iter_dask,
@@ -79,7 +81,7 @@ from .shards import (  # noqa: F401
     _write_part,
     read_part,
     find_parts)
-from .progress import phase, ticking
+from .progress import phase, step_event_handler, step_sink, ticking
 from .figures import (  # noqa: F401
     _place,
     draw_figures)
@@ -270,8 +272,16 @@ def run_sweep(config_path, output=None, backend=None, workers=None, scheduler=No
                     stream = _iter_inprocess(plan, todo)
                 else:
                     client = stack.enter_context(dask_client(plan, backend))
-                    stream = _iter_dask(client, plan, todo)
+                    topic = None
+                    if progress:  # training cells on the workers show "step k/K" here too
+                        topic = STEPS_TOPIC
+                        client.subscribe_topic(topic, step_event_handler(bar, failed))
+                    stream = _iter_dask(client, plan, todo, steps_topic=topic)
                 stack.enter_context(ticking(bar))  # the clock moves during a long cell
+                if backend == "inprocess" and progress:  # training cells show "step k/K"
+                    from ..base.step_progress import reporting
+
+                    stack.enter_context(reporting(step_sink(bar, failed)))
                 for key, cell, out_ in stream:
                     if out_[0] == "ok":
                         journal.record(key, cell, out_[1], out_[2])

@@ -20,14 +20,44 @@ from .plan import BACKENDS, SweepPlan, estimate_cell
 # ----------------------------------------------------------------------------- computing cells
 
 
-def compute_cell(job: str, cfg: dict, cell: dict, threads: int = 1):
+#: the Dask event topic on which workers send a training cell's steps to the driver's bar
+STEPS_TOPIC = "memphase-training-steps"
+#: a worker sends a cell's training step at most this often (seconds), and always the last one
+STEPS_EVERY_S = 0.5
+
+
+def _worker_step_sink(topic: str):
+    """A `memphase.simulate.base.step_progress` sink for a cell running on a Dask worker: sends
+    {"pid", "step", "total"} as an event on `topic` (throttled to STEPS_EVERY_S), which the
+    driver's `Client.subscribe_topic` handler writes into the bar. None outside a worker."""
+    try:
+        from distributed import get_worker
+
+        worker = get_worker()
+    except (ImportError, ValueError):
+        return None
+    last = [float("-inf")]
+
+    def sink(step, total):
+        now = time.monotonic()
+        if step < total and now - last[0] < STEPS_EVERY_S:
+            return
+        last[0] = now
+        worker.log_event(topic, {"pid": os.getpid(), "step": step, "total": total})
+    return sink
+
+
+def compute_cell(job: str, cfg: dict, cell: dict, threads: int = 1, steps_topic=None):
     """Run one cell anywhere (in-process or on a Dask worker); never raises for a cell error.
+    `steps_topic`: on a Dask worker, send the cell's training steps as events on that topic
+    (`_worker_step_sink`).
 
     Returns ("ok", result, meta) or ("error", message, traceback, meta); meta has seconds, host.
     """
     import torch
 
     from ..base.device import tune_allocator
+    from ..base.step_progress import reporting
 
     tune_allocator()
     old = torch.get_num_threads()
@@ -35,8 +65,12 @@ def compute_cell(job: str, cfg: dict, cell: dict, threads: int = 1):
         torch.set_num_threads(threads)
     t0 = time.perf_counter()
     meta = {"host": socket.gethostname(), "pid": os.getpid()}
+    sink = _worker_step_sink(steps_topic) if steps_topic else None
     try:
-        result = get_experiment(job).run_cell(cfg, cell)
+        with contextlib.ExitStack() as stack:
+            if sink is not None:
+                stack.enter_context(reporting(sink))
+            result = get_experiment(job).run_cell(cfg, cell)
         meta["seconds"] = round(time.perf_counter() - t0, 4)
         return ("ok", result, meta)
     except Exception as e:  # a cell's failure is data: it is recorded, not raised
@@ -52,9 +86,9 @@ def _iter_inprocess(plan, todo):
         yield key, cell, compute_cell(plan.job, plan.cfg, cell, plan.opts["threads"])
 
 
-def compute_cells(job: str, cfg: dict, cells: list, threads: int = 1) -> list:
+def compute_cells(job: str, cfg: dict, cells: list, threads: int = 1, steps_topic=None) -> list:
     """`compute_cell` for each cell of a batch, in order (one Dask task for many tiny cells)."""
-    return [compute_cell(job, cfg, cell, threads) for cell in cells]
+    return [compute_cell(job, cfg, cell, threads, steps_topic) for cell in cells]
 
 
 #: a Dask task should carry at least this many estimated seconds of cells (tiny cells are batched,
@@ -85,11 +119,12 @@ def _worker_slots(plan) -> int:
     return max(1, int(opts["workers"] or 1) * int(cores))
 
 
-def _iter_dask(client, plan, todo, batch=None, max_in_flight=None):
+def _iter_dask(client, plan, todo, batch=None, max_in_flight=None, steps_topic=None):
     """Cells on Dask in batches (`batch_size`), at most `max_in_flight` batches submitted at a
     time (IN_FLIGHT_PER_WORKER per worker process), the config scattered to the workers once
     instead of pickled into every task. Yields (key, cell, outcome) as batches finish; a batch
-    whose worker died yields an error outcome for each of its cells."""
+    whose worker died yields an error outcome for each of its cells. `steps_topic`: the workers
+    send training steps as events on it (`compute_cell`)."""
     from distributed import as_completed
 
     threads = plan.opts["threads"] or 1
@@ -103,8 +138,9 @@ def _iter_dask(client, plan, todo, batch=None, max_in_flight=None):
         chunk = next(chunks, None)
         if chunk is None:
             return False
+        extra = {"steps_topic": steps_topic} if steps_topic else {}
         fut = client.submit(compute_cells, plan.job, cfg, [c for _, c in chunk], threads,
-                            pure=False)
+                            pure=False, **extra)
         futs[fut] = chunk
         running.add(fut)
         return True

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..run.cost import sampling_bytes, sampling_seconds
+from ..run.cost import FINISH_SECONDS, sampling_bytes, sampling_seconds
 from ..run.config import ConfigError, Field, load_toml, validate
 from ..run.config_bounds import memory_bytes
 from ..experiments import get_experiment
@@ -198,6 +198,17 @@ def _fmt_seconds(s: float) -> str:
     return f"{s / 3600:.1f} h"
 
 
+def assembly_seconds(plan: SweepPlan) -> float:
+    """Estimated seconds of the phases after the cells, which run once in the driver: the job's
+    `assemble` (its theory; the experiment's own `estimate_assembly(cfg, cells)` if it has one,
+    e.g. quickstart's finite-N collapse times) plus writing the file and drawing the figures
+    (`memphase.simulate.run.cost.FINISH_SECONDS`)."""
+    extra = 0.0
+    if hasattr(plan.exp, "estimate_assembly"):
+        extra = float(plan.exp.estimate_assembly(plan.cfg, plan.cells)["seconds"])
+    return FINISH_SECONDS + extra
+
+
 def estimate_lines(plan: SweepPlan, cells=None) -> list[str]:
     cells = plan.cells if cells is None else cells
     if not cells:
@@ -205,10 +216,13 @@ def estimate_lines(plan: SweepPlan, cells=None) -> list[str]:
     est = cell_estimates(plan, cells)
     mem = max(e["memory_bytes"] for e in est)
     sec = [e["seconds"] for e in est]
+    after = assembly_seconds(plan)
     return [f"estimate per cell: memory <= {_fmt_bytes(mem)} "
             f"(+ ~{_fmt_bytes(PROCESS_OVERHEAD)} per worker process), "
             f"time {_fmt_seconds(min(sec))} .. {_fmt_seconds(max(sec))} per thread (rough); "
-            f"total {_fmt_seconds(sum(sec))} of compute for {len(cells)} cells"]
+            f"total {_fmt_seconds(sum(sec) + after)} of compute: {len(cells)} cells "
+            f"({_fmt_seconds(sum(sec))}) + {_fmt_seconds(after)} after them (assembly with the "
+            f"job's theory, writing, figures)"]
 
 
 # ----------------------------------------------------------------------------- confirmation
@@ -233,6 +247,7 @@ def check_confirmed(plan: SweepPlan, cells, yes: bool,
     stride = -(-len(cells) // CONFIRM_SAMPLE)  # an even sample of a large grid: fast
     sample = cells[::stride]
     total = sum(e["seconds"] for e in cell_estimates(plan, sample)) * len(cells) / len(sample)
+    total += assembly_seconds(plan)
     if total > limit:
         about = "about " if stride > 1 else ""
         raise ConfigError(f"{len(cells)} cells estimated at {about}{_fmt_seconds(total)} of "

@@ -208,3 +208,29 @@ def test_row_estimator_via_config_geometric_official():
     for i in (0, 40, 99):
         want = official_fd_singular_values(np.zeros((1, D)), y, float(ds["tau"][i]))
         np.testing.assert_allclose(fd.isel(tau=i).values, want, rtol=1e-9)
+
+
+def test_rows_data_anchor_estimator_grid_are_the_geometric_job_defaults():
+    """Rows 'data and generator', 'basis', 'anchor', 'estimator', 'grid', 'noise and its units'
+    as the geometric job's DEFAULTS (issue 27): a config naming only N = 1000, seed 2 and the
+    empirical score runs the official protocol (generator ald24 by data.protocol = "auto", VE,
+    var = linspace(1, 0.01, 100), the exact origin first, the finite-difference estimator), says
+    so in its attributes, and stores the official singular values."""
+    from memphase.simulate.run.config import validate
+    from memphase.simulate.experiments import geometric, run_in_memory
+
+    cfg = validate({"job": "geometric", "grid": {"n_train": [N], "seeds": [SEED],
+                                                 "score": ["empirical"]}}, geometric.SCHEMA)
+    cfg["measure"].update(anchors=["origin"], probe_points=0)  # the official anchor only (speed)
+    ds = run_in_memory(geometric, cfg)[1].squeeze()
+    assert ds.attrs["protocol"] == "ald24" and ds.attrs["data_protocol"] == "ald24"
+    assert ds.attrs["schedule"] == "ve" and str(ds["anchor"].values[0]) == "origin"
+    assert str(ds["anchor_protocol"].sel(anchor="origin").values) == "ald24"
+    grid = np.linspace(1, 0.01, 100)  # the notebook's sigma_range (looped reversed)
+    np.testing.assert_allclose(ds["tau"].values, grid[::-1], rtol=1e-12)
+    fd = ds["fd_singular_value"].sel(anchor="origin")
+    y = official_data()
+    for i in (0, 9, 50, 99):
+        want = official_fd_singular_values(np.zeros((1, D)), y, float(grid[::-1][i]))
+        np.testing.assert_allclose(fd.isel(tau=i).values, want, rtol=1e-9)
+    assert np.all(np.isnan(ds["fd_singular_value"].sel(anchor="train").values))  # not measured

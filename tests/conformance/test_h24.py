@@ -299,6 +299,9 @@ def test_row_experiment_defaults_to_the_official_protocol():
                                 "mc_n_train": []}}, exp.SCHEMA)
     assert cfg["measure"]["reference"] == "fresh"
     assert cfg["measure"]["generated_covariance"] == "BtB"
+    bare = validate({"job": "linear_model"}, exp.SCHEMA)["grid"]
+    assert bare["fit"][0] == "official" and "expectation" in bare["fit"]  # ours beside
+    assert bare["T"] == [T]  # LDM.py's diffusion time
     out = exp.run_cell(cfg, {"n_train": n, "d": d, "T": T, "fit": "official", "seed": seed})
     rng = np.random.default_rng(np.random.SeedSequence([seed, n, d]).spawn(3)[0])
     own = []

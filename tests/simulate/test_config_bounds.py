@@ -215,7 +215,7 @@ def test_scale_bounds_follow_the_dtype(tmp_path):
 
 def test_other_experiments_scales(tmp_path):
     for name, old, new, match in [
-        ("geometric.toml", "tau_min = 1e-5", "tau_min = 1e-200", "'measure.tau_min' = 1e-200"),
+        ("geometric_memphase.toml", "tau_min = 1e-5", "tau_min = 1e-200", "'measure.tau_min' = 1e-200"),
         ("regularization.toml", "sigma_end = 1e-6", "sigma_end = 1e-100",
          "'sampler.sigma_end squared'"),
         ("memorization.toml", "std = 1.0", "std = 1e-3", "exceeds the data variance data.std "

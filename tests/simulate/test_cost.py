@@ -60,3 +60,35 @@ def test_memory_model_uses_the_kernels_block():
 
     small, big = sampling_bytes(512, 20000, 16, 60), sampling_bytes(512, 40000, 16, 60)
     assert big - small == (4 * 3 + _TRAIN_EXTRA_BYTES) * 20000 * 17
+
+
+def test_estimate_counts_the_phases_after_the_cells():
+    """Issue 25: the estimate printed before a run includes the assembly (the job's theory),
+    writing and figures, not only the cells. Bundled quickstart: six sizes N >= 2, each with a
+    finite-N collapse time computed in `assemble`."""
+    import re
+
+    from memphase.simulate.run.bundled import bundled_configs
+    from memphase.simulate.run.cost import FINISH_SECONDS, finite_n_theory_seconds
+    from memphase.simulate.sweep import assembly_seconds, check_confirmed, estimate_lines, load_sweep
+    from memphase.simulate.sweep.plan import cell_estimates
+    from memphase.simulate.run.config import ConfigError
+
+    plan = load_sweep(bundled_configs()["quickstart"])
+    after = assembly_seconds(plan)
+    assert after == pytest.approx(FINISH_SECONDS + finite_n_theory_seconds(6))
+    assert finite_n_theory_seconds(6) >= 6 * 0.4   # measured 0.42-0.54 s per size
+    cells = sum(e["seconds"] for e in cell_estimates(plan, plan.cells))
+    (line,) = estimate_lines(plan)
+    assert "after them (assembly with the job's theory, writing, figures)" in line
+    total = re.search(r"total ([0-9.]+) (s|min) of compute", line)
+    value = float(total.group(1)) * (60 if total.group(2) == "min" else 1)
+    assert value == pytest.approx(cells + after, rel=0.06)   # printed with 2 digits
+    # a job without its own estimate_assembly still counts writing and figures
+    plan.exp = type("NoAssemblyEstimate", (), {})()
+    assert assembly_seconds(plan) == FINISH_SECONDS
+    # the --yes threshold sees the assembly too
+    one = plan.cells[:1]
+    with pytest.raises(ConfigError, match="--yes"):
+        check_confirmed(plan, one, yes=False,
+                        limit=cell_estimates(plan, one)[0]["seconds"] + 0.5 * FINISH_SECONDS)

@@ -63,7 +63,12 @@ def test_geometric_cells_assemble_with_theory():
     # exact and probe spectra are max-normalized, beside each other per anchor
     sv = ds["singular_value"].sel(score="population").isel(d=0, std_ratio=0, seed=0)
     np.testing.assert_allclose(sv.isel(rank=0), 1.0)
-    assert list(ds["anchor"].values) == ["train", "fresh", "mean", "origin"]
+    # the official anchor first, memphase's beside it, each labelled with its protocol
+    assert list(ds["anchor"].values) == ["origin", "train", "fresh", "mean"]
+    assert list(ds["anchor_protocol"].values) == ["ald24", "memphase", "memphase", "memphase"]
+    # normalize = "none" has the official generator: protocol "auto" resolves to it
+    assert ds.attrs["data_protocol"] == "ald24" and ds.attrs["data_protocol_key"] == "auto"
+    assert ds.attrs["tau_spacing"] == "linear"
 
 
 def test_geometric_config_errors():
@@ -222,3 +227,62 @@ def test_training_anchors_collapse_at_rem_tau_and_mean_anchor_ratio_misses_ald24
             assert 0.7 < tau[0] / tau[1] < 1.4
         else:
             assert 1.0 < tau[0] / tau[1] < 0.5 * v[0] / v[k1], (tau, v[0] / v[k1])
+
+
+def test_defaults_are_the_official_protocol_with_memphase_variants():
+    """Issue 27: the geometric job defaults to the official [ALD24] protocol (generator, grid
+    var = linspace(1, 0.01, 100), origin anchor first, finite-difference estimator, VE), memphase's
+    own stays a named variant, and the resolution is per data model with one-line errors."""
+    from memphase.simulate.experiments.geometric_grid import taus
+    from memphase.simulate.experiments.geometric_results import protocol_attrs
+    from memphase.simulate.experiments.geometric_theory import data_protocol
+
+    cfg = validate({"job": "geometric", "grid": {"n_train": [8]}}, geometric.SCHEMA)
+    official = np.linspace(1, 0.01, 100)[::-1]  # the notebook's sigma_range, looped reversed
+    np.testing.assert_allclose(taus(cfg), official, rtol=1e-14)  # tau_phase 0.1 is on it
+    assert taus(cfg).size == 100
+    ms = cfg["measure"]
+    assert ms["anchors"][0] == "origin" and ms["fd_spectrum"] and ms["schedule"] == "ve"
+    assert data_protocol(cfg) == "ald24" and protocol_attrs(cfg)["protocol"] == "ald24"
+    radius = validate({"job": "geometric", "grid": {"n_train": [8]},
+                       "data": {"normalize": "radius"}}, geometric.SCHEMA)
+    assert data_protocol(radius) == "memphase"  # the official generator has no radius mode
+    assert protocol_attrs(radius)["protocol"].startswith("mixed")
+    mem = validate({"job": "geometric", "grid": {"n_train": [8]}, "data": {"protocol": "memphase"},
+                    "measure": {"tau_spacing": "log", "tau_min": 1e-5, "n_tau": 31,
+                                "anchors": ["train", "fresh", "mean"], "fd_spectrum": False}},
+                   geometric.SCHEMA)
+    assert protocol_attrs(mem)["protocol"] == "memphase"
+    np.testing.assert_allclose(np.diff(np.log(taus(mem))), np.log(10) / 6)  # 0.1 on it
+    with pytest.raises(ConfigError, match=r"^data.protocol = 'ald24' .*unit sphere only"):
+        geometric.cells(validate({"job": "geometric", "grid": {"n_train": [8]},
+                                  "data": {"normalize": "radius", "protocol": "ald24"}},
+                                 geometric.SCHEMA))
+    with pytest.raises(ConfigError, match=r"digits' has none"):
+        geometric.cells(validate({"job": "geometric", "grid": {"n_train": [8]},
+                                  "data": {"model": "digits", "protocol": "memphase"}},
+                                 geometric.SCHEMA))
+
+
+def test_law_normalized_ratio_at_the_origin_is_the_training_covariance_over_the_law():
+    """measure.law_samples: rho_law over the same law's posterior (issue 27). At the exact origin
+    of unit-sphere data every weight is 1/N, so Cov_w[y|x] is the training-set covariance C_N and
+    the law's posterior is its prior: rho_law,u = u^T C_N u / v_u at every tau (closed form)."""
+    from memphase.simulate.data import linear_manifold
+
+    cfg = tiny_config(data={"normalize": "sphere"}, n_train=[200], score=["empirical"],
+                      measure={"anchors": ["origin", "train"], "law_samples": 4096,
+                               "fd_spectrum": False, "probe_points": 0, "n_points": 4})
+    ds = run(cfg)[1].squeeze()
+    data = linear_manifold(200, 12, [(2, 1.0), (3, 0.3)], normal_std=0.01, normalize="sphere",
+                           seed=0, protocol="ald24")
+    y = data.x.numpy()
+    c_n = np.diag(np.cov(y.T, bias=True))  # coordinate basis (official generator)
+    v = data.variances()
+    for b in (-1, 0, 1):
+        want = np.median((c_n / v)[data.block == b])
+        got = ds["law_variance_ratio"].sel(anchor="origin", block=b).values
+        np.testing.assert_allclose(got, want, rtol=1e-6)
+    assert np.isfinite(ds["law_variance_ratio"].sel(anchor="train", block=0)).any()
+    off = run(tiny_config(n_train=[200], score=["empirical"]))[1]
+    assert np.all(np.isnan(off["law_variance_ratio"]))  # law_samples = 0: not measured
