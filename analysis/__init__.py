@@ -1,5 +1,9 @@
 """Turn samples and trajectories into measurements; load results; draw figures.
 
+Layer 3 of 5 (docs/architecture.md): above physics and the numerical core of memphase.simulate
+(data, scores, sampling, learning, base), below the run engine, the jobs and the CLI. Figures
+live in analysis.plots.
+
     from memphase.analysis import open_sweep, open_results
 """
 

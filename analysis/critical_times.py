@@ -89,7 +89,7 @@ def clone_agreement(score, schedule, branch_times, n_traj: int, label_fn, *, n_c
     """
     from memphase.simulate.sampling import default_time_range, sample
 
-    from memphase.simulate.device import generator
+    from memphase.simulate.base.device import generator
 
     t_hi, t_lo = default_time_range(schedule)
     t_min = t_lo if t_min is None else t_min
@@ -106,7 +106,7 @@ def clone_agreement(score, schedule, branch_times, n_traj: int, label_fn, *, n_c
             x_b = sample(score, schedule, n_traj, steps=steps, t_max=t_hi, t_min=tb, seed=seed + j,
                          dtype=dtype, device=device, denoise_final=False)
         else:  # branching at the start: the clones share only the initial point
-            from memphase.simulate.device import resolve_dtype
+            from memphase.simulate.base.device import resolve_dtype
             x_b = score.initial_sample(n_traj, tb, generator(seed + j, device),
                                        resolve_dtype(dtype), device)
         clones = x_b.repeat_interleave(n_clones, dim=0)

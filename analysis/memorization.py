@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from memphase.simulate.rowselect import STRIP, row_topk
+from memphase.simulate.base.rowselect import STRIP, row_topk
 
 __all__ = [
     "nearest_neighbors",
@@ -38,7 +38,7 @@ def nearest_neighbors(x, train, k: int = 2, chunk: int | None = None):
 
     |x - y|^2 - |x|^2 = [x, 1] . [-2 y, |y|^2] by ONE chunked matmul of augmented matrices
     (O(B k) memory beyond one (B, chunk) block), the k smallest per chunk by
-    `memphase.simulate.rowselect.row_topk`, then exact distances recomputed on the k winners (no
+    `memphase.simulate.base.rowselect.row_topk`, then exact distances recomputed on the k winners (no
     cancellation in the returned values). The default chunk is a whole number of row_topk strips.
     """
     x = _as_tensor(x)

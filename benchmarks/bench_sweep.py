@@ -103,14 +103,14 @@ def main(argv=None):
           "'steady' excludes it.\n")
     print(markdown_table(["backend", "cells", "wall s", "cells/min", "cluster start+stop s",
                           "steady cells/min"], rows))
-    print(f"\nPlanning estimate (`memphase.simulate.cost`, printed by `memphase sweep` before a run): "
+    print(f"\nPlanning estimate (`memphase.simulate.run.cost`, printed by `memphase sweep` before a run): "
           f"{estimated:.3g} s of compute for the {n_cells} cells; measured in process "
           f"{rows[0][2]:.3g} s (estimate / measured = {estimated / rows[0][2]:.2f}).")
     verdict = "met" if eff >= 0.8 else ("met in steady state (the one-off cluster start is "
                                         "the difference)" if steady >= 0.8 else "NOT met")
     print(f"\nScale-out efficiency with 2 workers: {eff:.2f} including the cluster start, "
           f"{steady:.2f} steady. Target >= 0.8: {verdict}. Workers run each cell under "
-          "`memphase.simulate.device.tune_allocator` (Dask's MALLOC_TRIM_THRESHOLD_ otherwise made cells "
+          "`memphase.simulate.base.device.tune_allocator` (Dask's MALLOC_TRIM_THRESHOLD_ otherwise made cells "
           "1.4x slower on workers than in process).\n")
 
 

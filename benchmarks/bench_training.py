@@ -1,8 +1,8 @@
-"""Network training: DSM optimizer steps per second of memphase.simulate.training.train_score.
+"""Network training: DSM optimizer steps per second of memphase.simulate.learning.training.train_score.
 
     (a) suite   train_score(y, schedule, ResidualMLP, TrainConfig(steps, batch_size)): minibatch
                 epochs, log-tau noise levels through the schedule, DSM loss (eq. L of
-                simulate/training.py), Adam, deterministic algorithms on
+                simulate/learning/training.py), Adam, deterministic algorithms on
     (b) plain   the same network, batch, loss and optimizer in a bare loop (noise levels drawn
                 directly in log tau, no epochs, no bookkeeping): the floor of one step
 
@@ -23,8 +23,8 @@ import torch
 from common import best_times, markdown_table, setup
 
 from memphase.physics.schedules import make_schedule
-from memphase.simulate.networks import build_network, count_parameters
-from memphase.simulate.training import TrainConfig, dsm_loss, train_score
+from memphase.simulate.learning.networks import build_network, count_parameters
+from memphase.simulate.learning.training import TrainConfig, dsm_loss, train_score
 
 D = 16
 BATCH = 128
@@ -72,7 +72,7 @@ def main(argv=None):
         print(f"  {rows[-1]}", file=sys.stderr)
     print(f"## Network training (device: {device}; {timing})\n")
     print(f"ResidualMLP [ALD24] (depth 3, embedding 64), d = {D}, batch {BATCH}, float32, "
-          f"{steps} Adam steps per timed run, best of {repeat}. (a) memphase.simulate.training."
+          f"{steps} Adam steps per timed run, best of {repeat}. (a) memphase.simulate.learning.training."
           "train_score, (b) a bare DSM loop with the same network, loss and optimizer.\n")
     print(markdown_table(["width", "parameters", "(a) steps/s", "(b) steps/s",
                           "overhead (a)/(b)"], rows))

@@ -57,7 +57,7 @@ def configure(args) -> str:
 def benchmark_device(args, title: str):
     """The torch device of --device ('cpu', 'cuda[:N]', 'auto'), or None after printing a
     'skipped' section when CUDA was asked for and is not available (the scripts then exit 0)."""
-    from memphase.simulate.device import resolve_device
+    from memphase.simulate.base.device import resolve_device
 
     try:
         return resolve_device(args.device)

@@ -1,6 +1,6 @@
 """Convolutional vs residual-MLP denoisers on the scikit-learn digits in pixel space (d = 64).
 
-Is the small convolutional network (`memphase.simulate.networks.ConvNet`, kind "conv") clearly
+Is the small convolutional network (`memphase.simulate.learning.networks.ConvNet`, kind "conv") clearly
 better than the residual MLPs of the memorization experiment at this size? Per training-set size N
 (subsets of the 1,797 digits drawn by seed; pixels / 16, centred: `data_real.digits(scale="unit")`)
 and seed, every network is trained with the recipe of data/configs/memorization_digits.toml (DSM,
@@ -48,13 +48,13 @@ import torch
 
 from memphase.analysis.memorization import memorization_ratio, nearest_neighbors
 from memphase.physics.schedules import make_schedule
-from memphase.simulate.checkpoints import fixed_dsm_loss
+from memphase.simulate.learning.checkpoints import fixed_dsm_loss
 from memphase.simulate.data import digits  # before data_real (which data.py imports at its end)
-from memphase.simulate.data_real import draw_held_out, to_pixels
+from memphase.simulate.data.real import draw_held_out, to_pixels
 from memphase.simulate.experiments.common import reverse_run
-from memphase.simulate.networks import build_network, count_parameters
+from memphase.simulate.learning.networks import build_network, count_parameters
 from memphase.simulate.scores import LearnedScore
-from memphase.simulate.training import TrainConfig, train_score
+from memphase.simulate.learning.training import TrainConfig, train_score
 
 NETS = {"conv": ("conv", 32, 2), "unet": ("conv_unet", 16, 1), "mlp96": ("residual_mlp", 96, 2),
         "mlp128": ("residual_mlp", 128, 2)}

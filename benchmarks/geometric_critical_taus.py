@@ -26,7 +26,7 @@ import time
 import numpy as np
 import torch
 
-from memphase.simulate.config import validate
+from memphase.simulate.run.config import validate
 from memphase.simulate.experiments import geometric
 
 

@@ -22,7 +22,7 @@ import time
 import numpy as np
 
 from memphase.physics.linear_model import generalization_probability, sign_probability
-from memphase.simulate.config import validate
+from memphase.simulate.run.config import validate
 from memphase.simulate.experiments import linear_model
 
 

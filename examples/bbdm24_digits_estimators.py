@@ -20,10 +20,10 @@ import torch
 from memphase.analysis.critical_times import crossing_time, excess_entropy_mc
 from memphase.analysis.observers import NearestTrainingPoint, collapse_time_from_indices
 from memphase.physics import critical
-from memphase.simulate.data_real import draw_held_out
+from memphase.simulate.data.real import draw_held_out
 from memphase.simulate.experiments import collapse
 from memphase.simulate.experiments.common import reverse_run
-from memphase.simulate.runner import load_job
+from memphase.simulate.run.runner import load_job
 from memphase.physics.schedules import make_schedule
 from memphase.simulate.scores import EmpiricalScore
 

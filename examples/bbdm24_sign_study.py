@@ -1,7 +1,7 @@
 """Sign pattern of (measured - finite-N) excess-entropy t_C over seeds (issue #22 part 4).
 
 Runs the eight excess-entropy rows of the full `memphase validate` plan
-(`memphase.simulate.validate.FULL.collapse`, fresh probes, 4000 probe points, 13 times on
+(`memphase.simulate.cli.validate.FULL.collapse`, fresh probes, 4000 probe points, 13 times on
 [0.85, 1.15] x the finite-N t_C) for the seeds given on the command line; each seed draws a new
 training set, new probe points and new noise. One JSON line per row on stdout.
 
@@ -12,7 +12,7 @@ import json
 import sys
 import time
 
-from memphase.simulate.validate import FULL, excess_entropy_check
+from memphase.simulate.cli.validate import FULL, excess_entropy_check
 
 for seed in [int(s) for s in sys.argv[1:]]:
     for d, alpha in FULL.collapse:

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from memphase.analysis.real_data_plots import nearest_training, plot_band_critical_tau, plot_digit_pairs
+from memphase.analysis.plots.real_data import nearest_training, plot_band_critical_tau, plot_digit_pairs
 from memphase.physics.schedules import make_schedule
 from memphase.simulate.data import digits
-from memphase.simulate.data_real import to_pixels
+from memphase.simulate.data.real import to_pixels
 from memphase.simulate.sampling import sample
 from memphase.simulate.scores import make_score
 

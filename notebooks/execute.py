@@ -30,7 +30,7 @@ def parse(argv):
 def _collapse_runtime() -> str:
     """' (expected runtime: X)' from the collapse config's header, the one place a runtime is
     stated (README's table and `memphase configs` read the same line); '' if it has none."""
-    from memphase.simulate.bundled import bundled_configs, config_summary
+    from memphase.simulate.run.bundled import bundled_configs, config_summary
 
     runtime = config_summary(bundled_configs()["collapse"])[1]
     return f" (expected runtime: {runtime})" if runtime else ""

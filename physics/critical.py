@@ -15,6 +15,9 @@ import math
 import numpy as np
 from scipy import optimize, special
 
+# the REM condition and the input checks live one module down (finite_n uses them too)
+from .rem import _counts, _finite, _positive, _spectrum, collapse_tau  # noqa: F401
+
 __all__ = [
     "speciation_time",
     "speciation_time_mixture",
@@ -45,46 +48,11 @@ _WZ = np.exp(-0.5 * _Z**2) / math.sqrt(2.0 * math.pi) * (_Z[1] - _Z[0])
 _WZ[[0, -1]] *= 0.5
 
 
-# -- validation ---------------------------------------------------------------------------------
-def _finite(x, name: str) -> np.ndarray:
-    arr = np.asarray(x, dtype=np.float64)
-    if np.any(np.isnan(arr)):
-        raise ValueError(f"{name} contains NaN")
-    if np.any(np.isinf(arr)):
-        raise ValueError(f"{name} contains inf")
-    return arr
-
-
-def _positive(x, name: str) -> np.ndarray:
-    arr = _finite(x, name)
-    if np.any(arr <= 0):
-        raise ValueError(f"{name} must be > 0, got min {float(np.min(arr)):g}")
-    return arr
-
-
-def _counts(n, minimum: float = 2.0) -> np.ndarray:
-    arr = _finite(n, "n")
-    if np.any(arr < minimum):
-        low = float(np.min(arr))
-        raise ValueError(f"n must be >= {minimum:g} training points, got min {low:g}")
-    return arr
-
-
+# -- validation (_finite, _positive, _counts, _spectrum: physics/rem.py) -------------------------
 def _dimension(d) -> int:
     if isinstance(d, bool) or not float(d).is_integer() or d < 1:
         raise ValueError(f"dimension d must be a positive integer, got {d!r}")
     return int(d)
-
-
-def _spectrum(values, name: str) -> np.ndarray:
-    arr = _finite(values, name)
-    if arr.ndim != 1:
-        raise ValueError(f"{name} must be a 1-D array, got shape {arr.shape}")
-    if arr.size == 0:
-        raise ValueError(f"{name} is empty")
-    if np.any(arr <= 0):
-        raise ValueError(f"{name} must be > 0, got min {float(np.min(arr)):g}")
-    return arr
 
 
 # -- speciation ---------------------------------------------------------------------------------
@@ -167,35 +135,6 @@ def n_of_alpha(alpha, d):
     if np.any(alpha < 0):
         raise ValueError(f"alpha must be >= 0, got min {float(np.min(alpha)):g}")
     return np.exp(alpha * _dimension(d))
-
-
-def collapse_tau(n, variances):
-    """Collapse noise variance tau_C of Gaussian data (data-scale units) [BBDM24, BM23], *derived*.
-
-    tau_C solves alpha d = (1/2) sum_j log(1 + s_j^2 / tau), alpha = log(N)/d, d = len(variances);
-    all s_j^2 = s^2 gives tau_C = s^2 / expm1(2 log(N) / d); otherwise brentq in log tau, bracketed
-    by the closed forms at min and max s_j^2. Vectorized over n.
-    """
-    n = _counts(n)
-    var = _spectrum(variances, "variances")
-    d = var.size
-    target = np.log(n)  # alpha d
-    denom = np.expm1(2.0 * target / d)
-    if np.all(var == var[0]):
-        return var[0] / denom
-    lo_all = 0.999 * np.min(var) / denom  # padded so rounding cannot close the bracket
-    hi_all = 1.001 * np.max(var) / denom
-
-    def solve(a_d, lo, hi):
-        def gap(u):
-            return 0.5 * np.sum(np.log1p(var * np.exp(-u))) - a_d
-
-        return math.exp(optimize.brentq(gap, math.log(lo), math.log(hi), xtol=1e-14, rtol=1e-14))
-
-    out = np.empty_like(target)
-    for idx in np.ndindex(target.shape):
-        out[idx] = solve(target[idx], lo_all[idx], hi_all[idx])
-    return out
 
 
 def collapse_time(n, variances, schedule=None):

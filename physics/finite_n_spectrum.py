@@ -38,7 +38,7 @@ import math
 import numpy as np
 from scipy import interpolate
 
-from . import finite_n as _fn
+from . import finite_n_energy as _fn
 
 __all__ = ["survival_shared", "energy_grids", "regression_mean", "mean_over_u_many"]
 

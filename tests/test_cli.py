@@ -117,7 +117,7 @@ def test_help_examples_work_outside_a_clone():
     """--help examples named data/configs/*.toml, which only a source checkout has: they use
     bundled config names (or a user's own file), and results paths that `memphase run NAME`
     writes relative to the working folder."""
-    from memphase.simulate import bundled
+    from memphase.simulate.run import bundled
     from memphase.simulate.cli import EXAMPLES
 
     text = "\n".join(EXAMPLES.values())

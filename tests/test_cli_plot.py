@@ -8,12 +8,12 @@ import pytest
 import xarray as xr
 from matplotlib.image import imread
 
-from memphase.analysis import sweep_plots
+from memphase.analysis.plots import sweep as sweep_plots
 from memphase.physics.schedules import make_schedule
 from memphase.simulate.cli import main
-from memphase.simulate.config import validate
+from memphase.simulate.run.config import validate
 from memphase.simulate.experiments import collapse
-from memphase.simulate.store import provenance, write_dataset
+from memphase.simulate.run.store import provenance, write_dataset
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 CONFIG = """job = "collapse"
@@ -208,8 +208,8 @@ def test_error_paths(collapse_file, tmp_path, capsys):
 def test_validate_file_draws_the_measured_vs_theory_chart(tmp_path, capsys):
     """`memphase plot` on a validate file: one chart (measured against theory), not a panel per
     check index."""
-    from memphase.simulate.store import provenance, write_dataset
-    from memphase.simulate.validate import Check, to_dataset
+    from memphase.simulate.run.store import provenance, write_dataset
+    from memphase.simulate.cli.validate import Check, to_dataset
 
     checks = [Check("t_S (cloning)", "d=64", 2.08, 2.05, (2.0, 2.1)),
               Check("t_C (excess entropy)", "d=64 alpha=0.05", 1.00, 1.07, (1.05, 1.09),

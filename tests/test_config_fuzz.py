@@ -462,7 +462,7 @@ def test_every_bounded_key_refuses_its_extremes():
     seeds, sizes), set to each extreme value: `info` exits 0 only for a value inside the key's
     bound, else prints one line naming the key and exits 2. Before the bounds, all of these
     were accepted."""
-    from memphase.simulate.config_bounds import KEY_BOUNDS
+    from memphase.simulate.run.config_bounds import KEY_BOUNDS
 
     checked = 0
     for name, cfg0 in sorted(CANONICAL.items()):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from memphase.simulate import bundled, store
+from memphase.simulate.run import bundled, store
 from memphase.simulate.cli import main
 from memphase.simulate.sweep import key_parameters
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from memphase.simulate.bundled import find_shipped
+from memphase.simulate.run.bundled import find_shipped
 from memphase.simulate.cli import build_parser
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,7 +43,7 @@ def test_the_scan_finds_a_repo_path():
     assert REPO_PATH.search("see docs/theory.md") and REPO_PATH.search("examples/slurm/x.sh")
     assert REPO_PATH.search("Conventions: analysis/sweep_plots.py.")
     assert not REPO_PATH.search("see `memphase docs theory`; output data/results/x.h5")
-    assert not REPO_PATH.search("memphase.analysis.sweep_plots")
+    assert not REPO_PATH.search("memphase.analysis.plots.sweep")
 
 
 @pytest.mark.parametrize("path", _sources(), ids=lambda p: p.relative_to(ROOT).as_posix())

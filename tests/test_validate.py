@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from memphase.analysis.results import open_results
-from memphase.simulate.validate import Check, format_table, validate_main
+from memphase.simulate.cli.validate import Check, format_table, validate_main
 
 
 def test_check_gating_and_status():
@@ -28,7 +28,7 @@ def test_row_kind_tolerance_gate_and_counts():
     """Every row has a kind (measured / computed), prints its tolerance and its gate, says whether
     the gate's reference lies in its CI, and the summary counts gated and reported rows apart
     (issue #22: a reported row outside tolerance is not counted as a pass)."""
-    from memphase.simulate.validate import KINDS, summary
+    from memphase.simulate.cli.validate import KINDS, summary
 
     assert KINDS == ("measured", "computed")
     comp = Check("t_C (REM)", "s", 1.299, 1.2992, tolerance=5e-4, absolute=True, kind="computed")
@@ -103,7 +103,7 @@ def test_paper_protocol_rows():
     """[BDKOS25] collapse fraction 1 at c = 0 and ~0.40 at c = 1e-4 (the experiment's own theory
     column, calibrated on other seeds; seed-to-seed tolerance); [H24] reference criterion P >= 0.9 at d = 10, N = 50 with the
     symmetric one reported, not gated; [ALD24] block taus reported, not gated, with the reason."""
-    from memphase.simulate.validate import QUICK, paper_checks
+    from memphase.simulate.cli.validate import QUICK, paper_checks
 
     rows = {c.quantity: c for c in paper_checks(QUICK, seed=0)}
     c0 = rows["collapse fraction (Tikhonov c=0)"]
@@ -127,7 +127,7 @@ def test_paper_protocol_rows():
 
 def test_validate_figure_never_overwrites_an_unrelated_png(tmp_path, monkeypatch):
     """An existing validate.png the run did not create is kept; the figure goes to validate-1.png."""
-    import memphase.simulate.validate as v
+    import memphase.simulate.cli.validate as v
 
     monkeypatch.setattr(v, "run_validation", lambda quick, seed, progress=None: [
         Check("t_S (cloning)", "s", 1.0, 1.02, (0.99, 1.05), 0.1)])

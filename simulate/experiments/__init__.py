@@ -1,7 +1,7 @@
 """Experiments: the composition layer that wires data, scores, samplers and the observers of
 `analysis` into a job a config names. Each experiment module provides
 
-    SCHEMA                      the config schema (memphase.simulate.config.Field tree)
+    SCHEMA                      the config schema (memphase.simulate.run.config.Field tree)
     cells(cfg) -> list[dict]    the grid of independent cells
     run_cell(cfg, cell) -> dict arrays measured in one cell
     assemble(cfg, cells, results) -> xarray.Dataset

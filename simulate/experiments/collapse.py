@@ -22,11 +22,11 @@ memorization boundary for the sampler's end time t_end: the trajectories collaps
 iff t_C(N, d) > t_end, i.e. N < N_b(d) = (1 + s^2 / tau_end)^{d/2}, alpha < alpha_b.
 
 The t_hat_C estimator is censored at the end time (cells with t_C < t_end show t_hat_C ~ t_end)
-and biased late at small d (see memphase.simulate.validate.LAST_CHANGE_MIN_D).
+and biased late at small d (see memphase.simulate.cli.validate.LAST_CHANGE_MIN_D).
 
 Seeds (cell seed s): training set s, sampling noise 10000 + s, fresh population samples for the
 excess entropy 20000 + s, its Monte-Carlo noise 30000 + s (recorded in the Dataset attrs).
-Variables that `memphase.analysis.sweep_plots` overlays follow its convention: `<name>_theory` beside
+Variables that `memphase.analysis.plots.sweep` overlays follow its convention: `<name>_theory` beside
 `<name>_measured`, and `boundary_axis` attributes on boundary lines.
 """
 
@@ -41,10 +41,10 @@ import xarray as xr
 from memphase.physics.critical import collapse_tau, collapse_tau_finite_n, collapse_time
 from memphase.physics.schedules import make_schedule
 
-from ..cost import kernel_block_bytes, kernel_seconds, sampling_bytes, sampling_seconds
-from ..config import ConfigError, Field
+from ..run.cost import kernel_block_bytes, kernel_seconds, sampling_bytes, sampling_seconds
+from ..run.config import ConfigError, Field
 from ..data import digits, isotropic_gaussian
-from ..data_real import DIGITS_N, positive_spectrum, require_data_extra
+from ..data.real import DIGITS_N, positive_spectrum, require_data_extra
 from ..scores import make_score
 from .common import (DIGITS_SCALE, DIGITS_WHITEN, fill_grid, observed_reverse_run,
                      recording_steps, sampler_schema, sampler_time_range)
@@ -263,8 +263,8 @@ def _entropy_collapse_time(cfg, cell, score, sch) -> float:
 
 def estimate(cfg, cell) -> dict:
     """{'memory_bytes', 'seconds'} for one cell (one thread): the reverse run with its nearest-point
-    observer (`memphase.simulate.cost.sampling_seconds`) and, when asked, the excess entropy (n_times
-    kernel calls on the fresh samples). Memory: `memphase.simulate.cost.sampling_bytes` (training set,
+    observer (`memphase.simulate.run.cost.sampling_seconds`) and, when asked, the excess entropy (n_times
+    kernel calls on the fresh samples). Memory: `memphase.simulate.run.cost.sampling_bytes` (training set,
     samples, one logits block at the kernel's own chunk size) plus the fresh samples' block."""
     sp, ms = cfg["sampler"], cfg["measure"]
     d, n = int(cell["d"]), _n_of(cell)
@@ -452,6 +452,6 @@ def assemble(cfg, cell_list, results) -> xr.Dataset:
 
 
 def plot(ds: xr.Dataset, path) -> None:
-    from memphase.analysis.sweep_plots import plot_collapse
+    from memphase.analysis.plots.collapse import plot_collapse
 
     plot_collapse(ds, path)

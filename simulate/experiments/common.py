@@ -8,8 +8,8 @@ import numpy as np
 
 from memphase.physics.schedules import make_schedule
 
-from ..config import ConfigError, Field
-from ..data_real import SCALES
+from ..run.config import ConfigError, Field
+from ..data.real import SCALES
 from ..sampling import METHODS, sample
 
 #: the [data] keys of the digits, shared by the jobs that take data.model = "digits"

@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from ..config import ConfigError, Field
+from ..run.config import ConfigError, Field
 from . import memorization as mem
 
 AXES = ("score",) + mem.RECIPE_AXES + mem.DATA_AXES
@@ -72,7 +72,7 @@ def cells(cfg) -> list[dict]:
         raise ValueError(f"need search.n_min <= n_start <= n_max, got {s['n_min']}, "
                          f"{s['n_start']}, {s['n_max']}")
     from ..data import digits  # noqa: F401 (loads data_real after data: no import cycle)
-    from ..data_real import DIGITS_N
+    from ..data.real import DIGITS_N
 
     if cfg["data"]["model"] == "digits" and s["n_max"] > DIGITS_N:
         raise ConfigError(f"search.n_max = {s['n_max']} exceeds the {DIGITS_N} scikit-learn "
@@ -175,6 +175,6 @@ def assemble(cfg, cell_list, results) -> xr.Dataset:
 
 
 def plot(ds: xr.Dataset, path) -> None:
-    from memphase.analysis.memorization_plots import plot_emm
+    from memphase.analysis.plots.memorization import plot_emm
 
     plot_emm(ds, path)

@@ -12,7 +12,7 @@ study), the mean |eigenvalue| per block, the exact Jacobian singular values and 
 
 Scores: empirical, linear, the Gaussian "population" approximation with the law's actual
 covariance (closed-form Jacobians), and "learned": a network trained by DSM
-(`memphase.simulate.training.train_score`) on the same training set, once per (N, width, seed); its
+(`memphase.simulate.learning.training.train_score`) on the same training set, once per (N, width, seed); its
 checkpoints are the training-steps axis, and its Jacobian comes from torch.func (jacrev).
 
 Defaults are the official [ALD24] protocol (`plots_synthetic_theory.ipynb`, last cell;
@@ -58,12 +58,12 @@ import xarray as xr
 
 from memphase.physics.schedules import make_schedule
 
-from ..config import ConfigError, Field
+from ..run.config import ConfigError, Field
 from ..data import digits, linear_manifold
-from ..networks import NETWORKS, build_network, count_parameters
+from ..learning.networks import NETWORKS, build_network, count_parameters
 from ..scores import EmpiricalScore, GaussianScore, LearnedScore, LinearScore
 from ..scores.covariance import COV_BUDGET
-from ..training import OPTIMIZERS, TrainConfig, train_score
+from ..learning.training import OPTIMIZERS, TrainConfig, train_score
 from .common import DIGITS_SCALE, DIGITS_WHITEN
 from .geometric_grid import (CLOSED_FORM, N_MAX, N_MIN, N_MIN_WHY, n_train_of,  # noqa: F401
                              size_axis, taus)
@@ -194,7 +194,7 @@ def _check(cfg):
     if "learned" in g["score"]:
         check_networks([cfg["train"]["network"]], g["d"], digits=is_digits(cfg))
     if is_digits(cfg):
-        from ..data_real import DIGITS_N, require_data_extra
+        from ..data.real import DIGITS_N, require_data_extra
 
         require_data_extra()
         if max(g["d"]) > 61:

@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 
-from ..config import ConfigError
+from ..run.config import ConfigError
 
 #: largest training set
 N_MAX = 10**6

@@ -60,7 +60,7 @@ def _mode(cfg):
 
 def digits_variances(cfg, d) -> np.ndarray:
     """The top-d PCA eigenvalues of the scikit-learn digits with the config's scaling."""
-    from ..data_real import digits
+    from ..data.real import digits
 
     dc = cfg["data"]
     return digits(2, seed=0, scale=dc["scale"], whiten=dc["whiten"],

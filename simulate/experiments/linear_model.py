@@ -45,7 +45,7 @@ import xarray as xr
 
 from memphase.physics import linear_model as lm
 
-from ..config import Field
+from ..run.config import Field
 from .common import fill_grid
 
 SCHEMA = {
@@ -402,6 +402,6 @@ def assemble(cfg, cell_list, results) -> xr.Dataset:
 
 
 def plot(ds: xr.Dataset, path) -> None:
-    from memphase.analysis.linear_model_plots import plot_linear_model
+    from memphase.analysis.plots.linear_model import plot_linear_model
 
     plot_linear_model(ds, path)

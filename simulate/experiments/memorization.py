@@ -46,11 +46,11 @@ import xarray as xr
 from memphase.physics.critical import collapse_time
 from memphase.physics.schedules import make_schedule
 
-from ..config import Field
-from ..cost import with_manifold_basis
-from ..conv_networks import ConvNet, ConvUNet, conv_parameter_count
-from ..networks import NETWORKS
-from ..training import OPTIMIZERS
+from ..run.config import Field
+from ..run.cost import with_manifold_basis
+from ..learning.conv_networks import ConvNet, ConvUNet, conv_parameter_count
+from ..learning.networks import NETWORKS
+from ..learning.training import OPTIMIZERS
 from .common import DIGITS_SCALE, end_summaries, reverse_run, sampler_schema, sampler_time_range
 from .recipes import (CONDITIONINGS, build_network_for,  # noqa: F401 (public)
                       build_score, check_networks, checkpoint_steps, train_config,
@@ -480,6 +480,6 @@ def random_label_curve(ds: xr.Dataset) -> xr.DataArray:
 
 
 def plot(ds: xr.Dataset, path) -> None:
-    from memphase.analysis.memorization_plots import plot_memorization
+    from memphase.analysis.plots.memorization import plot_memorization
 
     plot_memorization(ds, path)

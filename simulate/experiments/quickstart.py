@@ -17,8 +17,8 @@ import xarray as xr
 from memphase.physics.critical import collapse_time, collapse_time_finite_n
 from memphase.physics.schedules import make_schedule
 
-from ..config import Field
-from ..cost import finite_n_theory_seconds
+from ..run.config import Field
+from ..run.cost import finite_n_theory_seconds
 from ..data import isotropic_gaussian
 from ..scores import make_score
 from .common import fill_grid, observed_reverse_run, sampler_schema, sampler_time_range
@@ -73,7 +73,7 @@ def run_cell(cfg, cell) -> dict:
 
 def estimate_assembly(cfg, cells) -> dict:
     """Seconds of `assemble`'s theory: one finite-N collapse time per training-set size N >= 2
-    (`memphase.simulate.cost.finite_n_theory_seconds`); the REM time is negligible."""
+    (`memphase.simulate.run.cost.finite_n_theory_seconds`); the REM time is negligible."""
     sizes = sum(1 for n in cfg["grid"]["n_train"] if n >= 2)
     return {"seconds": finite_n_theory_seconds(sizes)}
 

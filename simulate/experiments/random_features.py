@@ -34,8 +34,8 @@ from memphase.physics.random_features import (predicted_timescales, relaxation_r
                                               timescale_scales)
 from memphase.physics.random_features_dynamics import exact_dynamics
 
-from ..config import ConfigError, Field
-from ..random_features import FEATURES, draw_problem, feature_matrices, train_sgd
+from ..run.config import ConfigError, Field
+from ..learning.random_features import FEATURES, draw_problem, feature_matrices, train_sgd
 
 GRID_AXES = ("d", "psi_p", "psi_n", "t", "seed")
 MAX_P = 4096
@@ -313,6 +313,6 @@ def _attrs(name):
 
 
 def plot(ds: xr.Dataset, path) -> None:
-    from memphase.analysis.random_features_plots import plot_random_features
+    from memphase.analysis.plots.random_features import plot_random_features
 
     plot_random_features(ds, path)

@@ -3,7 +3,7 @@ with its training checkpoints) or the empirical score, unconditional or conditio
 
 Conditioning of a learned score (`training.conditioning`, CONDITIONINGS):
   "embedding" (default): ONE class-conditional network, a label embedding added to its noise
-      embedding (`memphase.simulate.networks`, n_classes = C), trained by DSM on all N points with
+      embedding (`memphase.simulate.learning.networks`, n_classes = C), trained by DSM on all N points with
       their labels: the conditional EDM of [GDPLLW23], which shares its weights across classes;
   "per_class": one unconditional network per class, each trained with the same recipe on that
       class's N / C points only (no sharing; C trainings; how results before the embedding
@@ -23,13 +23,13 @@ import math
 import numpy as np
 import torch
 
-from ..checkpoints import checkpoint_scores
-from ..config import ConfigError
-from ..conv_networks import ConvNet
-from ..data_real import DIGITS_D
-from ..networks import NETWORKS, build_network, check_network_d, count_parameters
+from ..learning.checkpoints import checkpoint_scores
+from ..run.config import ConfigError
+from ..learning.conv_networks import ConvNet
+from ..data.real import DIGITS_D
+from ..learning.networks import NETWORKS, build_network, check_network_d, count_parameters
 from ..scores import ConditionalScore, EmpiricalScore, LearnedScore
-from ..training import TrainConfig, train_score
+from ..learning.training import TrainConfig, train_score
 
 __all__ = ["checkpoint_steps", "train_config", "build_network_for", "train_learned_score",
            "build_score", "check_networks", "CONDITIONINGS"]
@@ -58,7 +58,7 @@ def train_config(cfg, cell, seed: int) -> TrainConfig:
 
 def check_networks(kinds, ds, *, digits: bool = False) -> None:
     """ConfigError (one line, CLI exit 2, before any compute) when a network of `kinds` cannot
-    take inputs of a width in `ds` (`memphase.simulate.networks.check_network_d`: conv networks
+    take inputs of a width in `ds` (`memphase.simulate.learning.networks.check_network_d`: conv networks
     need d = side^2), or, on the digits (`digits`), when a convolutional network is asked to read
     principal coordinates: only d = 64, the 8 x 8 pixels, is an image."""
     for kind, d in itertools.product(kinds, ds):

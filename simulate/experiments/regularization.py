@@ -42,7 +42,7 @@ for c << sigma_1^2 (sigma_1 ~ the spacing of the training points). Hence, from c
     median distance(c) = sqrt(c) median_i K_i,   collapse fraction(c) = P_i(K_i sqrt(c) < tol),
 exponent 1/2 of median distance vs c (fitted on 0 < c <= measure.fit_max_strength and stored), and
 fraction 1 at c = 0. The network with penalty lambda has the Tikhonov minimizer with c = lambda
-(`memphase.simulate.training` docstring), so the same curves are its infinite-capacity limit.
+(`memphase.simulate.learning.training` docstring), so the same curves are its infinite-capacity limit.
 
 Network noise range: lambda > 0 trains and samples only down to tau_end = max(tau_0,
 network.penalty_tau_ratio * lambda) (default lambda / 100), tau_0 = tau(network.t_end) on the VP
@@ -71,12 +71,12 @@ import numpy as np
 import torch
 import xarray as xr
 
-from ..config import Field
+from ..run.config import Field
 from ..data import isotropic_gaussian
-from ..networks import NETWORKS, build_network, count_parameters
+from ..learning.networks import NETWORKS, build_network, count_parameters
 from ..sampling import sample
 from ..scores import EmpiricalScore, FloorNormalizedScore, LearnedScore, TikhonovScore
-from ..training import TrainConfig, train_score
+from ..learning.training import TrainConfig, train_score
 from . import bdkos25_official
 from .regularization_results import assemble  # noqa: F401 (the experiment's assemble)
 from .regularization_setup import (_official, _time_range, calibration_seeds,  # noqa: F401
@@ -363,6 +363,6 @@ def estimate(cfg, cell) -> dict:
 
 
 def plot(ds: xr.Dataset, path) -> None:
-    from memphase.analysis.regularization_plots import plot_regularization
+    from memphase.analysis.plots.regularization import plot_regularization
 
     plot_regularization(ds, path)

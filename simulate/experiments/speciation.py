@@ -24,8 +24,8 @@ import xarray as xr
 from memphase.physics import critical
 from memphase.physics.schedules import OrnsteinUhlenbeck
 
-from ..config import ConfigError, Field
-from ..cost import haar_basis_cost
+from ..run.config import ConfigError, Field
+from ..run.cost import haar_basis_cost
 from ..data import gaussian_mixture
 from ..scores import EmpiricalScore, SmoothedScore
 
@@ -81,7 +81,7 @@ def estimate(cfg, cell) -> dict:
     """Two integration legs of `steps` Euler steps for n_traj (1 + n_clones) samples at every
     branching time; the empirical score costs ~4 N d flops per sample and step, the population
     score ~8 d. Before them the d x d random basis of the mixture (once for the population
-    score, twice with the training set; `memphase.simulate.cost.haar_basis_cost`), which
+    score, twice with the training set; `memphase.simulate.run.cost.haar_basis_cost`), which
     dominates at large d."""
     m = cfg["measure"]
     d, n = cell["d"], max(cell["n_train"], 2)

@@ -4,7 +4,7 @@
 generalizes after tau_gen (independent of N) and memorizes after tau_mem proportional to N.
 
 Each cell (N, seed, width, depth, d, data model, learning rate, batch size) trains ONE network by
-DSM (`memphase.simulate.training`, constant learning rate by default so that steps measure time) and keeps
+DSM (`memphase.simulate.learning.training`, constant learning rate by default so that steps measure time) and keeps
 about `training.checkpoints` log-spaced checkpoints from `first_checkpoint` to the budget
 `training.steps`. At each checkpoint (`evaluate_checkpoint`):
   - memorization: the [GDPLLW23] memorization ratio (|x - NN_1| / |x - NN_2| < 1/3) and the
@@ -14,7 +14,7 @@ about `training.checkpoints` log-spaced checkpoints from `first_checkpoint` to t
     fresh points of the noised true law; the Gaussian moment KL and the sliced Wasserstein
     distance between the samples and the true law (a fresh reference sample);
   - the DSM loss on the training set and on a held-out set, with fixed noise draws
-    (`memphase.simulate.checkpoints.fixed_dsm_loss`), and the running training loss.
+    (`memphase.simulate.learning.checkpoints.fixed_dsm_loss`), and the running training loss.
 The Dataset adds tau_gen(n_train), tau_mem(n_train), tau_mem_censored and the power-law fits
 tau_mem ~ N^a, tau_gen ~ N^b with their intervals (`memphase.analysis.training_dynamics`).
 
@@ -35,18 +35,18 @@ import xarray as xr
 
 from memphase.physics.schedules import make_schedule
 
-from ..checkpoints import fixed_dsm_loss, log_checkpoints, over_checkpoints
-from ..config import ConfigError, Field
-from ..cost import with_manifold_basis
+from ..learning.checkpoints import fixed_dsm_loss, log_checkpoints, over_checkpoints
+from ..run.config import ConfigError, Field
+from ..run.cost import with_manifold_basis
 from ..data import isotropic_gaussian, linear_manifold
-from ..networks import NETWORKS, build_network, count_parameters
+from ..learning.networks import NETWORKS, build_network, count_parameters
 from ..scores import EmpiricalScore, GaussianScore
-from ..training import OPTIMIZERS, TrainConfig, train_score
+from ..learning.training import OPTIMIZERS, TrainConfig, train_score
 from .common import reverse_run, sampler_schema, sampler_time_range
 from .recipes import check_networks
 from .training_dynamics_bubm25 import (SEED_STREAMS_BUBM25, bubm25_checkpoints, estimate_bubm25,
                                        run_cell_bubm25)
-from ..ddpm import DDPM_OPTIMIZERS
+from ..learning.ddpm import DDPM_OPTIMIZERS
 
 __all__ = ["SCHEMA", "cells", "run_cell", "assemble", "plot", "estimate", "Probe", "make_probe",
            "evaluate_checkpoint", "checkpoint_steps", "quick_config", "GRID_AXES"]
@@ -152,7 +152,7 @@ SEED_STREAMS = ("training set: seed; held-out set and score-error points: SeedSe
 
 def quick_config(**overrides) -> dict:
     """A validated tiny config (seconds): d = 4, N = 8 and 256, width 64, 1500 steps."""
-    from ..config import validate
+    from ..run.config import validate
 
     raw = {"job": "training_dynamics",
            "grid": {"n_train": [8, 256], "seeds": [0], "width": [64], "d": [4]},
@@ -169,7 +169,7 @@ def quick_config(**overrides) -> dict:
 
 # ------------------------------------------------------------------------------- cells
 def checkpoint_steps(cfg) -> list[int]:
-    """The checkpoint steps of the config: log-spaced (`memphase.simulate.checkpoints.log_checkpoints`),
+    """The checkpoint steps of the config: log-spaced (`memphase.simulate.learning.checkpoints.log_checkpoints`),
     or for protocol bubm25 its own grid (`training_dynamics_bubm25.bubm25_checkpoints`)."""
     if cfg.get("protocol", "memphase") == "bubm25":
         return bubm25_checkpoints(cfg)
@@ -459,6 +459,6 @@ def assemble(cfg, cell_list, results) -> xr.Dataset:
 
 
 def plot(ds: xr.Dataset, path) -> None:
-    from memphase.analysis.training_dynamics_plots import plot_training_dynamics
+    from memphase.analysis.plots.training_dynamics import plot_training_dynamics
 
     plot_training_dynamics(ds, path)

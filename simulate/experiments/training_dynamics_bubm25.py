@@ -4,7 +4,7 @@ description of its official code (training, tiny models, diffusion and f_mem scr
 docs/conformance/bubm25.md lists every protocol item against memphase's own protocol.
 
 One cell (N, seed, width, depth = number of blocks, d, lr, batch size):
-  data      `memphase.simulate.ddpm.two_clusters` (N/2 points at +mu 1, N/2 at -mu 1, std sigma),
+  data      `memphase.simulate.learning.ddpm.two_clusters` (N/2 points at +mu 1, N/2 at -mu 1, std sigma),
             torch seed = the cell's seed (the official dataset seed);
   network   `TimeStepResidualMLP` (width, depth blocks, positional encoding of the DDPM step),
             initialized from the torch generator state after the data draw (as the official script);
@@ -37,9 +37,9 @@ import torch
 
 from memphase.physics.ddpm import ddpm_chain, two_cluster_population_eps
 
-from ..checkpoints import log_checkpoints
-from ..ddpm import (build_time_step_mlp, ddpm_loss, official_training_times, sample_ddim,
-                    sample_ddpm, train_ddpm, two_clusters)
+from ..learning.checkpoints import log_checkpoints
+from ..learning.ddpm import (build_time_step_mlp, ddpm_loss, official_training_times, sample_ddim,
+                             sample_ddpm, train_ddpm, two_clusters)
 
 __all__ = ["bubm25_checkpoints", "run_cell_bubm25", "SEED_STREAMS_BUBM25", "estimate_bubm25"]
 

@@ -35,8 +35,8 @@ def check_digits_grid(grid: dict, n_max: int) -> None:
     components or d = 64 (the pixels themselves, `DIGITS_D`), intrinsic_dim [0], n_classes in
     {1, 10} and every training set (n_max) <= 1797 images; also the one-line error of a missing
     `memphase[data]` extra."""
-    from ..config import ConfigError
-    from ..data_real import DIGITS_D, DIGITS_N, require_data_extra
+    from ..run.config import ConfigError
+    from ..data.real import DIGITS_D, DIGITS_N, require_data_extra
 
     require_data_extra()
     if any(d > 61 and d != DIGITS_D for d in grid["d"]) or set(grid["intrinsic_dim"]) != {0} \
@@ -143,7 +143,7 @@ def _digits_training_set(cfg, d: int, n_classes: int, n: int, seed: int) -> Trai
     from ..data import digits
 
     dtype, device = cfg["sampler"]["dtype"], cfg["sampler"]["device"]
-    from ..data_real import DIGITS_D
+    from ..data.real import DIGITS_D
 
     data = digits(n, seed=seed, scale=cfg["data"]["scale"],
                   n_components=None if d == DIGITS_D else d, dtype=dtype)

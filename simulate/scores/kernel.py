@@ -37,7 +37,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..rowselect import STRIP, row_topk
+from ..base.rowselect import STRIP, row_topk
 
 __all__ = ["MixtureStats", "augment_keys", "mixture_stats", "mixture_second_moment",
            "default_chunk"]
@@ -86,9 +86,9 @@ def augment_keys(y: torch.Tensor) -> torch.Tensor:
 
 def default_chunk(batch: int, n: int) -> int:
     """Rows of the training set per chunk so that a (batch, chunk) block stays in LOGITS_BUDGET
-    (a whole number of `memphase.simulate.rowselect` strips, at least 256)."""
+    (a whole number of `memphase.simulate.base.rowselect` strips, at least 256)."""
     chunk = max(256, LOGITS_BUDGET // max(batch, 1))
-    chunk -= chunk % STRIP              # whole strips for the row argmax (memphase.simulate.rowselect)
+    chunk -= chunk % STRIP              # whole strips for the row argmax (memphase.simulate.base.rowselect)
     return int(min(n, chunk))
 
 
@@ -106,7 +106,7 @@ def _augment_queries(x: torch.Tensor, a, c, shift=0.0) -> torch.Tensor:
 
 def _row_argmax(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(max, argmax) along dim 1, equal to `logits.max(dim=1)` up to ties but several times
-    faster on CPU (`memphase.simulate.rowselect.row_topk` with k = 1)."""
+    faster on CPU (`memphase.simulate.base.rowselect.row_topk` with k = 1)."""
     val, idx = row_topk(logits, 1)
     return val[:, 0], idx[:, 0]
 

@@ -2,7 +2,7 @@
 
     s_theta(x, t) = -eps_theta(x / m, log tau) / sigma,   tau = sigma^2 / m^2,
 
-with the network contract of `memphase.simulate.networks` (data-unit input x_t / m, noise level log tau).
+with the network contract of `memphase.simulate.learning.networks` (data-unit input x_t / m, noise level log tau).
 A label-conditioned network (n_classes set; the class-conditional network of [GDPLLW23] Gu et al.,
 arXiv 2310.02664) gives the conditional score s_theta(x, t | c) = -eps_theta(x / m, log tau, c) /
 sigma: call `score(x, t, labels)`, or `score.given(labels)` for the samplers' plain `score(x, t)`.

@@ -14,7 +14,7 @@ only one that writes files:
                         a failed cell leaves <cell key>.error.json and is retried on resume
     <output>.cells/training/   resume files of cells that train a network (written by the
                         process training it; MEMPHASE_TRAIN_RESUME_DIR, see
-                        `memphase.simulate.training_resume`): a killed or requeued run continues
+                        `memphase.simulate.learning.training_resume`): a killed or requeued run continues
                         that training where it stopped
     <output>            the final Dataset, written atomically once every cell is done; the
                         journal is then removed (the final file holds everything it held)
@@ -85,10 +85,10 @@ from .progress import phase, step_event_handler, step_sink, ticking
 from .figures import (  # noqa: F401
     _place,
     draw_figures)
-from ..config import ConfigError  # noqa: F401
-from ..config_bounds import check_devices, check_sweep_options
-from ..slurm_options import check_scheduler_address
-from ..files import (  # noqa: F401
+from ..run.config import ConfigError  # noqa: F401
+from ..run.config_bounds import check_devices, check_sweep_options
+from ..run.slurm_options import check_scheduler_address
+from ..run.files import (  # noqa: F401
     OutputLock, SweepError, check_free_space, disk_full, remove_stale_temporaries,
     atomic_write as _atomic_write, fsync_dir as _fsync_dir)
 
@@ -124,7 +124,7 @@ def _assemble(plan, loaded, t0, backend):
     """The final Dataset from the journal's cells, with the provenance. wall_s counts from the
     start of the run (t0, time.time()) to the end of the assembly: the cells and every phase
     after them that computes (the job's theory in `assemble`), not only the cells."""
-    from ..store import provenance
+    from ..run.store import provenance
 
     results = [loaded[k][0] for k in plan.keys]
     metas = [loaded[k][1] for k in plan.keys]
@@ -261,7 +261,7 @@ def run_sweep(config_path, output=None, backend=None, workers=None, scheduler=No
         bar.set_postfix(done=len(loaded), failed=0)
         try:
             with contextlib.ExitStack() as stack:
-                from ..training_resume import resume_dir_env
+                from ..learning.training_resume import resume_dir_env
 
                 # a cell that trains a network keeps its resume file here: a requeued task
                 # continues that training (removed with the journal)
@@ -279,7 +279,7 @@ def run_sweep(config_path, output=None, backend=None, workers=None, scheduler=No
                     stream = _iter_dask(client, plan, todo, steps_topic=topic)
                 stack.enter_context(ticking(bar))  # the clock moves during a long cell
                 if backend == "inprocess" and progress:  # training cells show "step k/K"
-                    from ..step_progress import reporting
+                    from ..base.step_progress import reporting
 
                     stack.enter_context(reporting(step_sink(bar, failed)))
                 for key, cell, out_ in stream:
@@ -323,7 +323,7 @@ def run_sweep(config_path, output=None, backend=None, workers=None, scheduler=No
 
 def _write_final(ds, target):
     """The final Dataset, atomically, after a free-space check (HDF5 crashes on a full disk)."""
-    from ..store import write_dataset
+    from ..run.store import write_dataset
 
     check_free_space(target, ds.nbytes)
     try:

@@ -12,8 +12,8 @@ import traceback
 import numpy as np
 
 from ..experiments import get_experiment
-from ..slurm_options import cluster_kwargs
-from ..files import SweepError
+from ..run.slurm_options import cluster_kwargs
+from ..run.files import SweepError
 from .plan import BACKENDS, SweepPlan, estimate_cell
 
 
@@ -27,7 +27,7 @@ STEPS_EVERY_S = 0.5
 
 
 def _worker_step_sink(topic: str):
-    """A `memphase.simulate.step_progress` sink for a cell running on a Dask worker: sends
+    """A `memphase.simulate.base.step_progress` sink for a cell running on a Dask worker: sends
     {"pid", "step", "total"} as an event on `topic` (throttled to STEPS_EVERY_S), which the
     driver's `Client.subscribe_topic` handler writes into the bar. None outside a worker."""
     try:
@@ -56,8 +56,8 @@ def compute_cell(job: str, cfg: dict, cell: dict, threads: int = 1, steps_topic=
     """
     import torch
 
-    from ..device import tune_allocator
-    from ..step_progress import reporting
+    from ..base.device import tune_allocator
+    from ..base.step_progress import reporting
 
     tune_allocator()
     old = torch.get_num_threads()

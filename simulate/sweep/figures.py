@@ -7,7 +7,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from ..files import SweepError
+from ..run.files import SweepError
 from .plan import SweepPlan
 
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from ..experiments import get_experiment
-from ..files import SweepError, atomic_write as _atomic_write, fsync_dir as _fsync_dir, make_dirs
-from ..store import git_commit, package_source_hash, package_version
+from ..run.files import SweepError, atomic_write as _atomic_write, fsync_dir as _fsync_dir, make_dirs
+from ..run.store import git_commit, package_source_hash, package_version
 from .plan import SweepPlan
 
 

@@ -10,12 +10,12 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..cost import FINISH_SECONDS, sampling_bytes, sampling_seconds
-from ..config import ConfigError, Field, load_toml, validate
-from ..config_bounds import memory_bytes
+from ..run.cost import FINISH_SECONDS, sampling_bytes, sampling_seconds
+from ..run.config import ConfigError, Field, load_toml, validate
+from ..run.config_bounds import memory_bytes
 from ..experiments import get_experiment
-from ..slurm_options import SLURM_SCHEMA, check_scheduler_address
-from ..files import SweepError, _fmt_bytes
+from ..run.slurm_options import SLURM_SCHEMA, check_scheduler_address
+from ..run.files import SweepError, _fmt_bytes
 
 
 BACKENDS = ("inprocess", "local", "scheduler", "slurm")
@@ -82,9 +82,9 @@ def cell_key(cell: dict) -> str:
 
 def load_sweep(config_path) -> SweepPlan:
     """Parse and validate a sweep/job config before anything runs. ConfigError names the file.
-    Beyond each key's schema: the bounds of `memphase.simulate.config_bounds` (cell count, devices,
+    Beyond each key's schema: the bounds of `memphase.simulate.run.config_bounds` (cell count, devices,
     [sweep] values, numerical scales), checked before the cells are enumerated."""
-    from .. import config_bounds
+    from ..run import config_bounds
 
     raw, text = load_toml(config_path)
     where = str(config_path)
@@ -164,7 +164,7 @@ def _leaves(cfg: dict) -> dict:
 
 def estimate_cell(exp, cfg: dict, cell: dict) -> dict:
     """{'memory_bytes', 'seconds'} for one cell: the experiment's own `estimate(cfg, cell)` if it
-    has one, else a sampling run of the cell's score (`memphase.simulate.cost.sampling_seconds`, calibrated
+    has one, else a sampling run of the cell's score (`memphase.simulate.run.cost.sampling_seconds`, calibrated
     on the benchmarks); memory the training set, the samples and one (B, chunk) logits block
     (PROCESS_OVERHEAD comes on top: the Python/torch process)."""
     if hasattr(exp, "estimate"):
@@ -202,7 +202,7 @@ def assembly_seconds(plan: SweepPlan) -> float:
     """Estimated seconds of the phases after the cells, which run once in the driver: the job's
     `assemble` (its theory; the experiment's own `estimate_assembly(cfg, cells)` if it has one,
     e.g. quickstart's finite-N collapse times) plus writing the file and drawing the figures
-    (`memphase.simulate.cost.FINISH_SECONDS`)."""
+    (`memphase.simulate.run.cost.FINISH_SECONDS`)."""
     extra = 0.0
     if hasattr(plan.exp, "estimate_assembly"):
         extra = float(plan.exp.estimate_assembly(plan.cfg, plan.cells)["seconds"])

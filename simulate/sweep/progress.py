@@ -52,7 +52,7 @@ def phase(desc: str, progress: bool = True, interval: float = TICK_S):
 
 
 def step_sink(bar, failed):
-    """A sink for `memphase.simulate.step_progress.reporting`: each training step reported
+    """A sink for `memphase.simulate.base.step_progress.reporting`: each training step reported
     inside a cell sets the bar's postfix to `done=.., failed=.., step k/K` (drawn by the next
     refresh, at least every second under `ticking`); `failed` is the sweep's dict of failed
     cells. The next `bar.set_postfix(done=.., failed=..)` after the cell clears the step."""

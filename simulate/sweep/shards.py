@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..files import SweepError, atomic_write as _atomic_write
+from ..run.files import SweepError, atomic_write as _atomic_write
 from .plan import SweepPlan
 from .journal import _now, _encode_result, _decode_value
 
@@ -58,7 +58,7 @@ def _write_part(path: Path, plan: SweepPlan, shard, items):
     """One HDF5 part file (plain h5py): root attrs identify it; group cells/<key> per cell."""
     import h5py
 
-    from ..store import git_commit, package_version
+    from ..run.store import git_commit, package_version
 
     def write(tmp):  # by path: libhdf5 reads back its metadata (issue 23)
         with h5py.File(tmp, "w") as f:

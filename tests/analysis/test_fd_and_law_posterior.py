@@ -143,7 +143,7 @@ def test_signature_fraction_resolved_pairs_only():
 def test_validate_origin_rows_gated_and_passing():
     """`memphase validate` [ALD24] official-panel rows: excess onset at the origin / v_b = 1
     within 15%, gated, on seeds 0 and 1 (measured 0.94-1.01)."""
-    from memphase.simulate.validate_papers import geometric_origin_checks
+    from memphase.simulate.cli.validate_papers import geometric_origin_checks
 
     for seed in (0, 1):
         rows = geometric_origin_checks(seed)

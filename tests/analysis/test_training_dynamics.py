@@ -12,7 +12,7 @@ from memphase.analysis.generalization import gaussian_moment_kl, relative_score_
 from memphase.analysis.training_dynamics import (crossing_step, extract_times, first_within_best,
                                         fit_exponents, power_law_fit, training_dynamics_summary)
 from memphase.physics.schedules import make_schedule
-from memphase.simulate.checkpoints import log_checkpoints
+from memphase.simulate.learning.checkpoints import log_checkpoints
 from memphase.simulate.scores import EmpiricalScore, GaussianScore
 
 STEPS = np.asarray(log_checkpoints(100, 100_000, 25), float)

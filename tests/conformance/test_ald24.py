@@ -196,7 +196,7 @@ def test_row_estimator_via_config_geometric_official():
     import tomllib
     from pathlib import Path
 
-    from memphase.simulate.config import validate
+    from memphase.simulate.run.config import validate
     from memphase.simulate.experiments import geometric, run_in_memory
 
     path = Path(__file__).resolve().parents[2] / "data/configs/geometric_official.toml"
@@ -216,7 +216,7 @@ def test_rows_data_anchor_estimator_grid_are_the_geometric_job_defaults():
     empirical score runs the official protocol (generator ald24 by data.protocol = "auto", VE,
     var = linspace(1, 0.01, 100), the exact origin first, the finite-difference estimator), says
     so in its attributes, and stores the official singular values."""
-    from memphase.simulate.config import validate
+    from memphase.simulate.run.config import validate
     from memphase.simulate.experiments import geometric, run_in_memory
 
     cfg = validate({"job": "geometric", "grid": {"n_train": [N], "seeds": [SEED],

@@ -23,7 +23,7 @@ import torch
 
 from memphase.analysis.memorization import collapse_fraction
 from memphase.physics.schedules import ExponentialVE
-from memphase.simulate.config import validate
+from memphase.simulate.run.config import validate
 from memphase.simulate.experiments import regularization
 from memphase.simulate.sampling import sample
 from memphase.simulate.scores import EmpiricalScore, FloorNormalizedScore, TikhonovScore

@@ -15,9 +15,9 @@ from memphase.analysis.memorization import memorization_ratio
 from memphase.analysis.training_dynamics import (censored_power_law_fit, distinct_resamples,
                                                   power_law_fit)
 from memphase.physics.ddpm import ddpm_chain, two_cluster_population_eps
-from memphase.simulate.ddpm import (TimeStepResidualMLP, build_time_step_mlp, ddpm_loss,
-                                    ddim_steps, official_training_times, positional_encoding,
-                                    sample_ddim, sample_ddpm, train_ddpm, two_clusters)
+from memphase.simulate.learning.ddpm import (TimeStepResidualMLP, build_time_step_mlp, ddpm_loss,
+                                             ddim_steps, official_training_times, positional_encoding,
+                                             sample_ddim, sample_ddpm, train_ddpm, two_clusters)
 
 OFFICIAL_SEED = 1
 
@@ -186,7 +186,7 @@ def test_row_batches_full_batch_below_512_and_epochs():
 
 def test_row_optimizer_hyperparameters():
     """Row 'optimizer': Adam(lr 6e-4, default betas) or SGD(lr 6e-3, momentum 0.95)."""
-    from memphase.simulate.ddpm import _optimizer
+    from memphase.simulate.learning.ddpm import _optimizer
 
     net = TimeStepResidualMLP(8, width=8, n_blocks=1)
     adam = _optimizer(net, "adam", 6e-4, 0.95)
@@ -307,7 +307,7 @@ def test_row_config_values_match_run_gmm():
     import tomllib
     from pathlib import Path
 
-    from memphase.simulate.config import validate
+    from memphase.simulate.run.config import validate
     from memphase.simulate.experiments import training_dynamics as td
 
     path = Path(__file__).resolve().parents[2] / "data/configs/training_dynamics_bubm25.toml"

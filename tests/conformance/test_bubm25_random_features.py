@@ -12,7 +12,7 @@ import torch
 from scipy.optimize import root
 
 from memphase.physics import random_features as rf
-from memphase.simulate.random_features import draw_problem, feature_matrices, train_sgd
+from memphase.simulate.learning.random_features import draw_problem, feature_matrices, train_sgd
 
 OFFICIAL_CONST_SEED = 12345        # plot_spectrum_U.py, constants
 OFFICIAL_GE_SEED = 20241014        # plot_spectrum_U.py, Gaussian-equivalent U
@@ -161,7 +161,7 @@ def test_row_losses_estimator():
     pb = draw_problem(d, 2.0, 2.0, t, seed=3)
     mats = feature_matrices(pb, "tanh", seed=4, noise_draws=50)
     A = train_sgd(pb, mats, 300, [300], seed=5)["A"]
-    from memphase.simulate.random_features import _losses
+    from memphase.simulate.learning.random_features import _losses
     ex = _losses(A, mats, pb.consts.delta)
     rng = np.random.default_rng(6)
     N = 200_000
@@ -180,7 +180,7 @@ def test_row_data_law():
     Sigma diagonal is the official eigvals_Sigma ([l1] * (d // 2) + [l2] * (d - d // 2), odd d
     included), and the training points of `draw_problem` with levels [1] have mean 0 and
     covariance I within 5 standard errors (n = 4000 points in d = 4)."""
-    from memphase.simulate.random_features import sigma_diagonal
+    from memphase.simulate.learning.random_features import sigma_diagonal
 
     for d in (7, 8, 400):
         official = np.array([0.5] * (d // 2) + [1.5] * (d - d // 2))

@@ -22,7 +22,7 @@ import torch
 
 from memphase.analysis.emm import emm_search
 from memphase.analysis.memorization import highest_over_checkpoints, memorization_ratio
-from memphase.simulate.config import validate
+from memphase.simulate.run.config import validate
 from memphase.simulate.experiments import emm as emm_experiment
 from memphase.simulate.experiments import memorization
 

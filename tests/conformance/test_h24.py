@@ -288,7 +288,7 @@ def test_row_experiment_defaults_to_the_official_protocol():
     (official fit, d = 6, N = 10, n_ref = 300, 8 sets, data mean 10) reproduces the LDM.py
     pipeline re-derived on the cell's own draws (SeedSequence([seed, N, d]); per set: training
     set, noise, the symmetric criterion's fresh set, the fresh reference set)."""
-    from memphase.simulate.config import validate
+    from memphase.simulate.run.config import validate
     from memphase.simulate.experiments import linear_model as exp
 
     n, d, R, n_ref, seed = 10, 6, 8, 300, 2
@@ -328,7 +328,7 @@ def test_row_translation_equivariance_of_mean_zero_configs():
 def test_row_validate_uses_the_official_protocol():
     """Row "validate": `linear_model_checks` runs the official protocol (v B^T B, fresh reference
     per set) and its interval contains its P (reduced: 10 sets, n_ref = 300)."""
-    from memphase.simulate.validate_papers import linear_model_checks
+    from memphase.simulate.cli.validate_papers import linear_model_checks
 
     rows = linear_model_checks(10, 300)
     ref = rows[0]

@@ -21,7 +21,7 @@ import xarray as xr
 
 from memphase.analysis.results import open_sweep
 from memphase.simulate.cli import main
-from memphase.simulate.files import OutputLock, SweepError, slurm_job_running
+from memphase.simulate.run.files import OutputLock, SweepError, slurm_job_running
 from memphase.simulate.sweep import part_path, read_part, run_sweep
 from cli_checks import quickstart_template
 

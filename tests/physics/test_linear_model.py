@@ -1,4 +1,4 @@
-"""Tests of the solvable linear one-step model of [H24] (physics/linear_model.py)."""
+"""Tests of the solvable linear one-step model of [H24] (physics/linear_model/model.py)."""
 
 import math
 

@@ -1,6 +1,6 @@
 """Tests of the [H24] generalization criterion, the official model and the Gaussian divergences
-(physics/linear_model_criterion.py, physics/linear_model_official.py, their drivers in
-physics/linear_model.py)."""
+(physics/linear_model/criterion.py, physics/linear_model/official.py, their drivers in
+physics/linear_model/model.py)."""
 
 import math
 

@@ -21,7 +21,7 @@ def _status(key: str) -> int:
 def main():
     import torch
 
-    from memphase.simulate.config import validate
+    from memphase.simulate.run.config import validate
     from memphase.simulate.experiments import get_experiment
     from memphase.simulate.sweep import compute_cell, estimate_cell
 

@@ -8,9 +8,9 @@ import os
 import pytest
 
 import memphase.simulate.experiments.quickstart as quickstart
-import memphase.simulate.files as files
-from memphase.simulate.config import ConfigError
-from memphase.simulate.config_bounds import KEY_BOUNDS, MAX_SEED
+import memphase.simulate.run.files as files
+from memphase.simulate.run.config import ConfigError
+from memphase.simulate.run.config_bounds import KEY_BOUNDS, MAX_SEED
 from memphase.simulate.cli import main
 from memphase.simulate.sweep import load_sweep
 from cli_checks import one_line_error, quickstart_template
@@ -259,8 +259,8 @@ def test_item10_memorization_estimate_at_the_largest_d_counts_the_basis(tmp_path
 def test_item10_training_dynamics_estimate_on_a_manifold_counts_the_basis():
     """training_dynamics at d = 4096 on a linear manifold estimated ~530 MiB while the Haar
     basis alone peaks at ~0.7 GiB: the estimate now counts it (cost.with_manifold_basis)."""
-    from memphase.simulate.config import validate
-    from memphase.simulate.cost import haar_basis_cost
+    from memphase.simulate.run.config import validate
+    from memphase.simulate.run.cost import haar_basis_cost
     from memphase.simulate.experiments import training_dynamics as td
 
     cfg = validate({"job": "training_dynamics",

@@ -8,10 +8,10 @@ import pytest
 
 from memphase.physics.critical import collapse_time
 from memphase.physics.schedules import make_schedule
-from memphase.simulate.config import ConfigError, validate
+from memphase.simulate.run.config import ConfigError, validate
 from memphase.simulate.experiments import collapse, run_in_memory
 from memphase.simulate.sweep import load_sweep
-from memphase.simulate.validate import LAST_CHANGE_MIN_D
+from memphase.simulate.cli.validate import LAST_CHANGE_MIN_D
 
 
 def config(grid=None, sampler=None, measure=None):

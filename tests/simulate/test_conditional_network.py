@@ -7,11 +7,11 @@ import pytest
 import torch
 
 from memphase.physics.schedules import OrnsteinUhlenbeck
-from memphase.simulate.checkpoints import checkpoint_scores, fixed_dsm_loss
-from memphase.simulate.networks import build_network, count_parameters
+from memphase.simulate.learning.checkpoints import checkpoint_scores, fixed_dsm_loss
+from memphase.simulate.learning.networks import build_network, count_parameters
 from memphase.simulate.scores import EmpiricalScore
 from memphase.simulate.scores.learned import LearnedScore
-from memphase.simulate.training import TrainConfig, train_score
+from memphase.simulate.learning.training import TrainConfig, train_score
 
 OU = OrnsteinUhlenbeck()
 KINDS = ["residual_mlp", "fourier_mlp"]
@@ -107,8 +107,8 @@ def test_conditional_dsm_beats_the_bayes_optimal_unconditional_loss():
                                 labels=labels)  # labels unseen in its training: class-1 rows new
 
     # Bayes loss without labels, same draws as fixed_dsm_loss (its Generator(seed) order)
-    from memphase.simulate.device import generator
-    from memphase.simulate.training import sample_noise_levels
+    from memphase.simulate.base.device import generator
+    from memphase.simulate.learning.training import sample_noise_levels
 
     gen = generator(9, torch.device("cpu"))
     yy = y.repeat(256, 1)

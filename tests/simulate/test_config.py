@@ -2,7 +2,7 @@
 
 import pytest
 
-from memphase.simulate.config import ConfigError, Field, validate
+from memphase.simulate.run.config import ConfigError, Field, validate
 from memphase.simulate.sweep import SWEEP_SCHEMA
 
 SCHEMA = {

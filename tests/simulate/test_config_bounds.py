@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from memphase.simulate import config_bounds as cb
+from memphase.simulate.run import config_bounds as cb
 from memphase.simulate.cli import main
-from memphase.simulate.config import MAX_LIST_LEN, ConfigError, Field, expand_range, load_toml, validate
-from memphase.simulate.device import check_device
+from memphase.simulate.run.config import MAX_LIST_LEN, ConfigError, Field, expand_range, load_toml, validate
+from memphase.simulate.base.device import check_device
 from memphase.simulate.sweep import load_sweep
 
 ROOT = Path(__file__).resolve().parents[2]

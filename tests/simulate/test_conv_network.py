@@ -1,4 +1,4 @@
-"""The convolutional noise predictors (`memphase.simulate.conv_networks`: ConvNet, kind "conv",
+"""The convolutional noise predictors (`memphase.simulate.learning.conv_networks`: ConvNet, kind "conv",
 and ConvUNet, kind "conv_unet")."""
 
 from __future__ import annotations
@@ -10,11 +10,11 @@ import pytest
 import torch
 
 from memphase.physics.schedules import OrnsteinUhlenbeck
-from memphase.simulate.checkpoints import fixed_dsm_loss
-from memphase.simulate.conv_networks import group_count
-from memphase.simulate.networks import (ConvNet, ConvUNet, NETWORKS, build_network,
-                                        check_network_d, conv_parameter_count, count_parameters)
-from memphase.simulate.training import TrainConfig, load_checkpoint, save_checkpoint, train_score
+from memphase.simulate.learning.checkpoints import fixed_dsm_loss
+from memphase.simulate.learning.conv_networks import group_count
+from memphase.simulate.learning.networks import (ConvNet, ConvUNet, NETWORKS, build_network,
+                                                 check_network_d, conv_parameter_count, count_parameters)
+from memphase.simulate.learning.training import TrainConfig, load_checkpoint, save_checkpoint, train_score
 
 KINDS = ["conv", "conv_unet"]
 
@@ -23,8 +23,8 @@ def test_either_module_may_be_imported_first():
     """conv_networks registers itself in networks.NETWORKS whichever module is imported first."""
     for first in ("conv_networks", "networks"):
         code = (f"import memphase.simulate.{first}; "
-                "from memphase.simulate.networks import NETWORKS, ConvNet; "
-                "from memphase.simulate.conv_networks import ConvNet as C; "
+                "from memphase.simulate.learning.networks import NETWORKS, ConvNet; "
+                "from memphase.simulate.learning.conv_networks import ConvNet as C; "
                 "assert {'conv', 'conv_unet'} <= set(NETWORKS) and C is ConvNet; print('ok')")
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
         assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-500:]
@@ -208,7 +208,7 @@ def test_configs_with_a_conv_network_checked_before_compute(tmp_path, capsys):
     from cli_checks import one_line_error
 
     from memphase.simulate.cli import main
-    from memphase.simulate.config import ConfigError, validate
+    from memphase.simulate.run.config import ConfigError, validate
     from memphase.simulate.experiments import memorization, training_dynamics
 
     def mem(model, d, net="conv_unet"):

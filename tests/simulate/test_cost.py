@@ -1,9 +1,9 @@
-"""The planning time model (simulate/cost.py): its scaling laws, not absolute timings (those are
+"""The planning time model (simulate/run/cost.py): its scaling laws, not absolute timings (those are
 calibrated and checked against measured runs in benchmarks/bench_sweep.py)."""
 
 import pytest
 
-from memphase.simulate.cost import gaussian_score_seconds, kernel_seconds, nearest_seconds, sampling_seconds
+from memphase.simulate.run.cost import gaussian_score_seconds, kernel_seconds, nearest_seconds, sampling_seconds
 
 
 def test_kernel_and_nearest_are_linear_in_b_and_n_and_affine_in_d():
@@ -49,14 +49,14 @@ def test_sweep_estimate_depends_on_the_cell_score():
 
 def test_memory_model_uses_the_kernels_block():
     """The logits block in the memory estimate is the kernel's own (B, chunk) block."""
-    from memphase.simulate.cost import kernel_block_bytes, sampling_bytes
+    from memphase.simulate.run.cost import kernel_block_bytes, sampling_bytes
     from memphase.simulate.scores.kernel import default_chunk
 
     assert kernel_block_bytes(1024, 16384, "float32") == 2 * 4 * 1024 * default_chunk(1024, 16384)
     assert kernel_block_bytes(64, 100, "float64") == 2 * 8 * 64 * 100     # chunk = N when N small
     # N beyond the chunk: only the training set and its keys grow with N, the block does not
     # (issue 12: the per-entry cost now includes the float64 copies measured at the peak)
-    from memphase.simulate.cost import _TRAIN_EXTRA_BYTES
+    from memphase.simulate.run.cost import _TRAIN_EXTRA_BYTES
 
     small, big = sampling_bytes(512, 20000, 16, 60), sampling_bytes(512, 40000, 16, 60)
     assert big - small == (4 * 3 + _TRAIN_EXTRA_BYTES) * 20000 * 17
@@ -68,11 +68,11 @@ def test_estimate_counts_the_phases_after_the_cells():
     finite-N collapse time computed in `assemble`."""
     import re
 
-    from memphase.simulate.bundled import bundled_configs
-    from memphase.simulate.cost import FINISH_SECONDS, finite_n_theory_seconds
+    from memphase.simulate.run.bundled import bundled_configs
+    from memphase.simulate.run.cost import FINISH_SECONDS, finite_n_theory_seconds
     from memphase.simulate.sweep import assembly_seconds, check_confirmed, estimate_lines, load_sweep
     from memphase.simulate.sweep.plan import cell_estimates
-    from memphase.simulate.config import ConfigError
+    from memphase.simulate.run.config import ConfigError
 
     plan = load_sweep(bundled_configs()["quickstart"])
     after = assembly_seconds(plan)

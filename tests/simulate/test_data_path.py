@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import memphase.simulate.files as files
+import memphase.simulate.run.files as files
 from memphase.simulate.cli import main
-from memphase.simulate.files import OutputLock, SweepError, atomic_write
+from memphase.simulate.run.files import OutputLock, SweepError, atomic_write
 from memphase.simulate.sweep import load_sweep, part_path, read_part
 from memphase.simulate.sweep.shards import _write_part
 from cli_checks import one_line_error, quickstart_template
@@ -187,7 +187,7 @@ def test_an_empty_cells_folder_is_used(tmp_path):
 
 # ----------------------------------------------------------------------------- [sweep.slurm] by kind
 
-from memphase.simulate.config import ConfigError  # noqa: E402
+from memphase.simulate.run.config import ConfigError  # noqa: E402
 
 SLURM_BASE = quickstart_template(seeds="[0]", steps=2, n_samples=1, record=2,
                                  sweep='backend = "slurm"\n{extra}')

@@ -10,9 +10,9 @@ import torch
 from memphase.analysis.memorization import memorization_ratio
 from memphase.physics.schedules import make_schedule
 from memphase.simulate.cli import main
-from memphase.simulate.config import ConfigError
+from memphase.simulate.run.config import ConfigError
 from memphase.simulate.data import array_data, digits, make_data
-from memphase.simulate.data_real import positive_spectrum, to_pixels
+from memphase.simulate.data.real import positive_spectrum, to_pixels
 from memphase.simulate.sampling import sample
 from memphase.simulate.scores import make_score
 
@@ -135,7 +135,7 @@ def test_collapse_and_geometric_experiments_take_digits():
     theory equals collapse_tau of the top-d eigenvalues; the geometric bands carry the PCA
     eigenvalues of their middle directions."""
     from memphase.physics.critical import collapse_tau
-    from memphase.simulate.config import validate
+    from memphase.simulate.run.config import validate
     from memphase.simulate.experiments import collapse, geometric, run_in_memory
 
     cfg = validate({"job": "collapse", "data": {"model": "digits"},
@@ -166,7 +166,7 @@ def test_collapse_and_geometric_experiments_take_digits():
 def test_memorization_experiment_takes_digits_with_true_and_random_labels():
     """True labels are the digit classes; random labels are balanced; cov_all is the PCA
     covariance; the within-class covariance has a smaller trace than the total one."""
-    from memphase.simulate.config import validate
+    from memphase.simulate.run.config import validate
     from memphase.simulate.experiments import memorization
 
     cfg = validate({"job": "memorization", "data": {"model": "digits"},
@@ -191,7 +191,7 @@ def test_memorization_digits_d64_is_pixel_space_other_large_d_refused():
     """d = 64 trains on the centred 8x8 pixels (what a convolutional network needs): the training
     set equals digits(n_components=None) and cov_all is the pixel covariance (trace = the sum of
     the PCA eigenvalues, rank 61); 61 < d < 64 is neither PCA coordinates nor pixels: refused."""
-    from memphase.simulate.config import validate
+    from memphase.simulate.run.config import validate
     from memphase.simulate.experiments import memorization
 
     cfg = validate({"job": "memorization", "data": {"model": "digits"},
@@ -210,15 +210,15 @@ def test_memorization_digits_d64_is_pixel_space_other_large_d_refused():
         memorization.cells(bad)
 
 
-@pytest.mark.parametrize("first", ["memphase.simulate.data_real", "memphase.simulate.data"])
+@pytest.mark.parametrize("first", ["memphase.simulate.data.real", "memphase.simulate.data"])
 def test_either_data_module_may_be_imported_first(first):
     """A fresh interpreter importing data_real before data (a user's `from
-    memphase.simulate.data_real import digits`) used to fail with a circular ImportError."""
+    memphase.simulate.data.real import digits`) used to fail with a circular ImportError."""
     import subprocess
     import sys
 
     code = (f"import {first}\nfrom memphase.simulate.data import digits\n"
-            "from memphase.simulate.data_real import digits as d2\nassert digits is d2\n"
+            "from memphase.simulate.data.real import digits as d2\nassert digits is d2\n"
             "print(d2(5, seed=0).x.shape[1])")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr[-1500:]
@@ -229,7 +229,7 @@ def test_either_data_module_may_be_imported_first(first):
 
 
 def test_principal_axes_gram_path_equals_the_covariance_path(rng):
-    from memphase.simulate.data_real import principal_axes
+    from memphase.simulate.data.real import principal_axes
 
     x = rng.normal(size=(30, 200)) * np.linspace(3, 0.1, 200)
     xc = x - x.mean(axis=0)
@@ -245,7 +245,7 @@ def test_principal_axes_gram_path_equals_the_covariance_path(rng):
 
 
 def test_wide_array_uses_the_gram_matrix_and_bounds_memory(tmp_path, monkeypatch):
-    import memphase.simulate.data_real as data_real
+    import memphase.simulate.data.real as data_real
 
     x = np.random.default_rng(0).normal(size=(3, 20000))
     np.save(tmp_path / "wide.npy", x)

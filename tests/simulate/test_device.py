@@ -7,7 +7,7 @@ import torch
 
 from memphase.physics.schedules import OrnsteinUhlenbeck
 from memphase.simulate.data import isotropic_gaussian
-from memphase.simulate.device import generator, resolve_device, resolve_dtype, tune_allocator
+from memphase.simulate.base.device import generator, resolve_device, resolve_dtype, tune_allocator
 from memphase.simulate.sampling import sample
 from memphase.simulate.scores import EmpiricalScore
 
@@ -47,7 +47,7 @@ def test_auto_device_sampling_equals_explicit_device():
 ALLOC_SCRIPT = """
 import resource, sys, torch
 torch.set_num_threads(1)
-from memphase.simulate.device import tune_allocator
+from memphase.simulate.base.device import tune_allocator
 from memphase.simulate.scores.kernel import augment_keys, mixture_stats
 tuned = tune_allocator() if sys.argv[1] == "tune" else False
 def faults():

@@ -7,7 +7,7 @@ falls with N once the training points crowd within ~sqrt(tau_min) of each other.
 import numpy as np
 import pytest
 
-from memphase.simulate.config import validate
+from memphase.simulate.run.config import validate
 from memphase.simulate.experiments import emm, get_experiment, memorization as mem, run_in_memory
 
 
@@ -77,7 +77,7 @@ def test_emm_takes_digits_and_refuses_more_than_1797():
     copies a training image at every N down to tau_min = 1e-3 (docs/real_data.md), so the
     search is censored at n_max: EMM = n_max, emm_upper = NaN."""
     pytest.importorskip("sklearn")
-    from memphase.simulate.config import ConfigError
+    from memphase.simulate.run.config import ConfigError
 
     raw = {"job": "emm", "data": {"model": "digits"},
            "grid": {"d": [8], "score": ["empirical"], "seeds": [0]},

@@ -13,7 +13,7 @@ from memphase.analysis.plots import plot_geometric_learned
 from memphase.physics import critical
 from memphase.physics.manifold import normalized_variances
 from memphase.physics.schedules import OrnsteinUhlenbeck
-from memphase.simulate.config import ConfigError, validate
+from memphase.simulate.run.config import ConfigError, validate
 from memphase.simulate.experiments import geometric, run_in_memory
 
 OU = OrnsteinUhlenbeck()

@@ -17,8 +17,8 @@ import memphase.analysis.memorization as memorization_observables
 import memphase.physics.critical as critical
 import memphase.simulate.experiments.quickstart as quickstart
 import memphase.simulate.sampling as sampling
-import memphase.simulate.store as store
-import memphase.simulate.files as files
+import memphase.simulate.run.store as store
+import memphase.simulate.run.files as files
 import memphase.simulate.sweep as sweep
 from memphase.analysis.results import open_results
 from memphase.simulate.cli import main
@@ -64,7 +64,7 @@ def test_code_identity_hashes_the_whole_package_source():
     for module in (sampling, quickstart, critical, memorization_observables):
         path = Path(inspect.getsourcefile(module)).resolve()
         assert path in {p.resolve() for _, p in files}, path
-    assert "simulate/sampling.py" in names and "physics/critical.py" in names
+    assert "simulate/sampling/samplers.py" in names and "physics/critical.py" in names
     assert len(names) == len(files) > 50
 
 
@@ -94,7 +94,7 @@ def test_a_change_outside_the_experiment_module_is_refused_on_resume(cfg, tmp_pa
     monkeypatch.setattr(quickstart, "run_cell", real)
     old = code_identity("quickstart")
     monkeypatch.setattr(store, "package_source_files",
-                        lambda: [("simulate/sampling.py", tmp_path / "edited.py")])
+                        lambda: [("simulate/sampling/samplers.py", tmp_path / "edited.py")])
     (tmp_path / "edited.py").write_text("# the sampler, edited\n")
     new = code_identity("quickstart")
     assert new["git_commit"] == old["git_commit"] and new["source_hash"] != old["source_hash"]
@@ -288,10 +288,10 @@ def test_float32_training_set_is_drawn_without_a_float64_copy(monkeypatch):
     an (n, d) float64 array: peak traced numpy memory well below 8 n d bytes."""
     import tracemalloc
 
-    import memphase.simulate.data
+    import memphase.simulate.data.synthetic
     from memphase.simulate.data import gaussian_mixture, isotropic_gaussian, spectrum_gaussian
 
-    monkeypatch.setattr(memphase.simulate.data, "_CHUNK_BYTES", 2**20)
+    monkeypatch.setattr(memphase.simulate.data.synthetic, "_CHUNK_BYTES", 2**20)
     n, d = 20000, 64
     for make in (lambda dt: isotropic_gaussian(n, d, 2.0, seed=1, dtype=dt),
                  lambda dt: spectrum_gaussian(n, [1.0] * 8 + [0.1] * (d - 8), seed=2, dtype=dt),

@@ -11,11 +11,11 @@ import torch
 from memphase.analysis.memorization import memorization_ratio
 from memphase.physics.schedules import GeometricVE, OrnsteinUhlenbeck
 from memphase.simulate.data import isotropic_gaussian, spectrum_gaussian
-from memphase.simulate.networks import FourierMLP, ResidualMLP, build_network, count_parameters
+from memphase.simulate.learning.networks import FourierMLP, ResidualMLP, build_network, count_parameters
 from memphase.simulate.sampling import sample
 from memphase.simulate.scores import EmpiricalScore, GaussianScore, TikhonovScore
 from memphase.simulate.scores.learned import LearnedScore
-from memphase.simulate.training import (TrainConfig, dsm_loss, load_checkpoint, save_checkpoint,
+from memphase.simulate.learning.training import (TrainConfig, dsm_loss, load_checkpoint, save_checkpoint,
                                train_score)
 
 OU = OrnsteinUhlenbeck()

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from memphase.physics.linear_model import kl_large_n_limit
-from memphase.simulate.config import ConfigError, validate
+from memphase.simulate.run.config import ConfigError, validate
 from memphase.simulate.experiments import get_experiment, linear_model, run_in_memory
 
 D = 4

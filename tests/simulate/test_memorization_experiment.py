@@ -9,7 +9,7 @@ import torch
 
 from memphase.analysis.memorization import nearest_neighbors
 from memphase.physics.critical import collapse_tau
-from memphase.simulate.config import ConfigError, validate
+from memphase.simulate.run.config import ConfigError, validate
 from memphase.simulate.experiments import get_experiment, memorization as mem, run_in_memory
 
 

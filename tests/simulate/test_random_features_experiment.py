@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from memphase.simulate.config import ConfigError, validate
+from memphase.simulate.run.config import ConfigError, validate
 from memphase.simulate.experiments import get_experiment, run_in_memory
 from memphase.simulate.experiments import random_features as rfx
 

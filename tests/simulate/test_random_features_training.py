@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from memphase.physics.random_features_dynamics import exact_dynamics
-from memphase.simulate.random_features import draw_problem, feature_matrices, train_sgd
+from memphase.simulate.learning.random_features import draw_problem, feature_matrices, train_sgd
 
 
 @pytest.fixture(scope="module")

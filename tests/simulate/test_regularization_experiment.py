@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from memphase.simulate.config import ConfigError, validate
+from memphase.simulate.run.config import ConfigError, validate
 from memphase.simulate.experiments import get_experiment, regularization, run_in_memory
 
 C_GRID = [0.0, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1]

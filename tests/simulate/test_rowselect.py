@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from memphase.simulate.rowselect import row_topk
+from memphase.simulate.base.rowselect import row_topk
 
 
 @pytest.mark.parametrize("largest", [True, False])

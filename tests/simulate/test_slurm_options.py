@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-import memphase.simulate.files as files
-from memphase.simulate.config import ConfigError
-from memphase.simulate.files import OutputLock, SweepError, slurm_job_id
-from memphase.simulate.slurm_options import SLURM_KEYWORDS, cluster_kwargs
+import memphase.simulate.run.files as files
+from memphase.simulate.run.config import ConfigError
+from memphase.simulate.run.files import OutputLock, SweepError, slurm_job_id
+from memphase.simulate.run.slurm_options import SLURM_KEYWORDS, cluster_kwargs
 from memphase.simulate.sweep import load_sweep, make_slurm_cluster, parse_shard
 from cli_checks import quickstart_template
 
@@ -117,7 +117,7 @@ BAD = {"queue": '"short\\nhostname"', "account": '"phys; rm -rf ~"',
 
 
 def test_the_injection_cases_cover_every_string_keyword():
-    from memphase.simulate.slurm_options import SLURM_SCHEMA
+    from memphase.simulate.run.slurm_options import SLURM_SCHEMA
 
     strings = {k for k, f in SLURM_SCHEMA.items() if f.kind in ("str", "list[str]")}
     assert strings == set(BAD)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from memphase.physics import critical
-from memphase.simulate.config import ConfigError, validate
+from memphase.simulate.run.config import ConfigError, validate
 from memphase.simulate.experiments import run_in_memory, speciation
 
 

@@ -6,13 +6,13 @@ import torch
 import memphase.simulate.sweep as sweep_mod
 from memphase.physics.ddpm import ddpm_chain
 from memphase.physics.schedules import OrnsteinUhlenbeck
-from memphase.simulate import step_progress
+from memphase.simulate.base import step_progress
 from memphase.simulate.cli import main
-from memphase.simulate.ddpm import build_time_step_mlp, train_ddpm
-from memphase.simulate.networks import build_network
-from memphase.simulate.random_features import draw_problem, feature_matrices, train_sgd
+from memphase.simulate.learning.ddpm import build_time_step_mlp, train_ddpm
+from memphase.simulate.learning.networks import build_network
+from memphase.simulate.learning.random_features import draw_problem, feature_matrices, train_sgd
 from memphase.simulate.sweep.progress import step_sink
-from memphase.simulate.training import TrainConfig, train_score
+from memphase.simulate.learning.training import TrainConfig, train_score
 
 
 def _recorded(fn):
@@ -118,7 +118,7 @@ def test_a_dask_worker_sends_its_cells_steps(tmp_path):
 
     from distributed import Client, LocalCluster
 
-    from memphase.simulate.config import validate
+    from memphase.simulate.run.config import validate
     from memphase.simulate.experiments import random_features as rfx
     from memphase.simulate.sweep.backends import STEPS_EVERY_S, STEPS_TOPIC, compute_cells
 

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from memphase.simulate.config import ConfigError
+from memphase.simulate.run.config import ConfigError
 from memphase.simulate.experiments import training_dynamics as td
 
 

@@ -7,14 +7,14 @@ import pytest
 import torch
 
 from memphase.physics.schedules import make_schedule
-from memphase.simulate.checkpoints import (checkpoint_scores, fixed_dsm_loss, log_checkpoints,
+from memphase.simulate.learning.checkpoints import (checkpoint_scores, fixed_dsm_loss, log_checkpoints,
                                   over_checkpoints)
-from memphase.simulate.config import ConfigError
+from memphase.simulate.run.config import ConfigError
 from memphase.simulate.experiments import get_experiment, run_in_memory
 from memphase.simulate.experiments import training_dynamics as td
-from memphase.simulate.networks import build_network
+from memphase.simulate.learning.networks import build_network
 from memphase.simulate.scores import EmpiricalScore
-from memphase.simulate.training import TrainConfig, train_score
+from memphase.simulate.learning.training import TrainConfig, train_score
 
 
 def test_registered_and_checkpoints_log_spaced():

@@ -13,9 +13,9 @@ import torch
 from memphase.physics.schedules import OrnsteinUhlenbeck
 from memphase.simulate.cli import Terminated
 from memphase.simulate.data import isotropic_gaussian
-from memphase.simulate.networks import build_network
-from memphase.simulate.training import TrainConfig, train_score
-from memphase.simulate.training_resume import RESUME_DIR_ENV
+from memphase.simulate.learning.networks import build_network
+from memphase.simulate.learning.training import TrainConfig, train_score
+from memphase.simulate.learning.training_resume import RESUME_DIR_ENV
 
 STEPS = 40
 
@@ -114,8 +114,8 @@ SCRIPT = textwrap.dedent("""
     from memphase.physics.schedules import OrnsteinUhlenbeck
     from memphase.simulate.cli import Terminated
     from memphase.simulate.data import isotropic_gaussian
-    from memphase.simulate.networks import build_network
-    from memphase.simulate.training import TrainConfig, train_score
+    from memphase.simulate.learning.networks import build_network
+    from memphase.simulate.learning.training import TrainConfig, train_score
 
     resume, marker, out = sys.argv[1:4]
 

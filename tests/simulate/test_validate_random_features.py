@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from memphase.simulate.validate_papers import random_features_checks
+from memphase.simulate.cli.validate_papers import random_features_checks
 
 
 def test_random_features_rows():

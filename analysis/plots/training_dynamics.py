@@ -1,0 +1,101 @@
+"""Figure of the `training_dynamics` job [BUBM25]: the (N, training steps) phase diagram of the
+memorization ratio with tau_gen and tau_mem drawn on it, and tau_mem (and tau_gen) vs N on
+log-log axes with the power-law fit."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .common import plt, save
+
+__all__ = ["plot_training_dynamics", "fit_line"]
+
+_FIXED = ("d", "intrinsic_dim", "depth", "lr", "batch_size")
+
+
+def fit_line(n, tau, exponent: float):
+    """(N, tau) of the line with slope `exponent` through the geometric mean of the points
+    (N, tau) with finite tau at every seed (the points the fit used); tau (N, S)."""
+    n = np.asarray(n, float)
+    tau = np.asarray(tau, float).reshape(len(n), -1)
+    ok = np.all(np.isfinite(tau) & (tau > 0), axis=1)
+    if ok.sum() < 2 or not np.isfinite(exponent):
+        return None
+    ln, lt = np.log(n[ok]), np.log(tau[ok]).mean(1)
+    b = lt.mean() - exponent * ln.mean()
+    return n, np.exp(b + exponent * np.log(n))
+
+
+def _seed_center(tau):
+    """Geometric mean over seeds of finite values (inf when every seed is censored)."""
+    t = np.asarray(tau, float)
+    fin = np.isfinite(t) & (t > 0)
+    out = np.full(t.shape[:-1], np.inf)
+    has = fin.any(-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lg = np.where(fin, np.log(np.where(fin, t, 1.0)), 0.0).sum(-1) / fin.sum(-1)
+    out[has] = np.exp(lg[has])
+    out[np.isnan(t).all(-1)] = np.nan
+    return out
+
+
+def plot_training_dynamics(ds, path, formats=("png",)):
+    """Left: seed-mean memorization ratio over (N, training steps) (first value of the axes other
+    than width; first width) with tau_gen and tau_mem (geometric seed mean; censored N marked at
+    the budget). Right: tau_mem and tau_gen vs N per width, each seed a point, the fit
+    tau ~ N^a as a line, censored seeds as triangles at the budget."""
+    sel = {k: ds[k].values[0] for k in _FIXED if k in ds.dims}
+    sub = ds.sel(sel)
+    widths = sub["width"].values
+    budget = float(ds.attrs.get("budget_steps", ds["train_step"].values[-1]))
+    fig, ax = plt.subplots(1, 2, figsize=(13, 5))
+    first = sub.sel(width=widths[0])
+    n, steps = first["n_train"].values, first["train_step"].values
+    ratio = first["memorization_ratio"].mean("seed").transpose("train_step", "n_train").values
+    mesh = ax[0].pcolormesh(_edges(n), _edges(steps), ratio, vmin=0, vmax=1, cmap="viridis")
+    fig.colorbar(mesh, ax=ax[0], label="memorization ratio (seed mean)")
+    tm = _seed_center(first["tau_mem"].transpose("n_train", "seed").values)
+    tg = _seed_center(first["tau_gen"].transpose("n_train", "seed").values)
+    ax[0].plot(n, np.where(np.isfinite(tm), tm, np.nan), "w-o", label="tau_mem")
+    cens = ~np.isfinite(tm)
+    ax[0].plot(n[cens], np.full(cens.sum(), budget), "w^", ms=9, label="tau_mem > budget")
+    unresolved = bool(first["tau_gen_censored"].all()) if "tau_gen_censored" in first else False
+    ax[0].plot(n, tg, "r--s", label="tau_gen" + (" (<= first checkpoint: unresolved)"
+                                                  if unresolved else ""))
+    ax[0].set(xscale="log", yscale="log", xlabel="N (training points)", ylabel="training steps",
+              title=f"width {widths[0]}; " + ", ".join(f"{k} = {v}" for k, v in sel.items()))
+    ax[0].legend(loc="lower right", fontsize=8)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, w in enumerate(widths):
+        c = colors[i % len(colors)]
+        s = sub.sel(width=w)
+        for var, mk, ls in (("tau_mem", "o", "-"), ("tau_gen", "s", ":")):
+            t = s[var].transpose("n_train", "seed").values
+            nn = np.repeat(n[:, None], t.shape[1], 1)
+            fin = np.isfinite(t)
+            a = float(s[f"{var}_exponent"])
+            lo, hi = float(s[f"{var}_exponent_ci_low"]), float(s[f"{var}_exponent_ci_high"])
+            ax[1].plot(nn[fin], t[fin], mk, color=c, alpha=0.6, mfc="none" if var == "tau_gen"
+                       else c)
+            line = fit_line(n, t, a)
+            if line is not None:
+                ax[1].plot(*line, ls, color=c,
+                           label=f"{var}, width {w}: a = {a:.2f} [{lo:.2f}, {hi:.2f}]")
+            if var == "tau_mem" and (~fin).any():
+                ax[1].plot(nn[~fin & ~np.isnan(t)], np.full((~fin & ~np.isnan(t)).sum(), budget),
+                           "^", color=c, ms=9, label=f"tau_mem censored (width {w})")
+    ax[1].axhline(budget, color="gray", lw=0.8, ls="--")
+    ax[1].set(xscale="log", yscale="log", xlabel="N (training points)",
+              ylabel="training steps", title="tau_mem ~ N^a (filled), tau_gen (open)")
+    ax[1].legend(fontsize=7)
+    fig.tight_layout()
+    return save(fig, path, formats)
+
+
+def _edges(v):
+    v = np.asarray(v, float)
+    if len(v) == 1:
+        return np.array([v[0] / 1.5, v[0] * 1.5])
+    lg = np.log(v)
+    mid = (lg[1:] + lg[:-1]) / 2
+    return np.exp(np.concatenate([[lg[0] - (mid[0] - lg[0])], mid, [lg[-1] + (lg[-1] - mid[-1])]]))

@@ -1,0 +1,7 @@
+"""The [H24] solvable linear one-step denoiser: the model and its generalization criterion
+(model), the kernel-density and Gaussian distances (criterion), the official code's fit
+(official), shared input checks (checks). Every name of the former single module
+`memphase.physics.linear_model` is importable from here."""
+
+from .model import *  # noqa: F401,F403
+from .model import __all__  # noqa: F401

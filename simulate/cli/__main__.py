@@ -1,0 +1,7 @@
+"""`python -m memphase.simulate.cli ARGS` = `memphase ARGS`."""
+
+import sys
+
+from .commands import main
+
+sys.exit(main())
