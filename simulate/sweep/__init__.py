@@ -242,12 +242,11 @@ def run_sweep(config_path, output=None, backend=None, workers=None, scheduler=No
             return target
         journal.open(new=new, allow_code_change=allow_code_change)
         t0 = time.time()
-        loaded = {}
-        for k in journal.done_keys() & {k for k, _ in mine}:
-            got = journal.load(k)
-            if got is not None:
-                loaded[k] = got
+        mine_keys = {k for k, _ in mine}
+        # one read per batch file; unreadable ones are set aside and their cells recomputed
+        loaded = journal.load_all(mine_keys)
         todo = [(k, c) for k, c in mine if k not in loaded]
+        loaded = {k: None for k in loaded}  # only the count is needed until the end
         failed = {}
         if progress and todo:
             for line in estimate_lines(plan, [c for _, c in todo]):
@@ -270,20 +269,17 @@ def run_sweep(config_path, output=None, backend=None, workers=None, scheduler=No
                     stream = _iter_inprocess(plan, todo)
                 else:
                     client = stack.enter_context(dask_client(plan, backend))
-                    stream = _iter_dask(client, plan, todo)
+                    stream = _iter_dask(client, plan, todo, backend=backend)
                 stack.enter_context(ticking(bar))  # the clock moves during a long cell
-                for key, cell, out_ in stream:
-                    if out_[0] == "ok":
-                        journal.record(key, cell, out_[1], out_[2])
-                        bar.update(1)
-                    else:
-                        _, msg, tb, meta = out_
-                        journal.record_failure(key, cell, msg, tb, meta)
-                        failed[key] = (cell, msg)
-                        bar.write(f"memphase: cell {cell} failed: {msg}", file=sys.stderr)
-                    bar.set_postfix(done=bar.n, failed=len(failed))
+                try:
+                    _record_stream(stream, journal, bar, failed)
+                except BaseException:
+                    # the last batch is written on every way out that unwinds (SIGTERM, Ctrl-C)
+                    _flush_quietly(journal)
+                    raise
         finally:
             bar.close()
+        journal.flush()  # a full disk raises here, naming the journal
         if failed:
             cell, msg = next(iter(failed.values()))
             raise SweepIncomplete(
@@ -291,11 +287,10 @@ def run_sweep(config_path, output=None, backend=None, workers=None, scheduler=No
                 f"{journal.dir}; finished cells are kept and rerunning the same command retries "
                 f"only the missing ones")
         # the final result is always built from the journal: resumed == uninterrupted
-        for k, _ in mine:
-            got = journal.load(k)
-            if got is None:
-                raise SweepIncomplete(f"journal cell {k} was unreadable; rerun to recompute it")
-            loaded[k] = got
+        loaded = journal.load_all(mine_keys)
+        lost = next((k for k, _ in mine if k not in loaded), None)
+        if lost is not None:
+            raise SweepIncomplete(f"journal cell {lost} was unreadable; rerun to recompute it")
         if shard:
             check_free_space(target, sum(np.asarray(v).nbytes for k, _ in mine
                                          for v in loaded[k][0].values()), "the part file")
@@ -309,6 +304,31 @@ def run_sweep(config_path, output=None, backend=None, workers=None, scheduler=No
         _finish(plan, target, journal, plot and not shard, figures, ds=None if shard else ds,
                 progress=progress)
     return target
+
+
+def _record_stream(stream, journal, bar, failed):
+    """Journal each outcome of `stream` as it arrives (finished cells in batches, failures at
+    once) and move the progress bar."""
+    for key, cell, out_ in stream:
+        if out_[0] == "ok":
+            journal.record(key, cell, out_[1], out_[2])
+            bar.update(1)
+        else:
+            _, msg, tb, meta = out_
+            journal.record_failure(key, cell, msg, tb, meta)
+            failed[key] = (cell, msg)
+            bar.write(f"memphase: cell {cell} failed: {msg}", file=sys.stderr)
+        bar.set_postfix(done=bar.n, failed=len(failed), refresh=False)
+
+
+def _flush_quietly(journal):
+    """Write the journal's pending batch while another exception unwinds; a failure to write
+    it (full disk) is a warning, the unwinding exception stays the one reported."""
+    try:
+        journal.flush()
+    except Exception as e:  # noqa: BLE001
+        print(f"memphase: warning: the last journal batch was not written ({e}); its cells "
+              f"are recomputed by the next run", file=sys.stderr)
 
 
 def _write_final(ds, target):

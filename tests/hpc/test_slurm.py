@@ -71,7 +71,12 @@ def journal_metas(target) -> dict:
     for f in sorted(d.glob("*.npz")) if d.is_dir() else []:
         try:
             with np.load(f, allow_pickle=False) as z:
-                out[f.stem] = json.loads(str(z["__meta__"]))
+                meta = json.loads(str(z["__meta__"]))
+                if f.name.startswith("batch-"):  # a batch of cells (journal.py)
+                    out.update({str(k): dict(m, code=meta.get("code"))
+                                for k, m in zip(z["__keys__"], meta["cells"])})
+                else:  # one cell (journals before batches)
+                    out[f.stem] = meta
         except Exception:  # being renamed into place at this instant
             continue
     return out

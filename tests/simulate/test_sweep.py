@@ -1,6 +1,7 @@
 """Sweeps: crash safety (kill -9 and resume), sharding + merge, Dask backends, the lock and the
 journal. Every comparison is against one uninterrupted in-process run with the same seeds."""
 
+import json
 import os
 import signal
 import subprocess
@@ -13,6 +14,7 @@ import xarray as xr
 
 import memphase.simulate.experiments.quickstart as quickstart
 from memphase.analysis.results import ResultFileError, open_sweep
+import memphase.simulate.sweep as sweep
 from memphase.simulate.cli import main
 from memphase.simulate.sweep import Journal, OutputLock, SweepError, load_sweep, part_path, run_sweep
 
@@ -79,29 +81,76 @@ def test_uninterrupted_run_is_lazy_self_describing_and_clean(sweep_dir, referenc
     assert not (sweep_dir / "ref.h5.cells").exists() and not (sweep_dir / "ref.h5.lock").exists()
 
 
-def test_kill_9_mid_sweep_then_resume_equals_uninterrupted(sweep_dir, reference, monkeypatch):
-    out = sweep_dir / "killed.h5"
+def journaled(out, cfg) -> int:
+    """Cells journaled so far beside `out` (batch files read back; a file being renamed into
+    place at this instant counts at the next look)."""
+    try:
+        return len(Journal(out, load_sweep(cfg)).done_keys())
+    except Exception:
+        return 0
+
+
+#: run the sweep command with journal batches of BATCH cells and no time trigger, so that a kill
+#: lands inside a batch (the default batches are larger than this whole test sweep)
+BATCHED = ("import sys; import memphase.simulate.sweep.journal as j; j.BATCH_CELLS = {batch}; "
+           "j.BATCH_SECONDS = 1e9; from memphase.simulate.cli import main; "
+           "sys.exit(main(sys.argv[1:]))")
+
+
+def test_kill_9_mid_batch_then_resume_recomputes_only_unjournaled_cells(sweep_dir, reference,
+                                                                        monkeypatch):
+    """[issue 23] Cells are journaled in batches (one fsync per batch): a SIGKILL in the middle
+    of a batch loses only that batch's cells; the resumed run computes exactly the cells not in
+    a written batch and gives the uninterrupted run's Dataset."""
+    cfg, out = sweep_dir / "sweep.toml", sweep_dir / "killed.h5"
     journal = sweep_dir / "killed.h5.cells"
-    proc = subprocess.Popen([sys.executable, "-m", "memphase.simulate.cli", "sweep",
-                             str(sweep_dir / "sweep.toml"), "-o", str(out), "-q", "--no-plot"],
+    batch = 5
+    proc = subprocess.Popen([sys.executable, "-c", BATCHED.format(batch=batch), "sweep",
+                             str(cfg), "-o", str(out), "-q", "--no-plot"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
-    while time.time() < deadline and len(list(journal.glob("*.npz"))) < 5:
-        time.sleep(0.005)
+    while time.time() < deadline and len(list(journal.glob("batch-*.npz"))) < 2:
+        time.sleep(0.002)
+    time.sleep(0.03)  # one or two cells into the next batch
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL
-    done = len(list(journal.glob("*.npz")))
-    assert not out.exists() and 5 <= done < N_CELLS, "sweep finished before the kill"
+    done = journaled(out, cfg)
+    assert not out.exists() and 2 * batch <= done < N_CELLS, "sweep finished before the kill"
+    assert done % batch == 0  # whole batches only: the one in flight is lost, nothing else
     assert (sweep_dir / "killed.h5.lock").exists()  # stale lock of a dead pid
 
     calls = []
     real = quickstart.run_cell
     monkeypatch.setattr(quickstart, "run_cell", lambda cfg, cell: calls.append(cell) or real(cfg, cell))
-    assert main(["sweep", str(sweep_dir / "sweep.toml"), "-o", str(out), "-q", "--no-plot"]) == 0
-    assert len(calls) == N_CELLS - done  # only the missing cells were recomputed
+    assert main(["sweep", str(cfg), "-o", str(out), "-q", "--no-plot"]) == 0
+    assert len(calls) == N_CELLS - done  # only the unjournaled cells were recomputed
     assert_same_results(out, reference)
     assert not journal.exists()
+
+
+def test_resume_reads_a_journal_of_one_file_per_cell(sweep_dir, reference, monkeypatch):
+    """A journal written before batches (one `<key>.npz` per cell, with its meta) resumes: its
+    cells are not recomputed and the result equals the uninterrupted run's."""
+    from memphase.simulate.sweep.journal import _encode_result
+
+    cfg, out = sweep_dir / "sweep.toml", sweep_dir / "legacy_journal.h5"
+    plan = load_sweep(cfg)
+    j = Journal(out, plan, code=sweep.code_identity(plan.job)).open()
+    old = list(zip(plan.keys, plan.cells))[:7]
+    for key, cell in old:
+        arrays = _encode_result(quickstart.run_cell(plan.cfg, cell))
+        arrays["__meta__"] = np.asarray(json.dumps({"cell": cell, "config_hash": plan.config_hash,
+                                                    "seconds": 0.01, "host": "h", "pid": 1,
+                                                    "code": j.code}))
+        with open(j.dir / f"{key}.npz", "wb") as fh:
+            np.savez(fh, **arrays)
+    calls = []
+    real = quickstart.run_cell
+    monkeypatch.setattr(quickstart, "run_cell", lambda c, cell: calls.append(cell) or real(c, cell))
+    assert main(["sweep", str(cfg), "-o", str(out), "-q", "--no-plot"]) == 0
+    assert len(calls) == N_CELLS - len(old)
+    assert_same_results(out, reference)
 
 
 def test_sigterm_releases_the_lock_and_keeps_the_journal(sweep_dir):
@@ -110,17 +159,24 @@ def test_sigterm_releases_the_lock_and_keeps_the_journal(sweep_dir):
     (a resubmitted task may land on another host) and the finished cells stay."""
     out = sweep_dir / "termed.h5"
     journal = sweep_dir / "termed.h5.cells"
-    proc = subprocess.Popen([sys.executable, "-m", "memphase.simulate.cli", "sweep",
-                             str(sweep_dir / "sweep.toml"), "-o", str(out), "-q", "--no-plot"],
+    cfg = sweep_dir / "sweep.toml"
+    # the 6th cell sends SIGTERM to its own run: 5 cells are finished, all pending in memory
+    # (batches of 1000 cells, no time trigger)
+    term = ("import os, signal; import memphase.simulate.experiments.quickstart as q; "
+            "real = q.run_cell; n = [0]\n"
+            "def cell(c, x):\n"
+            "    n[0] += 1\n"
+            "    if n[0] == 6: os.kill(os.getpid(), signal.SIGTERM)\n"
+            "    return real(c, x)\n"
+            "q.run_cell = cell\n")
+    proc = subprocess.Popen([sys.executable, "-c", term + BATCHED.format(batch=1000), "sweep",
+                             str(cfg), "-o", str(out), "-q", "--no-plot"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
-    while time.time() < deadline and len(list(journal.glob("*.npz"))) < 3:
-        time.sleep(0.005)
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=60)
+    _, err = proc.communicate(timeout=120)
     assert proc.returncode == 143 and "rerun the same command to resume" in err
     assert err.count("\n") == 1 and "SIGTERM" in err
-    assert not (sweep_dir / "termed.h5.lock").exists() and len(list(journal.glob("*.npz"))) >= 3
+    # the cells of the batch pending in memory were written on the way out
+    assert not (sweep_dir / "termed.h5.lock").exists() and journaled(out, cfg) == 5
 
 
 def test_shards_then_merge_equal_single_run(sweep_dir, reference):
