@@ -191,6 +191,56 @@ def test_shards_then_merge_equal_single_run(sweep_dir, reference):
     assert open_sweep(out).attrs["backend"] == "shards/3"
 
 
+def _write_part_layout_1(path, plan, shard, items):
+    """A part file as memphase wrote it before issue 23 (layout 1: one HDF5 group per cell)."""
+    import h5py
+
+    from memphase.simulate.sweep.journal import _encode_result
+
+    with h5py.File(path, "w") as f:
+        f.attrs.update({"memphase_part": f"{shard[0]}/{shard[1]}", "config_hash":
+                        plan.config_hash, "config": plan.text, "job": plan.job})
+        g = f.create_group("cells")
+        for key, cell, result, meta in items:
+            c = g.create_group(key)
+            c.attrs["cell"] = json.dumps(cell)
+            c.attrs["meta"] = json.dumps(meta)
+            for k, a in _encode_result(result).items():
+                if a.dtype.kind == "U":
+                    c.create_dataset(k, data=a.astype(object), dtype=h5py.string_dtype())
+                elif a.ndim:
+                    c.create_dataset(k, data=a, compression="gzip")
+                else:
+                    c.create_dataset(k, data=a)
+
+
+def test_part_files_are_columns_and_merge_still_reads_the_old_layout(sweep_dir, reference):
+    """[issue 23] A part file is a few array writes (one dataset per variable, the cells along
+    the first axis, a cell index), not a group per cell; `memphase merge` assembles parts of the
+    new layout together with a part of the old one (one group per cell) into the in-process
+    Dataset."""
+    import h5py
+
+    from memphase.simulate.sweep.shards import read_part
+
+    cfg, out = sweep_dir / "sweep.toml", sweep_dir / "columns.h5"
+    assert main(["sweep", str(cfg), "-o", str(out), "--shard", "0/2", "-q"]) == 0
+    with h5py.File(part_path(out, 0, 2), "r") as f:
+        assert f.attrs["memphase_part_layout"] == 2 and "cells" not in f
+        (g,) = f["columns"].values()  # one group: every cell has the same shapes
+        assert g["keys"].shape == (N_CELLS // 2,)
+        assert g["nearest_distance"].shape[0] == N_CELLS // 2
+    plan = load_sweep(cfg)
+    assert main(["sweep", str(cfg), "-o", str(sweep_dir / "c1.h5"), "--shard", "1/2", "-q"]) == 0
+    items = [(k, *v) for k, v in read_part(part_path(sweep_dir / "c1.h5", 1, 2), plan).items()]
+    items = [(k, meta["cell"], res, meta) for k, res, meta in items]
+    _write_part_layout_1(part_path(out, 1, 2), plan, (1, 2), items)
+    with h5py.File(part_path(out, 1, 2), "r") as f:
+        assert "columns" not in f and len(f["cells"]) == N_CELLS // 2
+    assert main(["merge", str(cfg), "-o", str(out), "-q", "--no-plot"]) == 0
+    assert_same_results(out, reference)
+
+
 def test_dask_local_cluster_equals_in_process(sweep_dir, reference):
     out = run_sweep(sweep_dir / "sweep.toml", output=sweep_dir / "local.h5", backend="local",
                     workers=2, progress=False, plot=False)
