@@ -391,3 +391,32 @@ def test_dask_batches_cells_bounds_futures_and_sends_the_config_once(sweep_dir, 
     # at most 3 batches out, plus the finished one whose cells are being handed over
     assert most_ahead < (3 + 1) * 5
     assert backends.batch_size(plan, todo) > 1                # tiny cells are batched
+
+
+def test_estimates_are_computed_once_per_cell_up_to_the_seed(sweep_dir):
+    """[issue 23] The memory check, the --yes check and the estimate line pass over every cell
+    (10^6 in one config now): estimates are cached per cell parameters with the seed reduced
+    to 'first seed of the grid or not', so 48 cells of 12 seeds cost 2 x 2 x 2 estimates."""
+    from memphase.simulate.sweep.plan import check_memory, estimate_cell
+
+    plan = load_sweep(sweep_dir / "sweep.toml")
+    check_memory(plan, plan.cells, "inprocess")
+    assert len(plan.estimates) == 2 * 2 * 2
+    from memphase.simulate.sweep.plan import cell_estimates
+
+    for c, e in zip(plan.cells, cell_estimates(plan, plan.cells)):
+        assert e == estimate_cell(plan.exp, plan.cfg, c)
+
+
+def test_in_flight_bound_reads_slurm_cores_only_on_slurm(sweep_dir):
+    """[issue 23] The Dask in-flight bound counted [sweep.slurm] cores for every backend: a
+    local cluster of 2 workers with cores = 64 in the config kept 512 batches in flight."""
+    from memphase.simulate.sweep.backends import _worker_slots
+
+    plan = load_sweep(sweep_dir / "sweep.toml")
+    plan.opts["workers"] = 2
+    plan.opts["slurm"]["cores"] = 64
+    assert _worker_slots(plan, None, "local") == 2
+    assert _worker_slots(plan, None, "slurm") == 2 * 64
+    plan.opts["slurm"]["processes"] = 4
+    assert _worker_slots(plan, None, "slurm") == 2 * 4
