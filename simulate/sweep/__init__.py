@@ -57,7 +57,9 @@ from .plan import (  # noqa: F401
     _parse_bytes,
     CONFIRM_SECONDS,
     check_confirmed,
-    check_memory)
+    check_memory,
+    SLURM_MEM_MARGIN,
+    slurm_mem_request)
 from .journal import (  # noqa: F401
     _now,
     _encode_result,
@@ -431,6 +433,9 @@ def describe(path) -> list[str]:
                  f"backend {plan.opts['backend']}, workers {plan.opts['workers']}, "
                  f"threads per cell {plan.opts['threads']}"]
         lines += estimate_lines(plan)
+        lines.append(f"slurm memory per task: --mem={slurm_mem_request(plan)} (largest cell "
+                     f"estimate + process, x{SLURM_MEM_MARGIN}; examples/slurm/submit_array.sh "
+                     f"asks for it)")
         lines.append(f"output {out}: " + ("exists" if out.exists() else "not written yet"))
         j = Journal(out, plan)
         if j.exists():

@@ -235,6 +235,23 @@ def estimate_lines(plan: SweepPlan, cells=None) -> list[str]:
             f"total {_fmt_seconds(sum(sec))} of compute for {len(cells)} cells"]
 
 
+#: margin of the SLURM memory request over the largest cell estimate + PROCESS_OVERHEAD (the
+#: estimates are rough) and its floor
+SLURM_MEM_MARGIN = 1.25
+SLURM_MEM_MIN_MIB = 1024
+
+
+def slurm_mem_request(plan: SweepPlan, cells=None) -> str:
+    """sbatch --mem value (MiB, e.g. '1536M') for a task running `cells` one at a time: the
+    largest estimate + PROCESS_OVERHEAD, times SLURM_MEM_MARGIN, at least SLURM_MEM_MIN_MIB.
+    `memphase sweep CONFIG --dry-run` prints it; examples/slurm/submit_array.sh submits with it;
+    the task's memory check (`check_memory`, reading the allocation) then passes."""
+    cells = plan.cells if cells is None else cells
+    need = max(e["memory_bytes"] for e in cell_estimates(plan, cells)) + PROCESS_OVERHEAD
+    mib = -(-int(need * SLURM_MEM_MARGIN) // 2**20)
+    return f"{max(mib, SLURM_MEM_MIN_MIB)}M"
+
+
 # ----------------------------------------------------------------------------- confirmation
 
 #: estimated compute (seconds, summed over the cells to run, per thread) above which `memphase

@@ -420,3 +420,26 @@ def test_in_flight_bound_reads_slurm_cores_only_on_slurm(sweep_dir):
     assert _worker_slots(plan, None, "slurm") == 2 * 64
     plan.opts["slurm"]["processes"] = 4
     assert _worker_slots(plan, None, "slurm") == 2 * 4
+
+
+def test_dry_run_prints_the_slurm_memory_request_and_a_task_with_it_passes(sweep_dir, capsys):
+    """[issue 23] The array scripts asked a fixed --mem=4G; submit_array.sh now asks what
+    `--dry-run` prints, derived from the largest cell estimate: a task allocated exactly that
+    passes the memory check (which reads the allocation), one allocated 100 MiB less than the
+    cell's need is refused."""
+    import re
+
+    from memphase.simulate.config import ConfigError
+    from memphase.simulate.sweep import plan as plan_mod
+
+    assert main(["sweep", str(sweep_dir / "sweep.toml"), "--dry-run"]) == 0
+    m = re.search(r"^slurm memory per task: --mem=(\d+)M ", capsys.readouterr().out, re.M)
+    assert m
+    plan = load_sweep(sweep_dir / "sweep.toml")
+    assert plan_mod.slurm_mem_request(plan) == f"{m[1]}M"
+    limit = int(m[1]) * 2**20
+    plan_mod.check_memory(plan, plan.cells, "inprocess", limit=limit)
+    need = max(e["memory_bytes"] for e in plan_mod.cell_estimates(plan, plan.cells))
+    with pytest.raises(ConfigError, match="needs about"):
+        plan_mod.check_memory(plan, plan.cells, "inprocess",
+                              limit=need + plan_mod.PROCESS_OVERHEAD - 100 * 2**20)
