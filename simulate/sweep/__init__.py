@@ -320,7 +320,8 @@ def _record_stream(stream, journal, bar, failed):
             journal.record_failure(key, cell, msg, tb, meta)
             failed[key] = (cell, msg)
             bar.write(f"memphase: cell {cell} failed: {msg}", file=sys.stderr)
-        bar.set_postfix(done=bar.n, failed=len(failed), refresh=False)
+        if out_[0] != "ok" or bar.n % 64 == 0:  # the postfix costs more than a tiny cell
+            bar.set_postfix(done=bar.n, failed=len(failed), refresh=False)
 
 
 def _flush_quietly(journal):

@@ -52,13 +52,14 @@ def _decode_value(a: np.ndarray):
     return a.item() if a.ndim == 0 else a
 
 
-def pack_cells(items) -> list[tuple[list, dict]]:
-    """[(keys, {name: stacked array})]: the results of `items` ((key, result) pairs) grouped by
-    their signature (names, dtypes, shapes), each variable of a group stacked along a new first
-    axis in the order of its keys. Cells of one sweep usually form a single group."""
+def pack_cells(items, encoded: bool = False) -> list[tuple[list, dict]]:
+    """[(keys, {name: stacked array})]: the results of `items` ((key, result) pairs; `encoded`:
+    results already `_encode_result`-ed) grouped by their signature (names, dtypes, shapes),
+    each variable of a group stacked along a new first axis in the order of its keys. Cells of
+    one sweep usually form a single group."""
     groups: dict = {}
     for key, result in items:
-        arrays = _encode_result(result)
+        arrays = result if encoded else _encode_result(result)
         sig = tuple((k, a.dtype.str, a.shape) for k, a in arrays.items())
         keys, cols = groups.setdefault(sig, ([], {k: [] for k in arrays}))
         keys.append(key)
@@ -248,8 +249,8 @@ class Journal:
     def record(self, key, cell, result, meta):
         """Journal a finished cell: buffered, written with its batch (`flush`)."""
         self._start_batches()
-        _encode_result(result)  # a result that cannot be stored fails here, at its cell
-        self._pending.append((key, cell, result, meta))
+        arrays = _encode_result(result)  # a result that cannot be stored fails here, at its cell
+        self._pending.append((key, cell, arrays, meta))
         self._pending_keys.append(key)
         if (len(self._pending) >= BATCH_CELLS
                 or time.monotonic() - self._last_write >= BATCH_SECONDS):
@@ -263,7 +264,8 @@ class Journal:
             return
         pending = self._pending
         arrays = {"__keys__": np.asarray([k for k, *_ in pending])}
-        for gi, (keys, cols) in enumerate(pack_cells([(k, r) for k, _, r, _ in pending])):
+        for gi, (keys, cols) in enumerate(pack_cells([(k, r) for k, _, r, _ in pending],
+                                                     encoded=True)):
             arrays[f"{gi}.__keys__"] = np.asarray(keys)
             for name, a in cols.items():
                 arrays[f"{gi}.{name}"] = a

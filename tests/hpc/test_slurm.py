@@ -249,8 +249,12 @@ def test_shard_of_1000_cells_and_the_memory_request_from_the_estimate(slurm, tmp
     text = slurm.run("sh", SUBMIT, cfg, 1, f"--chdir={tmp_path}", env=env, cwd=tmp_path)
     array, merge = text.split("job array ")[1].split()[0], text.split("merge: job ")[1].split()[0]
     assert f"--mem={want} per task" in text
+    import re
+
     show = slurm.run("scontrol", "show", "job", f"{array}_0")
-    assert f"MinMemoryNode={want}" in show or f"mem={want}" in show, show
+    m = re.search(r"MinMemoryNode=(\d+)([MGT])", show)  # SLURM shows 1024M as 1G
+    assert m, show
+    assert int(m[1]) * {"M": 1, "G": 1024, "T": 1024**2}[m[2]] == int(want[:-1]), show
     slurm.wait(merge, timeout=300)
     assert len(read_part(part_path(tmp_path / "out.h5", 0, 1))) == 1000
     with open_sweep(tmp_path / "out.h5") as ds:

@@ -443,3 +443,16 @@ def test_dry_run_prints_the_slurm_memory_request_and_a_task_with_it_passes(sweep
     with pytest.raises(ConfigError, match="needs about"):
         plan_mod.check_memory(plan, plan.cells, "inprocess",
                               limit=need + plan_mod.PROCESS_OVERHEAD - 100 * 2**20)
+
+
+def test_fill_grid_places_cells_like_list_index():
+    """[issue 23] fill_grid looks cells up through a dict per axis (list.index per cell made a
+    10^5-cell assembly quadratic); the placement is list.index's, also for 2 == 2.0 and for an
+    unhashable axis value."""
+    from memphase.simulate.experiments.common import fill_grid
+
+    values = {"a": [3, 2.0, 7], "b": [[1], [2]]}
+    pairs = [({"a": a, "b": b}, {"x": 10 * i + j}) for i, a in enumerate([3, 2, 7])
+             for j, b in enumerate([[1], [2]])]
+    got = fill_grid(pairs, ("a", "b"), values, ("x",))["x"]
+    np.testing.assert_array_equal(got, [[0, 1], [10, 11], [20, 21]])
