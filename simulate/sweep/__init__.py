@@ -9,8 +9,9 @@ Workers compute, one writer stores. The driver process (the one running `memphas
 only one that writes files:
 
     <output>.lock       exclusive lock (pid, host): a second run on the same output is refused
-    <output>.cells/     journal: manifest.json plus one <cell key>.npz per finished cell, each
-                        written to a temporary name and renamed (a kill leaves no half cell);
+    <output>.cells/     journal: manifest.json plus batch-<seq>.npz files of finished cells
+                        (one per 512 cells or 2 s, each written to a temporary name, fsynced and
+                        renamed: a kill loses at most the batch in flight; `journal`);
                         a failed cell leaves <cell key>.error.json and is retried on resume
     <output>.cells/training/   resume files of cells that train a network (written by the
                         process training it; MEMPHASE_TRAIN_RESUME_DIR, see
@@ -22,7 +23,8 @@ only one that writes files:
 After a kill at any moment, rerunning the same command loads the finished cells and computes the
 rest. The final Dataset is always assembled from the journal, so a resumed run and an
 uninterrupted one give equal Datasets. Sharded runs (`--shard I/N`, e.g. SLURM job arrays) write
-`<stem>.part-I-of-N.h5` instead; `merge` assembles the parts into the final file.
+`<stem>.part-I-of-N.h5` instead (one array per result variable + a cell index: `shards`); `merge`
+assembles the parts into the final file.
 """
 
 from __future__ import annotations
