@@ -10,9 +10,10 @@
 # fails naming the shards. Resubmit only those, with a new merge job after them:
 #   MEMPHASE_ARRAY=3,5 examples/slurm/submit_array.sh CONFIG N
 # (they resume from their journals; N stays the sweep's shard count).
-# Memory: sweep_array.sbatch asks --mem=4G; give more as an extra option, e.g. --mem=16G (an
-# sbatch option on the command line overrides the script's #SBATCH line). Each task refuses,
-# before computing, a cell whose estimate exceeds its allocation.
+# Memory: each task asks for what `memphase sweep CONFIG --dry-run` prints as "slurm memory per
+# task" (the largest cell estimate + the process, x1.25); an extra option such as --mem=16G,
+# given after N, comes later on sbatch's command line and wins. Each task refuses, before
+# computing, a cell whose estimate exceeds its allocation.
 set -eu
 USAGE="usage: submit_array.sh CONFIG N [sbatch options]"
 CONFIG=${1:?$USAGE}
@@ -47,12 +48,17 @@ fi
              "MEMPHASE_ACTIVATE='module load ...; . .../bin/activate'" >&2
         exit 2
     fi
-    memphase sweep "$CONFIG" --dry-run >/dev/null
-)
+    memphase sweep "$CONFIG" --dry-run
+) > "${TMPDIR:-/tmp}/memphase-plan.$$" || { rm -f "${TMPDIR:-/tmp}/memphase-plan.$$"; exit 2; }
+MEM=$(sed -n 's/^slurm memory per task: --mem=\([0-9][0-9]*M\).*/\1/p' "${TMPDIR:-/tmp}/memphase-plan.$$")
+rm -f "${TMPDIR:-/tmp}/memphase-plan.$$"
+case $MEM in
+    '' | *[!0-9M]*) echo "submit_array.sh: no memory estimate in the plan of $CONFIG" >&2; exit 2 ;;
+esac
 # the config path and the environment travel as arguments and variables, never inside a string
 # of shell code: any character in a path is safe
-JID=$(sbatch --parsable --array="$ARRAY" "$@" "$HERE/sweep_array.sbatch" "$CONFIG" "$N")
+JID=$(sbatch --parsable --array="$ARRAY" --mem="$MEM" "$@" "$HERE/sweep_array.sbatch" "$CONFIG" "$N")
 JID=${JID%%;*}
 MID=$(sbatch --parsable --dependency=afterany:"$JID" "$@" "$HERE/merge.sbatch" "$CONFIG")
 MID=${MID%%;*}
-echo "shards: job array $JID ($ARRAY of $N); merge: job $MID (after every task has ended)"
+echo "shards: job array $JID ($ARRAY of $N, --mem=$MEM per task); merge: job $MID (after every task has ended)"

@@ -51,9 +51,8 @@ def _cmd_sweep(args) -> int:
     from ..sweep import describe, estimate_lines, load_sweep, run_sweep
 
     if args.dry_run:
-        plan = load_sweep(args.config)
         print("\n".join(describe(args.config) if args.config.endswith(".toml")
-                        else estimate_lines(plan)))
+                        else estimate_lines(load_sweep(args.config))))
         return 0
     figures: list = []
     out = run_sweep(args.config, output=args.output, backend=args.backend, workers=args.workers,

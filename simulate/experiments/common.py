@@ -108,8 +108,23 @@ def fill_grid(pairs, axes, values: dict, keys, trailing=()) -> dict:
     (len(values[a]) for a in axes) + trailing, NaN where no cell. pairs: (cell, result)."""
     shape = tuple(len(values[a]) for a in axes) + tuple(trailing)
     out = {k: np.full(shape, np.nan) for k in keys}
+    where = [_position_of(values[a]) for a in axes]  # a dict per axis: linear in the cells
     for cell, res in pairs:
-        i = tuple(list(values[a]).index(cell[a]) for a in axes)
+        i = tuple(w(cell[a]) for w, a in zip(where, axes))
         for k in keys:
             out[k][i] = res[k]
     return out
+
+
+def _position_of(vals):
+    """value -> its first index in `vals` (list.index) through a dict: the grid lookup of 10^5
+    cells over 10^4 seeds was quadratic (list.index per cell and axis: 20 s of a 10^5-cell
+    assembly, issue 23)."""
+    vals = list(vals)
+    try:
+        pos = {}
+        for i, v in enumerate(vals):
+            pos.setdefault(v, i)
+    except TypeError:  # an unhashable axis value
+        return vals.index
+    return lambda v: pos[v] if v in pos else vals.index(v)

@@ -33,9 +33,9 @@ __all__ = ["MAX_CELLS", "MAX_THREADS", "REMOTE_BACKENDS", "grid_size", "check_gr
            "check_walltime", "dtype_scale_range", "check_scales", "check_sampler_scales",
            "check_output_value", "check_plan", "KEY_BOUNDS", "MAX_SEED", "check_key_bounds"]
 
-#: most cells one config may describe (product of the [grid] list lengths): each cell is a journal
-#: file and an estimate line; 1e5 cells of the cheapest experiment are hours of compute
-MAX_CELLS = 100_000
+#: most cells one config may describe (product of the [grid] list lengths): a 10^6-cell study is
+#: one config (planning ~10 s, journal batches and part columns scale; issue 23)
+MAX_CELLS = 1_000_000
 #: most torch threads per cell / cores per SLURM job: no node has more cores than this
 MAX_THREADS = 1024
 #: backends whose workers run elsewhere: their CUDA devices are not visible here

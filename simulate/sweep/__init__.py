@@ -9,8 +9,9 @@ Workers compute, one writer stores. The driver process (the one running `memphas
 only one that writes files:
 
     <output>.lock       exclusive lock (pid, host): a second run on the same output is refused
-    <output>.cells/     journal: manifest.json plus one <cell key>.npz per finished cell, each
-                        written to a temporary name and renamed (a kill leaves no half cell);
+    <output>.cells/     journal: manifest.json plus batch-<seq>.npz files of finished cells
+                        (one per 512 cells or 2 s, each written to a temporary name, fsynced and
+                        renamed: a kill loses at most the batch in flight; `journal`);
                         a failed cell leaves <cell key>.error.json and is retried on resume
     <output>.cells/training/   resume files of cells that train a network (written by the
                         process training it; MEMPHASE_TRAIN_RESUME_DIR, see
@@ -22,7 +23,8 @@ only one that writes files:
 After a kill at any moment, rerunning the same command loads the finished cells and computes the
 rest. The final Dataset is always assembled from the journal, so a resumed run and an
 uninterrupted one give equal Datasets. Sharded runs (`--shard I/N`, e.g. SLURM job arrays) write
-`<stem>.part-I-of-N.h5` instead; `merge` assembles the parts into the final file.
+`<stem>.part-I-of-N.h5` instead (one array per result variable + a cell index: `shards`); `merge`
+assembles the parts into the final file.
 """
 
 from __future__ import annotations
@@ -58,7 +60,9 @@ from .plan import (  # noqa: F401
     _parse_bytes,
     CONFIRM_SECONDS,
     check_confirmed,
-    check_memory)
+    check_memory,
+    SLURM_MEM_MARGIN,
+    slurm_mem_request)
 from .journal import (  # noqa: F401
     _now,
     _encode_result,
@@ -244,12 +248,11 @@ def run_sweep(config_path, output=None, backend=None, workers=None, scheduler=No
             return target
         journal.open(new=new, allow_code_change=allow_code_change)
         t0 = time.time()
-        loaded = {}
-        for k in journal.done_keys() & {k for k, _ in mine}:
-            got = journal.load(k)
-            if got is not None:
-                loaded[k] = got
+        mine_keys = {k for k, _ in mine}
+        # one read per batch file; unreadable ones are set aside and their cells recomputed
+        loaded = journal.load_all(mine_keys)
         todo = [(k, c) for k, c in mine if k not in loaded]
+        loaded = {k: None for k in loaded}  # only the count is needed until the end
         failed = {}
         if progress and todo:
             for line in estimate_lines(plan, [c for _, c in todo]):
@@ -276,24 +279,21 @@ def run_sweep(config_path, output=None, backend=None, workers=None, scheduler=No
                     if progress:  # training cells on the workers show "step k/K" here too
                         topic = STEPS_TOPIC
                         client.subscribe_topic(topic, step_event_handler(bar, failed))
-                    stream = _iter_dask(client, plan, todo, steps_topic=topic)
+                    stream = _iter_dask(client, plan, todo, backend=backend, steps_topic=topic)
                 stack.enter_context(ticking(bar))  # the clock moves during a long cell
                 if backend == "inprocess" and progress:  # training cells show "step k/K"
                     from ..base.step_progress import reporting
 
                     stack.enter_context(reporting(step_sink(bar, failed)))
-                for key, cell, out_ in stream:
-                    if out_[0] == "ok":
-                        journal.record(key, cell, out_[1], out_[2])
-                        bar.update(1)
-                    else:
-                        _, msg, tb, meta = out_
-                        journal.record_failure(key, cell, msg, tb, meta)
-                        failed[key] = (cell, msg)
-                        bar.write(f"memphase: cell {cell} failed: {msg}", file=sys.stderr)
-                    bar.set_postfix(done=bar.n, failed=len(failed))
+                try:
+                    _record_stream(stream, journal, bar, failed)
+                except BaseException:
+                    # the last batch is written on every way out that unwinds (SIGTERM, Ctrl-C)
+                    _flush_quietly(journal)
+                    raise
         finally:
             bar.close()
+        journal.flush()  # a full disk raises here, naming the journal
         if failed:
             cell, msg = next(iter(failed.values()))
             raise SweepIncomplete(
@@ -301,11 +301,10 @@ def run_sweep(config_path, output=None, backend=None, workers=None, scheduler=No
                 f"{journal.dir}; finished cells are kept and rerunning the same command retries "
                 f"only the missing ones")
         # the final result is always built from the journal: resumed == uninterrupted
-        for k, _ in mine:
-            got = journal.load(k)
-            if got is None:
-                raise SweepIncomplete(f"journal cell {k} was unreadable; rerun to recompute it")
-            loaded[k] = got
+        loaded = journal.load_all(mine_keys)
+        lost = next((k for k, _ in mine if k not in loaded), None)
+        if lost is not None:
+            raise SweepIncomplete(f"journal cell {lost} was unreadable; rerun to recompute it")
         if shard:
             check_free_space(target, sum(np.asarray(v).nbytes for k, _ in mine
                                          for v in loaded[k][0].values()), "the part file")
@@ -319,6 +318,32 @@ def run_sweep(config_path, output=None, backend=None, workers=None, scheduler=No
         _finish(plan, target, journal, plot and not shard, figures, ds=None if shard else ds,
                 progress=progress)
     return target
+
+
+def _record_stream(stream, journal, bar, failed):
+    """Journal each outcome of `stream` as it arrives (finished cells in batches, failures at
+    once) and move the progress bar."""
+    for key, cell, out_ in stream:
+        if out_[0] == "ok":
+            journal.record(key, cell, out_[1], out_[2])
+            bar.update(1)
+        else:
+            _, msg, tb, meta = out_
+            journal.record_failure(key, cell, msg, tb, meta)
+            failed[key] = (cell, msg)
+            bar.write(f"memphase: cell {cell} failed: {msg}", file=sys.stderr)
+        if out_[0] != "ok" or bar.n % 64 == 0:  # the postfix costs more than a tiny cell
+            bar.set_postfix(done=bar.n, failed=len(failed), refresh=False)
+
+
+def _flush_quietly(journal):
+    """Write the journal's pending batch while another exception unwinds; a failure to write
+    it (full disk) is a warning, the unwinding exception stays the one reported."""
+    try:
+        journal.flush()
+    except Exception as e:  # noqa: BLE001
+        print(f"memphase: warning: the last journal batch was not written ({e}); its cells "
+              f"are recomputed by the next run", file=sys.stderr)
 
 
 def _write_final(ds, target):
@@ -421,6 +446,9 @@ def describe(path) -> list[str]:
                  f"backend {plan.opts['backend']}, workers {plan.opts['workers']}, "
                  f"threads per cell {plan.opts['threads']}"]
         lines += estimate_lines(plan)
+        lines.append(f"slurm memory per task: --mem={slurm_mem_request(plan)} (largest cell "
+                     f"estimate + process, x{SLURM_MEM_MARGIN}; examples/slurm/submit_array.sh "
+                     f"asks for it)")
         lines.append(f"output {out}: " + ("exists" if out.exists() else "not written yet"))
         j = Journal(out, plan)
         if j.exists():

@@ -14,7 +14,7 @@ import numpy as np
 from ..experiments import get_experiment
 from ..run.slurm_options import cluster_kwargs
 from ..run.files import SweepError
-from .plan import BACKENDS, SweepPlan, estimate_cell
+from .plan import BACKENDS, SweepPlan, cell_estimates, estimate_cell
 
 
 # ----------------------------------------------------------------------------- computing cells
@@ -47,6 +47,12 @@ def _worker_step_sink(topic: str):
     return sink
 
 
+#: experiment modules by job name, and whether this process's allocator is tuned: looked up once
+#: per process, not once per cell (a tiny cell costs well under a millisecond of engine time)
+_EXPERIMENTS: dict = {}
+_TUNED: list = []
+
+
 def compute_cell(job: str, cfg: dict, cell: dict, threads: int = 1, steps_topic=None):
     """Run one cell anywhere (in-process or on a Dask worker); never raises for a cell error.
     `steps_topic`: on a Dask worker, send the cell's training steps as events on that topic
@@ -56,29 +62,37 @@ def compute_cell(job: str, cfg: dict, cell: dict, threads: int = 1, steps_topic=
     """
     import torch
 
-    from ..base.device import tune_allocator
     from ..base.step_progress import reporting
 
-    tune_allocator()
+    if not _TUNED:
+        from ..base.device import tune_allocator
+
+        tune_allocator()
+        _TUNED.append(True)
+    exp = _EXPERIMENTS.get(job) or _EXPERIMENTS.setdefault(job, get_experiment(job))
     old = torch.get_num_threads()
-    if threads:
+    change = bool(threads) and threads != old
+    if change:
         torch.set_num_threads(threads)
     t0 = time.perf_counter()
-    meta = {"host": socket.gethostname(), "pid": os.getpid()}
+    meta = {"host": _HOST, "pid": os.getpid()}
     sink = _worker_step_sink(steps_topic) if steps_topic else None
     try:
         with contextlib.ExitStack() as stack:
             if sink is not None:
                 stack.enter_context(reporting(sink))
-            result = get_experiment(job).run_cell(cfg, cell)
+            result = exp.run_cell(cfg, cell)
         meta["seconds"] = round(time.perf_counter() - t0, 4)
         return ("ok", result, meta)
     except Exception as e:  # a cell's failure is data: it is recorded, not raised
         meta["seconds"] = round(time.perf_counter() - t0, 4)
         return ("error", f"{type(e).__name__}: {e}", traceback.format_exc(), meta)
     finally:
-        if threads:
+        if change:
             torch.set_num_threads(old)
+
+
+_HOST = socket.gethostname()
 
 
 def _iter_inprocess(plan, todo):
@@ -112,14 +126,24 @@ def batch_size(plan, todo, sample: int = 32) -> int:
     return int(min(MAX_BATCH, max(1, BATCH_SECONDS // per if per > 0 else MAX_BATCH)))
 
 
-def _worker_slots(plan) -> int:
-    """Worker processes the sweep asks for: workers (SLURM jobs) x cores per SLURM job."""
+def _worker_slots(plan, client=None, backend=None) -> int:
+    """Cells that run at once. SLURM: workers (SLURM jobs) x worker processes per job
+    ([sweep.slurm] processes, else cores: the jobs may not have started yet). Local cluster or
+    running scheduler: the client's worker threads now, at least `workers` ([sweep.slurm] is not
+    read: it describes SLURM jobs this backend never submits)."""
     opts = plan.opts
-    cores = (opts.get("slurm") or {}).get("cores") or 1
-    return max(1, int(opts["workers"] or 1) * int(cores))
+    workers = int(opts["workers"] or 1)
+    if (backend or opts.get("backend")) == "slurm":
+        sl = opts.get("slurm") or {}
+        return max(1, workers * int(sl.get("processes") or sl.get("cores") or 1))
+    threads = 0
+    with contextlib.suppress(Exception):
+        threads = sum(client.nthreads().values()) if client is not None else 0
+    return max(1, workers, threads)
 
 
-def _iter_dask(client, plan, todo, batch=None, max_in_flight=None, steps_topic=None):
+def _iter_dask(client, plan, todo, batch=None, max_in_flight=None, backend=None,
+               steps_topic=None):
     """Cells on Dask in batches (`batch_size`), at most `max_in_flight` batches submitted at a
     time (IN_FLIGHT_PER_WORKER per worker process), the config scattered to the workers once
     instead of pickled into every task. Yields (key, cell, outcome) as batches finish; a batch
@@ -129,7 +153,7 @@ def _iter_dask(client, plan, todo, batch=None, max_in_flight=None, steps_topic=N
 
     threads = plan.opts["threads"] or 1
     batch = batch or batch_size(plan, todo)
-    max_in_flight = max_in_flight or IN_FLIGHT_PER_WORKER * _worker_slots(plan)
+    max_in_flight = max_in_flight or IN_FLIGHT_PER_WORKER * _worker_slots(plan, client, backend)
     cfg = client.scatter([plan.cfg], broadcast=True)[0]
     chunks = iter([todo[i:i + batch] for i in range(0, len(todo), batch)])
     futs = {}
@@ -234,7 +258,7 @@ def make_slurm_cluster(plan: SweepPlan):
     s = plan.opts["slurm"]
     mem = ""
     if not s["memory"]:
-        per = max(estimate_cell(plan.exp, plan.cfg, c)["memory_bytes"] for c in plan.cells)
+        per = max(e["memory_bytes"] for e in cell_estimates(plan, plan.cells))
         mem = f"{int(np.ceil(s['cores'] * (2 * per / 1e9 + 1)))}GB"
     kw = cluster_kwargs(s, mem)
     return SLURMCluster(**kw)

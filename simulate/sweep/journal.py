@@ -1,5 +1,14 @@
-"""The journal of a sweep target (`<target>.cells/`): one file per finished cell, the manifest
-with the config hash and the code identity of the run (see `memphase.simulate.sweep`)."""
+"""The journal of a sweep target (`<target>.cells/`): finished cells in batch files, the manifest
+with the config hash and the code identity of the run (see `memphase.simulate.sweep`).
+
+Cells are journaled in batches: `Journal.record` keeps a finished cell in memory and writes the
+pending cells as one file `batch-<seq>.npz` (temporary name, fsync, rename, fsync of the folder)
+once BATCH_CELLS cells are pending or BATCH_SECONDS have passed since the last write, whichever
+comes first, and on every exit of the run that unwinds (Ctrl-C, SIGTERM, an error): one fsync per
+batch instead of one per cell. A kill -9 loses at most the cells of the batch not yet written.
+A batch file stores each variable once, stacked over the batch's cells of the same shapes
+(`pack_cells`), so reading the journal back is a few array reads per batch. Journals of older
+memphase versions (one `<key>.npz` per cell) are still read."""
 
 from __future__ import annotations
 
@@ -9,6 +18,7 @@ import fnmatch
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +50,41 @@ def _encode_result(result: dict) -> dict:
 
 def _decode_value(a: np.ndarray):
     return a.item() if a.ndim == 0 else a
+
+
+def pack_cells(items, encoded: bool = False) -> list[tuple[list, dict]]:
+    """[(keys, {name: stacked array})]: the results of `items` ((key, result) pairs; `encoded`:
+    results already `_encode_result`-ed) grouped by their signature (names, dtypes, shapes),
+    each variable of a group stacked along a new first axis in the order of its keys. Cells of
+    one sweep usually form a single group."""
+    groups: dict = {}
+    for key, result in items:
+        arrays = result if encoded else _encode_result(result)
+        sig = tuple((k, a.dtype.str, a.shape) for k, a in arrays.items())
+        keys, cols = groups.setdefault(sig, ([], {k: [] for k in arrays}))
+        keys.append(key)
+        for k, a in arrays.items():
+            cols[k].append(a)
+    return [(keys, {k: np.stack(v) for k, v in cols.items()}) for keys, cols in groups.values()]
+
+
+def unpack_cells(keys, cols: dict) -> dict:
+    """{key: result dict} of one `pack_cells` group (scalars as Python numbers, arrays as views
+    into the stacked block); the inverse of `pack_cells`."""
+    cols = {k: (v.tolist() if v.ndim == 1 and v.dtype.kind != "U" else v)
+            for k, v in cols.items()}
+    out = {}
+    for j, key in enumerate(keys):
+        out[str(key)] = {k: (v[j] if isinstance(v, list) else _decode_value(v[j]))
+                         for k, v in cols.items()}
+    return out
+
+
+#: cells per journal batch file (one fsync per batch) ...
+BATCH_CELLS = 512
+#: ... or seconds since the last batch was written, whichever comes first: a run of slow cells
+#: writes every cell on its own, a run of tiny cells one file per BATCH_CELLS
+BATCH_SECONDS = 2.0
 
 
 def code_identity(job: str) -> dict:
@@ -157,15 +202,30 @@ class Journal:
         return self
 
     def _cell_path(self, key):
+        """The per-cell file of journals written before batches (still read)."""
         return self.dir / f"{key}.npz"
 
     def _error_path(self, key):
         return self.dir / f"{key}.error.json"
 
+    def _batches(self) -> list[Path]:
+        return sorted(p for p in self.dir.glob("batch-*.npz") if p.is_file())
+
+    def _legacy_cells(self) -> list[Path]:
+        return [p for p in self.dir.glob("*.npz")
+                if not p.name.startswith((".", "batch-")) and p.is_file()]
+
     def done_keys(self) -> set:
+        """Keys of the journaled cells (written batches, cells of an older per-cell journal and
+        the batch pending in memory)."""
         if not self.exists():
-            return set()
-        return {p.name[:-4] for p in self.dir.glob("*.npz") if not p.name.startswith(".")}
+            return set(getattr(self, "_pending_keys", ()))
+        keys = {p.name[:-4] for p in self._legacy_cells()}
+        for p in self._batches():
+            with contextlib.suppress(Exception):
+                with np.load(p, allow_pickle=False) as z:
+                    keys.update(str(k) for k in z["__keys__"])
+        return keys | set(getattr(self, "_pending_keys", ()))
 
     def failures(self) -> dict:
         out = {}
@@ -175,22 +235,125 @@ class Journal:
                     out[p.name[: -len(".error.json")]] = json.loads(p.read_text())
         return out
 
+    # -- writing: cells are buffered and written in batches (module docstring)
+
+    def _start_batches(self):
+        if not hasattr(self, "_pending"):
+            self._pending: list = []
+            self._pending_keys: list = []
+            self._last_write = time.monotonic()
+            seqs = [int(p.name[6:-4]) for p in self._batches() if p.name[6:-4].isdigit()]
+            self._seq = max(seqs, default=-1) + 1
+            self._failed = set(self.failures()) if self.exists() else set()
+
     def record(self, key, cell, result, meta):
-        arrays = _encode_result(result)
-        arrays["__meta__"] = np.asarray(json.dumps({"cell": cell, "config_hash":
-                                                    self.plan.config_hash, **meta,
-                                                    "code": self.code}))
-        _atomic_write(self._cell_path(key), lambda fh: np.savez(fh, **arrays))
-        with contextlib.suppress(FileNotFoundError):
-            self._error_path(key).unlink()
+        """Journal a finished cell: buffered, written with its batch (`flush`)."""
+        self._start_batches()
+        arrays = _encode_result(result)  # a result that cannot be stored fails here, at its cell
+        self._pending.append((key, cell, arrays, meta))
+        self._pending_keys.append(key)
+        if (len(self._pending) >= BATCH_CELLS
+                or time.monotonic() - self._last_write >= BATCH_SECONDS):
+            self.flush()
+
+    def flush(self):
+        """Write the pending cells as one batch file (atomic: temporary, fsync, rename)."""
+        self._start_batches()
+        self._last_write = time.monotonic()
+        if not self._pending:
+            return
+        pending = self._pending
+        arrays = {"__keys__": np.asarray([k for k, *_ in pending])}
+        for gi, (keys, cols) in enumerate(pack_cells([(k, r) for k, _, r, _ in pending],
+                                                     encoded=True)):
+            arrays[f"{gi}.__keys__"] = np.asarray(keys)
+            for name, a in cols.items():
+                arrays[f"{gi}.{name}"] = a
+        arrays["__meta__"] = np.asarray(json.dumps({
+            "config_hash": self.plan.config_hash, "code": self.code,
+            "cells": [dict(meta, cell=cell) for _, cell, _, meta in pending]}))
+        path = self.dir / f"batch-{self._seq:07d}.npz"
+        _atomic_write(path, lambda fh: np.savez(fh, **arrays))
+        _fsync_dir(self.dir)
+        self._seq += 1
+        self._pending, self._pending_keys = [], []
+        for key, *_ in pending:
+            if key in self._failed:
+                with contextlib.suppress(FileNotFoundError):
+                    self._error_path(key).unlink()
+                self._failed.discard(key)
 
     def record_failure(self, key, cell, error, tb, meta):
+        self._start_batches()
+        self._failed.add(key)
         rec = {"cell": cell, "error": error, "traceback": tb, "time": _now(), **meta}
         _atomic_write(self._error_path(key), lambda fh: fh.write(json.dumps(rec, indent=1).encode()))
 
+    # -- reading
+
+    def _set_aside(self, p: Path, e):
+        print(f"memphase: warning: journal file {p} unreadable ({e}); recomputing its cells",
+              file=sys.stderr)
+        with contextlib.suppress(OSError):
+            os.replace(p, p.with_name(p.name + ".corrupt"))
+
+    def _read_batch(self, p: Path, want=None) -> dict:
+        """{key: (result, meta)} of one batch file (only the keys in `want`, if given); an
+        unreadable file is set aside as <name>.corrupt and yields nothing."""
+        try:
+            with np.load(p, allow_pickle=False) as z:
+                data = {k: z[k] for k in z.files}
+            head = json.loads(str(data.pop("__meta__")))
+            if head.get("config_hash") != self.plan.config_hash:
+                raise ValueError("config hash mismatch")
+            keys = [str(k) for k in data.pop("__keys__")]
+            metas = dict(zip(keys, head["cells"]))
+            out = {}
+            groups: dict = {}
+            for name, a in data.items():
+                gi, _, var = name.partition(".")
+                groups.setdefault(gi, {})[var] = a
+            if sorted(str(k) for g in groups.values() for k in g["__keys__"]) != sorted(keys):
+                raise ValueError("the batch's cell index disagrees with its groups")
+            for cols in groups.values():
+                gkeys = cols.pop("__keys__")
+                if want is not None:
+                    sel = np.flatnonzero([str(k) in want for k in gkeys])
+                    if len(sel) < len(gkeys):
+                        gkeys, cols = gkeys[sel], {k: v[sel] for k, v in cols.items()}
+                for k, res in unpack_cells(gkeys, cols).items():
+                    meta = metas[k]
+                    meta["code"] = head.get("code")
+                    meta["config_hash"] = head["config_hash"]
+                    out[k] = (res, meta)
+        except Exception as e:  # zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError
+            self._set_aside(p, e)
+            return {}
+        return out
+
+    def load_all(self, want=None) -> dict:
+        """{key: (result dict, meta dict)} of every journaled cell (only those in the set `want`,
+        if given): one read per batch file. Unreadable files are set aside (`*.corrupt`) and
+        their cells count as not done. Pending cells are written first (`flush`)."""
+        if hasattr(self, "_pending"):
+            self.flush()
+        out = {}
+        if not self.exists():
+            return out
+        for p in self._batches():
+            out.update(self._read_batch(p, want))
+        for p in self._legacy_cells():
+            key = p.name[:-4]
+            if (want is None or key in want) and key not in out:
+                got = self.load(key)
+                if got is not None:
+                    out[key] = got
+        return out
+
     def load(self, key):
-        """(result dict, meta dict) of a finished cell, or None if its file is unreadable (it is
-        then set aside as <key>.npz.corrupt and the cell counts as not done)."""
+        """(result dict, meta dict) of a finished cell of a per-cell journal (older memphase),
+        or None if its file is unreadable (it is then set aside as <key>.npz.corrupt and the
+        cell counts as not done)."""
         p = self._cell_path(key)
         try:
             with np.load(p, allow_pickle=False) as z:

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..run.files import SweepError, atomic_write as _atomic_write
 from .plan import SweepPlan
-from .journal import _now, _encode_result, _decode_value
+from .journal import _now, _decode_value, pack_cells, unpack_cells
 
 
 # ----------------------------------------------------------------------------- shards and parts
@@ -54,37 +54,110 @@ def part_path(output, i: int, n: int) -> Path:
     return out.with_name(f"{out.stem}.part-{i}-of-{n}{out.suffix or '.h5'}")
 
 
+#: the part file layout `_write_part` writes: 2 = one array per variable (stacked over the
+#: shard's cells of the same shapes) + a cell index; 1 (memphase before issue 23's part 2, still
+#: read) = one HDF5 group per cell
+PART_LAYOUT = 2
+
+
 def _write_part(path: Path, plan: SweepPlan, shard, items):
-    """One HDF5 part file (plain h5py): root attrs identify it; group cells/<key> per cell."""
+    """One HDF5 part file (plain h5py), a few array writes whatever the number of cells: root
+    attrs identify it (memphase_part_layout = 2); group `columns/<g>` per result signature
+    (`journal.pack_cells`, usually one) holds `keys` (the cell index), one dataset per result
+    variable with the cells along the first axis, `meta` (one JSON list: cell, seconds, host,
+    pid of each cell), `cells` (one JSON list of the cells' parameters) and `code` (index into
+    the root attr `codes`, the code versions; -1: none recorded)."""
     import h5py
 
     from ..run.store import git_commit, package_version
+
+    codes: list = []
+
+    def code_index(meta):
+        if "code" not in meta:
+            return -1
+        c = meta["code"]
+        if c not in codes:
+            codes.append(c)
+        return codes.index(c)
+
+    cells = {key: cell for key, cell, _, _ in items}
+    metas = {key: meta for key, _, _, meta in items}
+    groups = pack_cells([(key, result) for key, _, result, _ in items])
 
     def write(tmp):  # by path: libhdf5 reads back its metadata (issue 23)
         with h5py.File(tmp, "w") as f:
             f.attrs.update({"memphase_part": f"{shard[0]}/{shard[1]}", "config_hash":
                             plan.config_hash, "config": plan.text, "job": plan.job,
                             "memphase_version": package_version(), "git_commit": git_commit(),
-                            "created": _now(), "host": socket.gethostname()})
-            g = f.create_group("cells")
-            for key, cell, result, meta in items:
-                c = g.create_group(key)
-                c.attrs["cell"] = json.dumps(cell)
-                c.attrs["meta"] = json.dumps(meta)
-                for k, a in _encode_result(result).items():
+                            "created": _now(), "host": socket.gethostname(),
+                            "memphase_part_layout": PART_LAYOUT})
+            root = f.create_group("columns")
+            for gi, (keys, cols) in enumerate(groups):
+                g = root.create_group(str(gi))
+                g.create_dataset("keys", data=np.asarray(keys, dtype="S"))
+                g.create_dataset("code", data=np.asarray([code_index(metas[k]) for k in keys],
+                                                         dtype=np.int32))
+                rows = [{m: v for m, v in metas[k].items() if m != "code"} for k in keys]
+                g.create_dataset("meta", data=json.dumps(rows), dtype=h5py.string_dtype())
+                g.create_dataset("cells", data=json.dumps([cells[k] for k in keys]),
+                                 dtype=h5py.string_dtype())
+                for name, a in cols.items():
                     if a.dtype.kind == "U":
-                        c.create_dataset(k, data=a.astype(object), dtype=h5py.string_dtype())
-                    elif a.ndim:
-                        c.create_dataset(k, data=a, compression="gzip")
+                        d = g.create_dataset(name, data=a.astype(object),
+                                             dtype=h5py.string_dtype())
+                        d.attrs["numpy_dtype"] = a.dtype.str
                     else:
-                        c.create_dataset(k, data=a)
+                        g.create_dataset(name, data=a)
+            f.attrs["codes"] = json.dumps(codes)
 
     _atomic_write(path, write, by_path=True)
 
 
+def _read_columns(f) -> dict:
+    """{key: (result, meta)} of a part file of layout 2 (see `_write_part`)."""
+    codes = json.loads(f.attrs["codes"])
+    out = {}
+    for g in f["columns"].values():
+        keys = [k.decode() for k in g["keys"][()]]
+        rows = json.loads(g["meta"][()])
+        code = g["code"][()]
+        cols = {}
+        for name, d in g.items():
+            if name in ("keys", "meta", "code", "cells"):
+                continue
+            a = d[()]
+            if "numpy_dtype" in d.attrs:
+                a = np.asarray([s.decode() if isinstance(s, bytes) else s for s in a.ravel()],
+                               dtype=d.attrs["numpy_dtype"]).reshape(a.shape)
+            cols[name] = a
+        if len(rows) != len(keys) or any(len(a) != len(keys) for a in cols.values()):
+            raise ValueError("the cell index and the columns disagree in length")
+        for (k, res), row, ci in zip(unpack_cells(keys, cols).items(), rows, code):
+            out[k] = (res, dict(row, code=codes[int(ci)]) if ci >= 0 else row)
+    return out
+
+
+def _read_groups(f) -> dict:
+    """{key: (result, meta)} of a part file of layout 1 (one group per cell; older memphase)."""
+    out = {}
+    for key, g in f["cells"].items():
+        res = {}
+        for k, d in g.items():
+            v = d[()]
+            if isinstance(v, bytes):
+                v = v.decode()
+            elif isinstance(v, np.ndarray) and v.dtype.kind == "O":
+                v = np.asarray([s.decode() if isinstance(s, bytes) else s for s in v])
+            res[k] = _decode_value(np.asarray(v)) if not isinstance(v, str) else v
+        out[key] = (res, json.loads(g.attrs["meta"]))
+    return out
+
+
 def read_part(path, plan: SweepPlan | None = None) -> dict:
-    """{key: (result, meta)} of a part file; ResultFileError naming the file when it is missing,
-    corrupt, foreign, or (given a plan) made with a different config."""
+    """{key: (result, meta)} of a part file (layout 2, or layout 1 of older memphase);
+    ResultFileError naming the file when it is missing, corrupt, foreign, or (given a plan)
+    made with a different config."""
     import h5py
 
     from memphase.analysis.results import ResultFileError, check_readable, hdf5_open_error
@@ -96,28 +169,15 @@ def read_part(path, plan: SweepPlan | None = None) -> dict:
     except OSError as e:
         raise hdf5_open_error(p, e) from None
     with f:
-        if "memphase_part" not in f.attrs or "cells" not in f:
+        if "memphase_part" not in f.attrs or ("cells" not in f and "columns" not in f):
             raise ResultFileError(f"{p} is not a memphase sweep part file")
         if plan is not None and f.attrs["config_hash"] != plan.config_hash:
             raise ResultFileError(f"{p} was made with a different config "
                                   f"(hash {f.attrs['config_hash']}, now {plan.config_hash})")
-        out = {}
         try:
-            for key, g in f["cells"].items():
-                res = {}
-                for k, d in g.items():
-                    v = d[()]
-                    if isinstance(v, bytes):
-                        v = v.decode()
-                    elif isinstance(v, np.ndarray) and v.dtype.kind == "O":
-                        v = np.asarray([s.decode() if isinstance(s, bytes) else s for s in v])
-                    res[k] = _decode_value(np.asarray(v)) if not isinstance(v, str) else v
-                out[key] = (res, json.loads(g.attrs["meta"]))
-        except (OSError, KeyError, ValueError) as e:
+            return _read_columns(f) if "columns" in f else _read_groups(f)
+        except (OSError, KeyError, ValueError, TypeError) as e:
             raise ResultFileError(f"{p} is damaged: {e}") from None
-    return out
-
-
 
 
 def find_parts(output) -> dict:

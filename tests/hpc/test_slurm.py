@@ -71,7 +71,12 @@ def journal_metas(target) -> dict:
     for f in sorted(d.glob("*.npz")) if d.is_dir() else []:
         try:
             with np.load(f, allow_pickle=False) as z:
-                out[f.stem] = json.loads(str(z["__meta__"]))
+                meta = json.loads(str(z["__meta__"]))
+                if f.name.startswith("batch-"):  # a batch of cells (journal.py)
+                    out.update({str(k): dict(m, code=meta.get("code"))
+                                for k, m in zip(z["__keys__"], meta["cells"])})
+                else:  # one cell (journals before batches)
+                    out[f.stem] = meta
         except Exception:  # being renamed into place at this instant
             continue
     return out
@@ -188,6 +193,93 @@ def test_sigterm_journals_and_requeue_recomputes_nothing(slurm, tmp_path):
         assert metas[key]["pid"] == m["pid"]
     first = {m["pid"] for m in before.values()}
     assert any(m["pid"] not in first for m in metas.values())  # the rest ran after the requeue
+    assert main(["merge", str(cfg), "-q", "--no-plot"]) == 0
+    assert_same_variables(out, reference(tmp_path, cfg))
+
+
+def test_requeued_task_then_the_merge_job_completes(slurm, tmp_path):
+    """[issue 23] submit_array.sh's merge job (afterany) waits through a requeue: task 1 is
+    requeued while it runs (SIGTERM: its pending journal batch is written), runs again from its
+    journal, and the merge job then completes with the in-process Dataset."""
+    cfg = write_config(tmp_path, SLOW)
+    out = tmp_path / "out.h5"
+    env = slurm.job_env("venv")
+    text = slurm.run("sh", SUBMIT, cfg, 2, f"--chdir={tmp_path}", env=env, cwd=tmp_path)
+    array, merge = text.split("job array ")[1].split()[0], text.split("merge: job ")[1].split()[0]
+    task = f"{array}_1"
+    part1 = part_path(out, 1, 2)
+    slurm.wait_until(lambda: journal_metas(part1), "task 1 to journal a cell")
+    slurm.run("scontrol", "requeue", task)
+    slurm.wait(merge, timeout=300)
+    assert slurm.field(task, "Restarts") == "1"
+    assert slurm.state(task) == "COMPLETED"
+    assert_same_variables(out, reference(tmp_path, cfg))
+
+
+#: 1000 cells of a few milliseconds (issue 23's reproducer: d = 1, N in {2, 3}, two scores,
+#: 250 seeds, 2 steps, 1 sample, 2 records)
+TINY_1000 = """
+job = "quickstart"
+output = "{out}"
+[data]
+d = 1
+[grid]
+n_train = [2, 3]
+score = ["population", "empirical"]
+seeds = {{start = 0, stop = 249, num = 250}}
+[sampler]
+steps = 2
+n_samples = 1
+record = 2
+[sweep]
+threads = 1
+"""
+
+
+def test_shard_of_1000_cells_and_the_memory_request_from_the_estimate(slurm, tmp_path):
+    """[issue 23] One array task computes a shard of 1000 cells (its part file is a few array
+    writes) and the merge job assembles it; the task asked the memory `--dry-run` derives from
+    the cell estimates (not a fixed 4G), and its memory check read that allocation."""
+    from memphase.simulate.sweep import load_sweep
+    from memphase.simulate.sweep.plan import slurm_mem_request
+
+    cfg = write_config(tmp_path, TINY_1000)
+    want = slurm_mem_request(load_sweep(cfg))
+    env = slurm.job_env("venv")
+    text = slurm.run("sh", SUBMIT, cfg, 1, f"--chdir={tmp_path}", env=env, cwd=tmp_path)
+    array, merge = text.split("job array ")[1].split()[0], text.split("merge: job ")[1].split()[0]
+    assert f"--mem={want} per task" in text
+    import re
+
+    show = slurm.run("scontrol", "show", "job", f"{array}_0")
+    m = re.search(r"MinMemoryNode=(\d+)([MGT])", show)  # SLURM shows 1024M as 1G
+    assert m, show
+    assert int(m[1]) * {"M": 1, "G": 1024, "T": 1024**2}[m[2]] == int(want[:-1]), show
+    slurm.wait(merge, timeout=300)
+    assert len(read_part(part_path(tmp_path / "out.h5", 0, 1))) == 1000
+    with open_sweep(tmp_path / "out.h5") as ds:
+        assert ds.attrs["cells"] == 1000 and ds.attrs["backend"] == "shards/1"
+
+
+def test_a_task_whose_flock_fails_runs_with_the_fallback_lock(slurm, tmp_path):
+    """[issue 23] On a file system without flock (Lustre mounted without it: ENOSYS) a task
+    took no lock and refused even as the only writer. In a job whose flock(2) fails, the task
+    takes the exclusive-creation lock, finishes, releases it, and the merge gives the
+    in-process Dataset."""
+    cfg = write_config(tmp_path)
+    out = tmp_path / "out.h5"
+    code = ("import errno, fcntl, sys\n"
+            "def flock(fd, op): raise OSError(errno.ENOSYS, 'Function not implemented')\n"
+            "fcntl.flock = flock\n"
+            "from memphase.simulate.cli import main\n"
+            "sys.exit(main(sys.argv[1:]))\n")
+    (tmp_path / "noflock.py").write_text(code)
+    job = sbatch(slurm, tmp_path, f"--output={tmp_path}/noflock-%j.log", "--wrap",
+                 f"{sys.executable} {tmp_path}/noflock.py sweep {cfg} --shard 0/1 -q",
+                 env=slurm.job_env("none"))
+    slurm.wait(job)
+    part = part_path(out, 0, 1)
+    assert part.exists() and not OutputLock(part).path.exists()
     assert main(["merge", str(cfg), "-q", "--no-plot"]) == 0
     assert_same_variables(out, reference(tmp_path, cfg))
 

@@ -103,7 +103,7 @@ def test_log_int_range_dedupe_is_correct_at_the_limit():
 
 def test_total_cell_count_is_bounded(tmp_path):
     p = _quickstart(tmp_path, n_train="{start = 2, stop = 10000, num = 5000}",
-                    seeds="{start = 0, stop = 99, num = 100}")
+                    seeds="{start = 0, stop = 999, num = 1000}")
     msg = _load_error(p)
     assert f"the limit is {cb.MAX_CELLS} cells" in msg and "n_train[5000]" in msg
 

@@ -20,14 +20,15 @@ EVIL_CONFIG = "it's; touch pwned; echo '.toml"
 EVIL_VENV = "o'brien's venv; touch pwned2 #"
 
 
-def _stub(path: Path, log: Path, name: str):
+def _stub(path: Path, log: Path, name: str, say: str = ""):
     """An executable that appends its arguments (NUL-separated, one record per call) to `log`
-    and prints a job id (sbatch --parsable style)."""
+    and prints a job id (sbatch --parsable style), then `say`."""
     path.write_text(f"""#!/bin/sh
 i=0
 while [ -e '{log}'/{name}$i ]; do i=$((i + 1)); done
 for a in "$@"; do printf '%s\\0' "$a"; done > '{log}'/{name}$i
 echo $((100 + i))
+{f"echo '{say}'" if say else ""}
 """)
     path.chmod(0o755)
 
@@ -50,7 +51,9 @@ def world(tmp_path):
     _stub(tmp_path / "bin" / "sbatch", log, "sbatch")
     venv = tmp_path / EVIL_VENV
     (venv / "bin").mkdir(parents=True)
-    _stub(venv / "bin" / "memphase", log, "memphase")
+    # the plan line submit_array.sh reads its memory request from (`memphase sweep --dry-run`)
+    _stub(venv / "bin" / "memphase", log, "memphase",
+          say="slurm memory per task: --mem=1536M (largest cell estimate + process, x1.25)")
     # what a venv's activate does that matters here (a real one is sourced the same way)
     (venv / "bin" / "activate").write_text('VIRTUAL_ENV="$(cd "$(dirname "$0")" 2>/dev/null; '
                                            'pwd)"\nPATH="' + str(venv).replace('"', '\\"')
@@ -81,13 +84,15 @@ def test_submit_array_runs_under_dash_without_memphase_on_path(world):
     assert r.returncode == 0, r.stderr
     assert calls(world["log"], "memphase") == [["sweep", str(world["cfg"]), "--dry-run"]]
     array, merge = calls(world["log"], "sbatch")
-    assert array == ["--parsable", "--array=0-3", "--partition=short",
+    # the memory request is the plan's (from the cell estimates), before the user's options
+    # (which come later on sbatch's command line and win)
+    assert array == ["--parsable", "--array=0-3", "--mem=1536M", "--partition=short",
                      str(SLURM / "sweep_array.sbatch"), str(world["cfg"]), "4"]
     # afterany: a failed, cancelled, preempted or timed-out task never orphans the merge job
     assert merge == ["--parsable", "--dependency=afterany:100", "--partition=short",
                      str(SLURM / "merge.sbatch"), str(world["cfg"])]
     assert "--wrap" not in merge
-    assert "job array 100 (0-3 of 4); merge: job 101" in r.stdout
+    assert "job array 100 (0-3 of 4, --mem=1536M per task); merge: job 101" in r.stdout
     no_injection(world)
 
 

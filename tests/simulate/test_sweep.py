@@ -1,6 +1,7 @@
 """Sweeps: crash safety (kill -9 and resume), sharding + merge, Dask backends, the lock and the
 journal. Every comparison is against one uninterrupted in-process run with the same seeds."""
 
+import json
 import os
 import signal
 import subprocess
@@ -13,6 +14,7 @@ import xarray as xr
 
 import memphase.simulate.experiments.quickstart as quickstart
 from memphase.analysis.results import ResultFileError, open_sweep
+import memphase.simulate.sweep as sweep
 from memphase.simulate.cli import main
 from memphase.simulate.sweep import Journal, OutputLock, SweepError, load_sweep, part_path, run_sweep
 
@@ -79,29 +81,76 @@ def test_uninterrupted_run_is_lazy_self_describing_and_clean(sweep_dir, referenc
     assert not (sweep_dir / "ref.h5.cells").exists() and not (sweep_dir / "ref.h5.lock").exists()
 
 
-def test_kill_9_mid_sweep_then_resume_equals_uninterrupted(sweep_dir, reference, monkeypatch):
-    out = sweep_dir / "killed.h5"
+def journaled(out, cfg) -> int:
+    """Cells journaled so far beside `out` (batch files read back; a file being renamed into
+    place at this instant counts at the next look)."""
+    try:
+        return len(Journal(out, load_sweep(cfg)).done_keys())
+    except Exception:
+        return 0
+
+
+#: run the sweep command with journal batches of BATCH cells and no time trigger, so that a kill
+#: lands inside a batch (the default batches are larger than this whole test sweep)
+BATCHED = ("import sys; import memphase.simulate.sweep.journal as j; j.BATCH_CELLS = {batch}; "
+           "j.BATCH_SECONDS = 1e9; from memphase.simulate.cli import main; "
+           "sys.exit(main(sys.argv[1:]))")
+
+
+def test_kill_9_mid_batch_then_resume_recomputes_only_unjournaled_cells(sweep_dir, reference,
+                                                                        monkeypatch):
+    """[issue 23] Cells are journaled in batches (one fsync per batch): a SIGKILL in the middle
+    of a batch loses only that batch's cells; the resumed run computes exactly the cells not in
+    a written batch and gives the uninterrupted run's Dataset."""
+    cfg, out = sweep_dir / "sweep.toml", sweep_dir / "killed.h5"
     journal = sweep_dir / "killed.h5.cells"
-    proc = subprocess.Popen([sys.executable, "-m", "memphase.simulate.cli", "sweep",
-                             str(sweep_dir / "sweep.toml"), "-o", str(out), "-q", "--no-plot"],
+    batch = 5
+    proc = subprocess.Popen([sys.executable, "-c", BATCHED.format(batch=batch), "sweep",
+                             str(cfg), "-o", str(out), "-q", "--no-plot"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
-    while time.time() < deadline and len(list(journal.glob("*.npz"))) < 5:
-        time.sleep(0.005)
+    while time.time() < deadline and len(list(journal.glob("batch-*.npz"))) < 2:
+        time.sleep(0.002)
+    time.sleep(0.03)  # one or two cells into the next batch
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL
-    done = len(list(journal.glob("*.npz")))
-    assert not out.exists() and 5 <= done < N_CELLS, "sweep finished before the kill"
+    done = journaled(out, cfg)
+    assert not out.exists() and 2 * batch <= done < N_CELLS, "sweep finished before the kill"
+    assert done % batch == 0  # whole batches only: the one in flight is lost, nothing else
     assert (sweep_dir / "killed.h5.lock").exists()  # stale lock of a dead pid
 
     calls = []
     real = quickstart.run_cell
     monkeypatch.setattr(quickstart, "run_cell", lambda cfg, cell: calls.append(cell) or real(cfg, cell))
-    assert main(["sweep", str(sweep_dir / "sweep.toml"), "-o", str(out), "-q", "--no-plot"]) == 0
-    assert len(calls) == N_CELLS - done  # only the missing cells were recomputed
+    assert main(["sweep", str(cfg), "-o", str(out), "-q", "--no-plot"]) == 0
+    assert len(calls) == N_CELLS - done  # only the unjournaled cells were recomputed
     assert_same_results(out, reference)
     assert not journal.exists()
+
+
+def test_resume_reads_a_journal_of_one_file_per_cell(sweep_dir, reference, monkeypatch):
+    """A journal written before batches (one `<key>.npz` per cell, with its meta) resumes: its
+    cells are not recomputed and the result equals the uninterrupted run's."""
+    from memphase.simulate.sweep.journal import _encode_result
+
+    cfg, out = sweep_dir / "sweep.toml", sweep_dir / "legacy_journal.h5"
+    plan = load_sweep(cfg)
+    j = Journal(out, plan, code=sweep.code_identity(plan.job)).open()
+    old = list(zip(plan.keys, plan.cells))[:7]
+    for key, cell in old:
+        arrays = _encode_result(quickstart.run_cell(plan.cfg, cell))
+        arrays["__meta__"] = np.asarray(json.dumps({"cell": cell, "config_hash": plan.config_hash,
+                                                    "seconds": 0.01, "host": "h", "pid": 1,
+                                                    "code": j.code}))
+        with open(j.dir / f"{key}.npz", "wb") as fh:
+            np.savez(fh, **arrays)
+    calls = []
+    real = quickstart.run_cell
+    monkeypatch.setattr(quickstart, "run_cell", lambda c, cell: calls.append(cell) or real(c, cell))
+    assert main(["sweep", str(cfg), "-o", str(out), "-q", "--no-plot"]) == 0
+    assert len(calls) == N_CELLS - len(old)
+    assert_same_results(out, reference)
 
 
 def test_sigterm_releases_the_lock_and_keeps_the_journal(sweep_dir):
@@ -110,17 +159,24 @@ def test_sigterm_releases_the_lock_and_keeps_the_journal(sweep_dir):
     (a resubmitted task may land on another host) and the finished cells stay."""
     out = sweep_dir / "termed.h5"
     journal = sweep_dir / "termed.h5.cells"
-    proc = subprocess.Popen([sys.executable, "-m", "memphase.simulate.cli", "sweep",
-                             str(sweep_dir / "sweep.toml"), "-o", str(out), "-q", "--no-plot"],
+    cfg = sweep_dir / "sweep.toml"
+    # the 6th cell sends SIGTERM to its own run: 5 cells are finished, all pending in memory
+    # (batches of 1000 cells, no time trigger)
+    term = ("import os, signal; import memphase.simulate.experiments.quickstart as q; "
+            "real = q.run_cell; n = [0]\n"
+            "def cell(c, x):\n"
+            "    n[0] += 1\n"
+            "    if n[0] == 6: os.kill(os.getpid(), signal.SIGTERM)\n"
+            "    return real(c, x)\n"
+            "q.run_cell = cell\n")
+    proc = subprocess.Popen([sys.executable, "-c", term + BATCHED.format(batch=1000), "sweep",
+                             str(cfg), "-o", str(out), "-q", "--no-plot"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
-    while time.time() < deadline and len(list(journal.glob("*.npz"))) < 3:
-        time.sleep(0.005)
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=60)
+    _, err = proc.communicate(timeout=120)
     assert proc.returncode == 143 and "rerun the same command to resume" in err
     assert err.count("\n") == 1 and "SIGTERM" in err
-    assert not (sweep_dir / "termed.h5.lock").exists() and len(list(journal.glob("*.npz"))) >= 3
+    # the cells of the batch pending in memory were written on the way out
+    assert not (sweep_dir / "termed.h5.lock").exists() and journaled(out, cfg) == 5
 
 
 def test_shards_then_merge_equal_single_run(sweep_dir, reference):
@@ -133,6 +189,56 @@ def test_shards_then_merge_equal_single_run(sweep_dir, reference):
     assert main(["merge", str(cfg), "-o", str(out), "-q", "--no-plot"]) == 0
     assert_same_results(out, reference)
     assert open_sweep(out).attrs["backend"] == "shards/3"
+
+
+def _write_part_layout_1(path, plan, shard, items):
+    """A part file as memphase wrote it before issue 23 (layout 1: one HDF5 group per cell)."""
+    import h5py
+
+    from memphase.simulate.sweep.journal import _encode_result
+
+    with h5py.File(path, "w") as f:
+        f.attrs.update({"memphase_part": f"{shard[0]}/{shard[1]}", "config_hash":
+                        plan.config_hash, "config": plan.text, "job": plan.job})
+        g = f.create_group("cells")
+        for key, cell, result, meta in items:
+            c = g.create_group(key)
+            c.attrs["cell"] = json.dumps(cell)
+            c.attrs["meta"] = json.dumps(meta)
+            for k, a in _encode_result(result).items():
+                if a.dtype.kind == "U":
+                    c.create_dataset(k, data=a.astype(object), dtype=h5py.string_dtype())
+                elif a.ndim:
+                    c.create_dataset(k, data=a, compression="gzip")
+                else:
+                    c.create_dataset(k, data=a)
+
+
+def test_part_files_are_columns_and_merge_still_reads_the_old_layout(sweep_dir, reference):
+    """[issue 23] A part file is a few array writes (one dataset per variable, the cells along
+    the first axis, a cell index), not a group per cell; `memphase merge` assembles parts of the
+    new layout together with a part of the old one (one group per cell) into the in-process
+    Dataset."""
+    import h5py
+
+    from memphase.simulate.sweep.shards import read_part
+
+    cfg, out = sweep_dir / "sweep.toml", sweep_dir / "columns.h5"
+    assert main(["sweep", str(cfg), "-o", str(out), "--shard", "0/2", "-q"]) == 0
+    with h5py.File(part_path(out, 0, 2), "r") as f:
+        assert f.attrs["memphase_part_layout"] == 2 and "cells" not in f
+        (g,) = f["columns"].values()  # one group: every cell has the same shapes
+        assert g["keys"].shape == (N_CELLS // 2,)
+        assert g["nearest_distance"].shape[0] == N_CELLS // 2
+    plan = load_sweep(cfg)
+    assert main(["sweep", str(cfg), "-o", str(sweep_dir / "c1.h5"), "--shard", "1/2", "-q"]) == 0
+    items = [(k, *v) for k, v in read_part(part_path(sweep_dir / "c1.h5", 1, 2), plan).items()]
+    items = [(k, meta["cell"], res, meta) for k, res, meta in items]
+    _write_part_layout_1(part_path(out, 1, 2), plan, (1, 2), items)
+    with h5py.File(part_path(out, 1, 2), "r") as f:
+        assert "columns" not in f and len(f["cells"]) == N_CELLS // 2
+    assert main(["merge", str(cfg), "-o", str(out), "-q", "--no-plot"]) == 0
+    assert_same_results(out, reference)
 
 
 def test_dask_local_cluster_equals_in_process(sweep_dir, reference):
@@ -285,3 +391,68 @@ def test_dask_batches_cells_bounds_futures_and_sends_the_config_once(sweep_dir, 
     # at most 3 batches out, plus the finished one whose cells are being handed over
     assert most_ahead < (3 + 1) * 5
     assert backends.batch_size(plan, todo) > 1                # tiny cells are batched
+
+
+def test_estimates_are_computed_once_per_cell_up_to_the_seed(sweep_dir):
+    """[issue 23] The memory check, the --yes check and the estimate line pass over every cell
+    (10^6 in one config now): estimates are cached per cell parameters with the seed reduced
+    to 'first seed of the grid or not', so 48 cells of 12 seeds cost 2 x 2 x 2 estimates."""
+    from memphase.simulate.sweep.plan import check_memory, estimate_cell
+
+    plan = load_sweep(sweep_dir / "sweep.toml")
+    check_memory(plan, plan.cells, "inprocess")
+    assert len(plan.estimates) == 2 * 2 * 2
+    from memphase.simulate.sweep.plan import cell_estimates
+
+    for c, e in zip(plan.cells, cell_estimates(plan, plan.cells)):
+        assert e == estimate_cell(plan.exp, plan.cfg, c)
+
+
+def test_in_flight_bound_reads_slurm_cores_only_on_slurm(sweep_dir):
+    """[issue 23] The Dask in-flight bound counted [sweep.slurm] cores for every backend: a
+    local cluster of 2 workers with cores = 64 in the config kept 512 batches in flight."""
+    from memphase.simulate.sweep.backends import _worker_slots
+
+    plan = load_sweep(sweep_dir / "sweep.toml")
+    plan.opts["workers"] = 2
+    plan.opts["slurm"]["cores"] = 64
+    assert _worker_slots(plan, None, "local") == 2
+    assert _worker_slots(plan, None, "slurm") == 2 * 64
+    plan.opts["slurm"]["processes"] = 4
+    assert _worker_slots(plan, None, "slurm") == 2 * 4
+
+
+def test_dry_run_prints_the_slurm_memory_request_and_a_task_with_it_passes(sweep_dir, capsys):
+    """[issue 23] The array scripts asked a fixed --mem=4G; submit_array.sh now asks what
+    `--dry-run` prints, derived from the largest cell estimate: a task allocated exactly that
+    passes the memory check (which reads the allocation), one allocated 100 MiB less than the
+    cell's need is refused."""
+    import re
+
+    from memphase.simulate.config import ConfigError
+    from memphase.simulate.sweep import plan as plan_mod
+
+    assert main(["sweep", str(sweep_dir / "sweep.toml"), "--dry-run"]) == 0
+    m = re.search(r"^slurm memory per task: --mem=(\d+)M ", capsys.readouterr().out, re.M)
+    assert m
+    plan = load_sweep(sweep_dir / "sweep.toml")
+    assert plan_mod.slurm_mem_request(plan) == f"{m[1]}M"
+    limit = int(m[1]) * 2**20
+    plan_mod.check_memory(plan, plan.cells, "inprocess", limit=limit)
+    need = max(e["memory_bytes"] for e in plan_mod.cell_estimates(plan, plan.cells))
+    with pytest.raises(ConfigError, match="needs about"):
+        plan_mod.check_memory(plan, plan.cells, "inprocess",
+                              limit=need + plan_mod.PROCESS_OVERHEAD - 100 * 2**20)
+
+
+def test_fill_grid_places_cells_like_list_index():
+    """[issue 23] fill_grid looks cells up through a dict per axis (list.index per cell made a
+    10^5-cell assembly quadratic); the placement is list.index's, also for 2 == 2.0 and for an
+    unhashable axis value."""
+    from memphase.simulate.experiments.common import fill_grid
+
+    values = {"a": [3, 2.0, 7], "b": [[1], [2]]}
+    pairs = [({"a": a, "b": b}, {"x": 10 * i + j}) for i, a in enumerate([3, 2, 7])
+             for j, b in enumerate([[1], [2]])]
+    got = fill_grid(pairs, ("a", "b"), values, ("x",))["x"]
+    np.testing.assert_array_equal(got, [[0, 1], [10, 11], [20, 21]])
