@@ -447,8 +447,8 @@ def describe(path) -> list[str]:
                  f"threads per cell {plan.opts['threads']}"]
         lines += estimate_lines(plan)
         lines.append(f"slurm memory per task: --mem={slurm_mem_request(plan)} (largest cell "
-                     f"estimate + process, x{SLURM_MEM_MARGIN}; examples/slurm/submit_array.sh "
-                     f"asks for it)")
+                     f"estimate + process, x{SLURM_MEM_MARGIN}; `memphase examples "
+                     f"slurm/submit_array.sh` asks for it)")
         lines.append(f"output {out}: " + ("exists" if out.exists() else "not written yet"))
         j = Journal(out, plan)
         if j.exists():
