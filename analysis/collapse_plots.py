@@ -46,6 +46,9 @@ def plot_collapse(ds, path, formats=("png",)) -> list[Path]:
             order = np.argsort(t)
             ax[0].plot(t[order], fin[order], ":", color=col, lw=1.2,
                        label="finite-N theory" if i == 0 else None)
+    ax[0].plot([], [], "o", mfc="none", color="0.4", label="open: REM t_C < end time (censored)")
+    if "collapse_time_entropy" in emp:
+        ax[0].plot([], [], "s", color="0.4", ms=4, alpha=0.7, label="squares: excess-entropy t_C")
     lim = np.array([np.nanmin(th.values), np.nanmax(th.values)])
     if np.all(np.isfinite(lim)):
         ax[0].plot(lim, lim, "k-", lw=0.8, label="measured = theory")

@@ -29,23 +29,10 @@ def plot_quickstart(ds, path, formats=("png",)):
     fig, ax = plt.subplots(1, 3, figsize=(15, 4.4))
     n = ds["n_train"].values
     scores = list(ds["score"].values)
-    colors = plt.get_cmap("tab10")
-    # the ratio and the collapse fraction often coincide (both 1 or both 0): filled small markers
-    # on solid lines for the ratio, large hollow markers on dashed lines for the collapse fraction,
-    # and each score shifted slightly in log N, so that every series stays visible
-    for i, s in enumerate(scores):
-        sel = ds.sel(score=s)
-        shift = 1.0 + 0.06 * (i - (len(scores) - 1) / 2)
-        ax[0].plot(n * shift, sel["memorization_ratio"].mean("seed"), "o-", ms=5,
-                   color=colors(2 * i), label=f"{s}: memorization ratio (|x-NN1|/|x-NN2| < 1/3)")
-        ax[0].plot(n * shift, sel["collapse_fraction"].mean("seed"), "s--", ms=10, mfc="none",
-                   mew=1.5, color=colors(2 * i + 1), label=f"{s}: collapse fraction")
-    ax[0].set(xscale="log", xlabel="training-set size N", ylabel="fraction of samples",
-              title="memorization", ylim=(-0.05, 1.05))
-    ax[0].legend(fontsize=8, loc="center right")
     d = ds.attrs.get("param_data_d", "")
     if d == "" and n[0] > 1:  # in memory, without provenance: alpha = log N / d
         d = int(round(np.log(n[0]) / float(ds["alpha"][0])))
+    _quickstart_memorization(ax[0], ds, d)
     clock = str(ds.attrs.get("param_sampler_schedule", "schedule")).replace("ou", "OU")
     if "empirical" in ds["score"].values:
         emp = ds.sel(score="empirical")
@@ -70,6 +57,49 @@ def plot_quickstart(ds, path, formats=("png",)):
         ax[2].legend(fontsize=8)
     fig.tight_layout()
     return save(fig, path, formats)
+
+
+def _quickstart_memorization(ax, ds, d):
+    """Panel (a) of the quickstart figure: the memorization transition in N. At the run's end noise
+    (tau_end = 1e-4 in the bundled config) the boundary N_b = (1 + s^2 / tau_end)^(d/2) lies far
+    beyond any N (every empirical sample memorizes, no population sample does: the text box), so
+    the panel cuts the recorded trajectories at three noise levels tau whose REM boundary
+    N_b(tau) [BBDM24] falls inside the N grid: the fraction of empirical-score trajectories already
+    on their final training point at tau vs N, beside N_b(tau) (dashed, same colour)."""
+    n = np.asarray(ds["n_train"].values, dtype=float)
+    s2 = float(ds.attrs.get("param_data_variance", 1.0))
+    lines = []
+    for s in ds["score"].values:
+        sel = ds.sel(score=s)
+        r = float(sel["memorization_ratio"].mean())
+        c = float(sel["collapse_fraction"].mean())
+        lines.append(f"{s} ratio {r:.2f}, collapse {c:.2f}")
+    tau = np.asarray(ds["tau"].values, dtype=float)
+    end = float(np.nanmin(tau))
+    if d != "" and "empirical" in ds["score"].values and n.size >= 2:
+        d = float(d)
+        # noise levels whose boundary sits at three places inside the grid (log-spaced)
+        targets = np.geomspace(n.min() * 2, n.max() / 2, 3)
+        cmap = plt.get_cmap("plasma")
+        frac = ds["same_as_final"].sel(score="empirical")
+        for k, nb in enumerate(targets):
+            i = int(np.argmin(np.abs(np.log(tau) - np.log(s2 / (nb ** (2 / d) - 1)))))
+            t_i = float(tau[i])
+            col = cmap(0.15 + 0.3 * k)
+            y = frac.isel(time=i)
+            ax.errorbar(n, y.mean("seed"), yerr=y.std("seed") if "seed" in y.dims else None,
+                        fmt="o-", color=col, capsize=2, ms=4,
+                        label=f"measured, tau = {t_i:.2g}")
+            n_b = (1 + s2 / t_i) ** (d / 2)
+            ax.axvline(n_b, color=col, ls="--", lw=1.2, label=f"REM N_b({t_i:.2g}) = {n_b:.3g}")
+    nb_end = (1 + s2 / end) ** (float(d) / 2) if d != "" else np.nan
+    ax.set(xscale="log", xlabel="training-set size N", ylim=(-0.05, 1.05),
+           ylabel="fraction on its final training point",
+           title=f"empirical score: memorized if stopped at noise tau\nend of run (tau = {end:.2g}, "
+                 f"N_b = {nb_end:.2g}): " + "; ".join(lines))
+    ax.title.set_fontsize(8)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2,
+              title="dashed: REM N_b(tau) = (1 + s^2/tau)^(d/2)", title_fontsize=7)
 
 
 def plot_validation(ds, path, formats=("png",)):
