@@ -12,7 +12,7 @@ import numpy as np  # noqa: E402
 
 from .sweep_plots import write_figure  # noqa: E402
 
-__all__ = ["plot_quickstart", "plot_validation", "plot_geometric", "plot_geometric_phase",
+__all__ = ["plot_quickstart", "plot_validation", "validation_deviations", "plot_geometric", "plot_geometric_phase",
            "plot_geometric_learned", "save"]
 
 
@@ -102,41 +102,91 @@ def _quickstart_memorization(ax, ds, d):
               title="dashed: REM N_b(tau) = (1 + s^2/tau)^(d/2)", title_fontsize=7)
 
 
+def validation_deviations(ds) -> dict:
+    """Per check of a validate Dataset: the relative deviation measured / theory - 1 and its 95%
+    interval (ci / theory - 1), the same against the finite-N theory where one exists (NaN
+    elsewhere), and the tolerance on the same relative scale (an absolute tolerance divided by
+    |theory|). Rows whose theory is 0 get measured - theory and their absolute tolerance
+    instead (`absolute` True). Returns numpy arrays keyed by name."""
+    th = np.asarray(ds["theory"].values, dtype=float)
+    me = np.asarray(ds["measured"].values, dtype=float)
+    lo = np.asarray(ds["ci_low"].values, dtype=float)
+    hi = np.asarray(ds["ci_high"].values, dtype=float)
+    tol = np.asarray(ds["tolerance"].values, dtype=float)
+    tol_abs = (np.asarray(ds["tolerance_is_absolute"].values).astype(bool)
+               if "tolerance_is_absolute" in ds else np.zeros(th.shape, bool))
+    absolute = th == 0
+    scale = np.where(absolute, 1.0, np.abs(th))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        dev = (me - th) / scale
+        dlo, dhi = (lo - th) / scale, (hi - th) / scale
+        fin = (np.asarray(ds["theory_finite_n"].values, dtype=float) if "theory_finite_n" in ds
+               else np.full(th.shape, np.nan))
+        dev_fin = np.where(absolute, np.nan, me / fin - 1)
+        rel_tol = np.where(tol_abs & ~absolute, tol / scale, tol)
+    return {"deviation": dev, "ci_low": dlo, "ci_high": dhi, "deviation_finite_n": dev_fin,
+            "tolerance": rel_tol, "absolute": absolute}
+
+
+VALIDATION_LINTHRESH = 1e-3  # symlog: linear within +-0.1%, logarithmic beyond
+
+
 def plot_validation(ds, path, formats=("png",)):
-    """Measured vs predicted critical times (t_S by cloning, t_C by both estimators) with the
-    identity line and 95% CIs; t_C rows against the finite-N theory (filled) and the REM limit
-    (hollow, grey); checks outside their tolerance ringed in red."""
-    fig, ax = plt.subplots(figsize=(5.5, 5))
-    q = ds["quantity"].values
-    markers = {"t_S (cloning)": "o", "t_C (excess entropy)": "s", "t_C (last change)": "^"}
-    lim = [np.inf, -np.inf]
-    for name, mk in markers.items():
-        sel = q == name
-        if not sel.any():
-            continue
-        th, me = ds["theory"].values[sel], ds["measured"].values[sel]
-        lo, hi = ds["ci_low"].values[sel], ds["ci_high"].values[sel]
-        ok = ds["within_tolerance"].values[sel].astype(bool)
-        yerr = np.vstack([np.clip(me - lo, 0, None), np.clip(hi - me, 0, None)])
-        yerr = np.where(np.isfinite(yerr), yerr, 0)
-        fin = ds["theory_finite_n"].values[sel] if "theory_finite_n" in ds else np.full_like(th, np.nan)
-        has_fin = np.isfinite(fin)
-        if has_fin.any():  # t_C rows: measured against the finite-N theory, REM drawn hollow
-            ax.plot(th[has_fin], me[has_fin], mk, mfc="none", color="0.5",
-                    label=f"{name} vs REM (d -> infinity)")
-            th = np.where(has_fin, fin, th)
-            name = f"{name} vs finite-N theory"
-        ax.errorbar(th, me, yerr=yerr, fmt=mk, label=name, capsize=2)
-        ax.plot(th[~ok], me[~ok], mk, color="red", ms=11, mfc="none",
-                label="outside tolerance" if (~ok).any() else None)
-        lim = [min(lim[0], th.min(), np.nanmin(me)), max(lim[1], th.max(), np.nanmax(me))]
-    if np.isfinite(lim).all():
-        pad = 0.05 * (lim[1] - lim[0] + 1e-9)
-        grid = np.array([lim[0] - pad, lim[1] + pad])
-        ax.plot(grid, grid, "k-", lw=0.8, label="measured = theory")
-        ax.fill_between(grid, 0.9 * grid, 1.1 * grid, color="0.85", label="±10%")
-    ax.set(xlabel="theory (OU time)", ylabel="measured (OU time)", title="critical times")
-    ax.legend(fontsize=8)
+    """One row per check of `memphase validate`: the relative deviation measured / theory - 1
+    (filled marker) with its 95% interval (bar), against the finite-N theory where the check has
+    one (hollow diamond), and the check's tolerance (grey band), on a symmetric-log axis (linear
+    within +-0.1%) so that 0.1% and 8% effects are both visible; an absolute tolerance is drawn
+    relative to |theory|. Rows with a zero theory show measured - theory ("abs" in the label).
+    Red: outside tolerance; grey label: reported (not gated)."""
+    v = validation_deviations(ds)
+    n = v["deviation"].size
+    q = [str(x) for x in ds["quantity"].values]
+    st = [str(x) for x in ds["setting"].values] if "setting" in ds.coords else [""] * n
+    ok = np.asarray(ds["within_tolerance"].values).astype(bool)
+    gated = (np.asarray(ds["gated"].values).astype(bool) if "gated" in ds
+             else np.ones(n, bool))
+    fig, ax = plt.subplots(figsize=(9, 1.2 + 0.26 * n))
+    y = np.arange(n)[::-1]
+    for i in range(n):
+        tol = v["tolerance"][i]
+        if np.isfinite(tol):
+            ax.fill_betweenx([y[i] - 0.35, y[i] + 0.35], -tol, tol, color="0.88", lw=0,
+                             label="tolerance" if i == 0 else None)
+        col = "C0" if ok[i] else "red"
+        lo, hi = v["ci_low"][i], v["ci_high"][i]
+        if np.isfinite(lo) and np.isfinite(hi):
+            ax.plot([lo, hi], [y[i], y[i]], "-", color=col, lw=1.5,
+                    label="95% interval" if i == 0 or not any(
+                        np.isfinite(v["ci_low"][:i])) else None)
+    ax.plot(v["deviation"], y, "o", color="C0", ms=5, ls="none",
+            label="measured / theory - 1 (abs rows, theory 0: measured)")
+    bad = ~ok
+    ax.plot(v["deviation"][bad], y[bad], "o", color="red", ms=5, ls="none",
+            label="outside tolerance" if bad.any() else None)
+    fin = np.isfinite(v["deviation_finite_n"])
+    if fin.any():
+        ax.plot(v["deviation_finite_n"][fin], y[fin], "D", mfc="none", color="C2", ms=6,
+                ls="none", label="measured / finite-N theory - 1")
+    ax.axvline(0, color="k", lw=0.8)
+    ax.set_xscale("symlog", linthresh=VALIDATION_LINTHRESH)
+    spread = np.concatenate([np.abs(v[k][np.isfinite(v[k])]) for k in
+                             ("deviation", "ci_low", "ci_high", "deviation_finite_n", "tolerance")])
+    if spread.size:
+        edge = max(2 * VALIDATION_LINTHRESH, 1.6 * float(spread.max()))
+        ax.set_xlim(-edge, edge)
+    labels = [f"{'abs ' if v['absolute'][i] else ''}{q[i]} [{st[i]}]"[:70] for i in range(n)]
+    ax.set_yticks(y, labels, fontsize=7)
+    for lab, g in zip(ax.get_yticklabels(), gated):
+        if not g:
+            lab.set_color("0.5")
+    ax.set_ylim(-0.7, n - 0.3)
+    ax.set(xlabel=f"relative deviation (symlog, linear within +-{VALIDATION_LINTHRESH:g})",
+           title="memphase validate: measured vs theory (grey labels: reported, not gated)")
+    ax.title.set_fontsize(9)
+    ax.grid(axis="x", color="0.9", lw=0.6)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.5 / max(n, 1) - 0.04),
+              ncol=2)
+    fig.tight_layout()
     return save(fig, path, formats)
 
 
