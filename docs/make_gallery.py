@@ -6,6 +6,7 @@ configs: ONE command,
     python docs/make_gallery.py --all      # also the long ones (hours; see RUNTIME below)
     python docs/make_gallery.py --only collapse speciation   # just these
     python docs/make_gallery.py --page-only                  # rewrite the page from the PNGs kept
+    python docs/make_gallery.py --from DIR   # redraw from DIR/NAME.h5 where present, run the rest
 
 Each selected config runs with `memphase run NAME -o TMP/NAME.h5` in a temporary folder (one
 thread per process, niced); every PNG the run draws is scaled to about 100 dpi and written to
@@ -141,7 +142,8 @@ def _argv(entry: Entry, out: Path) -> list[str]:
 
 def shrink(src: Path, dst: Path, dpi: int = DPI, max_bytes: int = MAX_BYTES) -> int:
     """Write `src` (a PNG drawn at 110-120 dpi) to `dst` scaled to about `dpi`, as an optimized
-    palette PNG when the RGB one is larger than `max_bytes`; returns the bytes written."""
+    256-colour PNG, scaled down further while larger than `max_bytes`; returns the bytes
+    written."""
     from PIL import Image
 
     with Image.open(src) as im:
@@ -152,9 +154,10 @@ def shrink(src: Path, dst: Path, dpi: int = DPI, max_bytes: int = MAX_BYTES) -> 
             im = im.resize((max(1, round(im.width * scale)), max(1, round(im.height * scale))),
                            Image.LANCZOS)
         dst.parent.mkdir(parents=True, exist_ok=True)
-        im.save(dst, optimize=True, dpi=(dpi, dpi))
-        if dst.stat().st_size > max_bytes:
-            im.quantize(colors=128, method=Image.Quantize.MEDIANCUT).save(dst, optimize=True)
+        # line plots and heatmaps lose nothing visible in a 256-colour palette, at a third of
+        # the size
+        im.quantize(colors=256, method=Image.Quantize.MEDIANCUT).save(dst, optimize=True,
+                                                                     dpi=(dpi, dpi))
         while dst.stat().st_size > max_bytes and im.width > 400:
             im = im.resize((im.width * 4 // 5, im.height * 4 // 5), Image.LANCZOS)
             im.quantize(colors=128, method=Image.Quantize.MEDIANCUT).save(dst, optimize=True)
@@ -169,18 +172,40 @@ def figures_of(name: str) -> list[Path]:
     return ([main] if main.exists() else []) + rest
 
 
-def run_entry(entry: Entry, tmp: Path) -> tuple[list[Path], float]:
-    """Run one entry into `tmp`, copy its PNGs (shrunk) into FIGURES; (paths, seconds)."""
+def redraw(entry: Entry, results: Path, tmp: Path) -> None:
+    """Draw the figures of `entry` from a results file computed earlier (no sampling) into
+    `tmp`, with the code of this checkout."""
+    from memphase.analysis.results import open_results
+
+    with open_results(results) as ds:
+        ds.load()
+        if entry.name == "validate":
+            from memphase.analysis.plots import plot_validation
+
+            plot_validation(ds, tmp / f"{entry.name}.png")
+        else:
+            from memphase.simulate.experiments import get_experiment
+
+            get_experiment(ds.attrs["job"]).plot(ds, tmp / f"{entry.name}.png")
+
+
+def run_entry(entry: Entry, tmp: Path, reuse: Path | None = None) -> tuple[list[Path], float]:
+    """Run one entry into `tmp` (or, with `reuse`, redraw it from reuse/NAME.h5 when that file
+    exists), copy its PNGs (shrunk) into FIGURES; (paths, seconds)."""
     out = tmp / f"{entry.name}.h5"
-    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONUNBUFFERED="1")
     t0 = time.time()
-    argv = _argv(entry, out)
-    if hasattr(os, "nice"):
-        argv = ["nice", "-n", "10"] + argv
-    r = subprocess.run(argv, cwd=tmp, env=env, capture_output=True, text=True)
+    if reuse is not None and (reuse / out.name).exists():
+        redraw(entry, reuse / out.name, tmp)
+    else:
+        env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+        argv = _argv(entry, out)
+        if hasattr(os, "nice"):
+            argv = ["nice", "-n", "10"] + argv
+        r = subprocess.run(argv, cwd=tmp, env=env, capture_output=True, text=True)
+        if r.returncode not in (0, 1) or not out.exists():  # validate: 1 when a check fails
+            raise RuntimeError(f"{command(entry)} failed (exit {r.returncode}):\n"
+                               f"{r.stderr[-2000:]}")
     wall = time.time() - t0
-    if r.returncode not in (0, 1) or not out.exists():  # validate exits 1 when a check fails
-        raise RuntimeError(f"{command(entry)} failed (exit {r.returncode}):\n{r.stderr[-2000:]}")
     pngs = sorted(tmp.glob(f"{entry.name}.png")) + sorted(tmp.glob(f"{entry.name}_*.png"))
     for old in figures_of(entry.name):
         old.unlink()
@@ -192,9 +217,8 @@ def run_entry(entry: Entry, tmp: Path) -> tuple[list[Path], float]:
     return written, wall
 
 
-def write_page(walls: dict | None = None) -> Path:
+def write_page() -> Path:
     """docs/gallery.md from GALLERY and the PNGs in docs/figures/gallery."""
-    walls = walls or {}
     lines = [
         "# Figure gallery",
         "",
@@ -204,9 +228,9 @@ def write_page(walls: dict | None = None) -> Path:
         "The runtimes are those measured on a 2-core machine. Regenerate everything with one",
         "command from the repository root:",
         "",
-        "    python docs/make_gallery.py            # configs up to ~5 min each",
-        "    python docs/make_gallery.py --quick    # only those of about a minute",
-        "    python docs/make_gallery.py --all      # also the long ones (hours)",
+        "    .venv/bin/python docs/make_gallery.py            # configs up to ~5 min each",
+        "    .venv/bin/python docs/make_gallery.py --quick    # only those of about a minute",
+        "    .venv/bin/python docs/make_gallery.py --all      # also the long ones (hours)",
         "",
         "A config that the last regeneration did not run keeps its earlier figures; where there are",
         "none the entry says so and gives the command.",
@@ -214,9 +238,7 @@ def write_page(walls: dict | None = None) -> Path:
     ]
     for e in GALLERY:
         lines += [f"## {e.name}", "", e.claim, "",
-                  f"Command: `{command(e)}` (about {e.runtime} on 2 cores"
-                  + (f"; {walls[e.name]:.0f} s in the last regeneration" if e.name in walls
-                     else "") + ").", ""]
+                  f"Command: `{command(e)}` (about {e.runtime} on 2 cores).", ""]
         figs = figures_of(e.name)
         if not figs:
             flag = "--all" if e.tier == "slow" else ""
@@ -250,8 +272,10 @@ def main(argv=None) -> int:
     g.add_argument("--all", action="store_true", help="also the slow configs (hours)")
     g.add_argument("--only", nargs="+", metavar="NAME", help="just these configs")
     g.add_argument("--page-only", action="store_true", help="rewrite the page, run nothing")
+    ap.add_argument("--from", dest="reuse", type=Path, metavar="DIR",
+                    help="redraw from DIR/NAME.h5 where such a results file exists (no sampling; "
+                         "e.g. results of `memphase run NAME -o DIR/`), run the others")
     args = ap.parse_args(argv)
-    walls = {}
     if not args.page_only:
         todo = select(args)
         t0 = time.time()
@@ -260,12 +284,11 @@ def main(argv=None) -> int:
                 print(f"[{i}/{len(todo)}] {command(e)} ...", flush=True)
                 sub = Path(tmp) / e.name
                 sub.mkdir()
-                written, walls[e.name] = run_entry(e, sub)
+                written, wall = run_entry(e, sub, args.reuse)
                 shutil.rmtree(sub, ignore_errors=True)
-                print(f"    {walls[e.name]:.0f} s: " + ", ".join(p.name for p in written),
-                      flush=True)
+                print(f"    {wall:.0f} s: " + ", ".join(p.name for p in written), flush=True)
         print(f"gallery: {len(todo)} configs in {time.time() - t0:.0f} s")
-    print(f"page: {write_page(walls)}")
+    print(f"page: {write_page()}")
     return 0
 
 

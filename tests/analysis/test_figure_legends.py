@@ -286,3 +286,18 @@ def test_validate_chart_plots_measured_over_theory_minus_one(captured):
     to_px = ax.transData.transform
     zero = to_px((0, 0))[0]
     assert to_px((0.001, 0))[0] - zero > 0.05 * (to_px((0.1, 0))[0] - zero)
+
+
+def test_flat_memorization_panel_is_replaced_by_its_numbers(collapse_ds, captured):
+    """collapse_digits (tau_end = 1e-3: every N memorizes) drew a one-colour heatmap; now the
+    panel states the ratio and where the boundary lies instead."""
+    flat = collapse_ds.copy()
+    flat["memorization_ratio"] = flat["memorization_ratio"] * 0 + 1.0
+    collapse_plots.plot_collapse(flat, "unused.png")
+    collapse_plots.plot_collapse(collapse_ds, "unused.png")
+    flat_fig, fig = captured
+    panel = next(ax for ax in flat_fig.axes if "over (n_train, d)" in ax.get_title())
+    text = "\n".join(t.get_text() for t in panel.texts)
+    assert "memorization ratio 1.00 at every" in text and "memorization_boundary_n_train" in text
+    assert not panel.collections  # no heatmap
+    assert any("memorization ratio (dashed" in ax.get_title() for ax in fig.axes)
