@@ -17,7 +17,6 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from matplotlib.colors import LogNorm  # noqa: E402
-from matplotlib.lines import Line2D  # noqa: E402
 
 from memphase.analysis import plots  # noqa: E402  (first: plots and geometric_plots import each other)
 from memphase.analysis import collapse_plots, geometric_plots, sweep_plots  # noqa: E402
@@ -25,28 +24,7 @@ from memphase.physics.schedules import make_schedule  # noqa: E402
 from memphase.simulate.config import validate  # noqa: E402
 from memphase.simulate.experiments import collapse, quickstart, speciation  # noqa: E402
 
-DASHED = ("--", ":", "-.")
-
-
-def unexplained_dashed_lines(fig) -> list[str]:
-    """Dashed / dotted / dash-dot lines with data that their axes' legend does not name: neither
-    the line's own label is in the legend nor a legend handle has its line style."""
-    bad = []
-    for ax in fig.axes:
-        leg = ax.get_legend()
-        labels = {t.get_text() for t in leg.get_texts()} if leg else set()
-        handles = getattr(leg, "legend_handles", None) or getattr(leg, "legendHandles", []) \
-            if leg else []
-        styles = {h.get_linestyle() for h in handles if isinstance(h, Line2D)}
-        for ln in ax.get_lines():
-            ls = ln.get_linestyle()
-            if ls not in DASHED or len(np.atleast_1d(ln.get_xdata())) == 0:
-                continue
-            if ln.get_label() in labels or ls in styles:
-                continue
-            bad.append(f"{ax.get_title()[:50]!r}: {ls} line {ln.get_label()!r}")
-    return bad
-
+from figure_checks import unexplained_dashed_lines  # noqa: E402  (tests/figure_checks.py)
 
 @pytest.fixture
 def captured(monkeypatch):
