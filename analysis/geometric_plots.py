@@ -222,12 +222,14 @@ def plot_geometric_phase(ds, path, formats=("png",), score=None):
             lost = lost.transpose("std_ratio", axis).values
             a_ = ax[b, j]
             im = a_.pcolormesh(alpha, ratios, lost, shading="nearest", cmap="magma", vmin=0, vmax=1)
-            for name, ls in (("ald", "-"), ("rem", "--")):
+            for name, ls, text in (("ald", "-", "[ALD24] boundary"), ("rem", "--", "REM boundary")):
                 z = theory[name][b]
                 if np.nanmin(z) < 0.5 < np.nanmax(z):
                     a_.contour(fine_a, fine_r, z, levels=[0.5], colors="cyan", linestyles=ls)
-            a_.plot([], [], "c-", label="[ALD24] boundary")
-            a_.plot([], [], "c--", label="REM boundary")
+                    a_.plot([], [], "c" + ls, label=text)
+                else:  # promised in the legend only where drawn; say where it is instead
+                    side = "lost" if np.nanmin(z) >= 0.5 else "kept"
+                    a_.plot([], [], " ", label=f"{text}: outside this window (all {side})")
             a_.set(xlabel="alpha = log N / d", ylabel="std ratio (block 1 / block 0)",
                    title=f"{score}, d={d}: fraction of block {b} lost at tau={ds.attrs['tau_phase']:g}")
             a_.legend(fontsize=7, loc="lower right")
@@ -242,9 +244,12 @@ def plot_geometric_phase(ds, path, formats=("png",), score=None):
                         label=f"ratio {r:g}, block {b}")
                 a_.plot(alpha, s["critical_tau_theory"].sel(block=b), _BLOCK_STYLE[b], color=col, lw=1)
             a_.plot(alpha, s["critical_tau_rem"], "-.", color=col, lw=2, alpha=0.6)
+        for ls, lw, text in (("-", 1, "[ALD24] block 0 (solid)"), ("--", 1, "[ALD24] block 1 (dashed)"),
+                             ("-.", 2, "REM tau_C (dash-dot)")):
+            a_.plot([], [], ls, color="0.3", lw=lw, label=text)
         a_.set(yscale="log", xlabel="alpha", ylabel="critical tau",
-               title=f"kept-fraction critical tau, anchor {_anchor0(ds)} (markers), [ALD24] "
-                     "(solid b0 / dashed b1), REM (dash-dot)")
+               title=f"kept-fraction critical tau, anchor {_anchor0(ds)} (markers),\n[ALD24] "
+                     "(solid b0 / dashed b1), REM (dash-dot); colour: std ratio")
         a_.legend(fontsize=6)
         for a in ax[:, j]:
             a.title.set_fontsize(8)

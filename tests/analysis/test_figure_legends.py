@@ -214,8 +214,8 @@ def test_geometric_figure_titles_stay_in_their_column_and_name_dashed_lines(capt
 
     raw = {"job": "geometric",
            "data": {"block_dims": [2, 3], "normal_std": 0.01, "normalize": "none"},
-           "grid": {"n_train": [20, 300], "d": [12], "std_ratio": [0.3], "score": ["empirical"],
-                    "seeds": [0]},
+           "grid": {"n_train": [20, 300], "d": [12], "std_ratio": [0.3, 1.0],
+                    "score": ["empirical"], "seeds": [0]},
            "measure": {"n_tau": 8, "n_points": 4, "tau_min": 1e-4, "tau_max": 1.0,
                        "tau_phase": 0.01}}
     _, ds = run_in_memory(geometric, validate(raw, geometric.SCHEMA))
@@ -230,6 +230,15 @@ def test_geometric_figure_titles_stay_in_their_column_and_name_dashed_lines(capt
         assert title.x1 <= right.get_window_extent(r).x0 + 1, left.get_title()
     for fig in captured[1:]:
         assert unexplained_dashed_lines(fig) == []
+    # the phase diagram names a boundary in its legend only where it draws that contour
+    phase = next(f for f in captured if any("lost at tau" in a.get_title() for a in f.axes))
+    for ax in phase.axes:
+        if "lost at tau" not in ax.get_title():
+            continue
+        named = [t.get_text() for t in ax.get_legend().get_texts() if "boundary" in t.get_text()]
+        drawn = [c for c in ax.collections if type(c).__name__ == "QuadContourSet"]
+        assert len(named) == 2
+        assert sum("outside" not in t for t in named) == len(drawn), named
 
 
 # ----------------------------------------------------------------------------- validate chart
