@@ -3,6 +3,7 @@ spectrum of U beside the theory density, and tau_mem against psi_n."""
 
 from __future__ import annotations
 
+import matplotlib.ticker
 import numpy as np
 
 from .plots import plt, save
@@ -61,6 +62,8 @@ def plot_random_features(ds, path, formats=("png",)):
     hi = ds["tau_mem_exponent_ci_high"].isel(d=0, psi_p=0, t=0).item()
     ax[2].set(xscale="log", yscale="log", xlabel="psi_n = n / d", ylabel="tau",
               title=f"tau_mem ~ psi_n^{a:.2f} [{lo:.2f}, {hi:.2f}]")
+    ax[2].set_xticks(pn, [f"{v:g}" for v in pn])  # plain psi_n values, not 2x10^0
+    ax[2].xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax[2].legend(fontsize=7)
     fig.tight_layout()
     return save(fig, path, formats)
