@@ -288,3 +288,15 @@ def test_flat_memorization_panel_is_replaced_by_its_numbers(collapse_ds, capture
     assert "memorization ratio 1.00 at every" in text and "memorization_boundary_n_train" in text
     assert not panel.collections  # no heatmap
     assert any("memorization ratio (dashed" in ax.get_title() for ax in fig.axes)
+
+
+def test_memorization_curves_promise_the_boundary_only_when_drawn(collapse_ds, captured):
+    sweep_plots.plot_memorization_curves(collapse_ds, None)
+    far = collapse_ds.copy()
+    far["memorization_boundary_n_train"] = far["memorization_boundary_n_train"] * 0 + 1e12
+    sweep_plots.plot_memorization_curves(far, None)
+    near, beyond = captured
+    assert "dotted: theory boundary" in near._suptitle.get_text()
+    assert "boundary" not in beyond._suptitle.get_text()
+    assert not any(ln.get_label().startswith("memorization_boundary")
+                   for ax in beyond.axes for ln in ax.lines)
