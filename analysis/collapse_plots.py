@@ -99,5 +99,6 @@ def _flat_ratio_note(ax, ds, score, axis) -> bool:
             lines.append(f"{other} score: mean memorization ratio {o:.2f}")
     ax.text(0.03, 0.5, "\n".join(lines), transform=ax.transAxes, fontsize=8, va="center")
     ax.set_xticks([]), ax.set_yticks([])
+    ax.set_frame_on(False)
     ax.set_title(f"{score}: memorization ratio over ({axis}, d)", fontsize=8)
     return True
