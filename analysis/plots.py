@@ -145,7 +145,8 @@ def plot_validation(ds, path, formats=("png",)):
     ok = np.asarray(ds["within_tolerance"].values).astype(bool)
     gated = (np.asarray(ds["gated"].values).astype(bool) if "gated" in ds
              else np.ones(n, bool))
-    fig, ax = plt.subplots(figsize=(9, 1.2 + 0.26 * n))
+    height = max(3.2, 1.6 + 0.26 * n)  # inches; the legend goes ~0.55 in below the axes
+    fig, ax = plt.subplots(figsize=(9, height))
     y = np.arange(n)[::-1]
     for i in range(n):
         tol = v["tolerance"][i]
@@ -155,9 +156,9 @@ def plot_validation(ds, path, formats=("png",)):
         col = "C0" if ok[i] else "red"
         lo, hi = v["ci_low"][i], v["ci_high"][i]
         if np.isfinite(lo) and np.isfinite(hi):
-            ax.plot([lo, hi], [y[i], y[i]], "-", color=col, lw=1.5,
-                    label="95% interval" if i == 0 or not any(
-                        np.isfinite(v["ci_low"][:i])) else None)
+            ax.plot([lo, hi], [y[i], y[i]], "-", color=col, lw=1.5)
+    if np.isfinite(v["ci_low"]).any():
+        ax.plot([], [], "-", color="C0", lw=1.5, label="95% interval (red: outside tolerance)")
     ax.plot(v["deviation"], y, "o", color="C0", ms=5, ls="none",
             label="measured / theory - 1 (abs rows, theory 0: measured)")
     bad = ~ok
@@ -184,7 +185,7 @@ def plot_validation(ds, path, formats=("png",)):
            title="memphase validate: measured vs theory (grey labels: reported, not gated)")
     ax.title.set_fontsize(9)
     ax.grid(axis="x", color="0.9", lw=0.6)
-    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.5 / max(n, 1) - 0.04),
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.55 / (height - 1.6)),
               ncol=2)
     fig.tight_layout()
     return save(fig, path, formats)
