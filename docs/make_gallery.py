@@ -68,8 +68,10 @@ GALLERY = [
     Entry("geometric_phase", "[ALD24]: the fraction of each tangent block lost at fixed noise "
           "over (alpha, block std ratio), with the [ALD24] and REM boundaries.", "2 min",
           "default"),
-    Entry("geometric_learned", "[ALD24]: DSM-trained networks lose tangent dimensions as the "
-          "empirical score does only when they memorize; over width and training steps.",
+    Entry("geometric_learned", "[ALD24] with learned scores: the fraction of each tangent block "
+          "that DSM-trained networks lose at fixed noise, over width and training steps, beside "
+          "the empirical score of the same training sets and both theories (the networks lose "
+          "less, more with width and steps).",
           "4 min", "default"),
     Entry("regularization", "[BDKOS25]: Tikhonov, floor and network regularization remove the "
           "collapse onto training points; the median distance grows as strength^(1/2), with the "
