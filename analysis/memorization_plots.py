@@ -111,12 +111,14 @@ def plot_memorization(ds, path, formats=("png",)):
 
 
 def _plain_log_ticks(axes):
-    """Plain numbers on log axes, no minor-tick labels (they overlap below one decade)."""
-    from matplotlib.ticker import NullFormatter, ScalarFormatter
+    """Plain numbers on log axes at 1, 2, 5 x 10^k, no minor-tick labels (they overlap below one
+    decade; a single '10' on a short axis says nothing)."""
+    from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
 
     for a in np.ravel(axes):
         for axis, scale in ((a.xaxis, a.get_xscale()), (a.yaxis, a.get_yscale())):
             if scale == "log":
+                axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
                 axis.set_major_formatter(ScalarFormatter())
                 axis.set_minor_formatter(NullFormatter())
 
@@ -139,7 +141,10 @@ def plot_emm(ds, path, formats=("png",)):
         ax[0].plot(nn[ok][order], rr[ok][order], "o-", color=col, ms=3,
                    label=(recipe_label(c, varying) or "search") if k <= 8 else None)
         if np.isfinite(c["emm"]):
-            ax[0].axvspan(float(c["emm"]), float(c["emm_upper"]), color=col, alpha=0.25)
+            ax[0].axvspan(float(c["emm"]), float(c["emm_upper"]), color=col, alpha=0.25,
+                          label="EMM bracket [EMM, upper)" if k <= 8 and not any(
+                              "bracket" in t for t in ax[0].get_legend_handles_labels()[1])
+                          else None)
     thr = 1 - float(ds.attrs.get("eps", 0.1))
     ax[0].axhline(thr, color="gray", ls=":", label=f"1 - eps = {thr:g}")
     ax[0].set(xscale="log", xlabel="training-set size N", ylabel="seed-mean memorization ratio",
@@ -166,6 +171,8 @@ def plot_emm(ds, path, formats=("png",)):
                        label="EMM above this N" if above.any() else None)
         if xs.dtype.kind in "OUS":
             ax[1].set_xticks(np.arange(len(xs)), [str(v) for v in xs])
+        elif len(xs) <= 12:  # the grid values themselves
+            ax[1].set_xticks(xs, [f"{v:g}" for v in xs])
         ax[1].set(xlabel=x_dim, ylabel="EMM (bar: bracket; black: seed std)", yscale="log",
                   title=f"EMM_eps, eps = {ds.attrs.get('eps', 0.1)}")
         if ax[1].get_legend_handles_labels()[0]:
