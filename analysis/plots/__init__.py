@@ -9,11 +9,11 @@ matplotlib to the Agg backend, as the former module did on import, and importing
 module (e.g. `sweep` in a notebook) must not do that.
 """
 
-_COMMON = ("plot_quickstart", "plot_validation", "save", "plt")
+_COMMON = ("plot_quickstart", "plot_validation", "validation_deviations", "save", "plt")
 _GEOMETRIC = ("plot_geometric", "plot_geometric_learned", "plot_geometric_phase",
               "plot_geometric_spectra")
 
-__all__ = ["plot_quickstart", "plot_validation", "save", *_GEOMETRIC]
+__all__ = ["plot_quickstart", "plot_validation", "validation_deviations", "save", *_GEOMETRIC]
 
 
 def __getattr__(name):

@@ -12,7 +12,7 @@ import numpy as np  # noqa: E402
 
 from .output import write_figure  # noqa: E402
 
-__all__ = ["plot_quickstart", "plot_validation", "save"]
+__all__ = ["plot_quickstart", "plot_validation", "validation_deviations", "save"]
 
 
 def save(fig, path, formats=("png",)) -> list[Path]:
@@ -28,23 +28,10 @@ def plot_quickstart(ds, path, formats=("png",)):
     fig, ax = plt.subplots(1, 3, figsize=(15, 4.4))
     n = ds["n_train"].values
     scores = list(ds["score"].values)
-    colors = plt.get_cmap("tab10")
-    # the ratio and the collapse fraction often coincide (both 1 or both 0): filled small markers
-    # on solid lines for the ratio, large hollow markers on dashed lines for the collapse fraction,
-    # and each score shifted slightly in log N, so that every series stays visible
-    for i, s in enumerate(scores):
-        sel = ds.sel(score=s)
-        shift = 1.0 + 0.06 * (i - (len(scores) - 1) / 2)
-        ax[0].plot(n * shift, sel["memorization_ratio"].mean("seed"), "o-", ms=5,
-                   color=colors(2 * i), label=f"{s}: memorization ratio (|x-NN1|/|x-NN2| < 1/3)")
-        ax[0].plot(n * shift, sel["collapse_fraction"].mean("seed"), "s--", ms=10, mfc="none",
-                   mew=1.5, color=colors(2 * i + 1), label=f"{s}: collapse fraction")
-    ax[0].set(xscale="log", xlabel="training-set size N", ylabel="fraction of samples",
-              title="memorization", ylim=(-0.05, 1.05))
-    ax[0].legend(fontsize=8, loc="center right")
     d = ds.attrs.get("param_data_d", "")
     if d == "" and n[0] > 1:  # in memory, without provenance: alpha = log N / d
         d = int(round(np.log(n[0]) / float(ds["alpha"][0])))
+    _quickstart_memorization(ax[0], ds, d)
     clock = str(ds.attrs.get("param_sampler_schedule", "schedule")).replace("ou", "OU")
     if "empirical" in ds["score"].values:
         emp = ds.sel(score="empirical")
@@ -71,39 +58,133 @@ def plot_quickstart(ds, path, formats=("png",)):
     return save(fig, path, formats)
 
 
+def _quickstart_memorization(ax, ds, d):
+    """Panel (a) of the quickstart figure: the memorization transition in N. At the run's end noise
+    (tau_end = 1e-4 in the bundled config) the boundary N_b = (1 + s^2 / tau_end)^(d/2) lies far
+    beyond any N (every empirical sample memorizes, no population sample does: the text box), so
+    the panel cuts the recorded trajectories at three noise levels tau whose REM boundary
+    N_b(tau) [BBDM24] falls inside the N grid: the fraction of empirical-score trajectories already
+    on their final training point at tau vs N, beside N_b(tau) (dashed, same colour)."""
+    n = np.asarray(ds["n_train"].values, dtype=float)
+    s2 = float(ds.attrs.get("param_data_variance", 1.0))
+    lines = []
+    for s in ds["score"].values:
+        sel = ds.sel(score=s)
+        r = float(sel["memorization_ratio"].mean())
+        c = float(sel["collapse_fraction"].mean())
+        lines.append(f"{s} ratio {r:.2f}, collapse {c:.2f}")
+    tau = np.asarray(ds["tau"].values, dtype=float)
+    end = float(np.nanmin(tau))
+    if d != "" and "empirical" in ds["score"].values and n.size >= 2:
+        d = float(d)
+        # noise levels whose boundary sits at three places inside the grid (log-spaced)
+        targets = np.geomspace(n.min() * 2, n.max() / 2, 3)
+        cmap = plt.get_cmap("plasma")
+        frac = ds["same_as_final"].sel(score="empirical")
+        for k, nb in enumerate(targets):
+            i = int(np.argmin(np.abs(np.log(tau) - np.log(s2 / (nb ** (2 / d) - 1)))))
+            t_i = float(tau[i])
+            col = cmap(0.15 + 0.3 * k)
+            y = frac.isel(time=i)
+            ax.errorbar(n, y.mean("seed"), yerr=y.std("seed") if "seed" in y.dims else None,
+                        fmt="o-", color=col, capsize=2, ms=4,
+                        label=f"measured, tau = {t_i:.2g}")
+            n_b = (1 + s2 / t_i) ** (d / 2)
+            ax.axvline(n_b, color=col, ls="--", lw=1.2, label=f"REM N_b({t_i:.2g}) = {n_b:.3g}")
+    nb_end = (1 + s2 / end) ** (float(d) / 2) if d != "" else np.nan
+    ax.set(xscale="log", xlabel="training-set size N", ylim=(-0.05, 1.05),
+           ylabel="fraction on its final training point",
+           title=f"empirical score: memorized if stopped at noise tau\nend of run (tau = {end:.2g}, "
+                 f"N_b = {nb_end:.2g}): " + "; ".join(lines))
+    ax.title.set_fontsize(8)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2,
+              title="dashed: REM N_b(tau) = (1 + s^2/tau)^(d/2)", title_fontsize=7)
+
+
+def validation_deviations(ds) -> dict:
+    """Per check of a validate Dataset: the relative deviation measured / theory - 1 and its 95%
+    interval (ci / theory - 1), the same against the finite-N theory where one exists (NaN
+    elsewhere), and the tolerance on the same relative scale (an absolute tolerance divided by
+    |theory|). Rows whose theory is 0 get measured - theory and their absolute tolerance
+    instead (`absolute` True). Returns numpy arrays keyed by name."""
+    th = np.asarray(ds["theory"].values, dtype=float)
+    me = np.asarray(ds["measured"].values, dtype=float)
+    lo = np.asarray(ds["ci_low"].values, dtype=float)
+    hi = np.asarray(ds["ci_high"].values, dtype=float)
+    tol = np.asarray(ds["tolerance"].values, dtype=float)
+    tol_abs = (np.asarray(ds["tolerance_is_absolute"].values).astype(bool)
+               if "tolerance_is_absolute" in ds else np.zeros(th.shape, bool))
+    absolute = th == 0
+    scale = np.where(absolute, 1.0, np.abs(th))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        dev = (me - th) / scale
+        dlo, dhi = (lo - th) / scale, (hi - th) / scale
+        fin = (np.asarray(ds["theory_finite_n"].values, dtype=float) if "theory_finite_n" in ds
+               else np.full(th.shape, np.nan))
+        dev_fin = np.where(absolute, np.nan, me / fin - 1)
+        rel_tol = np.where(tol_abs & ~absolute, tol / scale, tol)
+    return {"deviation": dev, "ci_low": dlo, "ci_high": dhi, "deviation_finite_n": dev_fin,
+            "tolerance": rel_tol, "absolute": absolute}
+
+
+VALIDATION_LINTHRESH = 1e-3  # symlog: linear within +-0.1%, logarithmic beyond
+
+
 def plot_validation(ds, path, formats=("png",)):
-    """Measured vs predicted critical times (t_S by cloning, t_C by both estimators) with the
-    identity line and 95% CIs; t_C rows against the finite-N theory (filled) and the REM limit
-    (hollow, grey); checks outside their tolerance ringed in red."""
-    fig, ax = plt.subplots(figsize=(5.5, 5))
-    q = ds["quantity"].values
-    markers = {"t_S (cloning)": "o", "t_C (excess entropy)": "s", "t_C (last change)": "^"}
-    lim = [np.inf, -np.inf]
-    for name, mk in markers.items():
-        sel = q == name
-        if not sel.any():
-            continue
-        th, me = ds["theory"].values[sel], ds["measured"].values[sel]
-        lo, hi = ds["ci_low"].values[sel], ds["ci_high"].values[sel]
-        ok = ds["within_tolerance"].values[sel].astype(bool)
-        yerr = np.vstack([np.clip(me - lo, 0, None), np.clip(hi - me, 0, None)])
-        yerr = np.where(np.isfinite(yerr), yerr, 0)
-        fin = ds["theory_finite_n"].values[sel] if "theory_finite_n" in ds else np.full_like(th, np.nan)
-        has_fin = np.isfinite(fin)
-        if has_fin.any():  # t_C rows: measured against the finite-N theory, REM drawn hollow
-            ax.plot(th[has_fin], me[has_fin], mk, mfc="none", color="0.5",
-                    label=f"{name} vs REM (d -> infinity)")
-            th = np.where(has_fin, fin, th)
-            name = f"{name} vs finite-N theory"
-        ax.errorbar(th, me, yerr=yerr, fmt=mk, label=name, capsize=2)
-        ax.plot(th[~ok], me[~ok], mk, color="red", ms=11, mfc="none",
-                label="outside tolerance" if (~ok).any() else None)
-        lim = [min(lim[0], th.min(), np.nanmin(me)), max(lim[1], th.max(), np.nanmax(me))]
-    if np.isfinite(lim).all():
-        pad = 0.05 * (lim[1] - lim[0] + 1e-9)
-        grid = np.array([lim[0] - pad, lim[1] + pad])
-        ax.plot(grid, grid, "k-", lw=0.8, label="measured = theory")
-        ax.fill_between(grid, 0.9 * grid, 1.1 * grid, color="0.85", label="±10%")
-    ax.set(xlabel="theory (OU time)", ylabel="measured (OU time)", title="critical times")
-    ax.legend(fontsize=8)
+    """One row per check of `memphase validate`: the relative deviation measured / theory - 1
+    (filled marker) with its 95% interval (bar), against the finite-N theory where the check has
+    one (hollow diamond), and the check's tolerance (grey band), on a symmetric-log axis (linear
+    within +-0.1%) so that 0.1% and 8% effects are both visible; an absolute tolerance is drawn
+    relative to |theory|. Rows with a zero theory show measured - theory ("abs" in the label).
+    Red: outside tolerance; grey label: reported (not gated)."""
+    v = validation_deviations(ds)
+    n = v["deviation"].size
+    q = [str(x) for x in ds["quantity"].values]
+    st = [str(x) for x in ds["setting"].values] if "setting" in ds.coords else [""] * n
+    ok = np.asarray(ds["within_tolerance"].values).astype(bool)
+    gated = (np.asarray(ds["gated"].values).astype(bool) if "gated" in ds
+             else np.ones(n, bool))
+    height = max(3.2, 1.6 + 0.26 * n)  # inches; the legend goes ~0.55 in below the axes
+    fig, ax = plt.subplots(figsize=(9, height))
+    y = np.arange(n)[::-1]
+    for i in range(n):
+        tol = v["tolerance"][i]
+        if np.isfinite(tol):
+            ax.fill_betweenx([y[i] - 0.35, y[i] + 0.35], -tol, tol, color="0.88", lw=0,
+                             label="tolerance" if i == 0 else None)
+        col = "C0" if ok[i] else "red"
+        lo, hi = v["ci_low"][i], v["ci_high"][i]
+        if np.isfinite(lo) and np.isfinite(hi):
+            ax.plot([lo, hi], [y[i], y[i]], "-", color=col, lw=1.5)
+    if np.isfinite(v["ci_low"]).any():
+        ax.plot([], [], "-", color="C0", lw=1.5, label="95% interval (red: outside tolerance)")
+    ax.plot(v["deviation"], y, "o", color="C0", ms=5, ls="none",
+            label="measured / theory - 1 (abs rows, theory 0: measured)")
+    bad = ~ok
+    ax.plot(v["deviation"][bad], y[bad], "o", color="red", ms=5, ls="none",
+            label="outside tolerance" if bad.any() else None)
+    fin = np.isfinite(v["deviation_finite_n"])
+    if fin.any():
+        ax.plot(v["deviation_finite_n"][fin], y[fin], "D", mfc="none", color="C2", ms=6,
+                ls="none", label="measured / finite-N theory - 1")
+    ax.axvline(0, color="k", lw=0.8)
+    ax.set_xscale("symlog", linthresh=VALIDATION_LINTHRESH)
+    spread = np.concatenate([np.abs(v[k][np.isfinite(v[k])]) for k in
+                             ("deviation", "ci_low", "ci_high", "deviation_finite_n", "tolerance")])
+    if spread.size:
+        edge = max(2 * VALIDATION_LINTHRESH, 1.6 * float(spread.max()))
+        ax.set_xlim(-edge, edge)
+    labels = [f"{'abs ' if v['absolute'][i] else ''}{q[i]} [{st[i]}]"[:70] for i in range(n)]
+    ax.set_yticks(y, labels, fontsize=7)
+    for lab, g in zip(ax.get_yticklabels(), gated):
+        if not g:
+            lab.set_color("0.5")
+    ax.set_ylim(-0.7, n - 0.3)
+    ax.set(xlabel=f"relative deviation (symlog, linear within +-{VALIDATION_LINTHRESH:g})",
+           title="memphase validate: measured vs theory (grey labels: reported, not gated)")
+    ax.title.set_fontsize(9)
+    ax.grid(axis="x", color="0.9", lw=0.6)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.55 / (height - 1.6)),
+              ncol=2)
+    fig.tight_layout()
     return save(fig, path, formats)

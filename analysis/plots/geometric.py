@@ -25,6 +25,10 @@ def _anchor0(ds):
     if "anchor" not in ds.coords:
         return None
     anchors = list(ds["anchor"].values)
+    if "kept_fraction" in ds:  # anchors this run measured (e.g. only "origin" in the official panel)
+        kept = ds["kept_fraction"]
+        measured = [a for a in anchors if np.isfinite(kept.sel(anchor=a).values).any()]
+        anchors = measured or anchors
     return "train" if "train" in anchors else anchors[0]
 
 
@@ -34,6 +38,12 @@ def _at_anchor(obj, ds):
 
 
 _BLOCK_STYLE = {0: "-", 1: "--"}
+
+
+def _block_proxies(ax):
+    """Legend entries for the line style of each tangent block (grey, no data)."""
+    for b, ls in _BLOCK_STYLE.items():
+        ax.plot([], [], ls, color="0.3", label=f"block {b} ({'solid' if ls == '-' else 'dashed'})")
 
 
 def _size_axis(ds) -> str:
@@ -101,19 +111,24 @@ def _plot_geometric_main(ds, score, path, formats):
         tc_rem = float(m["critical_tau_rem"])
         if np.isfinite(tc_rem):
             ax[0].axvline(tc_rem, color=col, ls=":", lw=0.8)
+    _block_proxies(ax[0])
+    ax[0].plot([], [], ":", color="0.3", lw=0.8, label="REM tau_C (per N, dotted)")
     ax[0].set(xscale="log", xlabel="tau (data variance)", ylabel="directions kept",
-              title=f"{score} score, d={d0}, ratio={r0:g}, anchor {_anchor0(ds)}: tangent dims "
-                    "(solid block 0, dashed block 1; dotted: REM tau_C)")
+              title=f"{score} score, d={d0}, ratio={r0:g}, anchor {_anchor0(ds)}:\ntangent "
+                    "dimensions kept")
+    _block_proxies(ax[1])
     ax[1].plot([], [], "k-", lw=1.2, label="measured")
     ax[1].plot([], [], "k-", lw=3, alpha=0.3, label="[ALD24] (off scale below tau_c)")
     ax[1].plot([], [], "k:", lw=1.5, label="REM")
     ax[1].set(xscale="log", yscale="log", ylim=(3e-3, 3), xlabel="tau", ylabel="tau |lambda| (1 = lost)",
-              title="measured (thin), [ALD24] theory (thick), REM (dotted)")
+              title="tau |lambda| per block:\nmeasured (thin), [ALD24] theory (thick), REM (dotted)")
     # critical tau per block against N, both theories
     n = (ds["n_train"].sel(d=d0).values if axis == "alpha" else values).astype(float)
     crit = full["critical_tau"]
+    one = dict(marker="_", ms=14, mew=2) if n.size == 1 else {}  # a single N: ticks, not lines
     for (a, sig), mk in _MARK.items():
-        if a not in list(crit["anchor"].values):
+        if a not in list(crit["anchor"].values) or not np.isfinite(
+                crit.sel(anchor=a, signature=sig).values).any():
             continue
         for b, fill in ((0, None), (1, "none")):
             y = crit.sel(anchor=a, signature=sig, block=b)
@@ -122,10 +137,10 @@ def _plot_geometric_main(ds, score, path, formats):
                        label=f"{a}/{sig}" if b == 0 else None)
     for b in (0, 1):
         ax[2].plot(n, sel["critical_tau_theory"].sel(block=b), _BLOCK_STYLE[b], color="C3",
-                   label=f"[ALD24] block {b} (actual variances)")
-    ax[2].plot(n, sel["critical_tau_rem"], "k-.", label="REM tau_C (all blocks)")
+                   label=f"[ALD24] block {b} (actual variances)", **one)
+    ax[2].plot(n, sel["critical_tau_rem"], "k-.", label="REM tau_C (all blocks)", **one)
     ax[2].set(xscale="log", yscale="log", xlabel="training-set size N", ylabel="critical tau",
-              title="critical tau per block: anchor/signature (filled block 0, open block 1)")
+              title="critical tau per block, anchor/signature\n(filled block 0, open block 1)")
     # threshold sensitivity
     th = ds["threshold"].values
     for i, v in enumerate(values):
@@ -133,12 +148,24 @@ def _plot_geometric_main(ds, score, path, formats):
         for b, ls in _BLOCK_STYLE.items():
             ax[3].plot(th, meas["critical_tau_by_threshold"].sel({axis: v, "block": b}), ls + "o",
                        color=col, label=_label_n(ds, v, d0) if b == 0 else None)
-    ax[3].set(yscale="log", xlabel="threshold on r = 1 + tau lambda",
+    ax[3].set_yscale("log")
+    if not np.isfinite(meas["critical_tau_by_threshold"].values).any():
+        ax[3].text(0.5, 0.5, f"critical_tau_by_threshold is NaN at anchor {_anchor0(ds)}:\n"
+                   "nothing to show", ha="center", va="center", fontsize=8,
+                   transform=ax[3].transAxes)
+        ax[3].set_yscale("linear")
+        ax[3].set_xticks([]), ax[3].set_yticks([])
+    _block_proxies(ax[3])
+    ax[3].set(xlabel="threshold on r = 1 + tau lambda",
               ylabel="kept-fraction critical tau",
-              title="threshold sensitivity (solid block 0, dashed block 1)")
+              title="threshold sensitivity\n(solid block 0, dashed block 1)")
     for a in ax:
         a.title.set_fontsize(8)
+    for a in (ax[0], ax[1]):
         a.legend(fontsize=7)
+    # the critical-tau and threshold panels are full of points: their legends go below the axes
+    for a in (ax[2], ax[3]):
+        a.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
     fig.tight_layout()
     return save(fig, path, formats)
 
@@ -195,12 +222,14 @@ def plot_geometric_phase(ds, path, formats=("png",), score=None):
             lost = lost.transpose("std_ratio", axis).values
             a_ = ax[b, j]
             im = a_.pcolormesh(alpha, ratios, lost, shading="nearest", cmap="magma", vmin=0, vmax=1)
-            for name, ls in (("ald", "-"), ("rem", "--")):
+            for name, ls, text in (("ald", "-", "[ALD24] boundary"), ("rem", "--", "REM boundary")):
                 z = theory[name][b]
                 if np.nanmin(z) < 0.5 < np.nanmax(z):
                     a_.contour(fine_a, fine_r, z, levels=[0.5], colors="cyan", linestyles=ls)
-            a_.plot([], [], "c-", label="[ALD24] boundary")
-            a_.plot([], [], "c--", label="REM boundary")
+                    a_.plot([], [], "c" + ls, label=text)
+                else:  # promised in the legend only where drawn; say where it is instead
+                    side = "lost" if np.nanmin(z) >= 0.5 else "kept"
+                    a_.plot([], [], " ", label=f"{text}: outside this window (all {side})")
             a_.set(xlabel="alpha = log N / d", ylabel="std ratio (block 1 / block 0)",
                    title=f"{score}, d={d}: fraction of block {b} lost at tau={ds.attrs['tau_phase']:g}")
             a_.legend(fontsize=7, loc="lower right")
@@ -215,9 +244,12 @@ def plot_geometric_phase(ds, path, formats=("png",), score=None):
                         label=f"ratio {r:g}, block {b}")
                 a_.plot(alpha, s["critical_tau_theory"].sel(block=b), _BLOCK_STYLE[b], color=col, lw=1)
             a_.plot(alpha, s["critical_tau_rem"], "-.", color=col, lw=2, alpha=0.6)
+        for ls, lw, text in (("-", 1, "[ALD24] block 0 (solid)"), ("--", 1, "[ALD24] block 1 (dashed)"),
+                             ("-.", 2, "REM tau_C (dash-dot)")):
+            a_.plot([], [], ls, color="0.3", lw=lw, label=text)
         a_.set(yscale="log", xlabel="alpha", ylabel="critical tau",
-               title=f"kept-fraction critical tau, anchor {_anchor0(ds)} (markers), [ALD24] "
-                     "(solid b0 / dashed b1), REM (dash-dot)")
+               title=f"kept-fraction critical tau, anchor {_anchor0(ds)} (markers),\n[ALD24] "
+                     "(solid b0 / dashed b1), REM (dash-dot); colour: std ratio")
         a_.legend(fontsize=6)
         for a in ax[:, j]:
             a.title.set_fontsize(8)
@@ -300,6 +332,7 @@ def plot_geometric_spectra(ds, path, formats=("png",), score=None):
                 a_.axvline(float(s["critical_tau_theory"].sel(block=b)), color=col, ls=":", lw=0.8)
         if np.isfinite(float(s["critical_tau_rem"])):
             a_.axvline(float(s["critical_tau_rem"]), color="k", ls="-.", lw=0.8, label="REM tau_C")
+        a_.plot([], [], ":", color="0.3", lw=0.8, label="[ALD24] tau_c (dotted, block colour)")
         a_.set(xscale="log", yscale="log", ylim=(1e-4, 1.5), xlabel="tau",
                ylabel="sv / max sv", title=f"[ALD24] theory (official panel), {_label_n(ds, v, d0)}")
         for i, a in enumerate(anchors, start=1):

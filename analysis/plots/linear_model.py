@@ -44,6 +44,9 @@ def plot_linear_model(ds, path, formats=("png",)):
                            lw=0.8, label=label + " symmetric")
     ax[0].axvspan(min(n.min() / ds["d"].values.max(), 0.5), 1.0, color="red", alpha=0.08,
                   label="KL = inf (N <= d)")
+    ax[0].plot([], [], "--", color="0.3", lw=1, label="large-N expansion (dashed)")
+    ax[0].plot([], [], ":", color="0.3", lw=1, label="N -> infinity limit (dotted)")
+    ax[1].plot([], [], ":", color="0.3", lw=1, label="N -> infinity limit (dotted)")
     ax[0].set(xscale="log", yscale="log", xlabel="N / d", ylabel="KL(generated || sampling) (nats)",
               title="[H24] KL: mean over training sets, dashed large-N, dotted N -> inf")
     ax[1].set(xscale="log", xlabel="N / d", ylabel="squared Hellinger distance", ylim=(-0.02, 1.02),

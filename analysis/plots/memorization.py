@@ -52,7 +52,10 @@ def plot_memorization(ds, path, formats=("png",)):
     empirical score against the REM theory. First value of d, intrinsic_dim taken."""
     base = ds.isel(d=0, intrinsic_dim=0)
     n = ds["n_train"].values
-    fig, ax = plt.subplots(1, 3, figsize=(16, 4.4))
+    multi = [v for v in ds["n_classes"].values if v > 1]
+    # without a class count C > 1 there is nothing to condition on: no (empty) middle panel
+    fig, axes = plt.subplots(1, 3 if multi else 2, figsize=(16 if multi else 11, 4.4))
+    ax = list(axes) if multi else [axes[0], None, axes[1]]
     cmap = plt.get_cmap("viridis")
     uncond = base.sel(label_mode="none") if "none" in ds["label_mode"].values else None
     c0 = int(base["n_classes"].values[0])
@@ -77,9 +80,6 @@ def plot_memorization(ds, path, formats=("png",)):
     sc = base.sel(score=score).isel({d: 0 for d in RECIPE_DIMS})
     colours = {"none": "0.5", "true": "tab:blue", "random": "tab:red"}
     lines = ["-", "--", "-.", ":"]
-    multi = [v for v in ds["n_classes"].values if v > 1]
-    if not multi:
-        ax[1].text(0.5, 0.5, "no n_classes > 1 in the grid", ha="center", transform=ax[1].transAxes)
     for j, c in enumerate(multi):
         ls = lines[j % len(lines)]
         for mode in ds["label_mode"].values:
@@ -89,9 +89,9 @@ def plot_memorization(ds, path, formats=("png",)):
         pred = sc["ratio_random_label_prediction"].sel(n_classes=c).mean("seed")
         ax[1].plot(n, pred, ls, color="k", lw=2.5, alpha=0.35,
                    label=f"C={c} prediction R_none(N/C)")
-    ax[1].set(xscale="log", xlabel="training-set size N", ylabel="memorization ratio",
-              ylim=(-0.03, 1.03), title=f"{score} score: conditioning")
     if multi:
+        ax[1].set(xscale="log", xlabel="training-set size N", ylabel="memorization ratio",
+                  ylim=(-0.03, 1.03), title=f"{score} score: conditioning")
         ax[1].legend(fontsize=7)
 
     if uncond is not None:
@@ -105,18 +105,20 @@ def plot_memorization(ds, path, formats=("png",)):
     ax[2].set(xscale="log", xlabel="training-set size N", ylabel="collapse time (schedule time)",
               title="collapse time")
     ax[2].legend(fontsize=7)
-    _plain_log_ticks(ax)
+    _plain_log_ticks([a for a in ax if a is not None])
     fig.tight_layout()
     return save(fig, path, formats)
 
 
 def _plain_log_ticks(axes):
-    """Plain numbers on log axes, no minor-tick labels (they overlap below one decade)."""
-    from matplotlib.ticker import NullFormatter, ScalarFormatter
+    """Plain numbers on log axes at 1, 2, 5 x 10^k, no minor-tick labels (they overlap below one
+    decade; a single '10' on a short axis says nothing)."""
+    from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
 
     for a in np.ravel(axes):
         for axis, scale in ((a.xaxis, a.get_xscale()), (a.yaxis, a.get_yscale())):
             if scale == "log":
+                axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
                 axis.set_major_formatter(ScalarFormatter())
                 axis.set_minor_formatter(NullFormatter())
 
@@ -139,7 +141,10 @@ def plot_emm(ds, path, formats=("png",)):
         ax[0].plot(nn[ok][order], rr[ok][order], "o-", color=col, ms=3,
                    label=(recipe_label(c, varying) or "search") if k <= 8 else None)
         if np.isfinite(c["emm"]):
-            ax[0].axvspan(float(c["emm"]), float(c["emm_upper"]), color=col, alpha=0.25)
+            ax[0].axvspan(float(c["emm"]), float(c["emm_upper"]), color=col, alpha=0.25,
+                          label="EMM bracket [EMM, upper)" if k <= 8 and not any(
+                              "bracket" in t for t in ax[0].get_legend_handles_labels()[1])
+                          else None)
     thr = 1 - float(ds.attrs.get("eps", 0.1))
     ax[0].axhline(thr, color="gray", ls=":", label=f"1 - eps = {thr:g}")
     ax[0].set(xscale="log", xlabel="training-set size N", ylabel="seed-mean memorization ratio",
@@ -166,6 +171,8 @@ def plot_emm(ds, path, formats=("png",)):
                        label="EMM above this N" if above.any() else None)
         if xs.dtype.kind in "OUS":
             ax[1].set_xticks(np.arange(len(xs)), [str(v) for v in xs])
+        elif len(xs) <= 12:  # the grid values themselves
+            ax[1].set_xticks(xs, [f"{v:g}" for v in xs])
         ax[1].set(xlabel=x_dim, ylabel="EMM (bar: bracket; black: seed std)", yscale="log",
                   title=f"EMM_eps, eps = {ds.attrs.get('eps', 0.1)}")
         if ax[1].get_legend_handles_labels()[0]:

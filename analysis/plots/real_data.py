@@ -72,8 +72,10 @@ def plot_band_critical_tau(ds, path, score: str = "empirical", signature: str = 
             y = np.nanmean(meas, axis=0) if np.isfinite(meas).any() else meas[0]
             a.plot(var[order], y[order], "o-", color=c, label=f"N={n}")
             ald = ds["critical_tau_theory"].sel(**sel).values
-            a.plot(var[order], ald[order], "x--", color=c)
-            a.axhline(float(ds["critical_tau_rem"].sel(**sel)), color=c, ls=":")
+            a.plot(var[order], ald[order], "x--", color=c,
+                   label="[ALD24] tau_c (x, dashed)" if c is colors[0] else None)
+            a.axhline(float(ds["critical_tau_rem"].sel(**sel)), color=c, ls=":",
+                      label="REM tau_C (dotted)" if c is colors[0] else None)
         a.set_xscale("log"), a.set_yscale("log")
         a.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         a.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())

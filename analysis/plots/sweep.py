@@ -46,7 +46,7 @@ from .sweep_conventions import (_AVERAGED, _FACET, _SIZE_AXES, _candidate_axes, 
 __all__ = ["FORMATS", "plot_results", "sweep_axes", "theory_partner", "boundary_variables",
            "reduce_dims", "default_axes", "heatmap_panel", "curve_panel", "plot_phase_diagram",
            "plot_curves", "plot_block_curves", "plot_memorization_curves",
-           "parse_selection", "write_figure"]
+           "parse_selection", "write_figure", "legend_text"]
 
 FORMATS = ("png", "pdf", "svg")
 
@@ -108,25 +108,41 @@ def _title(chosen: dict, score=None) -> str:
     return f"{score}: {rest}" if score is not None and rest else (score or rest)
 
 
-def _draw_boundaries(ax, ds, x, y, keep_sel, panel_sel):
-    """Lines of the boundary variables along x or y (see the module docstring)."""
+def legend_text(ds, name) -> str:
+    """The legend entry of an overlay variable: its name and, when short, its long_name."""
+    long = str(ds[name].attrs.get("long_name", ""))
+    long = long.split(" (")[0].split(":")[0].strip()
+    return f"{name}: {long}" if long and len(long) <= 40 else name
+
+
+def _draw_boundaries(ax, ds, x, y, keep_sel, panel_sel, limits=None):
+    """Lines of the boundary variables along x or y (see the module docstring), each labelled
+    with `legend_text` for the panel's legend; a line wholly outside `limits` ({axis: (lo, hi)},
+    the panel's extent) is not drawn, so that the legend names only what the panel shows."""
+    limits = limits or {}
+
+    def inside(axis, v):
+        lo, hi = limits.get(axis, (-np.inf, np.inf))
+        return np.isfinite(v) & (v >= lo) & (v <= hi)
+
     for axis, other in ((x, y), (y, x)):
         for name in boundary_variables(ds, axis):
             b, _ = reduce_dims(ds[name], {other}, {**keep_sel, **panel_sel})
             vals = np.asarray(b.values, dtype=float)
             style = dict(color="w", lw=2.0, ls=ds[name].attrs.get("line_style", "--"))
             if b.ndim == 0:
-                if np.isfinite(vals):
-                    (ax.axvline if axis == x else ax.axhline)(float(vals), **style)
+                if inside(axis, vals):
+                    (ax.axvline if axis == x else ax.axhline)(float(vals), **style,
+                                                              label=legend_text(ds, name))
                 continue
             o = _coord(ds, other)
             ok = np.isfinite(vals)
-            if not ok.any():
+            if not inside(axis, vals[ok]).any():
                 continue
             order = np.argsort(o[ok])
             xs, ys = (vals[ok][order], o[ok][order]) if axis == x else (o[ok][order],
                                                                         vals[ok][order])
-            ax.plot(xs, ys, marker=".", **style)
+            ax.plot(xs, ys, marker=".", **style, label=legend_text(ds, name))
             ax.plot(xs, ys, color="k", lw=0.8, ls=style["ls"])
 
 
@@ -156,12 +172,14 @@ def heatmap_panel(ax, ds, name, x, y, selection=None, *, score=None, colorbar=Tr
     xe, ye = _edges(xs[ox], logx), _edges(ys[oy], logy)
     norm = None
     finite = z[np.isfinite(z)]
-    if vmin is None and vmax is None and finite.size and finite.min() > 0 \
-            and finite.max() / finite.min() > LOG_COLOR_SPAN:
-        # a positive quantity spanning decades: logarithmic colours, or most cells share one hue
+    lo = vmin if vmin is not None else (finite.min() if finite.size else None)
+    hi = vmax if vmax is not None else (finite.max() if finite.size else None)
+    if lo is not None and hi is not None and lo > 0 and hi / lo > LOG_COLOR_SPAN:
+        # a positive quantity spanning decades (here or over the panels sharing vmin, vmax):
+        # logarithmic colours, or most cells share one hue
         from matplotlib.colors import LogNorm
 
-        norm = LogNorm(vmin=finite.min(), vmax=finite.max())
+        norm = LogNorm(vmin=lo, vmax=hi)
     mesh = ax.pcolormesh(xe, ye, np.ma.masked_invalid(z), shading="flat",
                          cmap=cmap or "viridis", **({"norm": norm} if norm is not None
                                                     else {"vmin": vmin, "vmax": vmax}))
@@ -177,7 +195,15 @@ def heatmap_panel(ax, ds, name, x, y, selection=None, *, score=None, colorbar=Tr
         if np.isfinite(tz).sum() >= 4 and np.nanstd(tz) > 0:
             cs = ax.contour(xs[ox], ys[oy], tz, levels=6, colors="w", linewidths=0.9)
             ax.clabel(cs, fontsize=7, fmt="%.3g")
-    _draw_boundaries(ax, ds, x, y, selection, panel_sel)
+            ax.plot([], [], "w-", lw=0.9, label=f"contours: {partner}")
+    _draw_boundaries(ax, ds, x, y, selection, panel_sel,
+                     {x: (min(xe[0], xe[-1]), max(xe[0], xe[-1])),
+                      y: (min(ye[0], ye[-1]), max(ye[0], ye[-1]))})
+    if ax.get_legend_handles_labels()[0]:
+        leg = ax.legend(fontsize=6, loc="best", framealpha=0.75)
+        leg.get_frame().set_facecolor("0.35")
+        for text in leg.get_texts():
+            text.set_color("w")
     ax.set(xscale="log" if logx else "linear", yscale="log" if logy else "linear",
            xlim=(xe[0], xe[-1]), ylim=(ye[0], ye[-1]), xlabel=_label(ds, x), ylabel=_label(ds, y))
     _grid_ticks(ax.xaxis, xs)
@@ -203,6 +229,7 @@ def curve_panel(ax, ds, name, x, selection=None, *, color_axis=None, score=None)
     cmap = matplotlib.colormaps["viridis"]
     xs = _coord(ds, x)
     order = np.argsort(xs)
+    drawn = set()  # boundary variables already in the legend
     for i, c in enumerate(colors):
         col = cmap(i / max(len(colors) - 1, 1)) if color_axis else "C0"
         pick = (lambda a: a.sel({color_axis: c})) if color_axis else (lambda a: a)
@@ -216,14 +243,17 @@ def curve_panel(ax, ds, name, x, selection=None, *, color_axis=None, score=None)
             t = pick(theory)
             if x in t.dims:
                 ax.plot(xs[order], np.asarray(t.transpose(x, ...).values, float)[order], "--",
-                        color=col, lw=1.5, alpha=0.8)
+                        color=col, lw=1.5, alpha=0.8,
+                        label=f"{partner} (dashed)" if i == 0 else None)
         for bname in boundary_variables(ds, x):
             b = reduce_dims(ds[bname], {color_axis} if color_axis else set(),
                             {**selection, **panel_sel})[0]
             bv = float(pick(b).values) if b.ndim <= (1 if color_axis else 0) else np.nan
             lo, hi = xs.min(), xs.max()
             if np.isfinite(bv) and lo <= bv <= hi:
-                ax.axvline(bv, color=col, ls=":", lw=1.2)
+                ax.axvline(bv, color=col, ls=":", lw=1.2,
+                           label=None if bname in drawn else f"{legend_text(ds, bname)} (dotted)")
+                drawn.add(bname)
     units = quantity_units(ds[name])
     ax.set(xscale="log" if _log_scale(xs) else "linear", xlabel=_label(ds, x),
            ylabel=name + (f" [{units}]" if units and units != "1" else ""))
@@ -302,7 +332,10 @@ def plot_memorization_curves(ds, stem: Path, formats=("png", "pdf"), selection=N
             ax = axes[i, j]
             curve_panel(ax, ds, name, x, selection, color_axis=color, score=s)
             ax.set_ylim(-0.03, 1.03)
-    _suptitle(fig, ds, "memorization vs training-set size (dotted: theory boundary)")
+    drawn = any(ln.get_label().endswith("(dotted)") for ax in axes.ravel() for ln in ax.lines)
+    # promise the boundary only where a panel draws it (it may lie beyond every N of the grid)
+    _suptitle(fig, ds, "memorization vs training-set size" + (" (dotted: theory boundary)"
+                                                              if drawn else ""))
     return _save(fig, stem, formats)
 
 
@@ -347,6 +380,9 @@ def plot_block_curves(ds, stem: Path, formats=("png", "pdf"), selection=None):
                     if th is not None and x in th.dims:
                         ax.plot(xs, np.asarray(th.sel(pick).values, dtype=float),
                                 styles[bi % len(styles)], color=col, lw=3, alpha=0.3)
+            if th is not None and x in th.dims:
+                ax.plot([], [], "-", color="0.4", lw=3, alpha=0.3,
+                        label=f"{partner} (thick translucent)")
             ax.set(xscale="log" if _log_scale(xs) else "linear", xlabel=_label(ds, x),
                    ylabel=name, title=_title(chosen, s),
                    yscale="log" if _log_values(da.values) else "linear")

@@ -84,7 +84,7 @@ def plot_training_dynamics(ds, path, formats=("png",)):
             if var == "tau_mem" and (~fin).any():
                 ax[1].plot(nn[~fin & ~np.isnan(t)], np.full((~fin & ~np.isnan(t)).sum(), budget),
                            "^", color=c, ms=9, label=f"tau_mem censored (width {w})")
-    ax[1].axhline(budget, color="gray", lw=0.8, ls="--")
+    ax[1].axhline(budget, color="gray", lw=0.8, ls="--", label="training budget (dashed)")
     ax[1].set(xscale="log", yscale="log", xlabel="N (training points)",
               ylabel="training steps", title="tau_mem ~ N^a (filled), tau_gen (open)")
     ax[1].legend(fontsize=7)

@@ -205,13 +205,17 @@ def plot(ds: xr.Dataset, path) -> None:
             y = ds["phi"].sel(d=d, score=s).isel(n_train=-1).mean("seed")
             a.plot(t, y, "o" if s == "population" else "s", color=colors[k], ms=4,
                    mfc="none" if s == "empirical" else colors[k])
-    a.axhline(ds.attrs["phi_at_speciation"], color="gray", ls=":")
+    phi_s = ds.attrs["phi_at_speciation"]
+    a.axhline(phi_s, color="gray", ls=":", label=f"phi = {phi_s:.4g}: level read as t_S (dotted)")
+    a.plot([], [], "o", color="0.4", ms=4, label="measured, population score")
+    a.plot([], [], "s", color="0.4", ms=4, mfc="none", label="measured, empirical score")
     a.set(xlabel="branching time t (OU)", ylabel="phi(t): clones in the same class",
-          title="cloning (markers: filled population, open empirical)")
-    a.legend(fontsize=7)
+          title="cloning probability phi(t)")
+    a.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
     dd = ds["d"].values
-    b.plot(dd, ds["speciation_time_theory"], "k-", label="(1/2) ln d")
-    b.plot(dd, ds["speciation_time_cloning_theory"], "k--", lw=1, label=f"theory phi(t) = {critical.PHI_AT_SPECIATION}")
+    b.plot(dd, ds["speciation_time_theory"], "k-", label="theory: t_S = (1/2) ln d")
+    b.plot(dd, ds["speciation_time_cloning_theory"], "--", color="0.55", lw=2.5, zorder=0,
+           label=f"theory: t where theory phi(t) = {phi_s:.4g} (dashed)")
     for s in ds["score"].values:
         sel = ds.sel(score=s).isel(n_train=-1)
         y = sel["speciation_time_measured"].mean("seed")

@@ -179,3 +179,12 @@ def test_run_cell_is_reproducible_and_config_checked():
 def test_plot_writes_png(ds, tmp_path):
     linear_model.plot(ds, tmp_path / "lm.png")
     assert (tmp_path / "lm.png").stat().st_size > 1000
+
+
+def test_plot_names_every_dashed_line(ds, monkeypatch):
+    """Issue 25: the dashed large-N and dotted N -> inf lines are named in the legends."""
+    from figure_checks import saved_figures, unexplained_dashed_lines
+
+    figs = saved_figures(monkeypatch)
+    linear_model.plot(ds, "unused.png")
+    assert len(figs) == 1 and unexplained_dashed_lines(figs[0]) == []

@@ -70,3 +70,12 @@ def test_bad_configs_fail_before_compute(over, msg):
 def test_plot_writes_png(exact_ds, tmp_path):
     rfx.plot(exact_ds, tmp_path / "rf")
     assert (tmp_path / "rf.png").exists()
+
+
+def test_plot_names_every_dashed_line(exact_ds, monkeypatch):
+    """Issue 25: the dashed / dotted curves and the tau_gen, tau_mem markers are in the legend."""
+    from figure_checks import saved_figures, unexplained_dashed_lines
+
+    figs = saved_figures(monkeypatch)
+    rfx.plot(exact_ds, "unused.png")
+    assert len(figs) == 1 and unexplained_dashed_lines(figs[0]) == []

@@ -139,6 +139,12 @@ def test_floor_and_network_run_end_to_end(tmp_path):
     assert est["seconds"] > 0 and est["memory_bytes"] > 0
     regularization.plot(ds, tmp_path / "reg.png")
     assert (tmp_path / "reg.png").stat().st_size > 1000
+    from figure_checks import saved_figures, unexplained_dashed_lines  # issue 25: lines named
+
+    with pytest.MonkeyPatch.context() as mp:
+        figs = saved_figures(mp)
+        regularization.plot(ds, tmp_path / "unused.png")
+    assert len(figs) == 1 and unexplained_dashed_lines(figs[0]) == []
 
 
 def test_config_errors():

@@ -116,3 +116,9 @@ def test_linear_manifold_cell_and_plot(tmp_path):
     assert np.isfinite(ds["sliced_wasserstein"].values).all()
     td.plot(ds, tmp_path / "td.png")
     assert (tmp_path / "td.png").stat().st_size > 1000
+    from figure_checks import saved_figures, unexplained_dashed_lines  # issue 25: lines named
+
+    with pytest.MonkeyPatch.context() as mp:
+        figs = saved_figures(mp)
+        td.plot(ds, tmp_path / "unused.png")
+    assert len(figs) == 1 and unexplained_dashed_lines(figs[0]) == []
