@@ -301,11 +301,7 @@ class Journal:
         """{key: (result, meta)} of one batch file (only the keys in `want`, if given); an
         unreadable file is set aside as <name>.corrupt and yields nothing."""
         try:
-            with np.load(p, allow_pickle=False) as z:
-                data = {k: z[k] for k in z.files}
-            head = json.loads(str(data.pop("__meta__")))
-            if head.get("config_hash") != self.plan.config_hash:
-                raise ValueError("config hash mismatch")
+            data, head = self._read_npz(p)
             keys = [str(k) for k in data.pop("__keys__")]
             metas = dict(zip(keys, head["cells"]))
             out = {}
@@ -356,11 +352,7 @@ class Journal:
         cell counts as not done)."""
         p = self._cell_path(key)
         try:
-            with np.load(p, allow_pickle=False) as z:
-                data = {k: z[k] for k in z.files}
-            meta = json.loads(str(data.pop("__meta__")))
-            if meta.get("config_hash") != self.plan.config_hash:
-                raise ValueError("config hash mismatch")
+            data, meta = self._read_npz(p)
         except Exception as e:  # zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError
             print(f"memphase: warning: journal cell {p} unreadable ({e}); recomputing it",
                   file=sys.stderr)
@@ -368,6 +360,16 @@ class Journal:
                 os.replace(p, p.with_name(p.name + ".corrupt"))
             return None
         return {k: _decode_value(v) for k, v in data.items()}, meta
+
+    def _read_npz(self, p: Path) -> tuple[dict, dict]:
+        """The arrays and the JSON header (`__meta__`) of one journal file (a batch or an older
+        per-cell file); raises if it is unreadable or was written for another config."""
+        with np.load(p, allow_pickle=False) as z:
+            data = {k: z[k] for k in z.files}
+        head = json.loads(str(data.pop("__meta__")))
+        if head.get("config_hash") != self.plan.config_hash:
+            raise ValueError("config hash mismatch")
+        return data, head
 
     def figures(self) -> list[str]:
         """Figure paths an earlier attempt of this run was placing (see `draw_figures`)."""
