@@ -88,6 +88,14 @@ def plot_training_dynamics(ds, path, formats=("png",)):
     ax[1].set(xscale="log", yscale="log", xlabel="N (training points)",
               ylabel="training steps", title="tau_mem ~ N^a (filled), tau_gen (open)")
     ax[1].legend(fontsize=7)
+    if n.size and n.max() / n.min() < 10:  # under a decade: label the N values, not log minors
+        from matplotlib.ticker import FixedLocator, NullFormatter, NullLocator
+
+        for a_ in ax:
+            a_.xaxis.set_major_locator(FixedLocator(n))
+            a_.xaxis.set_major_formatter(lambda x, _: f"{x:g}")
+            a_.xaxis.set_minor_locator(NullLocator())
+            a_.xaxis.set_minor_formatter(NullFormatter())
     fig.tight_layout()
     return save(fig, path, formats)
 
