@@ -6,6 +6,17 @@ from matplotlib.lines import Line2D
 
 DASHED = ("--", ":", "-.")
 
+#: the collapse grid of the synthetic results the figure tests draw (3 d x 4 N x 2 scores x 2 seeds)
+COLLAPSE_GRID = """job = "collapse"
+[grid]
+d = [4, 8, 12]
+n_train = [8, 64, 512, 4096]
+score = ["empirical", "population"]
+seeds = [0, 1]
+[sampler]
+t_min_tau = 0.1
+"""
+
 
 def unexplained_dashed_lines(fig) -> list[str]:
     """Dashed / dotted / dash-dot lines with data that their axes' legend does not name: neither

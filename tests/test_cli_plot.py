@@ -6,6 +6,7 @@ cell results (its theory variables are real), and a small Dataset with a `block`
 import numpy as np
 import pytest
 import xarray as xr
+from figure_checks import COLLAPSE_GRID as CONFIG
 from matplotlib.image import imread
 
 from memphase.analysis.plots import sweep as sweep_plots
@@ -16,15 +17,6 @@ from memphase.simulate.experiments import collapse
 from memphase.simulate.run.store import provenance, write_dataset
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-CONFIG = """job = "collapse"
-[grid]
-d = [4, 8, 12]
-n_train = [8, 64, 512, 4096]
-score = ["empirical", "population"]
-seeds = [0, 1]
-[sampler]
-t_min_tau = 0.1
-"""
 
 
 def _fake_result(cell, cfg):

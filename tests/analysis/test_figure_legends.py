@@ -24,7 +24,7 @@ from memphase.physics.schedules import make_schedule  # noqa: E402
 from memphase.simulate.config import validate  # noqa: E402
 from memphase.simulate.experiments import collapse, quickstart, speciation  # noqa: E402
 
-from figure_checks import unexplained_dashed_lines  # noqa: E402  (tests/figure_checks.py)
+from figure_checks import COLLAPSE_GRID as COLLAPSE, unexplained_dashed_lines  # noqa: E402
 
 @pytest.fixture
 def captured(monkeypatch):
@@ -47,15 +47,6 @@ def captured(monkeypatch):
 
 # ----------------------------------------------------------------------------- synthetic runs
 
-COLLAPSE = """job = "collapse"
-[grid]
-d = [4, 8, 12]
-n_train = [8, 64, 512, 4096]
-score = ["empirical", "population"]
-seeds = [0, 1]
-[sampler]
-t_min_tau = 0.1
-"""
 
 
 def _trajectory(n, d, tau, emp):
