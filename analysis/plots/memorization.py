@@ -140,11 +140,12 @@ def plot_emm(ds, path, formats=("png",)):
         order = np.argsort(nn[ok])
         ax[0].plot(nn[ok][order], rr[ok][order], "o-", color=col, ms=3,
                    label=(recipe_label(c, varying) or "search") if k <= 8 else None)
-        if np.isfinite(c["emm"]):
-            ax[0].axvspan(float(c["emm"]), float(c["emm_upper"]), color=col, alpha=0.25,
-                          label="EMM bracket [EMM, upper)" if k <= 8 and not any(
-                              "bracket" in t for t in ax[0].get_legend_handles_labels()[1])
-                          else None)
+        if np.isfinite(c["emm"]) and np.isfinite(c["emm_upper"]):
+            lo, hi = float(c["emm"]), float(c["emm_upper"])
+            # one search: the bracket's own numbers (the sparse log ticks hide them)
+            lab = (f"EMM bracket [{lo:g}, {hi:g})" if k == 1 else "EMM bracket [EMM, upper)")
+            ax[0].axvspan(lo, hi, color=col, alpha=0.25, label=lab if k <= 8 and not any(
+                "bracket" in t for t in ax[0].get_legend_handles_labels()[1]) else None)
     thr = 1 - float(ds.attrs.get("eps", 0.1))
     ax[0].axhline(thr, color="gray", ls=":", label=f"1 - eps = {thr:g}")
     ax[0].set(xscale="log", xlabel="training-set size N", ylabel="seed-mean memorization ratio",
@@ -161,8 +162,10 @@ def plot_emm(ds, path, formats=("png",)):
             xv = np.arange(len(xs)) if xs.dtype.kind in "OUS" else xs
             lab = recipe_label(s, [d for d in rest if ds.sizes[d] > 1])
             ax[1].errorbar(xv, emm, yerr=[np.zeros_like(emm), up - emm], fmt="o-", capsize=3,
-                           label=(lab or None) if sub.sizes["other"] <= 8 else None)
-            ax[1].errorbar(xv, emm, yerr=s["emm_seed_std"].values, fmt="none", color="k", lw=0.8)
+                           label=((f"{lab}: " if lab else "") + "EMM, bar to upper (bracket)")
+                           if sub.sizes["other"] <= 8 else None)
+            ax[1].errorbar(xv, emm, yerr=s["emm_seed_std"].values, fmt="none", color="k", lw=0.8,
+                           label="seed std of the per-seed crossings" if j == 0 else None)
             below = np.isnan(emm) & np.isfinite(up)  # EMM < n_min: upper bound only
             above = np.isfinite(emm) & np.isnan(up)  # not crossed by n_max: lower bound only
             ax[1].plot(np.asarray(xv)[below], up[below], "v", color="tab:red", ms=8,
@@ -173,10 +176,17 @@ def plot_emm(ds, path, formats=("png",)):
             ax[1].set_xticks(np.arange(len(xs)), [str(v) for v in xs])
         elif len(xs) <= 12:  # the grid values themselves
             ax[1].set_xticks(xs, [f"{v:g}" for v in xs])
-        ax[1].set(xlabel=x_dim, ylabel="EMM (bar: bracket; black: seed std)", yscale="log",
+        ax[1].set(xlabel=x_dim, ylabel="EMM (training-set size N)",
+                  yscale="log",
                   title=f"EMM_eps, eps = {ds.attrs.get('eps', 0.1)}")
         if ax[1].get_legend_handles_labels()[0]:
             ax[1].legend(fontsize=7)
     _plain_log_ticks(ax)
+    if k == 1:  # one search: tick every evaluated N, so the bracket reads off the axis
+        nn = flat.isel(cell=0)["evaluated_n"].values
+        nn = np.unique(nn[np.isfinite(nn)])
+        if 0 < nn.size <= 12:
+            ax[0].set_xticks(nn, [f"{v:g}" for v in nn])
+            ax[0].set_xticks([], minor=True)
     fig.tight_layout()
     return save(fig, path, formats)

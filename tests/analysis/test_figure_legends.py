@@ -293,3 +293,47 @@ def test_memorization_curves_promise_the_boundary_only_when_drawn(collapse_ds, c
     assert "boundary" not in beyond._suptitle.get_text()
     assert not any(ln.get_label().startswith("memorization_boundary")
                    for ax in beyond.axes for ln in ax.lines)
+
+
+def test_emm_figure_panels_show_the_same_bracket(captured, monkeypatch):
+    """The emm_digits_conv search (n_start 8, growth 2, rel_resolution 0.25): 8, 16, 32 bracket the
+    crossing, bisection evaluates round(sqrt(16 * 32)) = 23 (ratio >= 0.9) and
+    round(sqrt(23 * 32)) = 27 (< 0.9), so EMM = 23 with bracket [23, 27). Both panels must show
+    [23, 27), the left one with the numbers readable (ticks at every evaluated N, the bracket in
+    its legend), the right one's coloured bar from 23 to 27 and the black bar the seed std."""
+    from memphase.analysis.plots import memorization as mem_plots
+    from memphase.simulate.experiments import emm
+
+    monkeypatch.setattr(mem_plots, "save", lambda fig, *a, **k: captured.append(fig) or [])
+    cfg = validate({"job": "emm", "grid": {"seeds": [0, 1]},
+                    "search": {"n_start": 8, "rel_resolution": 0.25, "max_evaluations": 16}},
+                   emm.SCHEMA)
+    (cell,) = emm.cells(cfg)
+    n = [8, 16, 32, 23, 27]
+    r = {8: 0.97, 16: 0.93, 32: 0.76, 23: 0.92, 27: 0.82}
+    pad_n, pad_r = np.full(16, np.nan), np.full((16, 2), np.nan)
+    pad_n[:5] = n
+    pad_r[:5] = [[r[k] - 0.01, r[k] + 0.01] for k in n]
+    ds = emm.assemble(cfg, [cell], [{
+        "emm": 23.0, "emm_upper": 27.0, "seed_emm": np.array([22.4, 23.6]), "emm_seed_std": 0.6,
+        "emm_seed_sem": 0.42, "n_evaluations": 5, "evaluated_n": pad_n,
+        "evaluated_ratio_seeds": pad_r}])
+    mem_plots.plot_emm(ds, "unused.png")
+    (fig,) = captured
+    left, right = fig.axes[:2]
+    (span,) = [p for p in left.patches if p.get_label().startswith("EMM bracket")]
+    # axvspan: a Rectangle (matplotlib >= 3.9) or a Polygon in data x, axes y
+    xs = ([span.get_x(), span.get_x() + span.get_width()] if hasattr(span, "get_width")
+          else np.asarray(span.get_xy())[:, 0])
+    assert (min(xs), max(xs)) == pytest.approx((23, 27))
+    assert span.get_label() == "EMM bracket [23, 27)"
+    ticks = [t.get_text() for t in left.get_xticklabels()]
+    assert ticks == ["8", "16", "23", "27", "32"]
+    bars = right.get_legend_handles_labels()
+    assert any("bracket" in lab for lab in bars[1]) and any("seed std" in lab for lab in bars[1])
+    # the coloured bar: the first errorbar's vertical segment runs from EMM to emm_upper
+    segs = [c for c in right.collections if len(c.get_segments())]
+    ends = sorted((float(s[:, 1].min()), float(s[:, 1].max())) for c in segs
+                  for s in c.get_segments())
+    assert (23.0, 27.0) in ends and (22.4, 23.6) in [tuple(round(v, 6) for v in e) for e in ends]
+    assert unexplained_dashed_lines(fig) == []
