@@ -15,12 +15,13 @@ def plot_linear_model(ds, path, formats=("png",)):
     N <= d, shaded) with the large-N expansion (dashed) and the N -> infinity limit (dotted);
     (2) the squared Hellinger distance (1 where the KL is infinite) and its limit; (3) the paper's
     reference criterion P = 1/2 + 1/2 E sign Delta (solid) and the symmetric one (dashed) vs N, the
-    reference-set size n_ref marked."""
+    reference-set size n_ref marked; with one seed, the reference criterion's 95% Wilson interval
+    over the training sets shaded."""
     fig, ax = plt.subplots(1, 3, figsize=(17, 4.8))
     cmap = plt.get_cmap("tab10")
     n = ds["n_train"].values.astype(float)
     fits = [str(f) for f in ds["fit"].values] if "fit" in ds.dims else [None]
-    i = 0
+    i, banded = 0, False
     for fit in fits:
         for d in ds["d"].values:
             for T in ds["T"].values:
@@ -40,6 +41,12 @@ def plot_linear_model(ds, path, formats=("png",)):
                 ax[1].axhline(float(sel["hellinger2_infinite_n"]), color=col, ls=":", lw=1)
                 ax[2].plot(n, sel["p_generalizing"].mean("seed"), "o-", color=col, ms=4,
                            label=label + " reference")
+                if "p_generalizing_low" in sel and sel.sizes.get("seed", 1) == 1:
+                    # one seed: its 95% Wilson interval over the training sets
+                    ax[2].fill_between(n, sel["p_generalizing_low"].values.ravel(),
+                                       sel["p_generalizing_high"].values.ravel(), color=col,
+                                       alpha=0.15, lw=0)
+                    banded = True
                 ax[2].plot(n, sel["p_generalizing_symmetric"].mean("seed"), "x--", color=col,
                            lw=0.8, label=label + " symmetric")
     ax[0].axvspan(min(n.min() / ds["d"].values.max(), 0.5), 1.0, color="red", alpha=0.08,
@@ -52,6 +59,9 @@ def plot_linear_model(ds, path, formats=("png",)):
     ax[1].set(xscale="log", xlabel="N / d", ylabel="squared Hellinger distance", ylim=(-0.02, 1.02),
               title="squared Hellinger distance (official code's metric)")
     ax[2].axhline(0.5, color="gray", lw=0.8)
+    if banded:
+        ax[2].fill_between([], [], [], color="0.5", alpha=0.3, lw=0,
+                           label="reference: 95% Wilson interval over training sets")
     if "n_ref" in ds.attrs:
         ax[2].axvline(float(ds.attrs["n_ref"]), color="gray", ls=":", lw=1, label="n_ref")
     ax[2].set(xscale="log", xlabel="N", ylabel="P(generalizing)", ylim=(-0.03, 1.03),

@@ -188,3 +188,21 @@ def test_plot_names_every_dashed_line(ds, monkeypatch):
     figs = saved_figures(monkeypatch)
     linear_model.plot(ds, "unused.png")
     assert len(figs) == 1 and unexplained_dashed_lines(figs[0]) == []
+
+
+def test_plot_shades_the_wilson_interval_of_the_reference_criterion(ds, monkeypatch):
+    """One seed: the third panel shades [p_generalizing_low, p_generalizing_high] per line and
+    names the band in its legend (the config promises P(generalizing) with its 95% interval)."""
+    from figure_checks import saved_figures
+
+    figs = saved_figures(monkeypatch)
+    linear_model.plot(ds, "unused.png")
+    ax = figs[0].axes[2]
+    bands = [c for c in ax.collections if len(c.get_paths()) and len(
+        c.get_paths()[0].vertices) > 2]
+    assert len(bands) == ds.sizes["fit"] * ds.sizes["d"] * ds.sizes["T"]
+    sel = ds.isel(fit=0, d=0, T=0, seed=0)
+    ys = bands[0].get_paths()[0].vertices[:, 1]
+    lo, hi = sel["p_generalizing_low"].values, sel["p_generalizing_high"].values
+    assert min(ys) == pytest.approx(np.nanmin(lo)) and max(ys) == pytest.approx(np.nanmax(hi))
+    assert any("Wilson" in t.get_text() for t in ax.get_legend().get_texts())
