@@ -17,7 +17,7 @@ def plot_linear_model(ds, path, formats=("png",)):
     reference criterion P = 1/2 + 1/2 E sign Delta (solid) and the symmetric one (dashed) vs N, the
     reference-set size n_ref marked; with one seed, the reference criterion's 95% Wilson interval
     over the training sets shaded."""
-    fig, ax = plt.subplots(1, 3, figsize=(17, 4.8))
+    fig, ax = plt.subplots(1, 3, figsize=(19, 4.8))
     cmap = plt.get_cmap("tab10")
     n = ds["n_train"].values.astype(float)
     fits = [str(f) for f in ds["fit"].values] if "fit" in ds.dims else [None]
@@ -68,6 +68,9 @@ def plot_linear_model(ds, path, formats=("png",)):
               title="P = 1/2 + 1/2 E sign Delta: reference (paper) vs symmetric")
     for a in ax:
         a.title.set_fontsize(8)
-        a.legend(fontsize=6)
+    ax[0].legend(fontsize=6)
+    ax[1].legend(fontsize=6)
+    # right of the panel: inside, up to 8 lines + band would cover the curves
+    ax[2].legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     fig.tight_layout()
     return save(fig, path, formats)
