@@ -3,5 +3,9 @@
 (official), shared input checks (checks). Every name of the former single module
 `memphase.physics.linear_model` is importable from here."""
 
+from . import criterion, model, official
+from .criterion import *  # noqa: F401,F403
 from .model import *  # noqa: F401,F403
-from .model import __all__  # noqa: F401
+from .official import *  # noqa: F401,F403
+
+__all__ = [*model.__all__, *criterion.__all__, *official.__all__]

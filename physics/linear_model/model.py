@@ -66,24 +66,6 @@ __all__ = [
     "FITS",
     "CRITERIA",
     "REFERENCES",
-    "COVARIANCES",
-    # memphase.physics.linear_model.criterion
-    "kde_bandwidth",
-    "log_kde_self_overlap",
-    "log_kde_cross_overlap",
-    "kde_distance",
-    "kde_l2_distance",
-    "relative_distance",
-    "reference_delta",
-    "sign_probability",
-    "gaussian_kl",
-    "hellinger_squared",
-    # memphase.physics.linear_model.official
-    "official_noise_scales",
-    "ols_denoiser",
-    "fit_linear_denoiser_official",
-    "generated_law_official",
-    "official_large_n_limit",
 ]
 
 FITS = ("expectation", "official")
