@@ -125,7 +125,8 @@ def _plain_log_ticks(axes):
 
 def plot_emm(ds, path, formats=("png",)):
     """Two panels: (1) every evaluated (N, ratio) point of each search with the EMM bracket;
-    (2) EMM with its bracket and seed spread vs the first varying grid axis."""
+    (2) EMM with its bracket (bar up to emm_upper) and each seed's own crossing vs the first
+    varying grid axis."""
     fig, ax = plt.subplots(1, 2, figsize=(12, 4.4))
     cell_dims = list(ds["emm"].dims)
     varying = _varying(ds, cell_dims)
@@ -164,8 +165,12 @@ def plot_emm(ds, path, formats=("png",)):
             ax[1].errorbar(xv, emm, yerr=[np.zeros_like(emm), up - emm], fmt="o-", capsize=3,
                            label=((f"{lab}: " if lab else "") + "EMM, bar to upper (bracket)")
                            if sub.sizes["other"] <= 8 else None)
-            ax[1].errorbar(xv, emm, yerr=s["emm_seed_std"].values, fmt="none", color="k", lw=0.8,
-                           label="seed std of the per-seed crossings" if j == 0 else None)
+            if "seed_emm" in s:  # each seed's own crossing (its spread: emm_seed_std)
+                se = s["seed_emm"].transpose(x_dim, ...).values.reshape(len(xs), -1)
+                xx = np.repeat(np.asarray(xv, float)[:, None], se.shape[1], 1)
+                ok = np.isfinite(se)
+                ax[1].plot(xx[ok], se[ok], "x", color="k", ms=6,
+                           label="each seed's own crossing" if j == 0 and ok.any() else None)
             below = np.isnan(emm) & np.isfinite(up)  # EMM < n_min: upper bound only
             above = np.isfinite(emm) & np.isnan(up)  # not crossed by n_max: lower bound only
             ax[1].plot(np.asarray(xv)[below], up[below], "v", color="tab:red", ms=8,

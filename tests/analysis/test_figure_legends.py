@@ -300,7 +300,7 @@ def test_emm_figure_panels_show_the_same_bracket(captured, monkeypatch):
     crossing, bisection evaluates round(sqrt(16 * 32)) = 23 (ratio >= 0.9) and
     round(sqrt(23 * 32)) = 27 (< 0.9), so EMM = 23 with bracket [23, 27). Both panels must show
     [23, 27), the left one with the numbers readable (ticks at every evaluated N, the bracket in
-    its legend), the right one's coloured bar from 23 to 27 and the black bar the seed std."""
+    its legend), the right one's coloured bar from 23 to 27 and each seed's crossing as a point."""
     from memphase.analysis.plots import memorization as mem_plots
     from memphase.simulate.experiments import emm
 
@@ -330,10 +330,11 @@ def test_emm_figure_panels_show_the_same_bracket(captured, monkeypatch):
     ticks = [t.get_text() for t in left.get_xticklabels()]
     assert ticks == ["8", "16", "23", "27", "32"]
     bars = right.get_legend_handles_labels()
-    assert any("bracket" in lab for lab in bars[1]) and any("seed std" in lab for lab in bars[1])
-    # the coloured bar: the first errorbar's vertical segment runs from EMM to emm_upper
+    assert any("bracket" in lab for lab in bars[1]) and any("crossing" in lab for lab in bars[1])
+    # the coloured bar: the errorbar's vertical segment runs from EMM to emm_upper
     segs = [c for c in right.collections if len(c.get_segments())]
-    ends = sorted((float(s[:, 1].min()), float(s[:, 1].max())) for c in segs
-                  for s in c.get_segments())
-    assert (23.0, 27.0) in ends and (22.4, 23.6) in [tuple(round(v, 6) for v in e) for e in ends]
+    ends = [(float(s[:, 1].min()), float(s[:, 1].max())) for c in segs for s in c.get_segments()]
+    assert ends == [(23.0, 27.0)]
+    (seeds,) = [ln for ln in right.get_lines() if ln.get_label() == "each seed's own crossing"]
+    assert sorted(seeds.get_ydata()) == [22.4, 23.6]
     assert unexplained_dashed_lines(fig) == []
