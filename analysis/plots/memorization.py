@@ -143,10 +143,10 @@ def plot_emm(ds, path, formats=("png",)):
                    label=(recipe_label(c, varying) or "search") if k <= 8 else None)
         if np.isfinite(c["emm"]) and np.isfinite(c["emm_upper"]):
             lo, hi = float(c["emm"]), float(c["emm_upper"])
-            # one search: the bracket's own numbers (the sparse log ticks hide them)
-            lab = (f"EMM bracket [{lo:g}, {hi:g})" if k == 1 else "EMM bracket [EMM, upper)")
-            ax[0].axvspan(lo, hi, color=col, alpha=0.25, label=lab if k <= 8 and not any(
-                "bracket" in t for t in ax[0].get_legend_handles_labels()[1]) else None)
+            # each search's bracket with its numbers (the sparse log ticks hide them)
+            who = recipe_label(c, varying) if k > 1 else ""
+            lab = (f"{who}: " if who else "") + f"EMM bracket [{lo:g}, {hi:g})"
+            ax[0].axvspan(lo, hi, color=col, alpha=0.25, label=lab if k <= 8 else None)
     thr = 1 - float(ds.attrs.get("eps", 0.1))
     ax[0].axhline(thr, color="gray", ls=":", label=f"1 - eps = {thr:g}")
     ax[0].set(xscale="log", xlabel="training-set size N", ylabel="seed-mean memorization ratio",
