@@ -43,7 +43,9 @@ def plot_training_dynamics(ds, path, formats=("png",)):
     """Left: seed-mean memorization ratio over (N, training steps) (first value of the axes other
     than width; first width) with tau_gen and tau_mem (geometric seed mean; censored N marked at
     the budget). Right: tau_mem and tau_gen vs N per width, each seed a point, the fit
-    tau ~ N^a as a line, censored seeds as triangles at the budget."""
+    tau ~ N^a as a line, censored tau_mem as triangles at the budget, tau_gen at the first
+    checkpoint as open down-triangles (upper bounds; the line is then the censored (Tobit) fit,
+    none where that is undetermined)."""
     sel = {k: ds[k].values[0] for k in _FIXED if k in ds.dims}
     sub = ds.sel(sel)
     widths = sub["width"].values
@@ -58,13 +60,18 @@ def plot_training_dynamics(ds, path, formats=("png",)):
     tg = _seed_center(first["tau_gen"].transpose("n_train", "seed").values)
     ax[0].plot(n, np.where(np.isfinite(tm), tm, np.nan), "w-o", label="tau_mem")
     cens = ~np.isfinite(tm)
-    ax[0].plot(n[cens], np.full(cens.sum(), budget), "w^", ms=9, label="tau_mem > budget")
-    unresolved = bool(first["tau_gen_censored"].all()) if "tau_gen_censored" in first else False
-    ax[0].plot(n, tg, "r--s", label="tau_gen" + (" (<= first checkpoint: unresolved)"
-                                                  if unresolved else ""))
+    if cens.any():
+        ax[0].plot(n[cens], np.full(cens.sum(), budget), "w^", ms=9, label="tau_mem > budget")
+    gc = (first["tau_gen_censored"].values.astype(bool) if "tau_gen_censored" in first
+          else np.zeros(first["tau_gen"].shape, bool))
+    note = ("" if not gc.any() else " (<= first checkpoint: unresolved)" if gc.all()
+            else f" ({int(gc.sum())} of {gc.size} seeds <= first checkpoint: upper bounds)")
+    ax[0].plot(n, tg, "r--s", label="tau_gen" + note)
     ax[0].set(xscale="log", yscale="log", xlabel="N (training points)", ylabel="training steps",
-              title=f"width {widths[0]}; " + ", ".join(f"{k} = {v}" for k, v in sel.items()))
-    ax[0].legend(loc="lower right", fontsize=8)
+              title=f"width {widths[0]}; " + ", ".join(
+                  f"{k} = {'full batch' if k == 'batch_size' and v == 0 else v}"
+                  for k, v in sel.items()))
+    ax[0].legend(loc="best", fontsize=8)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, w in enumerate(widths):
         c = colors[i % len(colors)]
@@ -73,14 +80,42 @@ def plot_training_dynamics(ds, path, formats=("png",)):
             t = s[var].transpose("n_train", "seed").values
             nn = np.repeat(n[:, None], t.shape[1], 1)
             fin = np.isfinite(t)
-            a = float(s[f"{var}_exponent"])
-            lo, hi = float(s[f"{var}_exponent_ci_low"]), float(s[f"{var}_exponent_ci_high"])
-            ax[1].plot(nn[fin], t[fin], mk, color=c, alpha=0.6, mfc="none" if var == "tau_gen"
-                       else c)
-            line = fit_line(n, t, a)
+            a, lo, hi = _exponent(s, var, "")
+            if var == "tau_gen" and f"{var}_censored" in s:
+                # at the first checkpoint already: upper bounds, not times
+                bound = s[f"{var}_censored"].transpose("n_train", "seed").values.astype(bool)
+                bound &= fin
+            else:
+                bound = np.zeros_like(fin)
+            ax[1].plot(nn[fin & ~bound], t[fin & ~bound], mk, color=c, alpha=0.6,
+                       mfc="none" if var == "tau_gen" else c)
+            if bound.any():
+                ax[1].plot(nn[bound], t[bound], "v", color=c, alpha=0.6, mfc="none", ms=7,
+                           label=f"tau_gen <= first checkpoint: upper bound ({int(bound.sum())}"
+                                 f" of {bound.size})")
+                # the plain fit would take the bounds for times: the censored (Tobit) fit
+                a, lo, hi = _exponent(s, var, "_tobit")
+                how = " (censored fit)"
+            else:
+                how = ""
+            if var == "tau_mem" and (~fin & ~np.isnan(t)).any():
+                at, alo, ahi = _exponent(s, var, "_tobit")
+                if np.isfinite(at) and abs(at - a) >= 0.005:
+                    how = f" (uncensored N); {at:.2f} [{alo:.2f}, {ahi:.2f}] (censored fit)"
+            if not np.isfinite(a):
+                line = None
+            elif bound.any():  # through every value that is a time (rows with bounds included)
+                keep = fin & ~bound & (t > 0)
+                b = np.mean(np.log(t[keep]) - a * np.log(nn[keep])) if keep.any() else np.nan
+                line = (n, np.exp(b + a * np.log(n))) if np.isfinite(b) else None
+            else:
+                line = fit_line(n, t, a)
             if line is not None:
                 ax[1].plot(*line, ls, color=c,
-                           label=f"{var}, width {w}: a = {a:.2f} [{lo:.2f}, {hi:.2f}]")
+                           label=f"{var}, width {w}: a = {a:.2f} [{lo:.2f}, {hi:.2f}]{how}")
+            elif bound.any():
+                ax[1].plot([], [], ls, color=c, label=f"{var}, width {w}: no exponent (too "
+                                                      f"many upper bounds)")
             if var == "tau_mem" and (~fin).any():
                 ax[1].plot(nn[~fin & ~np.isnan(t)], np.full((~fin & ~np.isnan(t)).sum(), budget),
                            "^", color=c, ms=9, label=f"tau_mem censored (width {w})")
@@ -98,6 +133,14 @@ def plot_training_dynamics(ds, path, formats=("png",)):
             a_.xaxis.set_minor_formatter(NullFormatter())
     fig.tight_layout()
     return save(fig, path, formats)
+
+
+def _exponent(s, var, kind):
+    """(a, ci_low, ci_high) of `var` ~ N^a: kind "" (plain fit) or "_tobit" (censored fit); NaN
+    where the Dataset has no such fit."""
+    names = [f"{var}_exponent{kind}", f"{var}_exponent{kind}_ci_low",
+             f"{var}_exponent{kind}_ci_high"]
+    return tuple(float(s[k]) if k in s else float("nan") for k in names)
 
 
 def _edges(v):
