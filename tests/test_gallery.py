@@ -53,6 +53,10 @@ def test_gallery_covers_every_canonical_config(gallery):
     for e in gallery.GALLERY:
         assert e.tier in gallery.TIERS
         assert re.search(r"\[[A-Z]+\d\d\]", e.claim) or e.name == "validate", e.name
+    # the long runs rendered for the gallery say what their figure measured (issue 25)
+    for e in gallery.GALLERY:
+        if e.tier == "slow":
+            assert e.shows, f"{e.name}: what does its figure show?"
 
 
 def test_page_has_an_entry_per_config(gallery, tmp_path, monkeypatch):
@@ -80,6 +84,8 @@ def test_page_has_an_entry_per_config(gallery, tmp_path, monkeypatch):
     for e in gallery.GALLERY:
         assert f"## {e.name}\n" in page
         assert f"`{gallery.command(e)}`" in page
+        if e.shows:
+            assert f"What the committed figure shows: {e.shows}" in page
     assert "![collapse: collapse](figures/gallery/collapse/collapse.png)" in page
     # an entry without figures says how to make them
     assert "python docs/make_gallery.py --only quickstart" in page
