@@ -58,7 +58,8 @@ def plot_training_dynamics(ds, path, formats=("png",)):
     fig.colorbar(mesh, ax=ax[0], label="memorization ratio (seed mean)")
     tm = _seed_center(first["tau_mem"].transpose("n_train", "seed").values)
     tg = _seed_center(first["tau_gen"].transpose("n_train", "seed").values)
-    ax[0].plot(n, np.where(np.isfinite(tm), tm, np.nan), "w-o", label="tau_mem")
+    if np.isfinite(tm).any():
+        ax[0].plot(n, np.where(np.isfinite(tm), tm, np.nan), "w-o", label="tau_mem")
     cens = ~np.isfinite(tm)
     if cens.any():
         ax[0].plot(n[cens], np.full(cens.sum(), budget), "w^", ms=9, label="tau_mem > budget")
@@ -111,8 +112,10 @@ def plot_training_dynamics(ds, path, formats=("png",)):
             else:
                 line = fit_line(n, t, a)
             if line is not None:
-                ax[1].plot(*line, ls, color=c,
-                           label=f"{var}, width {w}: a = {a:.2f} [{lo:.2f}, {hi:.2f}]{how}")
+                # a bootstrap over 2 seeds with one usable value per N can collapse to a point
+                ci = (f" [{lo + 0.0:.2f}, {hi + 0.0:.2f}]" if hi - lo > 1e-9
+                      else " (no interval: every resample gives the same fit)")
+                ax[1].plot(*line, ls, color=c, label=f"{var}, width {w}: a = {a + 0.0:.2f}{ci}{how}")
             elif bound.any():
                 ax[1].plot([], [], ls, color=c, label=f"{var}, width {w}: no exponent (too "
                                                       f"many upper bounds)")

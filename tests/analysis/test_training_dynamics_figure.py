@@ -17,16 +17,16 @@ N = np.array([8, 16, 32, 64])
 STEPS = np.array([50, 100, 200, 400, 800, 1600])
 
 
-def dataset(tau_gen, gen_bound, tau_mem, tobit_gen=(-0.46, -0.94, -0.15), batch_size=0):
+def dataset(tau_gen, gen_bound, tau_mem, tobit_gen=(-0.46, -0.94, -0.15), batch_size=0, n=N):
     s = tau_gen.shape[1]
     dims = ("width", "batch_size", "n_train", "seed")
     ds = xr.Dataset(
         {"memorization_ratio": (dims + ("train_step",), np.linspace(0, 1, STEPS.size)
-                                * np.ones((1, 1, N.size, s, 1))),
+                                * np.ones((1, 1, n.size, s, 1))),
          "tau_gen": (dims, tau_gen[None, None]), "tau_gen_censored": (dims, gen_bound[None, None]),
          "tau_mem": (dims, tau_mem[None, None]),
          "tau_mem_censored": (dims, ~np.isfinite(tau_mem)[None, None])},
-        coords={"width": [256], "batch_size": [batch_size], "n_train": N, "seed": np.arange(s),
+        coords={"width": [256], "batch_size": [batch_size], "n_train": n, "seed": np.arange(s),
                 "train_step": STEPS})
     for var, (a, lo, hi) in (("tau_mem", (0.5, 0.41, 0.62)), ("tau_gen", (-0.38, -0.6, -0.1))):
         for k, v in (("", a), ("_ci_low", lo), ("_ci_high", hi)):
@@ -112,3 +112,19 @@ def test_without_bounds_the_plain_fit_is_drawn(figs):
     named = lines(panels(figs[0])[1])
     assert any(lab.startswith("tau_gen, width 256: a = -0.38 [-0.60, -0.10]") for lab in named)
     assert not any("first checkpoint" in lab for lab in named)
+
+
+def test_everything_censored_names_no_tau_mem_line_and_no_point_interval(figs):
+    """The widened official run: tau_mem beyond the budget at both N, two seeds, tau_gen one bound
+    and one value per N with equal values: the censored fit is flat with a zero-width bootstrap
+    interval, which the legend must not quote as [0.00, 0.00]."""
+    n = np.array([128, 256])
+    tg = np.array([[500.0, 250.0], [500.0, 250.0]])
+    bound = tg == 250.0
+    tm = np.full((2, 2), np.inf)
+    ds = dataset(tg, bound, tm, tobit_gen=(-0.0, -0.0, 0.0), batch_size=512, n=n)
+    tdp.plot_training_dynamics(ds, "unused.png")
+    left, right = panels(figs[0])
+    assert [t.get_text() for t in left.get_legend().get_texts()][0] == "tau_mem > budget"
+    (fit,) = [lab for lab in lines(right) if lab.startswith("tau_gen, width 256: a =")]
+    assert fit.startswith("tau_gen, width 256: a = 0.00 (no interval") and "-0.00" not in fit
