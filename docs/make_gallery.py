@@ -181,9 +181,13 @@ GALLERY = [
     Entry("training_dynamics_bubm25_wide", "[BUBM25]: the official protocol widened to N = 128, "
           "256 (two seeds, exploratory): does the onset exponent move toward a = 1?", "12 CPU-min",
           "slow",
-          shows="onset (f_mem = 0.1) at 5169, 5159 steps (N = 128) and 8357, > 10000 (N = 256); slope "
-          "0.74 over N = 8 ... 128 and >= 0.69 from 128 to 256: the exponent does not move toward "
-          "1 up to N = 256 (docs/training_dynamics.md, \"Widening N\")."),
+          shows="the stored half reading (f_mem = 0.5) is beyond the 10000-step budget at both N "
+          "(triangles; f_mem 0.33 and 0.12 at the budget), so no tau_mem exponent; tau_gen 500 "
+          "steps or at the first checkpoint. The onset reading of the same curves "
+          "(examples/bubm25_summary.py): f_mem = 0.1 at 5169, 5159 steps (N = 128) and 8357, "
+          "> 10000 (N = 256); slope 0.74 over N = 8 ... 128 and >= 0.69 from 128 to 256: the "
+          "exponent does not move toward 1 up to N = 256 (docs/training_dynamics.md, "
+          "\"Widening N\")."),
     Entry("validate", "Every theory check of `memphase validate --quick` (speciation and "
           "collapse times, published [ALD24], [H24], [BDKOS25] numbers): measured / theory - 1 "
           "with its 95% interval and tolerance.", "2-4 min", "default"),
