@@ -267,6 +267,10 @@ def run_entry(entry: Entry, tmp: Path, reuse: Path | None = None) -> tuple[list[
     if reuse is not None and (reuse / out.name).exists():
         redraw(entry, reuse / out.name, tmp)
     else:
+        if reuse is not None:  # say so: the run may take long (a broken link also lands here)
+            print(f"    no results file {reuse / out.name}"
+                  + (" (a broken link)" if (reuse / out.name).is_symlink() else "")
+                  + f": running `{command(entry)}` (about {entry.runtime})", flush=True)
         env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONUNBUFFERED="1")
         argv = _argv(entry, out)
         if hasattr(os, "nice"):

@@ -97,3 +97,32 @@ def test_committed_gallery_figures_are_small_and_named(gallery):
         assert png.parent.name in names, png
         assert png.name.startswith(png.parent.name), png
         assert png.stat().st_size < gallery.MAX_BYTES, png
+
+
+def test_from_dir_says_when_it_must_run_instead_of_redraw(gallery, tmp_path, monkeypatch, capsys):
+    """--from DIR redraws DIR/NAME.h5; where that is missing or a broken link the script says it
+    runs the config (which may take long) before running it."""
+    import subprocess
+
+    calls = []
+
+    class Done:
+        returncode = 0
+
+    def fake_run(argv, **kw):
+        calls.append(argv)
+        (Path(kw["cwd"]) / "quickstart.h5").write_bytes(b"")
+        return Done()
+
+    monkeypatch.setattr(subprocess, "run", fake_run)
+    monkeypatch.setattr(gallery, "FIGURES", tmp_path / "figures")
+    reuse = tmp_path / "results"
+    reuse.mkdir()
+    (reuse / "quickstart.h5").symlink_to(tmp_path / "gone.h5")
+    work = tmp_path / "work"
+    work.mkdir()
+    entry = next(e for e in gallery.GALLERY if e.name == "quickstart")
+    written, _ = gallery.run_entry(entry, work, reuse)
+    out = capsys.readouterr().out
+    assert f"no results file {reuse / 'quickstart.h5'} (a broken link)" in out
+    assert "running `memphase run quickstart`" in out and len(calls) == 1 and written == []
