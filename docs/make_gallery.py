@@ -80,19 +80,19 @@ GALLERY = [
     Entry("regularization", "[BDKOS25]: Tikhonov, floor and network regularization remove the "
           "collapse onto training points; the median distance grows as strength^(1/2), with the "
           "small-c theory from the c = 0 flow invariant.", "6 min wall", "slow",
-          shows="the Tikhonov collapse fraction 1, 1, 0.99, 0.40, 0.06, 0.01, 0 for c = 0, 1e-6 ... "
-          "1e-1, within 0.018 of the prediction calibrated on four other seeds, and the median "
-          "distance growing as c^0.497 (theory 1/2); the network-penalty axis is not resolved on a"
-          " CPU budget (at most 0.5% collapsed) (docs/measured.md)."),
+          shows="the Tikhonov collapse fraction 1, 1, 0.99, 0.40, 0.06, 0.01, 0 for c = 0, "
+          "1e-6 ... 1e-1, within 0.018 of the prediction calibrated on four other seeds, and the "
+          "median distance growing as c^0.497 (theory 1/2); the network-penalty axis is not "
+          "resolved on a CPU budget (at most 0.5% collapsed) (docs/measured.md)."),
     Entry("regularization_official", "[BDKOS25]: the official closed-form study on the official "
           "seeds: Tikhonov and floor collapse fractions.", "0.5-1.5 min", "quick"),
     Entry("linear_model", "[H24]: the linear one-step denoiser generalizes once N/d is large: "
           "exact KL and squared Hellinger distance vs N/d with their large-N limits, "
           "P(generalizing) by the paper's and the symmetric criterion.", "36 min", "slow",
-          shows="the KL infinite for N <= d and falling to its large-N limit (official fit, T = 2, d = "
-          "10: 0.948 +- 0.003 against 0.943 at N = 10^4); the reference criterion (solid, shaded "
-          "95% Wilson interval) at 0.8-1 from N of a few d up to about 10^3, down to 0.4-0.6 at N "
-          "= n_ref = 10^4, the symmetric one (dashed) near 1/2 throughout "
+          shows="the KL infinite for N <= d and falling to its large-N limit (official fit, "
+          "T = 2, d = 10: 0.948 +- 0.003 against 0.943 at N = 10^4); the reference criterion "
+          "(solid, shaded 95% Wilson interval) at 0.8-1 from N of a few d up to about 10^3, down "
+          "to 0.4-0.6 at N = n_ref = 10^4, the symmetric one (dashed) near 1/2 throughout "
           "(docs/conformance/h24.md)."),
     Entry("linear_model_official", "[H24]: the official protocol on its key cells (d = 10, 100; "
           "N = 20 ... 400): P(generalizing) with 95% intervals.", "5-23 min", "slow",
@@ -103,10 +103,10 @@ GALLERY = [
     Entry("memorization", "[GDPLLW23]: the memorization ratio of a trained network falls with N "
           "below the empirical score's; random labels act like N / C unconditional points "
           "(R_none(N / C)).", "7 min wall", "slow",
-          shows="the learned score's ratio 0.95 up to N = 32, then 0.78, 0.53, 0.10 at N = 64, 128, 256,"
-          " the empirical score's 1 at every N; with C = 4 random labels 0.87 and 0.82 at N = 128,"
-          " 256 against R_none(N / 4) = 0.89 and 0.77, true labels 0.92 and 0.75 (one seed; 1429 s"
-          " wall on one shared core)."),
+          shows="the learned score's ratio 0.95 up to N = 32, then 0.78, 0.53, 0.10 at N = 64, "
+          "128, 256, the empirical score's 1 at every N; with C = 4 random labels 0.87 and 0.82 "
+          "at N = 128, 256 against R_none(N / 4) = 0.89 and 0.77, true labels 0.92 and 0.75 (one "
+          "seed; 1429 s wall on one shared core)."),
     Entry("emm", "[GDPLLW23]: the effective model memorization EMM_0.1 of two network widths, "
           "found by growing N then bisecting, with its bracket and seed spread.", "5 min",
           "default",
@@ -140,8 +140,8 @@ GALLERY = [
           "6 CPU-min", "slow",
           shows="random > true > none wherever the network memorizes (N <= 100: 0.44, 0.27, 0.04 at "
           "N = 100), but random labels far below R_none(N / C) (0.44 against 0.63 at N = 100, "
-          "0.008 "
-          "against 0.44 at N = 300): one shared network does not memorize like N / C points; the "
+          "0.008 against 0.44 at N = 300): one shared network does not memorize like N / C "
+          "points; the "
           "same numbers as docs/real_data.md (seed 0, bit for bit)."),
     Entry("emm_digits", "[GDPLLW23] on real data: EMM_0.1 of two widths of the residual MLP.",
           "4.5 CPU-min", "default",
@@ -298,8 +298,7 @@ def write_page() -> Path:
         "",
         "Each canonical config's figures, made from the bundled configs, beside the claim of the",
         "paper that the figure tests (keys: [References](references.md); theory and verdicts:",
-        "[Theory](theory.md), [Real data](real_data.md), [Training "
-        "dynamics](training_dynamics.md)).",
+        "[Theory](theory.md), [Real data](real_data.md), [Training dynamics](training_dynamics.md)).",
         "The runtimes are those measured on a 2-core machine. Regenerate everything with one",
         "command from the repository root:",
         "",
@@ -307,8 +306,7 @@ def write_page() -> Path:
         "    .venv/bin/python docs/make_gallery.py --quick    # only those of about a minute",
         "    .venv/bin/python docs/make_gallery.py --all      # also the long ones (hours)",
         "",
-        "A config that the last regeneration did not run keeps its earlier figures; where there "
-        "are",
+        "A config that the last regeneration did not run keeps its earlier figures; where there are",
         "none the entry says so and gives the command.",
         "",
     ]

@@ -139,13 +139,13 @@ def plot_emm(ds, path, formats=("png",)):
         nn, rr = c["evaluated_n"].values, c["evaluated_ratio"].values
         ok = np.isfinite(nn)
         order = np.argsort(nn[ok])
+        who = recipe_label(c, varying)
         ax[0].plot(nn[ok][order], rr[ok][order], "o-", color=col, ms=3,
-                   label=(recipe_label(c, varying) or "search") if k <= 8 else None)
+                   label=(who or "search") if k <= 8 else None)
         if np.isfinite(c["emm"]) and np.isfinite(c["emm_upper"]):
             lo, hi = float(c["emm"]), float(c["emm_upper"])
             # each search's bracket with its numbers (the sparse log ticks hide them)
-            who = recipe_label(c, varying) if k > 1 else ""
-            lab = (f"{who}: " if who else "") + f"EMM bracket [{lo:g}, {hi:g})"
+            lab = (f"{who}: " if who and k > 1 else "") + f"EMM bracket [{lo:g}, {hi:g})"
             ax[0].axvspan(lo, hi, color=col, alpha=0.25, label=lab if k <= 8 else None)
     thr = 1 - float(ds.attrs.get("eps", 0.1))
     ax[0].axhline(thr, color="gray", ls=":", label=f"1 - eps = {thr:g}")

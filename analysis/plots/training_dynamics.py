@@ -13,16 +13,20 @@ __all__ = ["plot_training_dynamics", "fit_line"]
 _FIXED = ("d", "intrinsic_dim", "depth", "lr", "batch_size")
 
 
-def fit_line(n, tau, exponent: float):
+def fit_line(n, tau, exponent: float, partial_rows: bool = False):
     """(N, tau) of the line with slope `exponent` through the geometric mean of the points
-    (N, tau) with finite tau at every seed (the points the fit used); tau (N, S)."""
+    (N, tau) the fit used; tau (N, S). Those are the finite tau of the N with finite tau at every
+    seed (at least two such N), or with `partial_rows` every finite tau (at least one: the
+    censored fit uses the values of N where some seeds are bounds, masked here as NaN)."""
     n = np.asarray(n, float)
     tau = np.asarray(tau, float).reshape(len(n), -1)
-    ok = np.all(np.isfinite(tau) & (tau > 0), axis=1)
-    if ok.sum() < 2 or not np.isfinite(exponent):
+    good = np.isfinite(tau) & (tau > 0)
+    if not partial_rows:
+        good &= good.all(axis=1, keepdims=True)
+    if good.any(axis=1).sum() < (1 if partial_rows else 2) or not np.isfinite(exponent):
         return None
-    ln, lt = np.log(n[ok]), np.log(tau[ok]).mean(1)
-    b = lt.mean() - exponent * ln.mean()
+    ln = np.broadcast_to(np.log(n)[:, None], tau.shape)
+    b = np.mean(np.log(tau[good]) - exponent * ln[good])
     return n, np.exp(b + exponent * np.log(n))
 
 
@@ -103,14 +107,8 @@ def plot_training_dynamics(ds, path, formats=("png",)):
                 at, alo, ahi = _exponent(s, var, "_tobit")
                 if np.isfinite(at) and abs(at - a) >= 0.005:
                     how = f" (uncensored N); {at:.2f} [{alo:.2f}, {ahi:.2f}] (censored fit)"
-            if not np.isfinite(a):
-                line = None
-            elif bound.any():  # through every value that is a time (rows with bounds included)
-                keep = fin & ~bound & (t > 0)
-                b = np.mean(np.log(t[keep]) - a * np.log(nn[keep])) if keep.any() else np.nan
-                line = (n, np.exp(b + a * np.log(n))) if np.isfinite(b) else None
-            else:
-                line = fit_line(n, t, a)
+            # with bounds: through every value that is a time (N with some bounds included)
+            line = fit_line(n, np.where(bound, np.nan, t), a, partial_rows=bound.any())
             if line is not None:
                 # a bootstrap over 2 seeds with one usable value per N can collapse to a point
                 ci = (f" [{lo + 0.0:.2f}, {hi + 0.0:.2f}]" if hi - lo > 1e-9

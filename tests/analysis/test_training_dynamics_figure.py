@@ -28,13 +28,11 @@ def dataset(tau_gen, gen_bound, tau_mem, tobit_gen=(-0.46, -0.94, -0.15), batch_
          "tau_mem_censored": (dims, ~np.isfinite(tau_mem)[None, None])},
         coords={"width": [256], "batch_size": [batch_size], "n_train": n, "seed": np.arange(s),
                 "train_step": STEPS})
-    for var, (a, lo, hi) in (("tau_mem", (0.5, 0.41, 0.62)), ("tau_gen", (-0.38, -0.6, -0.1))):
-        for k, v in (("", a), ("_ci_low", lo), ("_ci_high", hi)):
-            ds[f"{var}_exponent{k}"] = (("width", "batch_size"), [[v]])
-    for k, v in zip(("", "_ci_low", "_ci_high"), tobit_gen):
-        ds[f"tau_gen_exponent_tobit{k}"] = (("width", "batch_size"), [[v]])
-        ds[f"tau_mem_exponent_tobit{k}"] = (("width", "batch_size"), [[{"": 0.5, "_ci_low": 0.41,
-                                                                         "_ci_high": 0.62}[k]]])
+    mem = (0.5, 0.41, 0.62)  # (a, ci_low, ci_high)
+    for var, kind, fit in (("tau_mem", "", mem), ("tau_gen", "", (-0.38, -0.6, -0.1)),
+                           ("tau_mem", "_tobit", mem), ("tau_gen", "_tobit", tobit_gen)):
+        for k, v in zip(("", "_ci_low", "_ci_high"), fit):
+            ds[f"{var}_exponent{kind}{k}"] = (("width", "batch_size"), [[v]])
     ds.attrs["budget_steps"] = 1600
     return ds
 
